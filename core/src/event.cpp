@@ -409,7 +409,7 @@ void event::move_text_to_arena(char* dest) noexcept {
   std::size_t total = 0;
   for (std::size_t i = 0; i < n; ++i) {
     const text_span s = span_at(kExternalSpanStride * i);
-    if (s.size != 0) std::memcpy(dest + total, s.data, s.size);
+    if (s.size != 0) std::memmove(dest + total, s.data, s.size);  // may already be in place (try_claim)
     if (i + 1 < n) leading[i] = static_cast<std::uint16_t>(s.size);
     total += s.size;
   }

@@ -1,0 +1,160 @@
+// rill/detail/record_arena.hpp: a stream's payload arena. Installed, not for users.
+//
+// A byte ring of power-of-two size holding variable-length records. Each record is an 8-byte header
+// {u32 size of the whole record, u32 state} followed by the payload, padded to 8 bytes. Producers claim
+// records at the tail (one producer: a plain store; several: a CAS); a record that would cross the end of
+// the ring is preceded by a filler record that runs to the end. Consumers release records in any order:
+// a release marks the header, and whoever finds the record at the head released advances the head past
+// every consecutive released record, zeroing each one first.
+//
+// Why zero: a position at or past the tail, or a record claimed whose header is not yet written, must read
+// as "not released". Zeroing every record before the head moves past it keeps all free space zero, so a
+// stale byte pattern from an earlier lap can never look like a released record (Aeron's many-to-one ring
+// zeroes consumed space for the same reason).
+//
+// Release point: only one thread advances at a time (`advancing_`); others mark and leave. A releaser that
+// finds an advancer at work relies on it to re-check the head after stepping down ([R1]-[R4] below): no
+// release is ever left unadvanced. The release point is the slowest holder's record, which is what a later
+// multi-subscriber stream needs.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <new>
+
+#include "rill/detail/assert.hpp"
+#include "rill/detail/layout.hpp"
+
+namespace rill::detail {
+
+class record_arena {
+ public:
+  static constexpr std::size_t kHeaderBytes = 8;
+  static constexpr std::size_t kMinBytes = 256;
+
+  struct header {
+    std::uint32_t size;               // whole record, header included, multiple of 8
+    std::atomic<std::uint32_t> state; // kHeld or kReleased
+  };
+  static_assert(sizeof(header) == kHeaderBytes);
+  static constexpr std::uint32_t kHeld = 0;  // zero: also what free space reads as
+  static constexpr std::uint32_t kReleased = 1;
+
+  // Records of this many payload bytes or fewer can ever fit.
+  std::size_t max_payload() const noexcept { return capacity_ - kHeaderBytes; }
+  std::size_t capacity() const noexcept { return capacity_; }
+  const char* base() const noexcept { return base_; }
+  bool contains(const char* p, std::size_t n) const noexcept {
+    return p >= base_ + kHeaderBytes && p + n <= base_ + capacity_;
+  }
+
+  // `memory` is `bytes` zeroed bytes, bytes a power of two >= kMinBytes, aligned to 8.
+  void init(char* memory, std::size_t bytes) noexcept {
+    base_ = memory;
+    capacity_ = bytes;
+    mask_ = bytes - 1;
+  }
+
+  // Producer: claims a record for `payload` bytes. Returns the payload pointer, or nullptr when the ring
+  // has no room now. `MultiProducer` selects the CAS claim. The caller has checked payload <= max_payload().
+  template <bool MultiProducer>
+  char* try_claim(std::size_t payload) noexcept {
+    const std::size_t need = align_up(kHeaderBytes + payload, 8);
+    std::uint64_t pos = tail_.load(std::memory_order_relaxed);  // [R0] own claims; CAS below re-checks
+    while (true) {
+      const std::size_t offset = pos & mask_;
+      const std::size_t filler = offset + need > capacity_ ? capacity_ - offset : 0;
+      const std::uint64_t end = pos + filler + need;
+      // [R6] acquire: pairs with [R6'] below, so a producer trusting another producer's cached head also
+      // inherits that producer's [R5] view of the zeroed space.
+      if (end - cached_head_.load(std::memory_order_acquire) > capacity_) {
+        // [R5] acquire: pairs with [R4]; the zeroed space the advancer freed is visible before we write it.
+        const std::uint64_t head = head_.load(std::memory_order_acquire);
+        // [R6'] release: publishes the head we acquired to the other producers ([R6]). Only ever a lower
+        // bound of the true head, so a stale value costs a reload, never an overlap.
+        cached_head_.store(head, std::memory_order_release);
+        if (end - head > capacity_) return nullptr;
+      }
+      if constexpr (MultiProducer) {
+        // [R0'] relaxed CAS: claims are ordered for consumers by the ring's publication, not by the tail.
+        if (!tail_.compare_exchange_weak(pos, end, std::memory_order_relaxed, std::memory_order_relaxed)) {
+          continue;
+        }
+      } else {
+        tail_.store(end, std::memory_order_relaxed);  // [R0] single producer owns the tail
+      }
+      if (filler != 0) {
+        header* f = header_at(pos);
+        f->size = static_cast<std::uint32_t>(filler);
+        // [R1] seq_cst: a filler is released at once; the Dekker pair with [R2]'s last check, as for any
+        // release (see release()).
+        f->state.store(kReleased, std::memory_order_seq_cst);
+        try_advance();
+      }
+      header* h = header_at(pos + filler);
+      h->size = static_cast<std::uint32_t>(need);
+      // state stays kHeld (zero) from the zeroing; published to consumers with the event ([S*]/[M*] tags).
+      return reinterpret_cast<char*>(h) + kHeaderBytes;
+    }
+  }
+
+  // Undoes nothing: a claimed record that will not be sent is released like any other.
+  // Any thread holding the record: marks it released and advances the head if it can.
+  void release(const char* payload) noexcept {
+    header* h = reinterpret_cast<header*>(const_cast<char*>(payload) - kHeaderBytes);
+    RILL_ASSERT(h->state.load(std::memory_order_relaxed) == kHeld, "arena record released twice");
+    // [R1] seq_cst: Dekker with the advancer's [R3] step-down and re-check: either it sees this mark, or we
+    // see `advancing_` clear and advance ourselves.
+    h->state.store(kReleased, std::memory_order_seq_cst);
+    try_advance();
+  }
+
+  // Bytes claimed and not yet advanced past (approximate while producers and consumers run).
+  std::size_t approx_used() const noexcept {
+    return static_cast<std::size_t>(tail_.load(std::memory_order_relaxed) - head_.load(std::memory_order_relaxed));
+  }
+  // White-box test access.
+  std::uint64_t head_position() const noexcept { return head_.load(std::memory_order_acquire); }
+  std::uint64_t tail_position() const noexcept { return tail_.load(std::memory_order_acquire); }
+
+ private:
+  header* header_at(std::uint64_t pos) const noexcept { return reinterpret_cast<header*>(base_ + (pos & mask_)); }
+
+  void try_advance() noexcept {
+    while (true) {
+      // [R2] seq_cst exchange: only one advancer at a time; ordered after our [R1] mark.
+      if (advancing_.exchange(true, std::memory_order_seq_cst)) return;  // the advancer re-checks for us
+      std::uint64_t head = head_.load(std::memory_order_relaxed);  // only the advancer writes head_
+      while (true) {
+        header* h = header_at(head);
+        // [R2'] seq_cst: part of the Dekker pair with [R1]; also acquires the record's size.
+        if (h->state.load(std::memory_order_seq_cst) != kReleased) break;
+        const std::uint32_t size = h->size;
+        std::memset(static_cast<void*>(h), 0, size);
+        head += size;
+        // [R4] release: the zeroed bytes are visible to a producer that acquires this head ([R5]).
+        head_.store(head, std::memory_order_release);
+      }
+      // [R3] seq_cst step-down, then one more look: a releaser whose [R2] exchange saw `true` marked its
+      // record before that exchange, which precedes this store in the seq_cst order, so the load below
+      // sees the mark.
+      advancing_.store(false, std::memory_order_seq_cst);
+      if (header_at(head)->state.load(std::memory_order_seq_cst) != kReleased) return;
+    }
+  }
+
+  // Immutable after init(): read by both sides, written by neither.
+  char* base_ = nullptr;
+  std::size_t capacity_ = 0;
+  std::size_t mask_ = 0;
+  // Producer-side line.
+  alignas(kFalseSharingRange) std::atomic<std::uint64_t> tail_{0};
+  std::atomic<std::uint64_t> cached_head_{0};
+  // Release-side line.
+  alignas(kFalseSharingRange) std::atomic<std::uint64_t> head_{0};
+  std::atomic<bool> advancing_{false};
+};
+
+}  // namespace rill::detail

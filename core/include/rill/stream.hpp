@@ -1,0 +1,595 @@
+// rill/stream.hpp: a bounded, lock-free stream of rill::events between threads.
+//
+// A stream is a ring of 64-byte event slots plus a payload arena for text longer than an event holds.
+// Flavour, capacity, arena size and backpressure policy are fixed at construction.
+//
+//   flavour::spsc   one producer thread and one consumer thread at a time (a debug build asserts nothing
+//                   about threads; using two producers is undefined behaviour). Wait-free try_ operations.
+//   flavour::mpmc   any number of producers and consumers. Lock-free claims (Vyukov's bounded queue): each
+//                   producer's events reach every consumer in the order that producer sent them.
+//
+// Guarantees
+//   - try_send / try_receive / try_drain / try_claim never block, never allocate (except the one-time lazy
+//     allocation of the ring and arena on a stream's first send, see stream_options), never throw.
+//   - Events are delivered in send order (SPSC), or in ticket order, which preserves each producer's order
+//     (MPMC). Every event is delivered at most once.
+//   - A send that returns status::ok is delivered to a consumer unless the stream is destroyed first, or it
+//     is evicted under backpressure::drop_oldest (counted in dropped). One exception: a send racing with a
+//     close() called on another thread may return ok after a consumer already saw end-of-stream; its event
+//     then stays buffered (still counted, visible in approx_size()).
+//   - Counters are exact at quiescence: sent == received + dropped + buffered.
+//   - Blocking calls spin briefly, then park on a per-stream futex word; close() and stop tokens wake them.
+//     Deadlines are absolute std::chrono::steady_clock (CLOCK_MONOTONIC) times.
+// Not guaranteed
+//   - Fairness between blocked producers or consumers; approx_size() and counters are snapshots while
+//     threads run.
+//   - MPMC: a producer preempted between claiming a slot and publishing it holds back consumers (they see
+//     the stream as empty past that slot) until it runs again.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <iterator>
+#include <span>
+#include <stop_token>
+#include <string_view>
+#include <utility>
+
+#include "rill/clock.hpp"
+#include "rill/detail/assert.hpp"
+#include "rill/detail/layout.hpp"
+#include "rill/detail/mpmc_channel.hpp"
+#include "rill/detail/parking.hpp"
+#include "rill/detail/record_arena.hpp"
+#include "rill/detail/spsc_channel.hpp"
+#include "rill/event.hpp"
+#include "rill/status.hpp"
+
+namespace rill {
+
+enum class flavour : std::uint8_t { spsc, mpmc };
+
+// What a send does when the ring (or the arena) is full.
+enum class backpressure : std::uint8_t {
+  block,        // send() waits for room; try_send() returns full. Nothing is lost.
+  drop,         // the newest event is rejected: send() and try_send() return full and count it dropped.
+  drop_oldest,  // the oldest buffered event is evicted (counted dropped) and the send succeeds. A consumer
+                // sees how many it missed as a gap in seq(). If the arena is full of text that consumers
+                // still hold, a send with long text returns full (held text is never overwritten).
+};
+
+std::string_view to_string(flavour f) noexcept;
+std::string_view to_string(backpressure p) noexcept;
+
+struct stream_options {
+  // Event slots; rounded up to a power of two, at least 2, at most 2^30.
+  std::size_t capacity = 1024;
+  // Payload arena bytes for text longer than an event holds inline; rounded up to a power of two, at least
+  // 256; 0 disables the arena (long text then gets status::too_large). A payload larger than
+  // arena_bytes - 8 can never be sent (too_large).
+  std::size_t arena_bytes = 64 * 1024;
+  flavour kind = flavour::spsc;
+  backpressure policy = backpressure::block;
+  // Clock the stream stamps each event with on send (clock.hpp); clock_kind::none keeps the producer's own
+  // timestamp. coarse costs about 3 ns per send (per batch for send_batch), tsc about 9 ns.
+  clock_kind stamping = clock_kind::coarse;
+  // Allocate the ring and arena on the first send (an idle stream costs only its control block) instead of
+  // in the constructor.
+  bool allocate_on_first_send = true;
+  // Pause-loop iterations a blocking call spins before it parks.
+  std::uint32_t spin_iterations = 512;
+};
+
+// A snapshot of a stream's counters (exact when no thread is using the stream).
+struct stream_counters {
+  std::uint64_t sent = 0;        // events the stream took: delivered, buffered or dropped by policy
+  std::uint64_t received = 0;    // events handed to consumers
+  std::uint64_t dropped = 0;     // rejected (drop) or evicted (drop_oldest)
+  std::uint64_t send_waits = 0;  // sends that had to wait for room
+  std::uint64_t buffered = 0;    // events in the ring now
+};
+
+class stream;
+
+// A received event. Owns the event's arena text (if any) until reset(), reassignment by the next receive,
+// or destruction. Move-only. Must not outlive its stream. For SPSC streams, reset or destroy it on the
+// consumer thread.
+class received {
+ public:
+  received() noexcept = default;
+  received(received&& other) noexcept : event_(other.event_), owner_(std::exchange(other.owner_, nullptr)) {}
+  received& operator=(received&& other) noexcept {
+    if (this != &other) {
+      reset();
+      event_ = other.event_;
+      owner_ = std::exchange(other.owner_, nullptr);
+    }
+    return *this;
+  }
+  received(const received&) = delete;
+  received& operator=(const received&) = delete;
+  ~received() { reset(); }
+
+  const event& get() const noexcept { return event_; }
+  const event& operator*() const noexcept { return event_; }
+  const event* operator->() const noexcept { return &event_; }
+  // True while this holder keeps arena text reserved.
+  bool holds_arena_text() const noexcept { return owner_ != nullptr; }
+  // Releases the event's arena text; the event's text views become invalid. No-op for inline text.
+  inline void reset() noexcept;
+
+ private:
+  friend class stream;
+  event event_;
+  stream* owner_ = nullptr;  // set only while arena text is held
+};
+
+// A slot (and optional text space) reserved by try_claim(), filled in place, then commit()ted.
+class send_claim {
+ public:
+  // The slot to build the event in, e.g. `::new (&c.slot()) rill::event(rill::event::text_delta(0, t))`.
+  event& slot() noexcept { return *slot_; }
+  // Reserved arena bytes for the event's text (text_capacity() bytes), or nullptr if none were asked for.
+  // Build the event's text here and refer to it with an external-text factory (any text the event borrows
+  // from elsewhere is copied at commit instead).
+  char* text() noexcept { return text_; }
+  std::size_t text_capacity() const noexcept { return text_capacity_; }
+  bool active() const noexcept { return slot_ != nullptr; }
+
+ private:
+  friend class stream;
+  event* slot_ = nullptr;
+  std::uint64_t ticket_ = 0;
+  char* text_ = nullptr;
+  std::size_t text_capacity_ = 0;
+};
+
+class stream {
+ public:
+  using time_point = std::chrono::steady_clock::time_point;
+
+  // Creates a stream. Throws std::invalid_argument for an unknown flavour, policy or clock, and
+  // std::bad_alloc if an eager allocation fails.
+  explicit stream(const stream_options& options = {});
+  // Not thread-safe against concurrent use: every producer and consumer must be done.
+  ~stream();
+  stream(const stream&) = delete;
+  stream& operator=(const stream&) = delete;
+
+  // ---------------------------------------------------------------------------------------------------
+  // Producer side. SPSC: one producer thread at a time. MPMC: any thread.
+
+  // Never blocks. ok; full (ring or arena full; under drop also counted dropped); closed; too_large (text
+  // larger than the arena can ever hold, or a leading field over 65535 bytes); invalid (see
+  // event::validate(); arena text not reserved by this stream's try_claim). Nothing is written on failure.
+  status try_send(const event& e) noexcept;
+  // As try_send, but under backpressure::block waits for room (spin, then park). Returns ok, closed,
+  // too_large or invalid (and full under drop).
+  status send(const event& e) noexcept { return send_until(e, time_point::max()); }
+  // As send, giving up with status::timeout at `deadline`.
+  status send_until(const event& e, time_point deadline) noexcept;
+  template <class Rep, class Period>
+  status send_for(const event& e, std::chrono::duration<Rep, Period> timeout) noexcept {
+    return send_until(e, deadline_after(timeout));
+  }
+  // As send, giving up with status::cancelled when `token` is stopped.
+  status send(const event& e, std::stop_token token) noexcept;
+
+  // Sends events in order until one cannot be sent now. Never blocks. Returns how many were sent (or
+  // dropped by policy); `*why` gets the status that stopped it (ok when all went). One clock read per call.
+  std::size_t try_send_batch(std::span<const event> events, status* why = nullptr) noexcept;
+  // Sends all events, waiting for room per policy. ok, closed, too_large or invalid (the events before the
+  // failing one were sent; `*sent` says how many).
+  status send_batch(std::span<const event> events, std::size_t* sent = nullptr) noexcept;
+
+  // Reserves the next slot, and `text_bytes` of arena space if asked, for in-place construction. Never
+  // blocks. ok, full, closed, too_large. On ok the caller must commit() or abort() before its next claim.
+  status try_claim(send_claim& claim, std::size_t text_bytes = 0) noexcept;
+  // Publishes a claimed slot. ok; invalid if the event built in it fails validation (nothing is delivered:
+  // SPSC un-claims the slot, MPMC publishes a void slot that consumers skip); full or too_large if
+  // borrowed text does not fit the arena (same handling).
+  status commit(send_claim& claim) noexcept;
+  // Gives a claimed slot back unsent (MPMC: as a void slot consumers skip).
+  void abort(send_claim& claim) noexcept;
+
+  // ---------------------------------------------------------------------------------------------------
+  // Consumer side. SPSC: one consumer thread at a time. MPMC: any thread.
+
+  // Never blocks. ok (out holds the next event; whatever it held before is released first), empty, or
+  // closed once the stream is closed and drained.
+  status try_receive(received& out) noexcept;
+  // Waits for an event. ok or closed.
+  status receive(received& out) noexcept { return receive_until(out, time_point::max()); }
+  // ok, closed or timeout.
+  status receive_until(received& out, time_point deadline) noexcept;
+  template <class Rep, class Period>
+  status receive_for(received& out, std::chrono::duration<Rep, Period> timeout) noexcept {
+    return receive_until(out, deadline_after(timeout));
+  }
+  // ok, closed or cancelled.
+  status receive(received& out, std::stop_token token) noexcept;
+
+  // Hands up to `max_events` buffered events to `handler(const event&, bool end_of_batch)` in order,
+  // in place (no copy); their arena text is valid during the call and released after it. Never blocks.
+  // Returns how many were handled. If the handler throws, the events handled so far, the one that threw
+  // included, are consumed and the exception propagates.
+  template <class Handler>
+  std::size_t try_drain(Handler&& handler, std::size_t max_events);
+  // As try_drain, but waits until at least one event is available. ok, closed (closed and drained) or
+  // timeout. `*handled` gets the count.
+  template <class Handler>
+  status drain_until(Handler&& handler, std::size_t max_events, time_point deadline, std::size_t* handled = nullptr);
+
+  // Input range over received events: `for (const rill::event& e : s.events())`. Each step blocks like
+  // receive(); the loop ends when the stream is closed and drained. An event's text is valid until the
+  // loop advances.
+  class event_range;
+  event_range events() noexcept;
+
+  // ---------------------------------------------------------------------------------------------------
+  // Either side, any thread.
+
+  // Refuses later sends (status::closed), lets consumers drain what is buffered, then end; wakes every
+  // blocked sender and receiver. Idempotent. Never blocks.
+  void close() noexcept;
+  bool is_closed() const noexcept { return closed_.load(std::memory_order_acquire); }  // [C3] pairs with [C4]
+  std::size_t capacity() const noexcept { return capacity_; }
+  std::size_t arena_capacity() const noexcept { return arena_bytes_; }
+  flavour kind() const noexcept { return kind_; }
+  backpressure policy() const noexcept { return policy_; }
+  clock_kind stamping() const noexcept { return stamping_; }
+  // Events buffered now (a snapshot while threads run).
+  std::size_t approx_size() const noexcept;
+  stream_counters counters() const noexcept;
+  // sent + received: a number that changes whenever the stream is used (the manager's activity probe).
+  std::uint64_t activity() const noexcept;
+  // True once the ring and arena exist (after the first send, or at construction when eager).
+  bool allocated() const noexcept { return channel_.load(std::memory_order_acquire) != nullptr; }  // [C1]
+  // Arena bytes in use (approximate).
+  std::size_t approx_arena_used() const noexcept;
+
+ private:
+  friend class received;
+  struct counters_block;  // slow-path counters, allocated with the channel
+
+  template <class Rep, class Period>
+  static time_point deadline_after(std::chrono::duration<Rep, Period> timeout) noexcept {
+    const auto now = std::chrono::steady_clock::now();
+    if (timeout <= std::chrono::duration<Rep, Period>::zero()) return now;
+    if (timeout >= std::chrono::duration_cast<std::chrono::duration<Rep, Period>>(time_point::max() - now)) {
+      return time_point::max();
+    }
+    return now + std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout);
+  }
+
+  void* channel() const noexcept { return channel_.load(std::memory_order_acquire); }  // [C1] pairs with [C2]
+  void* channel_or_allocate() noexcept {
+    void* ch = channel();
+    return ch != nullptr ? ch : allocate_channel();
+  }
+  void* allocate_channel() noexcept;
+  detail::spsc_channel* spsc() const noexcept { return static_cast<detail::spsc_channel*>(channel()); }
+  detail::mpmc_channel* mpmc() const noexcept { return static_cast<detail::mpmc_channel*>(channel()); }
+  detail::record_arena* arena_of(void* ch) const noexcept;
+  counters_block* counters_of(void* ch) const noexcept;
+
+  status prepare_text(event& slot, detail::record_arena& arena) noexcept;
+  status check_sendable(const event& e) const noexcept {
+    const auto kind = static_cast<std::size_t>(e.kind());
+    // Fast path: a known kind with inline text and no required fields needs no further checks.
+    if (kind != 0 && kind < kEventKindCount &&
+        (e.flags() & (event::kFlagExternalText | event::kFlagArenaText | event::kFlagOversizeField)) == 0 &&
+        kind_info(e.kind()).required_fields == 0) [[likely]] {
+      return status::ok;
+    }
+    const status s = e.validate();
+    if (s != status::ok) return s;
+    if (e.text_is_in_arena()) return status::invalid;  // only try_claim()'s reserved text may be arena text
+    if (e.text_is_external() && e.text_size() > max_text()) return status::too_large;
+    return status::ok;
+  }
+  std::size_t max_text() const noexcept { return arena_bytes_ == 0 ? 0 : arena_bytes_ - detail::record_arena::kHeaderBytes; }
+  void stamp(event& slot, std::uint64_t now) const noexcept {
+    if (stamping_ != clock_kind::none) slot.set_timestamp(stamping_, now);
+  }
+
+  status try_send_once(const event& e, std::uint64_t now) noexcept;
+  status try_send_spsc(detail::spsc_channel& ch, const event& e, std::uint64_t now) noexcept;
+  status try_send_mpmc(detail::mpmc_channel& ch, const event& e, std::uint64_t now) noexcept;
+  bool evict_oldest(detail::mpmc_channel& ch) noexcept;
+  status try_receive_once(received& out) noexcept;
+  void note_dropped(void* ch) noexcept;
+  void note_send_wait(void* ch) noexcept;
+  void note_evicted(void* ch) noexcept;
+  template <class Handler>
+  std::size_t try_drain_mpmc(detail::mpmc_channel& c, Handler& handler, std::size_t max_events);
+  void release_text(const event& e) noexcept;
+  void after_consume() noexcept {
+    if (policy_ == backpressure::block) producers_.notify_after_publish();
+  }
+
+  // Waits for `attempt()` to return something other than `retry_status`, spinning then parking on `word`.
+  template <class Attempt>
+  status wait_for(detail::wait_word& word, status retry_status, Attempt&& attempt, time_point deadline,
+                  const std::stop_token* token, bool count_wait);
+
+  // ---- control block: read-mostly, shared by both sides ----
+  std::atomic<void*> channel_{nullptr};
+  std::atomic<bool> closed_{false};
+  const flavour kind_;
+  const backpressure policy_;
+  const clock_kind stamping_;
+  const std::uint32_t capacity_;
+  const std::uint32_t arena_bytes_;
+  const std::uint32_t spin_iterations_;
+  detail::wait_word consumers_;  // consumers park here for data or close
+  detail::wait_word producers_;  // producers park here for room or close
+};
+
+// ---- range-for support ----
+class stream::event_range {
+ public:
+  class iterator {
+   public:
+    using iterator_category = std::input_iterator_tag;
+    using value_type = event;
+    using difference_type = std::ptrdiff_t;
+    using pointer = const event*;
+    using reference = const event&;
+    iterator() noexcept = default;
+    const event& operator*() const noexcept { return *current_; }
+    const event* operator->() const noexcept { return &*current_; }
+    iterator& operator++() noexcept {
+      advance();
+      return *this;
+    }
+    void operator++(int) noexcept { advance(); }
+    friend bool operator==(const iterator& it, std::default_sentinel_t) noexcept { return it.done_; }
+
+   private:
+    friend class event_range;
+    explicit iterator(stream* s) noexcept : stream_(s) { advance(); }
+    void advance() noexcept { done_ = stream_->receive(current_) != status::ok; }
+    stream* stream_ = nullptr;
+    received current_;
+    bool done_ = true;
+  };
+  iterator begin() noexcept { return iterator(stream_); }
+  std::default_sentinel_t end() const noexcept { return {}; }
+
+ private:
+  friend class stream;
+  explicit event_range(stream* s) noexcept : stream_(s) {}
+  stream* stream_;
+};
+
+inline stream::event_range stream::events() noexcept { return event_range(this); }
+
+// =====================================================================================================
+// Inline hot paths.
+
+inline void received::reset() noexcept {
+  if (owner_ != nullptr) {
+    owner_->release_text(event_);
+    owner_ = nullptr;
+  }
+}
+
+inline status stream::try_send(const event& e) noexcept {
+  if (closed_.load(std::memory_order_relaxed)) [[unlikely]] return status::closed;  // [C5] see close()
+  const std::uint64_t now = stamping_ == clock_kind::none ? 0 : clock::now(stamping_);
+  return try_send_once(e, now);
+}
+
+inline status stream::try_send_once(const event& e, std::uint64_t now) noexcept {
+  const status valid = check_sendable(e);
+  if (valid != status::ok) [[unlikely]] return valid;
+  void* ch = channel_or_allocate();
+  if (ch == nullptr) [[unlikely]] return status::full;  // the lazy allocation failed
+  status s;
+  if (kind_ == flavour::spsc && policy_ != backpressure::drop_oldest) {
+    s = try_send_spsc(*static_cast<detail::spsc_channel*>(ch), e, now);
+  } else {
+    s = try_send_mpmc(*static_cast<detail::mpmc_channel*>(ch), e, now);
+  }
+  if (s == status::ok) {
+    consumers_.notify_after_publish();
+  } else if (s == status::full && policy_ == backpressure::drop) {
+    note_dropped(ch);
+  }
+  return s;
+}
+
+inline status stream::try_send_spsc(detail::spsc_channel& ch, const event& e, std::uint64_t now) noexcept {
+  event* slot = ch.try_reserve();
+  if (slot == nullptr) return status::full;
+  *slot = e;
+  if (!slot->text_is_inline()) [[unlikely]] {
+    const status s = prepare_text(*slot, ch.arena());
+    if (s != status::ok) return s;  // nothing published; the slot is simply reused
+  }
+  stamp(*slot, now);
+  ch.publish(slot);
+  return status::ok;
+}
+
+inline status stream::try_receive(received& out) noexcept {
+  out.reset();
+  const status s = try_receive_once(out);
+  if (s != status::empty) return s;
+  // [C3] acquire: every send that completed before close() is visible now, so one more look is exact.
+  if (!closed_.load(std::memory_order_acquire)) return status::empty;
+  const status again = try_receive_once(out);
+  return again == status::empty ? status::closed : again;
+}
+
+inline status stream::try_receive_once(received& out) noexcept {
+  void* ch = channel();
+  if (ch == nullptr) return status::empty;
+  if (kind_ == flavour::spsc && policy_ != backpressure::drop_oldest) {
+    auto& c = *static_cast<detail::spsc_channel*>(ch);
+    const event* slot = c.try_front();
+    if (slot == nullptr) return status::empty;
+    out.event_ = *slot;
+    c.pop();
+  } else {
+    auto& c = *static_cast<detail::mpmc_channel*>(ch);
+    while (true) {
+      std::uint64_t ticket;
+      const event* slot = c.try_take(ticket);
+      if (slot == nullptr) return status::empty;
+      out.event_ = *slot;
+      c.release_slot(ticket);
+      if (out.event_.kind() != event_kind::none) [[likely]] break;  // skip void slots (aborted claims)
+    }
+  }
+  if (out.event_.text_is_in_arena()) out.owner_ = this;
+  after_consume();
+  return status::ok;
+}
+
+template <class Handler>
+std::size_t stream::try_drain(Handler&& handler, std::size_t max_events) {
+  void* ch = channel();
+  if (ch == nullptr || max_events == 0) return 0;
+  std::size_t handled = 0;
+  if (kind_ == flavour::spsc && policy_ != backpressure::drop_oldest) {
+    auto& c = *static_cast<detail::spsc_channel*>(ch);
+    const std::size_t n = c.available(max_events);
+    if (n == 0) return 0;
+    // Consumes what was handled even if the handler throws.
+    struct finish {
+      stream* self;
+      detail::spsc_channel& c;
+      std::size_t& handled;
+      ~finish() {
+        if (handled != 0) {
+          c.pop(handled);
+          self->after_consume();
+        }
+      }
+    } guard{this, c, handled};
+    for (std::size_t i = 0; i < n; ++i) {
+      const event& e = *c.slot_after_head(i);
+      struct release_after {
+        stream* self;
+        const event& e;
+        std::size_t& handled;
+        ~release_after() {
+          if (e.text_is_in_arena()) self->release_text(e);
+          ++handled;
+        }
+      } release{this, e, handled};
+      handler(e, i + 1 == n);
+    }
+  } else {
+    handled = try_drain_mpmc(*static_cast<detail::mpmc_channel*>(ch), handler, max_events);
+  }
+  return handled;
+}
+
+// MPMC cannot peek without claiming, so it runs one event behind: event k is handed over once event k + 1
+// has been taken (end_of_batch = false) or found missing (end_of_batch = true). Each event is copied out so
+// its slot returns to producers at once. If the handler throws, the event taken ahead is dropped (counted).
+template <class Handler>
+std::size_t stream::try_drain_mpmc(detail::mpmc_channel& c, Handler& handler, std::size_t max_events) {
+  std::size_t handled = 0;
+  event pending;
+  bool have_pending = false;
+  auto take = [&](event& out) noexcept {
+    while (true) {
+      std::uint64_t ticket;
+      const event* slot = c.try_take(ticket);
+      if (slot == nullptr) return false;
+      out = *slot;
+      c.release_slot(ticket);
+      if (out.kind() != event_kind::none) return true;  // skip void slots
+    }
+  };
+  struct release_after {
+    stream* self;
+    const event& e;
+    ~release_after() {
+      if (e.text_is_in_arena()) self->release_text(e);
+    }
+  };
+  while (handled < max_events) {
+    event next;
+    const bool more = handled + (have_pending ? 1 : 0) < max_events && take(next);
+    if (have_pending) {
+      struct drop_ahead {
+        stream* self;
+        const event& e;
+        bool armed;
+        ~drop_ahead() {
+          if (armed) {  // the handler threw: the look-ahead event cannot be given back
+            if (e.text_is_in_arena()) self->release_text(e);
+            self->note_evicted(self->channel());
+          }
+        }
+      } ahead{this, next, more};
+      {
+        release_after release{this, pending};
+        handler(static_cast<const event&>(pending), !more);
+        ++handled;
+      }
+      ahead.armed = false;
+    }
+    if (!more) break;
+    pending = next;
+    have_pending = true;
+  }
+  if (handled != 0) after_consume();
+  return handled;
+}
+
+template <class Handler>
+status stream::drain_until(Handler&& handler, std::size_t max_events, time_point deadline, std::size_t* handled) {
+  std::size_t n = 0;
+  const status s = wait_for(
+      consumers_, status::empty,
+      [&] {
+        n = try_drain(handler, max_events);
+        if (n != 0) return status::ok;
+        if (!closed_.load(std::memory_order_acquire)) return status::empty;  // [C3]
+        n = try_drain(handler, max_events);
+        return n != 0 ? status::ok : status::closed;
+      },
+      deadline, nullptr, false);
+  if (handled != nullptr) *handled = n;
+  return s;
+}
+
+template <class Attempt>
+status stream::wait_for(detail::wait_word& word, status retry_status, Attempt&& attempt, time_point deadline,
+                        const std::stop_token* token, bool count_wait) {
+  status s = attempt();
+  if (s != retry_status) return s;
+  if (count_wait) {
+    if (void* ch = channel(); ch != nullptr) note_send_wait(ch);
+  }
+  for (std::uint32_t i = 0; i < spin_iterations_; ++i) {
+    detail::cpu_relax();
+    s = attempt();
+    if (s != retry_status) return s;
+  }
+  while (true) {
+    if (token != nullptr && token->stop_requested()) return status::cancelled;
+    if (deadline != time_point::max() && std::chrono::steady_clock::now() >= deadline) return status::timeout;
+    const std::uint32_t announced = word.announce();
+    detail::heavy_barrier();
+    s = attempt();  // the re-check of the handshake (parking.hpp)
+    if (s != retry_status) return s;
+    if (token != nullptr && token->stop_requested()) return status::cancelled;
+    if (word.park(announced, deadline) == detail::park_result::timed_out) {
+      s = attempt();
+      return s != retry_status ? s : status::timeout;
+    }
+    s = attempt();
+    if (s != retry_status) return s;
+  }
+}
+
+}  // namespace rill

@@ -1,0 +1,479 @@
+#include "rill/stream.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <new>
+#include <stdexcept>
+
+namespace rill {
+
+// Slow-path counters, on their own line in front of the channel. Written only when a send is dropped,
+// evicted or voided, or has to wait; read by counters(). fetch_add (relaxed) because MPMC producers and
+// consumers share them; relaxed is enough: they order nothing, they only count.
+struct alignas(detail::kFalseSharingRange) stream::counters_block {
+  std::atomic<std::uint64_t> rejected{0};    // refused under backpressure::drop
+  std::atomic<std::uint64_t> evicted{0};     // taken from the ring without being received (drop_oldest)
+  std::atomic<std::uint64_t> voided{0};      // MPMC slots published empty by a failed commit or an abort
+  std::atomic<std::uint64_t> send_waits{0};  // sends that waited for room
+};
+
+namespace {
+
+bool uses_spsc_ring(flavour kind, backpressure policy) noexcept {
+  return kind == flavour::spsc && policy != backpressure::drop_oldest;
+}
+
+std::size_t normalized_capacity(std::size_t requested) {
+  if (requested > (std::size_t{1} << 30)) throw std::invalid_argument("rill::stream: capacity above 2^30 events");
+  return std::max<std::size_t>(2, detail::round_up_pow2(requested));
+}
+
+std::size_t normalized_arena(std::size_t requested) {
+  if (requested == 0) return 0;
+  if (requested > (std::size_t{1} << 31)) throw std::invalid_argument("rill::stream: arena above 2 GiB");
+  return std::max(detail::record_arena::kMinBytes, detail::round_up_pow2(requested));
+}
+
+flavour checked(flavour f) {
+  if (f != flavour::spsc && f != flavour::mpmc) throw std::invalid_argument("rill::stream: unknown flavour");
+  return f;
+}
+backpressure checked(backpressure p) {
+  if (p != backpressure::block && p != backpressure::drop && p != backpressure::drop_oldest) {
+    throw std::invalid_argument("rill::stream: unknown backpressure policy");
+  }
+  return p;
+}
+clock_kind checked(clock_kind c) {
+  if (static_cast<std::uint8_t>(c) > static_cast<std::uint8_t>(clock_kind::steady)) {
+    throw std::invalid_argument("rill::stream: unknown clock");
+  }
+  return c;
+}
+
+// The counters block is one false-sharing range, at the start of the channel's allocation.
+constexpr std::size_t kCountersBytes = detail::kFalseSharingRange;
+
+// Layout of the one allocation behind a channel: counters, the channel object, slots, turns (MPMC), arena.
+struct channel_layout {
+  static constexpr std::size_t channel_offset = kCountersBytes;
+  std::size_t slots_offset;
+  std::size_t turns_offset;
+  std::size_t arena_offset;
+  std::size_t total;
+
+  channel_layout(bool spsc_ring, std::size_t capacity, std::size_t arena_bytes) noexcept {
+    const std::size_t channel_size = spsc_ring ? sizeof(detail::spsc_channel) : sizeof(detail::mpmc_channel);
+    slots_offset = detail::align_up(channel_offset + channel_size, detail::kFalseSharingRange);
+    turns_offset = slots_offset + capacity * sizeof(event);
+    const std::size_t turns_size = spsc_ring ? 0 : capacity * sizeof(std::atomic<std::uint64_t>);
+    arena_offset = detail::align_up(turns_offset + turns_size, detail::kFalseSharingRange);
+    total = arena_offset + arena_bytes;
+  }
+};
+
+constexpr std::align_val_t kChannelAlignment{detail::kFalseSharingRange};
+
+}  // namespace
+
+std::string_view to_string(flavour f) noexcept { return f == flavour::spsc ? "spsc" : "mpmc"; }
+
+std::string_view to_string(backpressure p) noexcept {
+  switch (p) {
+    case backpressure::block: return "block";
+    case backpressure::drop: return "drop";
+    case backpressure::drop_oldest: return "drop_oldest";
+  }
+  return "unknown";
+}
+
+stream::stream(const stream_options& options)
+    : kind_(checked(options.kind)),
+      policy_(checked(options.policy)),
+      stamping_(checked(options.stamping)),
+      capacity_(static_cast<std::uint32_t>(normalized_capacity(options.capacity))),
+      arena_bytes_(static_cast<std::uint32_t>(normalized_arena(options.arena_bytes))),
+      spin_iterations_(options.spin_iterations) {
+  static_assert(sizeof(counters_block) == kCountersBytes);
+  if (!options.allocate_on_first_send && allocate_channel() == nullptr) throw std::bad_alloc();
+}
+
+stream::~stream() {
+  void* ch = channel_.load(std::memory_order_acquire);  // [C1] the last user is gone; see the constructor
+  if (ch == nullptr) return;
+  char* base = static_cast<char*>(ch) - channel_layout::channel_offset;
+  if (uses_spsc_ring(kind_, policy_)) {
+    static_cast<detail::spsc_channel*>(ch)->~spsc_channel();
+  } else {
+    static_cast<detail::mpmc_channel*>(ch)->~mpmc_channel();
+  }
+  reinterpret_cast<counters_block*>(base)->~counters_block();
+  ::operator delete(base, kChannelAlignment);
+}
+
+void* stream::allocate_channel() noexcept {
+  const bool spsc_ring = uses_spsc_ring(kind_, policy_);
+  const channel_layout layout(spsc_ring, capacity_, arena_bytes_);
+  char* base = static_cast<char*>(::operator new(layout.total, kChannelAlignment, std::nothrow));
+  if (base == nullptr) return nullptr;
+  // The arena must start zeroed (record_arena.hpp says why); slots need no initialization.
+  if (arena_bytes_ != 0) std::memset(base + layout.arena_offset, 0, arena_bytes_);
+  new (base) counters_block();
+  auto* slots = reinterpret_cast<event*>(base + layout.slots_offset);
+  char* arena = arena_bytes_ != 0 ? base + layout.arena_offset : nullptr;
+  void* ch;
+  if (spsc_ring) {
+    ch = new (base + layout.channel_offset) detail::spsc_channel(slots, capacity_, arena, arena_bytes_);
+  } else {
+    auto* turns = reinterpret_cast<std::atomic<std::uint64_t>*>(base + layout.turns_offset);
+    ch = new (base + layout.channel_offset) detail::mpmc_channel(slots, turns, capacity_, arena, arena_bytes_);
+  }
+  void* expected = nullptr;
+  // [C2] release: the constructed channel is visible to every thread that acquires the pointer ([C1]).
+  // MPMC producers may race to allocate; the loser frees its copy and uses the winner's.
+  if (channel_.compare_exchange_strong(expected, ch, std::memory_order_release, std::memory_order_acquire)) {
+    return ch;
+  }
+  if (spsc_ring) {
+    static_cast<detail::spsc_channel*>(ch)->~spsc_channel();
+  } else {
+    static_cast<detail::mpmc_channel*>(ch)->~mpmc_channel();
+  }
+  ::operator delete(base, kChannelAlignment);
+  return expected;
+}
+
+detail::record_arena* stream::arena_of(void* ch) const noexcept {
+  if (uses_spsc_ring(kind_, policy_)) return &static_cast<detail::spsc_channel*>(ch)->arena();
+  return &static_cast<detail::mpmc_channel*>(ch)->arena();
+}
+
+stream::counters_block* stream::counters_of(void* ch) const noexcept {
+  return reinterpret_cast<counters_block*>(static_cast<char*>(ch) - channel_layout::channel_offset);
+}
+
+void stream::note_dropped(void* ch) noexcept {
+  counters_of(ch)->rejected.fetch_add(1, std::memory_order_relaxed);  // a count; orders nothing
+}
+void stream::note_evicted(void* ch) noexcept {
+  counters_of(ch)->evicted.fetch_add(1, std::memory_order_relaxed);  // a count; orders nothing
+}
+void stream::note_send_wait(void* ch) noexcept {
+  counters_of(ch)->send_waits.fetch_add(1, std::memory_order_relaxed);  // a count; orders nothing
+}
+
+// Moves a slot's borrowed text into the arena. On failure the slot is left unpublished.
+status stream::prepare_text(event& slot, detail::record_arena& arena) noexcept {
+  if (!slot.text_is_external()) return status::invalid;  // check_sendable let only external text through
+  const std::size_t size = slot.text_size();
+  if (size == 0) {
+    slot.set_arena_block(nullptr, 0);  // empty long text cannot happen, but stay well-defined
+    return status::ok;
+  }
+  char* dest = uses_spsc_ring(kind_, policy_) ? arena.try_claim<false>(size) : arena.try_claim<true>(size);
+  if (dest == nullptr) return status::full;
+  slot.move_text_to_arena(dest);
+  return status::ok;
+}
+
+status stream::try_send_mpmc(detail::mpmc_channel& ch, const event& e, std::uint64_t now) noexcept {
+  const bool single_producer = kind_ == flavour::spsc;
+  char* text = nullptr;
+  std::size_t text_size = 0;
+  if (e.text_is_external()) {
+    text_size = e.text_size();
+    while (text_size != 0) {
+      text = single_producer ? ch.arena().try_claim<false>(text_size) : ch.arena().try_claim<true>(text_size);
+      if (text != nullptr) break;
+      // Arena full: drop_oldest frees text by evicting the oldest events; others report full.
+      if (policy_ != backpressure::drop_oldest || !evict_oldest(ch)) return status::full;
+    }
+  }
+  std::uint64_t ticket;
+  event* slot;
+  while ((slot = ch.try_claim(ticket)) == nullptr) {
+    if (policy_ != backpressure::drop_oldest || !evict_oldest(ch)) {
+      if (text != nullptr) ch.arena().release(text);
+      return status::full;
+    }
+  }
+  *slot = e;
+  if (text != nullptr) slot->move_text_to_arena(text);
+  stamp(*slot, now);
+  ch.publish(slot, ticket);
+  return status::ok;
+}
+
+// drop_oldest: the producer takes the oldest event as a consumer would and discards it. False when there
+// was nothing to take (the ring is empty, or its oldest slot is not yet published).
+bool stream::evict_oldest(detail::mpmc_channel& ch) noexcept {
+  std::uint64_t ticket;
+  event* slot = ch.try_take(ticket);
+  if (slot == nullptr) return false;
+  const event victim = *slot;
+  ch.release_slot(ticket);
+  if (victim.kind() == event_kind::none) return true;  // a void slot: counted when it was voided
+  if (victim.text_is_in_arena()) ch.arena().release(victim.text_block().data());
+  note_evicted(&ch);
+  return true;
+}
+
+void stream::release_text(const event& e) noexcept {
+  void* ch = channel();
+  RILL_ASSERT(ch != nullptr && e.text_is_in_arena(), "release of text this stream does not hold");
+  const std::string_view block = e.text_block();
+  if (block.data() == nullptr) return;
+  arena_of(ch)->release(block.data());
+  after_consume();  // arena room may unblock a producer
+}
+
+status stream::send_until(const event& e, time_point deadline) noexcept {
+  if (policy_ != backpressure::block) return try_send(e);
+  return wait_for(producers_, status::full, [&]() noexcept { return try_send(e); }, deadline, nullptr, true);
+}
+
+status stream::send(const event& e, std::stop_token token) noexcept {
+  if (policy_ != backpressure::block) return try_send(e);
+  if (!token.stop_possible()) return send(e);
+  // Wakes this (and every) parked producer when stopped; the waiter then sees stop_requested().
+  std::stop_callback wake(token, [this]() noexcept { producers_.wake_all(); });
+  return wait_for(producers_, status::full, [&]() noexcept { return try_send(e); }, time_point::max(), &token,
+                  true);
+}
+
+std::size_t stream::try_send_batch(std::span<const event> events, status* why) noexcept {
+  if (closed_.load(std::memory_order_relaxed)) {  // [C5]
+    if (why != nullptr) *why = status::closed;
+    return 0;
+  }
+  const std::uint64_t now = stamping_ == clock_kind::none ? 0 : clock::now(stamping_);
+  std::size_t done = 0;
+  status s = status::ok;
+  void* ch = channel_or_allocate();
+  if (ch == nullptr) {
+    s = status::full;
+  } else if (uses_spsc_ring(kind_, policy_)) {
+    // One acquire of the consumer's index and one release of ours for the whole batch.
+    auto& c = *static_cast<detail::spsc_channel*>(ch);
+    const std::size_t room = std::min(events.size(), c.free_slots(events.size()));
+    std::size_t i = 0;
+    for (; i < room; ++i) {
+      s = check_sendable(events[i]);
+      if (s != status::ok) break;
+      event* slot = c.slot_after_tail(i);
+      *slot = events[i];
+      if (!slot->text_is_inline()) {
+        s = prepare_text(*slot, c.arena());
+        if (s != status::ok) break;
+      }
+      stamp(*slot, now);
+    }
+    if (i != 0) {
+      c.publish_many(i);
+      consumers_.notify_after_publish();
+    }
+    done = i;
+    if (s == status::ok && done < events.size()) s = status::full;
+    if (s == status::full && policy_ == backpressure::drop) {
+      // Under drop the rest of the batch is dropped, each one counted.
+      for (; done < events.size(); ++done) note_dropped(ch);
+    }
+  } else {
+    for (; done < events.size(); ++done) {
+      s = try_send_once(events[done], now);
+      if (s == status::full && policy_ == backpressure::drop) continue;  // counted by try_send_once
+      if (s != status::ok) break;
+    }
+    if (s == status::full && policy_ == backpressure::drop) s = status::ok;
+  }
+  if (why != nullptr) *why = s;
+  return done;
+}
+
+status stream::send_batch(std::span<const event> events, std::size_t* sent) noexcept {
+  std::size_t done = 0;
+  status s = status::ok;
+  while (done < events.size()) {
+    status why;
+    done += try_send_batch(events.subspan(done), &why);
+    if (done == events.size()) break;
+    if (why != status::full || policy_ != backpressure::block) {
+      s = why;
+      break;
+    }
+    // Wait for room for the next event, then go on in batches.
+    s = wait_for(
+        producers_, status::full,
+        [&]() noexcept {
+          const status one = try_send(events[done]);
+          if (one == status::ok) ++done;
+          return one;
+        },
+        time_point::max(), nullptr, true);
+    if (s != status::ok) break;
+  }
+  if (sent != nullptr) *sent = done;
+  return s;
+}
+
+status stream::try_claim(send_claim& claim, std::size_t text_bytes) noexcept {
+  RILL_ASSERT(!claim.active(), "try_claim on a claim that was neither committed nor aborted");
+  if (closed_.load(std::memory_order_relaxed)) return status::closed;  // [C5]
+  if (text_bytes > max_text()) return status::too_large;
+  void* ch = channel_or_allocate();
+  if (ch == nullptr) return status::full;
+  const bool spsc_ring = uses_spsc_ring(kind_, policy_);
+  detail::record_arena& arena = *arena_of(ch);
+  char* text = nullptr;
+  if (text_bytes != 0) {
+    text = spsc_ring ? arena.try_claim<false>(text_bytes) : arena.try_claim<true>(text_bytes);
+    if (text == nullptr) {
+      if (policy_ == backpressure::drop) note_dropped(ch);
+      return status::full;
+    }
+  }
+  event* slot;
+  std::uint64_t ticket = 0;
+  if (spsc_ring) {
+    slot = static_cast<detail::spsc_channel*>(ch)->try_reserve();
+  } else {
+    auto& c = *static_cast<detail::mpmc_channel*>(ch);
+    while ((slot = c.try_claim(ticket)) == nullptr && policy_ == backpressure::drop_oldest && evict_oldest(c)) {
+    }
+  }
+  if (slot == nullptr) {
+    if (text != nullptr) arena.release(text);
+    if (policy_ == backpressure::drop) note_dropped(ch);
+    return status::full;
+  }
+  claim.slot_ = slot;
+  claim.ticket_ = ticket;
+  claim.text_ = text;
+  claim.text_capacity_ = text_bytes;
+  return status::ok;
+}
+
+status stream::commit(send_claim& claim) noexcept {
+  RILL_ASSERT(claim.active(), "commit without an active claim");
+  void* ch = channel();
+  const bool spsc_ring = uses_spsc_ring(kind_, policy_);
+  detail::record_arena& arena = *arena_of(ch);
+  event& slot = *claim.slot_;
+  status s = slot.validate();
+  if (s == status::ok && slot.text_is_in_arena()) s = status::invalid;  // reserved text is referred to as external
+  if (s == status::ok && slot.text_is_external()) {
+    const std::size_t size = slot.text_size();
+    const std::string_view first = slot.field(0);
+    const bool in_reserved = claim.text_ != nullptr && size <= claim.text_capacity_ &&
+                             (size == 0 || first.data() == claim.text_);
+    if (in_reserved) {
+      slot.move_text_to_arena(claim.text_);  // fields already laid out in place: memmove to themselves
+      claim.text_ = nullptr;                 // now owned by the event
+    } else if (size > max_text()) {
+      s = status::too_large;
+    } else {
+      s = prepare_text(slot, arena);
+    }
+  }
+  if (claim.text_ != nullptr) arena.release(claim.text_);  // reserved but unused
+  if (s == status::ok) {
+    stamp(slot, stamping_ == clock_kind::none ? 0 : clock::now(stamping_));
+    if (spsc_ring) {
+      static_cast<detail::spsc_channel*>(ch)->publish(&slot);
+    } else {
+      static_cast<detail::mpmc_channel*>(ch)->publish(&slot, claim.ticket_);
+    }
+    consumers_.notify_after_publish();
+  } else if (!spsc_ring) {
+    if (slot.text_is_in_arena()) arena.release(slot.text_block().data());
+    slot = event{};  // void slot: consumers skip it
+    counters_of(ch)->voided.fetch_add(1, std::memory_order_relaxed);  // a count; orders nothing
+    static_cast<detail::mpmc_channel*>(ch)->publish(&slot, claim.ticket_);
+  }
+  claim = send_claim{};
+  return s;
+}
+
+void stream::abort(send_claim& claim) noexcept {
+  RILL_ASSERT(claim.active(), "abort without an active claim");
+  void* ch = channel();
+  if (claim.text_ != nullptr) arena_of(ch)->release(claim.text_);
+  if (!uses_spsc_ring(kind_, policy_)) {
+    *claim.slot_ = event{};
+    counters_of(ch)->voided.fetch_add(1, std::memory_order_relaxed);  // a count; orders nothing
+    static_cast<detail::mpmc_channel*>(ch)->publish(claim.slot_, claim.ticket_);
+  }
+  claim = send_claim{};
+}
+
+status stream::receive_until(received& out, time_point deadline) noexcept {
+  return wait_for(consumers_, status::empty, [&]() noexcept { return try_receive(out); }, deadline, nullptr,
+                  false);
+}
+
+status stream::receive(received& out, std::stop_token token) noexcept {
+  if (!token.stop_possible()) return receive(out);
+  std::stop_callback wake(token, [this]() noexcept { consumers_.wake_all(); });
+  return wait_for(consumers_, status::empty, [&]() noexcept { return try_receive(out); }, time_point::max(),
+                  &token, false);
+}
+
+void stream::close() noexcept {
+  // [C4] seq_cst: ordered before the wake-ups below; a sender or receiver that parks after it re-checks
+  // and sees it (its announce RMW on the same word reads from wake_all's RMW).
+  closed_.store(true, std::memory_order_seq_cst);
+  consumers_.wake_all();
+  producers_.wake_all();
+}
+
+std::size_t stream::approx_size() const noexcept {
+  void* ch = channel();
+  if (ch == nullptr) return 0;
+  std::uint64_t accepted, consumed;
+  if (uses_spsc_ring(kind_, policy_)) {
+    consumed = static_cast<detail::spsc_channel*>(ch)->consumed();
+    accepted = static_cast<detail::spsc_channel*>(ch)->accepted();
+  } else {
+    consumed = static_cast<detail::mpmc_channel*>(ch)->consumed();
+    accepted = static_cast<detail::mpmc_channel*>(ch)->accepted();
+  }
+  return accepted > consumed ? static_cast<std::size_t>(accepted - consumed) : 0;
+}
+
+stream_counters stream::counters() const noexcept {
+  stream_counters c;
+  void* ch = channel();
+  if (ch == nullptr) return c;
+  std::uint64_t accepted, consumed;
+  if (uses_spsc_ring(kind_, policy_)) {
+    consumed = static_cast<detail::spsc_channel*>(ch)->consumed();
+    accepted = static_cast<detail::spsc_channel*>(ch)->accepted();
+  } else {
+    consumed = static_cast<detail::mpmc_channel*>(ch)->consumed();
+    accepted = static_cast<detail::mpmc_channel*>(ch)->accepted();
+  }
+  const counters_block& k = *counters_of(ch);
+  // Relaxed loads of counts: a snapshot; exact only at quiescence, as documented.
+  const std::uint64_t rejected = k.rejected.load(std::memory_order_relaxed);
+  const std::uint64_t evicted = k.evicted.load(std::memory_order_relaxed);
+  const std::uint64_t voided = k.voided.load(std::memory_order_relaxed);
+  c.sent = accepted + rejected - voided;
+  // A void slot is counted when voided and consumed later: clamp while one is still buffered.
+  c.received = consumed > evicted + voided ? consumed - evicted - voided : 0;
+  c.dropped = rejected + evicted;
+  c.send_waits = k.send_waits.load(std::memory_order_relaxed);
+  c.buffered = accepted > consumed ? accepted - consumed : 0;
+  return c;
+}
+
+std::uint64_t stream::activity() const noexcept {
+  const stream_counters c = counters();
+  return c.sent + c.received;
+}
+
+std::size_t stream::approx_arena_used() const noexcept {
+  void* ch = channel();
+  return ch == nullptr ? 0 : arena_of(ch)->approx_used();
+}
+
+}  // namespace rill
