@@ -1,0 +1,903 @@
+#include "rill/codec/dialect_encoder.hpp"
+
+#include <algorithm>
+#include <chrono>
+
+#include "internal/json_out.hpp"
+
+namespace rill::codec {
+namespace {
+
+using detail::output_block;
+using family = output_block::family;
+
+// Appends small JSON pieces to a std::string. Text is always escaped with U+FFFD replacement: a dialect
+// encoder must keep the response flowing.
+struct json_out {
+  std::string& out;
+  void raw(std::string_view bytes) { out.append(bytes.data(), bytes.size()); }
+  void str(std::string_view text) {
+    internal::string_sink sink{out};
+    static_cast<void>(internal::write_string(sink, text, invalid_utf8::replace));
+  }
+  void num(std::uint64_t value) {
+    internal::string_sink sink{out};
+    internal::write_uint(sink, value);
+  }
+  void signed_num(std::int64_t value) {
+    if (value < 0) {
+      out.push_back('-');
+      num(static_cast<std::uint64_t>(-(value + 1)) + 1);
+    } else {
+      num(static_cast<std::uint64_t>(value));
+    }
+  }
+};
+
+std::uint64_t total_of(const usage_counts& u) noexcept {
+  return u.total_tokens != 0 ? u.total_tokens : std::uint64_t{u.input_tokens} + u.output_tokens;
+}
+
+std::string_view chat_finish_reason(stop_reason reason) noexcept {
+  switch (reason) {
+    case stop_reason::max_tokens: return "length";
+    case stop_reason::tool_use: return "tool_calls";
+    case stop_reason::content_filter:
+    case stop_reason::refusal: return "content_filter";
+    default: return "stop";
+  }
+}
+
+std::string_view anthropic_stop_reason(stop_reason reason) noexcept {
+  switch (reason) {
+    case stop_reason::tool_use: return "tool_use";
+    case stop_reason::max_tokens: return "max_tokens";
+    case stop_reason::stop_sequence: return "stop_sequence";
+    case stop_reason::pause_turn: return "pause_turn";
+    case stop_reason::content_filter:
+    case stop_reason::refusal: return "refusal";
+    default: return "end_turn";
+  }
+}
+
+bool matches(const output_block& b, family f, const event& e) noexcept {
+  return b.open && b.source_family == f && b.source_index == e.index() && b.source_choice == e.choice();
+}
+
+// Takes the next reusable slot of `blocks` (kept across responses so their strings keep their capacity).
+output_block& next_slot(std::vector<output_block>& blocks, std::size_t& count) {
+  if (count == blocks.size()) blocks.emplace_back();
+  output_block& b = blocks[count++];
+  b.item_id.clear();
+  b.call_id.clear();
+  b.name.clear();
+  b.text.clear();
+  return b;
+}
+
+}  // namespace
+
+// ---- shared response state ----
+
+void detail::response_state::reset() noexcept {
+  id.clear();
+  model.clear();
+  created = 0;
+  started = have_stop = done = have_usage = false;
+  stop = stop_reason::none;
+  usage = {};
+}
+
+bool detail::response_state::absorb(const event& e) noexcept {
+  switch (e.kind()) {
+    case event_kind::stream_start:
+      if (!started && model.empty()) model.assign(e.model());
+      return true;
+    case event_kind::message_start:
+      if (!started) {
+        if (!e.message_id().empty()) id.assign(e.message_id());
+        if (!e.model().empty()) model.assign(e.model());
+      }
+      return true;
+    case event_kind::usage:
+      usage = e.usage_values();  // usage events are running totals: the latest replaces the earlier
+      have_usage = true;
+      return true;
+    default:
+      return false;
+  }
+}
+
+void detail::response_state::settle(const event& e, const dialect_options& options) {
+  if (id.empty()) id = options.fallback_id;
+  if (model.empty()) model = options.fallback_model;
+  if (created != 0) return;
+  created = options.created;
+  if (created == 0 && e.timestamp_clock() != clock_kind::none) {
+    created = std::chrono::duration_cast<std::chrono::seconds>(e.system_time().time_since_epoch()).count();
+  }
+}
+
+// ---- OpenAI Chat Completions ----
+
+openai_chat_encoder::openai_chat_encoder(dialect_options options) : options_(std::move(options)) {}
+
+void openai_chat_encoder::reset() noexcept {
+  state_.reset();
+  finish_chunk_written_ = false;
+  tools_.clear();
+}
+
+void openai_chat_encoder::begin_chunk(std::string& out) const {
+  json_out j{out};
+  j.raw("data: {\"id\":");
+  j.str(state_.id);
+  j.raw(",\"object\":\"chat.completion.chunk\",\"created\":");
+  j.signed_num(state_.created);
+  j.raw(",\"model\":");
+  j.str(state_.model);
+  j.raw(",\"choices\":[");
+}
+
+void openai_chat_encoder::ensure_started(const event& e, std::string& out) {
+  if (state_.started) return;
+  state_.settle(e, options_);
+  state_.started = true;
+  begin_chunk(out);
+  out.append(R"({"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]})"
+             "\n\n");
+}
+
+std::uint16_t openai_chat_encoder::tool_output_index(const event& e, bool& is_new) {
+  std::uint16_t same_choice = 0;
+  for (const output_block& t : tools_) {
+    if (t.source_choice != e.choice()) continue;
+    if (t.source_index == e.index()) {
+      is_new = false;
+      return t.output_index;
+    }
+    ++same_choice;
+  }
+  output_block& t = tools_.emplace_back();
+  t.source_family = family::tool;
+  t.source_index = e.index();
+  t.source_choice = e.choice();
+  t.output_index = same_choice;
+  is_new = true;
+  return same_choice;
+}
+
+status openai_chat_encoder::encode(const event& e, std::string& out) noexcept {
+  if (e.validate() != status::ok) return status::invalid;
+  if (state_.done || state_.absorb(e)) return status::ok;
+  json_out j{out};
+  switch (e.kind()) {
+    case event_kind::keep_alive:
+      keep_alive(out);
+      return status::ok;
+    case event_kind::stream_complete:
+      return finish(out);
+    case event_kind::error:
+      j.raw("data: {\"error\":{\"message\":");
+      j.str(e.error_message());
+      j.raw(",\"type\":");
+      j.str(e.error_code().empty() ? std::string_view("server_error") : e.error_code());
+      j.raw(",\"param\":null,\"code\":null}}\n\n");
+      state_.done = true;
+      return status::ok;
+    case event_kind::text_delta:
+    case event_kind::thinking_delta: {
+      const bool thinking = e.kind() == event_kind::thinking_delta;
+      if (thinking && !options_.chat_include_reasoning) return status::ok;
+      ensure_started(e, out);
+      if (e.text().empty()) return status::ok;
+      begin_chunk(out);
+      j.raw("{\"index\":");
+      j.num(e.choice());
+      j.raw(thinking ? ",\"delta\":{\"reasoning_content\":" : ",\"delta\":{\"content\":");
+      j.str(e.text());
+      j.raw("},\"finish_reason\":null}]}\n\n");
+      return status::ok;
+    }
+    case event_kind::tool_call_start: {
+      ensure_started(e, out);
+      bool is_new = false;
+      const std::uint16_t index = tool_output_index(e, is_new);
+      if (!is_new) return status::ok;  // a repeated start adds nothing
+      begin_chunk(out);
+      j.raw("{\"index\":");
+      j.num(e.choice());
+      j.raw(",\"delta\":{\"tool_calls\":[{\"index\":");
+      j.num(index);
+      j.raw(",\"id\":");
+      j.str(e.call_id());
+      j.raw(",\"type\":\"function\",\"function\":{\"name\":");
+      j.str(e.tool_name());
+      j.raw(",\"arguments\":\"\"}}]},\"finish_reason\":null}]}\n\n");
+      return status::ok;
+    }
+    case event_kind::tool_args_delta: {
+      ensure_started(e, out);
+      bool is_new = false;
+      const std::uint16_t index = tool_output_index(e, is_new);
+      if (e.text().empty()) return status::ok;
+      begin_chunk(out);
+      j.raw("{\"index\":");
+      j.num(e.choice());
+      j.raw(",\"delta\":{\"tool_calls\":[{\"index\":");
+      j.num(index);
+      j.raw(",\"function\":{\"arguments\":");
+      j.str(e.text());
+      j.raw("}}]},\"finish_reason\":null}]}\n\n");
+      return status::ok;
+    }
+    case event_kind::message_stop:
+      ensure_started(e, out);
+      state_.have_stop = true;
+      state_.stop = e.stop();
+      if (!finish_chunk_written_) {
+        finish_chunk_written_ = true;
+        begin_chunk(out);
+        j.raw("{\"index\":0,\"delta\":{},\"finish_reason\":\"");
+        j.raw(chat_finish_reason(e.stop()));
+        j.raw("\"}]}\n\n");
+      }
+      return status::ok;
+    default:
+      return status::ok;  // no Chat Completions counterpart
+  }
+}
+
+void openai_chat_encoder::keep_alive(std::string& out) noexcept {
+  if (state_.done) return;
+  if (!state_.started) state_.settle(event{}, options_);
+  begin_chunk(out);
+  // After the finish chunk an empty delta would read as a second, unfinished choice: send no choice at all.
+  out.append(finish_chunk_written_ ? std::string_view("]}\n\n")
+                                   : std::string_view("{\"index\":0,\"delta\":{},\"finish_reason\":null}]}\n\n"));
+}
+
+status openai_chat_encoder::finish(std::string& out) noexcept {
+  if (state_.done) return status::ok;
+  state_.done = true;
+  if (!state_.have_stop) return status::ok;  // truncated upstream: leave the response visibly unfinished
+  if (options_.chat_include_usage && state_.have_usage) {
+    const usage_counts& u = state_.usage;
+    json_out j{out};
+    begin_chunk(out);
+    j.raw("],\"usage\":{\"prompt_tokens\":");
+    j.num(u.input_tokens);
+    j.raw(",\"completion_tokens\":");
+    j.num(u.output_tokens);
+    j.raw(",\"total_tokens\":");
+    j.num(total_of(u));
+    if (u.cache_read_tokens != 0) {
+      j.raw(",\"prompt_tokens_details\":{\"cached_tokens\":");
+      j.num(u.cache_read_tokens);
+      j.raw("}");
+    }
+    if (u.reasoning_tokens != 0) {
+      j.raw(",\"completion_tokens_details\":{\"reasoning_tokens\":");
+      j.num(u.reasoning_tokens);
+      j.raw("}");
+    }
+    j.raw("}}\n\n");
+  }
+  out.append("data: [DONE]\n\n");
+  return status::ok;
+}
+
+// ---- OpenAI Responses ----
+
+openai_responses_encoder::openai_responses_encoder(dialect_options options) : options_(std::move(options)) {}
+
+void openai_responses_encoder::reset() noexcept {
+  state_.reset();
+  sequence_number_ = 0;
+  item_count_ = 0;
+}
+
+void openai_responses_encoder::begin_event(std::string& out, std::string_view type) {
+  json_out j{out};
+  j.raw("event: ");
+  j.raw(type);
+  j.raw("\ndata: {\"type\":\"");
+  j.raw(type);
+  j.raw("\",\"sequence_number\":");
+  j.num(sequence_number_++);
+}
+
+void openai_responses_encoder::end_event(std::string& out) const { out.append("}\n\n"); }
+
+namespace {
+
+void write_responses_item(json_out& j, const output_block& item, bool completed) {
+  j.raw("{\"id\":");
+  j.str(item.item_id);
+  if (item.source_family == family::content) {
+    j.raw(completed ? ",\"type\":\"message\",\"status\":\"completed\",\"role\":\"assistant\",\"content\":["
+                    : ",\"type\":\"message\",\"status\":\"in_progress\",\"role\":\"assistant\",\"content\":[");
+    if (completed) {
+      j.raw("{\"type\":\"output_text\",\"text\":");
+      j.str(item.text);
+      j.raw(",\"annotations\":[]}");
+    }
+    j.raw("]}");
+  } else {
+    j.raw(completed ? ",\"type\":\"function_call\",\"status\":\"completed\",\"arguments\":"
+                    : ",\"type\":\"function_call\",\"status\":\"in_progress\",\"arguments\":");
+    j.str(completed ? std::string_view(item.text) : std::string_view());
+    j.raw(",\"call_id\":");
+    j.str(item.call_id);
+    j.raw(",\"name\":");
+    j.str(item.name);
+    j.raw("}");
+  }
+}
+
+// `"item_id":..,"output_index":n` (after a comma).
+void write_item_ref(json_out& j, const output_block& item) {
+  j.raw(",\"item_id\":");
+  j.str(item.item_id);
+  j.raw(",\"output_index\":");
+  j.num(item.output_index);
+}
+
+}  // namespace
+
+void openai_responses_encoder::write_response(std::string& out, std::string_view status_name) const {
+  json_out j{out};
+  const bool final = status_name != "in_progress";
+  j.raw(",\"response\":{\"id\":");
+  j.str(state_.id);
+  j.raw(",\"object\":\"response\",\"created_at\":");
+  j.signed_num(state_.created);
+  j.raw(",\"status\":\"");
+  j.raw(status_name);
+  j.raw("\",\"error\":null,\"incomplete_details\":");
+  if (status_name == "incomplete") {
+    j.raw(state_.stop == stop_reason::max_tokens ? "{\"reason\":\"max_output_tokens\"}"
+                                                 : "{\"reason\":\"content_filter\"}");
+  } else {
+    j.raw("null");
+  }
+  j.raw(",\"model\":");
+  j.str(state_.model);
+  j.raw(",\"output\":[");
+  if (final) {
+    for (std::size_t i = 0; i < item_count_; ++i) {
+      if (i != 0) j.raw(",");
+      write_responses_item(j, items_[i], true);
+    }
+  }
+  j.raw("],\"usage\":");
+  if (final && state_.have_usage) {
+    const usage_counts& u = state_.usage;
+    j.raw("{\"input_tokens\":");
+    j.num(u.input_tokens);
+    j.raw(",\"input_tokens_details\":{\"cached_tokens\":");
+    j.num(u.cache_read_tokens);
+    j.raw("},\"output_tokens\":");
+    j.num(u.output_tokens);
+    j.raw(",\"output_tokens_details\":{\"reasoning_tokens\":");
+    j.num(u.reasoning_tokens);
+    j.raw("},\"total_tokens\":");
+    j.num(total_of(u));
+    j.raw("}");
+  } else {
+    j.raw("null");
+  }
+  j.raw("}");
+}
+
+void openai_responses_encoder::ensure_started(const event& e, std::string& out) {
+  if (state_.started) return;
+  state_.settle(e, options_);
+  state_.started = true;
+  begin_event(out, "response.created");
+  write_response(out, "in_progress");
+  end_event(out);
+  begin_event(out, "response.in_progress");
+  write_response(out, "in_progress");
+  end_event(out);
+}
+
+output_block* openai_responses_encoder::find_open(family f, const event& e) {
+  for (std::size_t i = 0; i < item_count_; ++i) {
+    if (matches(items_[i], f, e)) return &items_[i];
+  }
+  return nullptr;
+}
+
+output_block& openai_responses_encoder::open_item(family f, const event& e, std::string& out) {
+  // A message item ends every open item; a function call ends open message items (parallel calls stay open).
+  for (std::size_t i = 0; i < item_count_; ++i) {
+    output_block& other = items_[i];
+    if (other.open && (f == family::content || other.source_family == family::content)) close_item(other, out);
+  }
+  output_block& item = next_slot(items_, item_count_);
+  item.source_family = f;
+  item.source_index = e.index();
+  item.source_choice = e.choice();
+  item.output_index = static_cast<std::uint16_t>(item_count_ - 1);
+  item.type = f == family::content ? block_type::text : block_type::tool_use;
+  item.open = true;
+  // Item ids: "msg_<response id without resp_>_<n>" / "fc_..._<n>".
+  std::string_view base = state_.id;
+  if (base.substr(0, 5) == "resp_") base.remove_prefix(5);
+  item.item_id.assign(f == family::content ? "msg_" : "fc_");
+  item.item_id.append(base);
+  item.item_id.push_back('_');
+  internal::string_sink sink{item.item_id};
+  internal::write_uint(sink, item.output_index);
+  if (f == family::tool && e.kind() == event_kind::tool_call_start) {
+    item.call_id.assign(e.call_id());
+    item.name.assign(e.tool_name());
+  }
+
+  json_out j{out};
+  begin_event(out, "response.output_item.added");
+  j.raw(",\"output_index\":");
+  j.num(item.output_index);
+  j.raw(",\"item\":");
+  write_responses_item(j, item, false);
+  end_event(out);
+  if (f == family::content) {
+    begin_event(out, "response.content_part.added");
+    write_item_ref(j, item);
+    j.raw(",\"content_index\":0,\"part\":{\"type\":\"output_text\",\"text\":\"\",\"annotations\":[]}");
+    end_event(out);
+  }
+  return item;
+}
+
+void openai_responses_encoder::close_item(output_block& item, std::string& out) {
+  if (!item.open) return;
+  item.open = false;
+  json_out j{out};
+  if (item.source_family == family::content) {
+    begin_event(out, "response.output_text.done");
+    write_item_ref(j, item);
+    j.raw(",\"content_index\":0,\"text\":");
+    j.str(item.text);
+    end_event(out);
+    begin_event(out, "response.content_part.done");
+    write_item_ref(j, item);
+    j.raw(",\"content_index\":0,\"part\":{\"type\":\"output_text\",\"text\":");
+    j.str(item.text);
+    j.raw(",\"annotations\":[]}");
+    end_event(out);
+  } else {
+    begin_event(out, "response.function_call_arguments.done");
+    write_item_ref(j, item);
+    j.raw(",\"arguments\":");
+    j.str(item.text);
+    end_event(out);
+  }
+  begin_event(out, "response.output_item.done");
+  j.raw(",\"output_index\":");
+  j.num(item.output_index);
+  j.raw(",\"item\":");
+  write_responses_item(j, item, true);
+  end_event(out);
+}
+
+void openai_responses_encoder::close_all(std::string& out) {
+  for (std::size_t i = 0; i < item_count_; ++i) close_item(items_[i], out);
+}
+
+status openai_responses_encoder::encode(const event& e, std::string& out) noexcept {
+  if (e.validate() != status::ok) return status::invalid;
+  if (state_.done || state_.absorb(e)) return status::ok;
+  json_out j{out};
+  switch (e.kind()) {
+    case event_kind::keep_alive:
+      keep_alive(out);
+      return status::ok;
+    case event_kind::stream_complete:
+      return finish(out);
+    case event_kind::error:
+      begin_event(out, "error");
+      j.raw(",\"code\":");
+      j.str(e.error_code().empty() ? std::string_view("server_error") : e.error_code());
+      j.raw(",\"message\":");
+      j.str(e.error_message());
+      j.raw(",\"param\":null");
+      end_event(out);
+      state_.done = true;
+      return status::ok;
+    case event_kind::text_delta: {
+      ensure_started(e, out);
+      output_block* item = find_open(family::content, e);
+      if (item == nullptr) item = &open_item(family::content, e, out);
+      if (e.text().empty()) return status::ok;
+      item->text.append(e.text());
+      begin_event(out, "response.output_text.delta");
+      write_item_ref(j, *item);
+      j.raw(",\"content_index\":0,\"delta\":");
+      j.str(e.text());
+      end_event(out);
+      return status::ok;
+    }
+    case event_kind::tool_call_start:
+      ensure_started(e, out);
+      if (find_open(family::tool, e) == nullptr) static_cast<void>(open_item(family::tool, e, out));
+      return status::ok;
+    case event_kind::tool_args_delta: {
+      ensure_started(e, out);
+      output_block* item = find_open(family::tool, e);
+      if (item == nullptr) item = &open_item(family::tool, e, out);
+      if (e.text().empty()) return status::ok;
+      item->text.append(e.text());
+      begin_event(out, "response.function_call_arguments.delta");
+      write_item_ref(j, *item);
+      j.raw(",\"delta\":");
+      j.str(e.text());
+      end_event(out);
+      return status::ok;
+    }
+    case event_kind::tool_call_end:
+      if (output_block* item = find_open(family::tool, e)) close_item(*item, out);
+      return status::ok;
+    case event_kind::content_block_stop:
+      if (output_block* item = find_open(family::content, e)) {
+        close_item(*item, out);
+      } else if (output_block* tool = find_open(family::tool, e)) {
+        close_item(*tool, out);
+      }
+      return status::ok;
+    case event_kind::message_stop:
+      ensure_started(e, out);
+      close_all(out);
+      state_.have_stop = true;
+      state_.stop = e.stop();
+      return status::ok;
+    default:
+      return status::ok;  // thinking, block starts (items open at their first delta), lifecycle, ...
+  }
+}
+
+void openai_responses_encoder::keep_alive(std::string& out) noexcept {
+  if (!state_.done) append_sse_keep_alive(out);
+}
+
+status openai_responses_encoder::finish(std::string& out) noexcept {
+  if (state_.done) return status::ok;
+  state_.done = true;
+  if (!state_.have_stop) return status::ok;  // truncated upstream: no response.completed
+  const bool incomplete = state_.stop == stop_reason::max_tokens || state_.stop == stop_reason::content_filter;
+  begin_event(out, incomplete ? "response.incomplete" : "response.completed");
+  write_response(out, incomplete ? "incomplete" : "completed");
+  end_event(out);
+  return status::ok;
+}
+
+// ---- Anthropic Messages ----
+
+anthropic_encoder::anthropic_encoder(dialect_options options) : options_(std::move(options)) {}
+
+void anthropic_encoder::reset() noexcept {
+  state_.reset();
+  block_count_ = 0;
+}
+
+namespace {
+
+void begin_anthropic_event(json_out& j, std::string_view type) {
+  j.raw("event: ");
+  j.raw(type);
+  j.raw("\ndata: {\"type\":\"");
+  j.raw(type);
+  j.raw("\"");
+}
+
+}  // namespace
+
+void anthropic_encoder::write_usage(std::string& out) const {
+  // rill's input_tokens counts every prompt token; Anthropic's excludes the cached ones it lists apart.
+  const usage_counts& u = state_.usage;
+  const std::uint64_t cached = std::uint64_t{u.cache_read_tokens} + u.cache_write_tokens;
+  json_out j{out};
+  j.raw("{\"input_tokens\":");
+  j.num(u.input_tokens > cached ? u.input_tokens - cached : 0);
+  if (u.cache_write_tokens != 0) {
+    j.raw(",\"cache_creation_input_tokens\":");
+    j.num(u.cache_write_tokens);
+  }
+  if (u.cache_read_tokens != 0) {
+    j.raw(",\"cache_read_input_tokens\":");
+    j.num(u.cache_read_tokens);
+  }
+  j.raw(",\"output_tokens\":");
+  j.num(u.output_tokens);
+  j.raw("}");
+}
+
+void anthropic_encoder::ensure_started(const event& e, std::string& out) {
+  if (state_.started) return;
+  state_.settle(e, options_);
+  state_.started = true;
+  json_out j{out};
+  begin_anthropic_event(j, "message_start");
+  j.raw(",\"message\":{\"id\":");
+  j.str(state_.id);
+  j.raw(",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
+  j.str(state_.model);
+  j.raw(",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":");
+  write_usage(out);  // zeros when no usage arrived yet: the field is required
+  j.raw("}}\n\n");
+}
+
+output_block* anthropic_encoder::find_open(family f, const event& e) {
+  for (std::size_t i = 0; i < block_count_; ++i) {
+    if (matches(blocks_[i], f, e)) return &blocks_[i];
+  }
+  return nullptr;
+}
+
+output_block& anthropic_encoder::open_block(family f, block_type type, const event& e, std::string& out) {
+  // Blocks are written one after another; only parallel tool calls stay open together.
+  for (std::size_t i = 0; i < block_count_; ++i) {
+    output_block& other = blocks_[i];
+    if (other.open && !(type == block_type::tool_use && other.type == block_type::tool_use)) close_block(other, out);
+  }
+  output_block& block = next_slot(blocks_, block_count_);
+  block.source_family = f;
+  block.source_index = e.index();
+  block.source_choice = e.choice();
+  block.output_index = static_cast<std::uint16_t>(block_count_ - 1);
+  block.type = type;
+  block.open = true;
+
+  json_out j{out};
+  begin_anthropic_event(j, "content_block_start");
+  j.raw(",\"index\":");
+  j.num(block.output_index);
+  switch (type) {
+    case block_type::thinking:
+      j.raw(",\"content_block\":{\"type\":\"thinking\",\"thinking\":\"\",\"signature\":\"\"}}\n\n");
+      break;
+    case block_type::redacted_thinking:
+      j.raw(",\"content_block\":{\"type\":\"redacted_thinking\",\"data\":\"\"}}\n\n");
+      break;
+    case block_type::tool_use: {
+      const bool named = e.kind() == event_kind::tool_call_start;
+      j.raw(",\"content_block\":{\"type\":\"tool_use\",\"id\":");
+      j.str(named ? e.call_id() : std::string_view());
+      j.raw(",\"name\":");
+      j.str(named ? e.tool_name() : std::string_view());
+      j.raw(",\"input\":{}}}\n\n");
+      break;
+    }
+    default:
+      j.raw(",\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n");
+  }
+  return block;
+}
+
+void anthropic_encoder::close_block(output_block& block, std::string& out) {
+  if (!block.open) return;
+  block.open = false;
+  json_out j{out};
+  begin_anthropic_event(j, "content_block_stop");
+  j.raw(",\"index\":");
+  j.num(block.output_index);
+  j.raw("}\n\n");
+}
+
+void anthropic_encoder::close_all(std::string& out) {
+  for (std::size_t i = 0; i < block_count_; ++i) close_block(blocks_[i], out);
+}
+
+status anthropic_encoder::encode(const event& e, std::string& out) noexcept {
+  if (e.validate() != status::ok) return status::invalid;
+  if (state_.done || state_.absorb(e)) return status::ok;
+  json_out j{out};
+  const auto delta = [&](const output_block& block, std::string_view delta_type, std::string_view key,
+                         std::string_view text) {
+    begin_anthropic_event(j, "content_block_delta");
+    j.raw(",\"index\":");
+    j.num(block.output_index);
+    j.raw(",\"delta\":{\"type\":\"");
+    j.raw(delta_type);
+    j.raw("\",\"");
+    j.raw(key);
+    j.raw("\":");
+    j.str(text);
+    j.raw("}}\n\n");
+  };
+  // The open content block at the event's index when it has `type`; else a new one of that type.
+  const auto content_block = [&](block_type type) -> output_block& {
+    output_block* block = find_open(family::content, e);
+    if (block != nullptr && block->type == type) return *block;
+    return open_block(family::content, type, e, out);
+  };
+
+  switch (e.kind()) {
+    case event_kind::keep_alive:
+      keep_alive(out);
+      return status::ok;
+    case event_kind::stream_complete:
+      return finish(out);
+    case event_kind::error:
+      begin_anthropic_event(j, "error");
+      j.raw(",\"error\":{\"type\":");
+      j.str(e.error_code().empty() ? std::string_view("api_error") : e.error_code());
+      j.raw(",\"message\":");
+      j.str(e.error_message());
+      j.raw("}}\n\n");
+      state_.done = true;
+      return status::ok;
+    case event_kind::content_block_start:
+      // tool_use blocks open at tool_call_start, which carries the id and name.
+      if (e.block() == block_type::text || e.block() == block_type::thinking ||
+          e.block() == block_type::redacted_thinking) {
+        ensure_started(e, out);
+        static_cast<void>(content_block(e.block()));
+      }
+      return status::ok;
+    case event_kind::content_block_stop:
+      if (output_block* block = find_open(family::content, e)) {
+        close_block(*block, out);
+      } else if (output_block* tool = find_open(family::tool, e)) {
+        close_block(*tool, out);
+      }
+      return status::ok;
+    case event_kind::text_delta:
+      ensure_started(e, out);
+      delta(content_block(block_type::text), "text_delta", "text", e.text());
+      return status::ok;
+    case event_kind::thinking_delta:
+      ensure_started(e, out);
+      delta(content_block(block_type::thinking), "thinking_delta", "thinking", e.text());
+      return status::ok;
+    case event_kind::signature_delta:
+      ensure_started(e, out);
+      delta(content_block(block_type::thinking), "signature_delta", "signature", e.text());
+      return status::ok;
+    case event_kind::tool_call_start:
+      ensure_started(e, out);
+      if (find_open(family::tool, e) == nullptr) static_cast<void>(open_block(family::tool, block_type::tool_use, e, out));
+      return status::ok;
+    case event_kind::tool_args_delta: {
+      ensure_started(e, out);
+      output_block* block = find_open(family::tool, e);
+      if (block == nullptr) block = &open_block(family::tool, block_type::tool_use, e, out);
+      delta(*block, "input_json_delta", "partial_json", e.text());
+      return status::ok;
+    }
+    case event_kind::tool_call_end:
+      if (output_block* block = find_open(family::tool, e)) close_block(*block, out);
+      return status::ok;
+    case event_kind::message_stop:
+      ensure_started(e, out);
+      close_all(out);
+      state_.have_stop = true;
+      state_.stop = e.stop();
+      return status::ok;
+    default:
+      return status::ok;  // no Messages counterpart
+  }
+}
+
+void anthropic_encoder::keep_alive(std::string& out) noexcept {
+  if (!state_.done) out.append("event: ping\ndata: {\"type\":\"ping\"}\n\n");
+}
+
+status anthropic_encoder::finish(std::string& out) noexcept {
+  if (state_.done) return status::ok;
+  state_.done = true;
+  if (!state_.have_stop) return status::ok;  // truncated upstream: no message_stop
+  json_out j{out};
+  begin_anthropic_event(j, "message_delta");
+  j.raw(",\"delta\":{\"stop_reason\":\"");
+  j.raw(anthropic_stop_reason(state_.stop));
+  j.raw("\",\"stop_sequence\":null},\"usage\":");
+  write_usage(out);  // required by the schema: zeros when no usage arrived
+  j.raw("}\n\n");
+  begin_anthropic_event(j, "message_stop");
+  j.raw("}\n\n");
+  return status::ok;
+}
+
+// ---- run-time choice ----
+
+output_format output_format_from_string(std::string_view name, bool& ok) noexcept {
+  constexpr std::pair<std::string_view, output_format> kNames[] = {
+      {"jsonl", output_format::jsonl},
+      {"sse", output_format::sse},
+      {"jsonrpc", output_format::jsonrpc},
+      {"openai-chat", output_format::openai_chat},
+      {"openai_chat", output_format::openai_chat},
+      {"openai-responses", output_format::openai_responses},
+      {"openai_responses", output_format::openai_responses},
+      {"anthropic", output_format::anthropic},
+  };
+  for (const auto& [text, format] : kNames) {
+    if (text == name) {
+      ok = true;
+      return format;
+    }
+  }
+  ok = false;
+  return output_format::jsonl;
+}
+
+std::string_view to_string(output_format format) noexcept {
+  switch (format) {
+    case output_format::jsonl: return "jsonl";
+    case output_format::sse: return "sse";
+    case output_format::jsonrpc: return "jsonrpc";
+    case output_format::openai_chat: return "openai-chat";
+    case output_format::openai_responses: return "openai-responses";
+    case output_format::anthropic: return "anthropic";
+  }
+  return "jsonl";
+}
+
+output_encoder::output_encoder(output_format format, dialect_options options) : format_(format) {
+  switch (format) {
+    case output_format::openai_chat: dialect_.emplace<openai_chat_encoder>(std::move(options)); break;
+    case output_format::openai_responses: dialect_.emplace<openai_responses_encoder>(std::move(options)); break;
+    case output_format::anthropic: dialect_.emplace<anthropic_encoder>(std::move(options)); break;
+    default: break;
+  }
+}
+
+status output_encoder::encode(const event& e, std::string& out) noexcept {
+  switch (format_) {
+    case output_format::jsonl: return encode_json_line(e, out, sse_payload::event_json);
+    case output_format::jsonrpc: return encode_json_line(e, out, sse_payload::jsonrpc);
+    case output_format::sse: return encode_sse(e, out);
+    default: break;
+  }
+  return std::visit(
+      [&](auto& encoder) -> status {
+        if constexpr (std::is_same_v<std::decay_t<decltype(encoder)>, std::monostate>) {
+          return status::invalid;
+        } else {
+          return encoder.encode(e, out);
+        }
+      },
+      dialect_);
+}
+
+void output_encoder::keep_alive(std::string& out) noexcept {
+  switch (format_) {
+    case output_format::jsonl:
+    case output_format::jsonrpc:
+      static_cast<void>(encode_json_line(event::keep_alive(), out,
+                                         format_ == output_format::jsonl ? sse_payload::event_json
+                                                                         : sse_payload::jsonrpc));
+      return;
+    case output_format::sse: append_sse_keep_alive(out); return;
+    default: break;
+  }
+  std::visit(
+      [&](auto& encoder) {
+        if constexpr (!std::is_same_v<std::decay_t<decltype(encoder)>, std::monostate>) encoder.keep_alive(out);
+      },
+      dialect_);
+}
+
+status output_encoder::finish(std::string& out) noexcept {
+  return std::visit(
+      [&](auto& encoder) -> status {
+        if constexpr (std::is_same_v<std::decay_t<decltype(encoder)>, std::monostate>) {
+          return status::ok;
+        } else {
+          return encoder.finish(out);
+        }
+      },
+      dialect_);
+}
+
+void output_encoder::reset() noexcept {
+  std::visit(
+      [](auto& encoder) {
+        if constexpr (!std::is_same_v<std::decay_t<decltype(encoder)>, std::monostate>) encoder.reset();
+      },
+      dialect_);
+}
+
+}  // namespace rill::codec
