@@ -1,0 +1,653 @@
+#include "rill/stream.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using namespace std::chrono_literals;
+using rill::backpressure;
+using rill::event;
+using rill::event_kind;
+using rill::flavour;
+using rill::received;
+using rill::status;
+using rill::stream;
+using rill::stream_options;
+
+struct variant {
+  flavour kind;
+  backpressure policy;
+};
+
+std::string variant_name(const testing::TestParamInfo<variant>& info) {
+  return std::string(rill::to_string(info.param.kind)) + "_" + std::string(rill::to_string(info.param.policy));
+}
+
+class StreamContract : public testing::TestWithParam<variant> {
+ protected:
+  stream_options options(std::size_t capacity = 8, std::size_t arena = 4096) const {
+    stream_options o;
+    o.capacity = capacity;
+    o.arena_bytes = arena;
+    o.kind = GetParam().kind;
+    o.policy = GetParam().policy;
+    return o;
+  }
+  static std::string long_text(std::size_t n, char seed) {
+    std::string s(n, '\0');
+    for (std::size_t i = 0; i < n; ++i) s[i] = static_cast<char>('a' + (seed + i) % 26);
+    return s;
+  }
+};
+
+INSTANTIATE_TEST_SUITE_P(AllVariants, StreamContract,
+                         testing::Values(variant{flavour::spsc, backpressure::block},
+                                         variant{flavour::spsc, backpressure::drop},
+                                         variant{flavour::spsc, backpressure::drop_oldest},
+                                         variant{flavour::mpmc, backpressure::block},
+                                         variant{flavour::mpmc, backpressure::drop},
+                                         variant{flavour::mpmc, backpressure::drop_oldest}),
+                         variant_name);
+
+void expect_quiescent_invariant(const stream& s) {
+  const rill::stream_counters c = s.counters();
+  EXPECT_EQ(c.sent, c.received + c.dropped + c.buffered)
+      << "sent " << c.sent << " received " << c.received << " dropped " << c.dropped << " buffered " << c.buffered;
+}
+
+TEST_P(StreamContract, DeliversInOrderWithSequenceNumbers) {
+  stream s(options(16));
+  for (int i = 0; i < 10; ++i) ASSERT_EQ(s.try_send(event::text_delta(0, std::to_string(i))), status::ok);
+  EXPECT_EQ(s.approx_size(), 10u);
+  received r;
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_EQ(s.try_receive(r), status::ok);
+    EXPECT_EQ(r->text(), std::to_string(i));
+    EXPECT_EQ(r->seq(), static_cast<std::uint64_t>(i));
+  }
+  EXPECT_EQ(s.try_receive(r), status::empty);
+  const auto c = s.counters();
+  EXPECT_EQ(c.sent, 10u);
+  EXPECT_EQ(c.received, 10u);
+  EXPECT_EQ(c.dropped, 0u);
+  expect_quiescent_invariant(s);
+}
+
+TEST_P(StreamContract, CapacityAndArenaRoundUpToPowersOfTwo) {
+  EXPECT_EQ(stream(options(3, 300)).capacity(), 4u);
+  EXPECT_EQ(stream(options(1000, 300)).arena_capacity(), 512u);
+  EXPECT_EQ(stream(options(0, 1)).capacity(), 2u);
+  EXPECT_EQ(stream(options(8, 1)).arena_capacity(), rill::detail::record_arena::kMinBytes);
+  EXPECT_EQ(stream(options(8, 0)).arena_capacity(), 0u);
+  EXPECT_THROW(stream(options((std::size_t{1} << 30) + 1)), std::invalid_argument);
+}
+
+TEST_P(StreamContract, AllocatesTheRingOnFirstSendUnlessEager) {
+  stream lazy(options());
+  EXPECT_FALSE(lazy.allocated());
+  received r;
+  EXPECT_EQ(lazy.try_receive(r), status::empty);
+  EXPECT_FALSE(lazy.allocated()) << "receiving does not allocate";
+  ASSERT_EQ(lazy.try_send(event::keep_alive()), status::ok);
+  EXPECT_TRUE(lazy.allocated());
+
+  stream_options eager_options = options();
+  eager_options.allocate_on_first_send = false;
+  stream eager(eager_options);
+  EXPECT_TRUE(eager.allocated());
+}
+
+TEST_P(StreamContract, FullRingFollowsThePolicyExactly) {
+  stream s(options(4));
+  for (int i = 0; i < 4; ++i) ASSERT_EQ(s.try_send(event::text_delta(0, std::to_string(i))), status::ok);
+  const status fifth = s.try_send(event::text_delta(0, "4"));
+  const status sixth = s.try_send(event::text_delta(0, "5"));
+  received r;
+  std::vector<std::string> got;
+  std::vector<std::uint64_t> seqs;
+  while (s.try_receive(r) == status::ok) {
+    got.emplace_back(r->text());
+    seqs.push_back(r->seq());
+  }
+  const auto c = s.counters();
+  switch (GetParam().policy) {
+    case backpressure::block:
+      EXPECT_EQ(fifth, status::full);
+      EXPECT_EQ(sixth, status::full);
+      EXPECT_EQ(got, (std::vector<std::string>{"0", "1", "2", "3"}));
+      EXPECT_EQ(c.dropped, 0u) << "try_send under block refuses without dropping";
+      EXPECT_EQ(c.sent, 4u);
+      break;
+    case backpressure::drop:
+      EXPECT_EQ(fifth, status::full);
+      EXPECT_EQ(sixth, status::full);
+      EXPECT_EQ(got, (std::vector<std::string>{"0", "1", "2", "3"}));
+      EXPECT_EQ(c.dropped, 2u);
+      EXPECT_EQ(c.sent, 6u);
+      break;
+    case backpressure::drop_oldest:
+      EXPECT_EQ(fifth, status::ok);
+      EXPECT_EQ(sixth, status::ok);
+      EXPECT_EQ(got, (std::vector<std::string>{"2", "3", "4", "5"}));
+      EXPECT_EQ(seqs.front(), 2u) << "the gap in seq tells the consumer it lagged by two";
+      EXPECT_EQ(c.dropped, 2u);
+      EXPECT_EQ(c.sent, 6u);
+      break;
+  }
+  expect_quiescent_invariant(s);
+}
+
+TEST_P(StreamContract, CloseRefusesSendsAndEndsAfterDrain) {
+  stream s(options());
+  ASSERT_EQ(s.try_send(event::text_delta(0, "a")), status::ok);
+  ASSERT_EQ(s.try_send(event::text_delta(0, "b")), status::ok);
+  EXPECT_FALSE(s.is_closed());
+  s.close();
+  s.close();  // idempotent
+  EXPECT_TRUE(s.is_closed());
+  EXPECT_EQ(s.try_send(event::text_delta(0, "c")), status::closed);
+  EXPECT_EQ(s.send(event::text_delta(0, "c")), status::closed);
+  const event batch[] = {event::keep_alive()};
+  status why = status::ok;
+  EXPECT_EQ(s.try_send_batch(batch, &why), 0u);
+  EXPECT_EQ(why, status::closed);
+  rill::send_claim claim;
+  EXPECT_EQ(s.try_claim(claim), status::closed);
+  received r;
+  ASSERT_EQ(s.try_receive(r), status::ok);
+  EXPECT_EQ(r->text(), "a");
+  ASSERT_EQ(s.receive(r), status::ok);
+  EXPECT_EQ(r->text(), "b");
+  EXPECT_EQ(s.try_receive(r), status::closed);
+  EXPECT_EQ(s.receive(r), status::closed);
+  EXPECT_EQ(s.receive_for(r, 1ms), status::closed);
+}
+
+TEST_P(StreamContract, RangeForEndsAfterCloseAndDrain) {
+  stream s(options(4));
+  std::thread producer([&] {
+    for (int i = 0; i < 100; ++i) {
+      // block waits; drop may refuse (counted); drop_oldest always succeeds.
+      const status st = s.send(event::text_delta(0, std::to_string(i)));
+      ASSERT_TRUE(st == status::ok || (st == status::full && GetParam().policy == backpressure::drop));
+    }
+    s.close();
+  });
+  std::uint64_t count = 0;
+  std::uint64_t last_seq = 0;
+  for (const event& e : s.events()) {
+    if (count != 0) {
+      EXPECT_GT(e.seq(), last_seq);
+    }
+    last_seq = e.seq();
+    ++count;
+  }
+  producer.join();
+  const auto c = s.counters();
+  EXPECT_EQ(count, c.received);
+  EXPECT_EQ(c.received + c.dropped, 100u);
+  if (GetParam().policy == backpressure::block) {
+    EXPECT_EQ(count, 100u);
+  }
+  expect_quiescent_invariant(s);
+}
+
+TEST_P(StreamContract, TimedCallsTimeOutWithNothingChanged) {
+  stream s(options(2));
+  received r;
+  EXPECT_EQ(s.receive_for(r, 5ms), status::timeout);
+  EXPECT_EQ(s.receive_until(r, std::chrono::steady_clock::now() - 1s), status::timeout);
+  ASSERT_EQ(s.try_send(event::keep_alive()), status::ok);
+  ASSERT_EQ(s.try_send(event::keep_alive()), status::ok);
+  const status timed = s.send_for(event::keep_alive(), 5ms);
+  if (GetParam().policy == backpressure::block) {
+    EXPECT_EQ(timed, status::timeout);
+    EXPECT_EQ(s.approx_size(), 2u);
+    EXPECT_GE(s.counters().send_waits, 1u);
+  } else if (GetParam().policy == backpressure::drop) {
+    EXPECT_EQ(timed, status::full);
+  } else {
+    EXPECT_EQ(timed, status::ok);
+  }
+}
+
+TEST_P(StreamContract, StopTokenCancelsBlockedCalls) {
+  stream s(options(2));
+  std::stop_source stop_receive;
+  std::atomic<status> receive_result{status::ok};
+  std::thread receiver([&] {
+    received r;
+    receive_result.store(s.receive(r, stop_receive.get_token()));
+  });
+  std::this_thread::sleep_for(20ms);
+  stop_receive.request_stop();
+  receiver.join();
+  EXPECT_EQ(receive_result.load(), status::cancelled);
+
+  if (GetParam().policy != backpressure::block) return;
+  ASSERT_EQ(s.try_send(event::keep_alive()), status::ok);
+  ASSERT_EQ(s.try_send(event::keep_alive()), status::ok);
+  std::stop_source stop_send;
+  std::atomic<status> send_result{status::ok};
+  std::thread sender([&] { send_result.store(s.send(event::keep_alive(), stop_send.get_token())); });
+  std::this_thread::sleep_for(20ms);
+  stop_send.request_stop();
+  sender.join();
+  EXPECT_EQ(send_result.load(), status::cancelled);
+  EXPECT_EQ(s.approx_size(), 2u);
+
+  std::stop_source already;
+  already.request_stop();
+  EXPECT_EQ(s.send(event::keep_alive(), already.get_token()), status::cancelled);
+}
+
+TEST_P(StreamContract, CloseWakesBlockedReceiversAndSenders) {
+  stream s(options(2));
+  std::atomic<int> woken{0};
+  std::vector<std::thread> threads;
+  const int receivers = GetParam().kind == flavour::mpmc ? 3 : 1;
+  for (int i = 0; i < receivers; ++i) {
+    threads.emplace_back([&] {
+      received r;
+      if (s.receive(r) == status::closed) ++woken;
+    });
+  }
+  std::this_thread::sleep_for(20ms);
+  s.close();
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(woken.load(), receivers);
+
+  if (GetParam().policy != backpressure::block) return;
+  stream full(options(2));
+  ASSERT_EQ(full.try_send(event::keep_alive()), status::ok);
+  ASSERT_EQ(full.try_send(event::keep_alive()), status::ok);
+  std::atomic<status> result{status::ok};
+  std::thread sender([&] { result.store(full.send(event::keep_alive())); });
+  std::this_thread::sleep_for(20ms);
+  full.close();
+  sender.join();
+  EXPECT_EQ(result.load(), status::closed);
+}
+
+TEST_P(StreamContract, LongTextTravelsThroughTheArena) {
+  stream s(options(8, 1024));
+  const std::string text = long_text(300, 1);
+  ASSERT_EQ(s.try_send(event::text_delta(0, text)), status::ok);
+  EXPECT_GT(s.approx_arena_used(), 300u);
+  received r;
+  ASSERT_EQ(s.try_receive(r), status::ok);
+  EXPECT_TRUE(r->text_is_in_arena());
+  EXPECT_TRUE(r.holds_arena_text());
+  EXPECT_NE(r->text().data(), text.data());
+  EXPECT_EQ(r->text(), text);
+  r.reset();
+  EXPECT_EQ(s.approx_arena_used(), 0u) << "releasing the only record frees the arena";
+}
+
+TEST_P(StreamContract, MultiFieldLongTextKeepsItsFields) {
+  stream s(options(8, 4096));
+  const std::string provider = long_text(50, 2), model = long_text(60, 3), request = long_text(70, 4);
+  ASSERT_EQ(s.try_send(event::stream_start(provider, model, request)), status::ok);
+  received r;
+  ASSERT_EQ(s.try_receive(r), status::ok);
+  EXPECT_EQ(r->provider(), provider);
+  EXPECT_EQ(r->model(), model);
+  EXPECT_EQ(r->request_id(), request);
+}
+
+TEST_P(StreamContract, TooLargeTextIsRefusedWithNothingWritten) {
+  stream s(options(8, 512));
+  EXPECT_EQ(s.try_send(event::text_delta(0, std::string(505, 'x'))), status::too_large);
+  EXPECT_EQ(s.try_send(event::text_delta(0, std::string(504, 'x'))), status::ok) << "arena minus an 8-byte header";
+  stream no_arena(options(8, 0));
+  EXPECT_EQ(no_arena.try_send(event::text_delta(0, std::string(41, 'x'))), status::too_large);
+  EXPECT_EQ(no_arena.try_send(event::text_delta(0, std::string(40, 'x'))), status::ok);
+  EXPECT_EQ(no_arena.approx_size(), 1u);
+  EXPECT_EQ(no_arena.counters().dropped, 0u);
+}
+
+TEST_P(StreamContract, InvalidEventsAreRefused) {
+  stream s(options());
+  EXPECT_EQ(s.try_send(event{}), status::invalid);
+  EXPECT_EQ(s.try_send(event::tool_call_start(0, "id", "")), status::invalid);
+  EXPECT_EQ(s.try_send(event::lifecycle(event_kind::state_updated, std::string(70000, 'k'))), status::too_large);
+
+  // Arena text from another stream is not this stream's to send.
+  stream other(options());
+  ASSERT_EQ(other.try_send(event::text_delta(0, std::string(100, 'o'))), status::ok);
+  received r;
+  ASSERT_EQ(other.try_receive(r), status::ok);
+  ASSERT_TRUE(r->text_is_in_arena());
+  EXPECT_EQ(s.try_send(*r), status::invalid);
+  EXPECT_EQ(s.approx_size(), 0u);
+}
+
+TEST_P(StreamContract, FullArenaIsBackpressure) {
+  stream s(options(64, 1024));
+  const std::string text = long_text(200, 5);  // 208-byte records: four fit in 1024 bytes
+  int accepted = 0;
+  status last = status::ok;
+  for (int i = 0; i < 10 && (last = s.try_send(event::text_delta(0, text))) == status::ok; ++i) ++accepted;
+  if (GetParam().policy == backpressure::drop_oldest) {
+    // Evicting the oldest frees its text, so sends keep succeeding.
+    EXPECT_EQ(accepted, 10);
+    EXPECT_EQ(s.counters().dropped, 10u - s.approx_size());
+  } else {
+    EXPECT_EQ(accepted, 4);
+    EXPECT_EQ(last, status::full);
+    received r;
+    ASSERT_EQ(s.try_receive(r), status::ok);
+    r.reset();
+    EXPECT_EQ(s.try_send(event::text_delta(0, text)), status::ok) << "released text makes room";
+  }
+  expect_quiescent_invariant(s);
+}
+
+TEST_P(StreamContract, HeldTextStaysIntactWhileTheProducerKeepsSending) {
+  stream s(options(64, 1024));
+  const std::string first = long_text(200, 6);
+  ASSERT_EQ(s.try_send(event::text_delta(0, first)), status::ok);
+  received held;
+  ASSERT_EQ(s.try_receive(held), status::ok);
+  received other;
+  for (int round = 0; round < 20; ++round) {
+    const status st = s.try_send(event::text_delta(0, long_text(150, static_cast<char>(round))));
+    ASSERT_TRUE(st == status::ok || st == status::full) << rill::to_string(st);
+    if (s.try_receive(other) == status::ok) other.reset();
+  }
+  EXPECT_EQ(held->text(), first) << "text held by a consumer is never overwritten";
+}
+
+TEST_P(StreamContract, OutOfOrderReleaseFreesTheArenaOnlyPastTheOldestHolder) {
+  stream s(options(8, 1024));
+  ASSERT_EQ(s.try_send(event::text_delta(0, long_text(100, 1))), status::ok);
+  ASSERT_EQ(s.try_send(event::text_delta(0, long_text(100, 2))), status::ok);
+  received a, b;
+  ASSERT_EQ(s.try_receive(a), status::ok);
+  ASSERT_EQ(s.try_receive(b), status::ok);
+  const std::size_t both = s.approx_arena_used();
+  b.reset();
+  EXPECT_EQ(s.approx_arena_used(), both) << "the older record still holds the release point";
+  a.reset();
+  EXPECT_EQ(s.approx_arena_used(), 0u);
+}
+
+TEST_P(StreamContract, RingAndArenaWrapAroundManyTimes) {
+  stream s(options(4, 512));
+  received r;
+  std::uint64_t received_count = 0;
+  std::int64_t last_index = -1;
+  auto text_for = [](std::uint16_t i) { return long_text(41 + (i * 37u) % 150, static_cast<char>(i)); };
+  auto drain = [&] {
+    while (s.try_receive(r) == status::ok) {
+      // block delivers every event; drop skips refused ones (no sequence number is used up); drop_oldest
+      // leaves gaps in the sequence where it evicted.
+      EXPECT_GT(static_cast<std::int64_t>(r->index()), last_index);
+      if (GetParam().policy == backpressure::block) {
+        EXPECT_EQ(r->index(), last_index + 1);
+      }
+      if (GetParam().policy != backpressure::drop_oldest) {
+        EXPECT_EQ(r->seq(), received_count);
+      }
+      last_index = r->index();
+      EXPECT_EQ(r->text(), text_for(r->index()));
+      ++received_count;
+    }
+    r.reset();
+  };
+  // Sizes chosen so records straddle the arena's end and need filler records; the ring (4 slots) wraps
+  // a hundred times.
+  for (std::uint16_t i = 0; i < 400; ++i) {
+    status st;
+    while ((st = s.try_send(event::text_delta(i, text_for(i)))) == status::full &&
+           GetParam().policy == backpressure::block) {
+      drain();
+    }
+    if (GetParam().policy == backpressure::drop && st == status::full) {
+      drain();  // the refused event is gone (counted); the next one gets room
+      continue;
+    }
+    ASSERT_EQ(st, status::ok) << i;
+    if (i % 3 == 2) drain();
+  }
+  drain();
+  const auto c = s.counters();
+  EXPECT_EQ(received_count + c.dropped, 400u);
+  EXPECT_EQ(c.received, received_count);
+  if (GetParam().policy == backpressure::block) {
+    EXPECT_EQ(received_count, 400u);
+  }
+  EXPECT_EQ(s.approx_arena_used(), 0u);
+}
+
+TEST_P(StreamContract, BatchSendCountsAndOrder) {
+  stream s(options(8));
+  std::vector<event> batch;
+  for (int i = 0; i < 12; ++i) batch.push_back(event::text_delta(0, std::to_string(i)));
+  status why = status::ok;
+  const std::size_t n = s.try_send_batch(batch, &why);
+  const auto c = s.counters();
+  switch (GetParam().policy) {
+    case backpressure::block:
+      EXPECT_EQ(n, 8u);
+      EXPECT_EQ(why, status::full);
+      break;
+    case backpressure::drop:
+      EXPECT_EQ(n, 12u) << "dropped events count as handled";
+      EXPECT_EQ(c.dropped, 4u);
+      break;
+    case backpressure::drop_oldest:
+      EXPECT_EQ(n, 12u);
+      EXPECT_EQ(why, status::ok);
+      EXPECT_EQ(c.dropped, 4u);
+      break;
+  }
+  received r;
+  std::string first;
+  ASSERT_EQ(s.try_receive(r), status::ok);
+  first = r->text();
+  EXPECT_EQ(first, GetParam().policy == backpressure::drop_oldest ? "4" : "0");
+  expect_quiescent_invariant(s);
+}
+
+TEST_P(StreamContract, BlockingBatchSendDeliversEverything) {
+  if (GetParam().policy != backpressure::block) GTEST_SKIP() << "send_batch only waits under block";
+  stream s(options(4));
+  std::vector<event> batch;
+  for (int i = 0; i < 100; ++i) batch.push_back(event::text_delta(0, std::to_string(i)));
+  std::thread consumer([&] {
+    received r;
+    for (int i = 0; i < 100; ++i) {
+      ASSERT_EQ(s.receive(r), status::ok);
+      EXPECT_EQ(r->text(), std::to_string(i));
+    }
+  });
+  std::size_t sent = 0;
+  EXPECT_EQ(s.send_batch(batch, &sent), status::ok);
+  EXPECT_EQ(sent, 100u);
+  consumer.join();
+}
+
+TEST_P(StreamContract, DrainHandsOverInPlaceWithEndOfBatchOnTheLast) {
+  stream s(options(16, 2048));
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(s.try_send(event::text_delta(0, long_text(60, static_cast<char>(i)))), status::ok);
+  std::vector<bool> ends;
+  std::vector<std::string> texts;
+  const std::size_t n = s.try_drain(
+      [&](const event& e, bool end_of_batch) {
+        texts.emplace_back(e.text());
+        ends.push_back(end_of_batch);
+      },
+      3);
+  EXPECT_EQ(n, 3u);
+  EXPECT_EQ(ends, (std::vector<bool>{false, false, true}));
+  EXPECT_EQ(texts[2], long_text(60, 2));
+  ends.clear();
+  EXPECT_EQ(s.try_drain([&](const event&, bool end) { ends.push_back(end); }, 100), 2u);
+  EXPECT_EQ(ends, (std::vector<bool>{false, true}));
+  EXPECT_EQ(s.try_drain([](const event&, bool) {}, 100), 0u);
+  EXPECT_EQ(s.approx_arena_used(), 0u);
+  expect_quiescent_invariant(s);
+}
+
+TEST_P(StreamContract, DrainConsumesWhatWasHandledWhenTheHandlerThrows) {
+  stream s(options(16));
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(s.try_send(event::text_delta(0, std::to_string(i))), status::ok);
+  int calls = 0;
+  EXPECT_THROW(s.try_drain(
+                   [&](const event&, bool) {
+                     if (++calls == 2) throw std::runtime_error("handler failed");
+                   },
+                   10),
+               std::runtime_error);
+  received r;
+  ASSERT_EQ(s.try_receive(r), status::ok);
+  // SPSC resumes right after the event that threw; MPMC also loses the event it had taken ahead (counted).
+  const bool looks_ahead = GetParam().kind == flavour::mpmc || GetParam().policy == backpressure::drop_oldest;
+  EXPECT_EQ(r->text(), looks_ahead ? "3" : "2");
+  while (s.try_receive(r) == status::ok) {
+  }
+  expect_quiescent_invariant(s);
+}
+
+TEST_P(StreamContract, BlockingDrainWaitsForDataAndEndsOnClose) {
+  stream s(options(8));
+  std::thread producer([&] {
+    std::this_thread::sleep_for(10ms);
+    ASSERT_EQ(s.try_send(event::keep_alive()), status::ok);
+    std::this_thread::sleep_for(10ms);
+    s.close();
+  });
+  std::size_t handled = 0, total = 0;
+  status st;
+  while ((st = s.drain_until([](const event&, bool) {}, 8, stream::time_point::max(), &handled)) == status::ok) {
+    total += handled;
+  }
+  producer.join();
+  EXPECT_EQ(st, status::closed);
+  EXPECT_EQ(total, 1u);
+  EXPECT_EQ(s.drain_until([](const event&, bool) {}, 8, std::chrono::steady_clock::now() + 1ms), status::closed);
+}
+
+TEST_P(StreamContract, ClaimBuildsInPlaceAndCommitPublishes) {
+  stream s(options(8, 2048));
+  rill::send_claim claim;
+  ASSERT_EQ(s.try_claim(claim), status::ok);
+  ::new (&claim.slot()) event(event::text_delta(1, "in place"));
+  ASSERT_EQ(s.commit(claim), status::ok);
+  EXPECT_FALSE(claim.active());
+
+  // Text written straight into the reserved arena bytes, then referred to.
+  const std::string text = long_text(300, 7);
+  ASSERT_EQ(s.try_claim(claim, text.size()), status::ok);
+  ASSERT_NE(claim.text(), nullptr);
+  std::memcpy(claim.text(), text.data(), text.size());
+  ::new (&claim.slot()) event(event::tool_args_delta(2, std::string_view(claim.text(), text.size())));
+  ASSERT_EQ(s.commit(claim), status::ok);
+
+  // Borrowed text from elsewhere is copied at commit.
+  ASSERT_EQ(s.try_claim(claim), status::ok);
+  ::new (&claim.slot()) event(event::text_delta(3, text));
+  ASSERT_EQ(s.commit(claim), status::ok);
+
+  received r;
+  ASSERT_EQ(s.try_receive(r), status::ok);
+  EXPECT_EQ(r->text(), "in place");
+  ASSERT_EQ(s.try_receive(r), status::ok);
+  EXPECT_EQ(r->text(), text);
+  EXPECT_EQ(r->index(), 2);
+  ASSERT_EQ(s.try_receive(r), status::ok);
+  EXPECT_EQ(r->text(), text);
+  EXPECT_EQ(r->seq(), 2u);
+  r.reset();
+  EXPECT_EQ(s.approx_arena_used(), 0u);
+}
+
+TEST_P(StreamContract, FailedCommitAndAbortDeliverNothing) {
+  stream s(options(8, 2048));
+  rill::send_claim claim;
+  ASSERT_EQ(s.try_claim(claim, 100), status::ok);
+  ::new (&claim.slot()) event();  // kind none: invalid
+  EXPECT_EQ(s.commit(claim), status::invalid);
+  ASSERT_EQ(s.try_claim(claim), status::ok);
+  s.abort(claim);
+  EXPECT_FALSE(claim.active());
+  ASSERT_EQ(s.try_send(event::text_delta(0, "after")), status::ok);
+  received r;
+  ASSERT_EQ(s.try_receive(r), status::ok);
+  EXPECT_EQ(r->text(), "after");
+  EXPECT_EQ(s.try_receive(r), status::empty);
+  EXPECT_EQ(s.approx_arena_used(), 0u);
+  const auto c = s.counters();
+  EXPECT_EQ(c.sent, 1u);
+  EXPECT_EQ(c.received, 1u);
+  expect_quiescent_invariant(s);
+}
+
+TEST_P(StreamContract, StampsEventsWithTheChosenClock) {
+  stream_options o = options();
+  stream coarse(o);
+  event e = event::keep_alive();
+  e.set_timestamp(rill::clock_kind::steady, 42);
+  ASSERT_EQ(coarse.try_send(e), status::ok);
+  received r;
+  ASSERT_EQ(coarse.try_receive(r), status::ok);
+  EXPECT_EQ(r->timestamp_clock(), rill::clock_kind::coarse);
+  EXPECT_GT(r->timestamp(), 0u);
+
+  o.stamping = rill::clock_kind::none;
+  stream own(o);
+  ASSERT_EQ(own.try_send(e), status::ok);
+  ASSERT_EQ(own.try_receive(r), status::ok);
+  EXPECT_EQ(r->timestamp_clock(), rill::clock_kind::steady);
+  EXPECT_EQ(r->timestamp(), 42u) << "stamping none keeps the producer's stamp";
+}
+
+TEST(Stream, RejectsUnknownOptions) {
+  stream_options o;
+  o.kind = static_cast<flavour>(9);
+  EXPECT_THROW(stream{o}, std::invalid_argument);
+  o = {};
+  o.policy = static_cast<backpressure>(9);
+  EXPECT_THROW(stream{o}, std::invalid_argument);
+  o = {};
+  o.stamping = static_cast<rill::clock_kind>(9);
+  EXPECT_THROW(stream{o}, std::invalid_argument);
+}
+
+TEST(Stream, IdleControlBlockIsSmall) {
+  // The manager's memory budget (256 bytes per idle stream, index entry included) depends on this.
+  EXPECT_LE(sizeof(stream), 64u);
+}
+
+TEST(RecordArena, FillerRecordsPadTheEndAndReleaseWithTheNextRecord) {
+  alignas(8) static char memory[256];
+  std::memset(memory, 0, sizeof memory);
+  rill::detail::record_arena arena;
+  arena.init(memory, sizeof memory);
+  char* a = arena.try_claim<false>(100);  // record 0..112
+  char* b = arena.try_claim<false>(100);  // record 112..224
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(arena.try_claim<false>(100), nullptr) << "only 32 bytes left before the end";
+  arena.release(a);
+  EXPECT_EQ(arena.head_position(), 112u);
+  char* c = arena.try_claim<false>(80);  // needs 88 bytes: 32-byte filler at 224, then 0..88
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c, memory + 8) << "wrapped to the start";
+  EXPECT_EQ(arena.tail_position(), 256u + 88u);
+  arena.release(b);
+  EXPECT_EQ(arena.head_position(), 256u) << "the filler after b is released with it";
+  arena.release(c);
+  EXPECT_EQ(arena.head_position(), arena.tail_position());
+  for (char byte : memory) ASSERT_EQ(byte, 0) << "released space is zeroed";
+}
+
+}  // namespace
