@@ -1,0 +1,402 @@
+// provider_decoder: SSE framing, dialect detection and the helpers every adapter shares.
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+
+#include "codec/provider_impl.hpp"
+
+namespace rill::codec {
+
+static_assert(sse_decoder::kDataPadding >= simdjson::SIMDJSON_PADDING,
+              "SSE data is parsed in place, so it must carry simdjson's padding");
+
+namespace {
+
+constexpr std::string_view kProviderNames[] = {"unknown", "openai_chat", "openai_responses", "anthropic",
+                                               "gemini"};
+
+bool is_space(char c) noexcept { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+}  // namespace
+
+std::string_view to_string(provider dialect) noexcept {
+  const auto i = static_cast<std::size_t>(dialect);
+  return i < std::size(kProviderNames) ? kProviderNames[i] : kProviderNames[0];
+}
+
+provider provider_from_string(std::string_view name, bool& ok) noexcept {
+  ok = true;
+  if (name == "auto") return provider::unknown;
+  char normalized[24];
+  if (name.size() < sizeof normalized) {
+    for (std::size_t i = 0; i < name.size(); ++i) normalized[i] = name[i] == '-' ? '_' : name[i];
+    const std::string_view n(normalized, name.size());
+    for (std::size_t i = 1; i < std::size(kProviderNames); ++i) {
+      if (n == kProviderNames[i]) return static_cast<provider>(i);
+    }
+  }
+  ok = false;
+  return provider::unknown;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// provider_decoder: the public face forwards to impl.
+
+provider_decoder::provider_decoder(const provider_decoder_options& options)
+    : impl_(std::make_unique<impl>(options)) {}
+provider_decoder::~provider_decoder() = default;
+provider_decoder::provider_decoder(provider_decoder&&) noexcept = default;
+provider_decoder& provider_decoder::operator=(provider_decoder&&) noexcept = default;
+
+status provider_decoder::feed_erased(std::string_view bytes, void* sink, sink_fn fn) noexcept {
+  impl_->sink = sink;
+  impl_->sink_call = fn;
+  return impl_->feed(bytes);
+}
+
+status provider_decoder::finish_erased(void* sink, sink_fn fn) noexcept {
+  impl_->sink = sink;
+  impl_->sink_call = fn;
+  return impl_->finish();
+}
+
+status provider_decoder::decode_erased(const sse_event& ev, void* sink, sink_fn fn) noexcept {
+  if (impl_->error != status::ok) return impl_->error;
+  impl_->sink = sink;
+  impl_->sink_call = fn;
+  return impl_->on_sse_event(ev, false);
+}
+
+provider provider_decoder::dialect() const noexcept { return impl_->active; }
+const provider_summary& provider_decoder::summary() const noexcept { return impl_->summary; }
+const sse_decoder& provider_decoder::sse() const noexcept { return impl_->sse; }
+status provider_decoder::error() const noexcept { return impl_->error; }
+std::string_view provider_decoder::error_message() const noexcept { return impl_->error_text; }
+std::uint64_t provider_decoder::error_offset() const noexcept { return impl_->error_offset; }
+void provider_decoder::reset() noexcept { impl_->reset(); }
+
+// ---------------------------------------------------------------------------------------------------------
+// impl: plumbing
+
+provider_decoder::impl::impl(const provider_decoder_options& opts)
+    : options(opts), sse(opts.sse), active(opts.dialect) {
+  summary.dialect = active;
+  calls.resize(4);
+  for (auto& c : calls) c.args.reserve(256);
+  usage_fields.resize(8);
+  error_text.reserve(256);
+  unpadded_copy.reserve(1024);
+  // Sized once for typical events; the parsers grow (once) for larger ones.
+  if (parser.allocate(64 * 1024) != simdjson::SUCCESS) throw std::bad_alloc();
+  if (args_parser.allocate(4 * 1024) != simdjson::SUCCESS) throw std::bad_alloc();
+}
+
+void provider_decoder::impl::reset() noexcept {
+  sse.reset();
+  active = options.dialect;
+  summary.dialect = active;
+  summary.id.clear();
+  summary.model.clear();
+  summary.stop_reason.clear();
+  summary.has_stop_reason = false;
+  summary.usage_native.clear();
+  summary.completed = false;
+  summary.errored = false;
+  summary.last_sequence_number = -1;
+  summary.truncated = false;
+  summary.counters = {};
+  sink = nullptr;
+  sink_call = nullptr;
+  sink_status = status::ok;
+  error = status::ok;
+  error_offset = 0;
+  error_text.clear();
+  for (std::size_t i = 0; i < calls_used; ++i) calls[i].args.clear();
+  calls_used = 0;
+  tool_calls_seen = 0;
+  message_started = false;
+  stop_known = false;
+  stop_emitted = false;
+  complete_emitted = false;
+  refusal_seen = false;
+  pending_stop = stop_reason::none;
+  usage_fields_used = 0;
+}
+
+void provider_decoder::impl::fail(status s, std::string_view what, std::uint64_t at) noexcept {
+  error = s;
+  error_offset = at;
+  char where[48];
+  std::snprintf(where, sizeof where, " at byte offset %" PRIu64, at);
+  error_text.assign(what);
+  if (what.find("byte offset") == std::string_view::npos) error_text.append(where);
+}
+
+bool provider_decoder::impl::emit(const event& e) noexcept {
+  if (sink_status != status::ok) return false;
+  sink_status = sink_call(sink, e);
+  if (sink_status != status::ok) return false;
+  ++summary.counters.events_emitted;
+  return true;
+}
+
+status provider_decoder::impl::feed(std::string_view bytes) noexcept {
+  if (error != status::ok) return error;
+  sse.set_input(bytes);
+  sse_event ev;
+  for (;;) {
+    switch (sse.next(ev)) {
+      case sse_decoder::step::need_input:
+        return status::ok;
+      case sse_decoder::step::failed:
+        fail(sse.error(), sse.error_message(), sse.error_offset());
+        return error;
+      case sse_decoder::step::event_ready: {
+        const status s = on_sse_event(ev, true);
+        if (s != status::ok) return s;
+        break;
+      }
+    }
+  }
+}
+
+status provider_decoder::impl::finish() noexcept {
+  if (error != status::ok) return error;
+  sse_event ev;
+  switch (sse.next_at_eof(ev)) {
+    case sse_decoder::step::need_input: break;
+    case sse_decoder::step::failed:
+      fail(sse.error(), sse.error_message(), sse.error_offset());
+      return error;
+    case sse_decoder::step::event_ready: {
+      const status s = on_sse_event(ev, true);
+      if (s != status::ok) return s;
+      break;
+    }
+  }
+  summary.truncated = sse.truncated();
+  // Whatever the provider left open is closed, so a consumer never waits for an end that cannot come.
+  end_open_calls();
+  if (stop_known) emit_stop();
+  if (sink_status != status::ok) {
+    fail(sink_status, "the event sink stopped decoding", sse.bytes_consumed());
+    return error;
+  }
+  return status::ok;
+}
+
+bool provider_decoder::impl::parse(const sse_event& ev, bool padded, json::element& root) noexcept {
+  const char* data = ev.data.data();
+  if (!padded) {
+    unpadded_copy.assign(ev.data);
+    unpadded_copy.append(simdjson::SIMDJSON_PADDING, '\0');
+    data = unpadded_copy.data();
+  }
+  const auto err = parser.parse(data, ev.data.size(), false).get(root);
+  if (err == simdjson::SUCCESS) return true;
+  if (err == simdjson::MEMALLOC) {
+    fail(status::too_large, "no memory to parse the event's JSON", ev.offset);
+    return false;
+  }
+  ++summary.counters.non_json_data;
+  if (options.strict_json) {
+    std::string what = "SSE data is not JSON (";
+    what += simdjson::error_message(err);
+    what += ")";
+    fail(status::invalid, what, ev.offset);
+  }
+  return false;
+}
+
+provider provider_decoder::impl::detect(const sse_event& ev, const json::element* root) const noexcept {
+  const std::string_view type = ev.event_type;
+  if (type.substr(0, 9) == "response.") return provider::openai_responses;
+  if (type == "message_start" || type == "content_block_start" || type == "content_block_delta" ||
+      type == "content_block_stop" || type == "message_delta" || type == "message_stop") {
+    return provider::anthropic;
+  }
+  if (root == nullptr) return provider::unknown;
+  json::object o;
+  if (root->get_object().get(o) != simdjson::SUCCESS) return provider::unknown;
+  const std::string_view data_type = json::string_or_empty(o, "type");
+  if (data_type.substr(0, 9) == "response.") return provider::openai_responses;
+  if (data_type == "message_start" || data_type == "content_block_start" ||
+      data_type == "content_block_delta" || data_type == "message_delta") {
+    return provider::anthropic;
+  }
+  json::element e;
+  if (json::get(o, "choices", e) || json::string_or_empty(o, "object") == "chat.completion.chunk") {
+    return provider::openai_chat;
+  }
+  if (json::get(o, "candidates", e) || json::get(o, "usageMetadata", e) || json::get(o, "promptFeedback", e)) {
+    return provider::gemini;
+  }
+  return provider::unknown;
+}
+
+status provider_decoder::impl::on_sse_event(const sse_event& ev, bool padded) noexcept {
+  ++summary.counters.sse_events;
+  json::element root;
+  bool parsed = false;
+  if (active == provider::unknown) {
+    active = detect(ev, nullptr);
+    if (active == provider::unknown) {
+      std::string_view d = ev.data;
+      while (!d.empty() && is_space(d.back())) d.remove_suffix(1);
+      if (d == "[DONE]") {
+        active = provider::openai_chat;
+      } else if (parse(ev, padded, root)) {
+        parsed = true;
+        active = detect(ev, &root);
+        json::object o, err;
+        if (active == provider::unknown && root.get_object().get(o) == simdjson::SUCCESS &&
+            json::get_object(o, "error", err)) {
+          generic_error(err);  // an error before anything identified the dialect
+        } else if (active == provider::unknown) {
+          ++summary.counters.unknown_events;
+        }
+      } else if (error != status::ok) {
+        return error;
+      }
+    }
+    summary.dialect = active;
+    if (active == provider::unknown) return sink_status;
+  }
+
+  if (active == provider::openai_chat) {
+    std::string_view d = ev.data;
+    while (!d.empty() && is_space(d.back())) d.remove_suffix(1);
+    if (d == "[DONE]") {
+      openai_chat_done();
+      return sink_status;
+    }
+  }
+  if (!parsed) {
+    if (!parse(ev, padded, root)) return error;
+  }
+  switch (active) {
+    case provider::openai_chat: openai_chat(ev, root); break;
+    case provider::openai_responses: openai_responses(ev, root); break;
+    case provider::anthropic: anthropic(ev, root); break;
+    case provider::gemini: gemini(ev, root); break;
+    case provider::unknown: break;
+  }
+  if (error != status::ok) return error;
+  if (sink_status != status::ok) fail(sink_status, "the event sink stopped decoding", ev.offset);
+  return sink_status;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// impl: helpers shared by the dialects
+
+provider_decoder::impl::tool_call* provider_decoder::impl::find_call(std::uint16_t choice,
+                                                                     std::uint16_t index) noexcept {
+  for (std::size_t i = 0; i < calls_used; ++i) {
+    if (calls[i].choice == choice && calls[i].index == index) return &calls[i];
+  }
+  return nullptr;
+}
+
+provider_decoder::impl::tool_call& provider_decoder::impl::add_call(std::uint16_t choice,
+                                                                    std::uint16_t index) noexcept {
+  if (calls_used == calls.size()) calls.emplace_back();
+  tool_call& c = calls[calls_used++];
+  c.choice = choice;
+  c.index = index;
+  c.open = true;
+  c.args.clear();
+  ++tool_calls_seen;
+  return c;
+}
+
+void provider_decoder::impl::append_args(tool_call& call, std::string_view fragment) noexcept {
+  call.args.append(fragment);
+}
+
+bool provider_decoder::impl::args_valid(tool_call& call) noexcept {
+  std::size_t first = 0;
+  while (first < call.args.size() && is_space(call.args[first])) ++first;
+  if (first == call.args.size()) return true;  // no arguments at all: the empty object
+  const std::size_t size = call.args.size();
+  call.args.append(simdjson::SIMDJSON_PADDING, '\0');  // parse in place; capacity is kept for next time
+  json::element root;
+  const bool ok = args_parser.parse(call.args.data(), size, false).get(root) == simdjson::SUCCESS;
+  call.args.resize(size);
+  return ok;
+}
+
+bool provider_decoder::impl::end_call(tool_call& call) noexcept {
+  if (!call.open) return true;
+  call.open = false;
+  const bool invalid = !args_valid(call);
+  return emit(event::tool_call_end(call.index, invalid, call.choice));
+}
+
+bool provider_decoder::impl::end_open_calls(int choice_filter) noexcept {
+  for (std::size_t i = 0; i < calls_used; ++i) {
+    if (choice_filter >= 0 && calls[i].choice != choice_filter) continue;
+    if (!end_call(calls[i])) return false;
+  }
+  return true;
+}
+
+void provider_decoder::impl::start_message(std::string_view id, std::string_view model) noexcept {
+  if (message_started) return;
+  message_started = true;
+  summary.id.assign(id);
+  summary.model.assign(model);
+  emit(event::message_start(summary.id, summary.model));
+}
+
+void provider_decoder::impl::set_native_stop(std::string_view native, stop_reason normalized) noexcept {
+  summary.stop_reason.assign(native);
+  summary.has_stop_reason = true;
+  pending_stop = normalized;
+  stop_known = true;
+}
+
+bool provider_decoder::impl::emit_stop() noexcept {
+  if (stop_emitted) return true;
+  stop_emitted = true;
+  return emit(event::message_stop(pending_stop));
+}
+
+bool provider_decoder::impl::emit_complete() noexcept {
+  if (complete_emitted || summary.errored) return true;
+  complete_emitted = true;
+  summary.completed = true;
+  return emit(event::stream_complete(summary.counters.sse_events, 0));
+}
+
+bool provider_decoder::impl::emit_error(std::string_view code, std::string_view message,
+                                        bool retryable) noexcept {
+  summary.errored = true;
+  summary.completed = false;
+  if (!emit(event::error(code, message, retryable))) return false;
+  end_open_calls();
+  pending_stop = stop_reason::error;
+  stop_known = true;
+  return emit_stop();
+}
+
+bool provider_decoder::impl::emit_usage(const usage_counts& counts) noexcept {
+  return emit(event::usage(counts));
+}
+
+void provider_decoder::impl::set_usage_native(json::element usage) noexcept {
+  summary.usage_native = simdjson::to_string(usage);
+}
+
+void provider_decoder::impl::generic_error(json::object error_object) noexcept {
+  // {"error": {"type" | "status" | "code", "message"}}: OpenAI and Gemini both use this shape.
+  std::string_view code = json::string_or_empty(error_object, "type");
+  if (code.empty()) code = json::string_or_empty(error_object, "status");
+  if (code.empty()) code = json::string_or_empty(error_object, "code");
+  std::string_view message = json::string_or_empty(error_object, "message");
+  const bool retryable = code == "server_error" || code == "rate_limit_exceeded" || code == "UNAVAILABLE" ||
+                         code == "RESOURCE_EXHAUSTED" || code == "INTERNAL";
+  emit_error(code.empty() ? std::string_view("error") : code, message, retryable);
+}
+
+}  // namespace rill::codec

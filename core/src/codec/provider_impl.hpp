@@ -1,0 +1,137 @@
+// Private: the state shared by the provider adapters (provider_decoder.cpp and the provider_*.cpp dialects).
+#pragma once
+
+#include <simdjson.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "rill/codec/provider.hpp"
+
+namespace rill::codec {
+
+namespace json {
+using simdjson::dom::array;
+using simdjson::dom::element;
+using simdjson::dom::object;
+
+inline bool get(object o, std::string_view key, element& out) noexcept {
+  return o.at_key(key).get(out) == simdjson::SUCCESS;
+}
+inline bool get_string(object o, std::string_view key, std::string_view& out) noexcept {
+  element e;
+  return get(o, key, e) && e.get_string().get(out) == simdjson::SUCCESS;
+}
+inline std::string_view string_or_empty(object o, std::string_view key) noexcept {
+  std::string_view s;
+  return get_string(o, key, s) ? s : std::string_view{};
+}
+inline bool get_object(object o, std::string_view key, object& out) noexcept {
+  element e;
+  return get(o, key, e) && e.get_object().get(out) == simdjson::SUCCESS;
+}
+inline bool get_array(object o, std::string_view key, array& out) noexcept {
+  element e;
+  return get(o, key, e) && e.get_array().get(out) == simdjson::SUCCESS;
+}
+// A non-negative integer field (token counts, indexes).
+inline bool get_count(object o, std::string_view key, std::uint64_t& out) noexcept {
+  element e;
+  if (!get(o, key, e)) return false;
+  if (e.get_uint64().get(out) == simdjson::SUCCESS) return true;
+  return false;
+}
+inline std::uint64_t count_or_zero(object o, std::string_view key) noexcept {
+  std::uint64_t v = 0;
+  return get_count(o, key, v) ? v : 0;
+}
+inline bool get_bool(object o, std::string_view key, bool& out) noexcept {
+  element e;
+  return get(o, key, e) && e.get_bool().get(out) == simdjson::SUCCESS;
+}
+inline std::uint32_t clamp32(std::uint64_t v) noexcept {
+  return v > 0xffffffffu ? 0xffffffffu : static_cast<std::uint32_t>(v);
+}
+inline std::uint16_t clamp16(std::uint64_t v) noexcept {
+  return v > 0xffffu ? 0xffffu : static_cast<std::uint16_t>(v);
+}
+}  // namespace json
+
+struct provider_decoder::impl {
+  explicit impl(const provider_decoder_options& opts);
+
+  // ---- plumbing (provider_decoder.cpp) ----
+  status feed(std::string_view bytes) noexcept;
+  status finish() noexcept;
+  status on_sse_event(const sse_event& ev, bool padded) noexcept;
+  void reset() noexcept;
+  void fail(status s, std::string_view what, std::uint64_t at) noexcept;
+  // Hands `e` to the sink; false (and nothing more is emitted) once the sink has refused an event.
+  bool emit(const event& e) noexcept;
+  // Parses the event's data; counts and skips (or, strict, fails on) non-JSON. False when skipped.
+  bool parse(const sse_event& ev, bool padded, json::element& root) noexcept;
+  provider detect(const sse_event& ev, const json::element* root) const noexcept;
+  void generic_error(json::object error_object) noexcept;
+
+  // ---- shared adapter helpers (provider_decoder.cpp) ----
+  struct tool_call {
+    std::uint16_t choice = 0;
+    std::uint16_t index = 0;
+    bool open = false;
+    std::string args;  // the fragments so far, for the validity check at the end
+  };
+  tool_call* find_call(std::uint16_t choice, std::uint16_t index) noexcept;
+  tool_call& add_call(std::uint16_t choice, std::uint16_t index) noexcept;
+  void append_args(tool_call& call, std::string_view fragment) noexcept;
+  bool end_call(tool_call& call) noexcept;                  // emits tool_call_end(args_invalid)
+  bool end_open_calls(int choice_filter = -1) noexcept;     // -1: every choice
+  bool args_valid(tool_call& call) noexcept;
+  void start_message(std::string_view id, std::string_view model) noexcept;
+  void set_native_stop(std::string_view native, stop_reason normalized) noexcept;
+  bool emit_stop() noexcept;       // message_stop(pending) once
+  bool emit_complete() noexcept;   // stream_complete once, unless an error came
+  bool emit_error(std::string_view code, std::string_view message, bool retryable) noexcept;
+  bool emit_usage(const usage_counts& counts) noexcept;
+  void set_usage_native(json::element usage) noexcept;
+
+  // ---- dialects ----
+  void openai_chat(const sse_event& ev, json::element root) noexcept;     // provider_openai.cpp
+  void openai_chat_done() noexcept;
+  void openai_responses(const sse_event& ev, json::element root) noexcept;
+  void anthropic(const sse_event& ev, json::element root) noexcept;       // provider_anthropic.cpp
+  void gemini(const sse_event& ev, json::element root) noexcept;          // provider_gemini.cpp
+
+  provider_decoder_options options;
+  sse_decoder sse;
+  simdjson::dom::parser parser;       // the current SSE event's JSON; its strings back emitted text
+  simdjson::dom::parser args_parser;  // tool argument validation, so `parser`'s strings stay valid
+  std::string unpadded_copy;          // decode_sse_event() input, copied to gain simdjson's padding
+  provider active = provider::unknown;
+  provider_summary summary;
+
+  void* sink = nullptr;
+  sink_fn sink_call = nullptr;
+  status sink_status = status::ok;
+
+  status error = status::ok;
+  std::uint64_t error_offset = 0;
+  std::string error_text;
+
+  std::vector<tool_call> calls;
+  std::size_t calls_used = 0;
+  std::uint32_t tool_calls_seen = 0;
+  bool message_started = false;
+  bool stop_known = false;
+  bool stop_emitted = false;
+  bool complete_emitted = false;
+  bool refusal_seen = false;
+  stop_reason pending_stop = stop_reason::none;
+  // Anthropic's native usage: message_start's object with message_delta's fields merged in, in order.
+  std::vector<std::pair<std::string, std::string>> usage_fields;
+  std::size_t usage_fields_used = 0;
+};
+
+}  // namespace rill::codec
