@@ -20,21 +20,21 @@ bool is_retryable_anthropic(std::string_view type) noexcept {
 
 }  // namespace
 
-void provider_decoder::impl::anthropic(const sse_event& ev, json::element root) noexcept {
-  json::object o;
+void provider_decoder::impl::anthropic(const sse_event& ev, dom_json::element root) noexcept {
+  dom_json::object o;
   if (root.get_object().get(o) != simdjson::SUCCESS) {
     ++summary.counters.malformed_payloads;
     return;
   }
   std::string_view type;
-  if (!json::get_string(o, "type", type)) type = ev.event_type;
+  if (!dom_json::get_string(o, "type", type)) type = ev.event_type;
   std::uint64_t block_index = 0;
-  json::get_count(o, "index", block_index);
-  const std::uint16_t bi = json::clamp16(block_index);
+  dom_json::get_count(o, "index", block_index);
+  const std::uint16_t bi = dom_json::clamp16(block_index);
 
   // Usage is cumulative: each object replaces the fields it names; the merged object is the native usage
   // and its normalized form is re-emitted whole.
-  const auto merge_usage = [this](json::object usage) {
+  const auto merge_usage = [this](dom_json::object usage) {
     for (auto [key, value] : usage) {
       std::size_t i = 0;
       while (i < usage_fields_used && usage_fields[i].first != key) ++i;
@@ -82,64 +82,64 @@ void provider_decoder::impl::anthropic(const sse_event& ev, json::element root) 
       return 0;
     };
     usage_counts c;
-    c.cache_write_tokens = json::clamp32(field("cache_creation_input_tokens"));
-    c.cache_read_tokens = json::clamp32(field("cache_read_input_tokens"));
-    c.input_tokens = json::clamp32(field("input_tokens") + c.cache_write_tokens + c.cache_read_tokens);
-    c.output_tokens = json::clamp32(field("output_tokens"));
-    c.total_tokens = json::clamp32(std::uint64_t{c.input_tokens} + c.output_tokens);
+    c.cache_write_tokens = dom_json::clamp32(field("cache_creation_input_tokens"));
+    c.cache_read_tokens = dom_json::clamp32(field("cache_read_input_tokens"));
+    c.input_tokens = dom_json::clamp32(field("input_tokens") + c.cache_write_tokens + c.cache_read_tokens);
+    c.output_tokens = dom_json::clamp32(field("output_tokens"));
+    c.total_tokens = dom_json::clamp32(std::uint64_t{c.input_tokens} + c.output_tokens);
     emit_usage(c);
   };
 
   if (type == "content_block_delta") {
-    json::object delta;
-    if (!json::get_object(o, "delta", delta)) {
+    dom_json::object delta;
+    if (!dom_json::get_object(o, "delta", delta)) {
       ++summary.counters.malformed_payloads;
       return;
     }
-    const std::string_view delta_type = json::string_or_empty(delta, "type");
+    const std::string_view delta_type = dom_json::string_or_empty(delta, "type");
     std::string_view s;
     if (delta_type == "text_delta") {
-      if (json::get_string(delta, "text", s) && !s.empty()) emit(event::text_delta(bi, s));
+      if (dom_json::get_string(delta, "text", s) && !s.empty()) emit(event::text_delta(bi, s));
     } else if (delta_type == "input_json_delta") {
       tool_call* call = find_call(0, bi);
       if (call == nullptr) {
         ++summary.counters.malformed_payloads;
         call = &add_call(0, bi);
       }
-      if (json::get_string(delta, "partial_json", s) && !s.empty()) {
+      if (dom_json::get_string(delta, "partial_json", s) && !s.empty()) {
         append_args(*call, s);
         emit(event::tool_args_delta(bi, s));
       }
     } else if (delta_type == "thinking_delta") {
-      if (json::get_string(delta, "thinking", s) && !s.empty()) emit(event::thinking_delta(bi, s));
+      if (dom_json::get_string(delta, "thinking", s) && !s.empty()) emit(event::thinking_delta(bi, s));
     } else if (delta_type == "signature_delta") {
-      if (json::get_string(delta, "signature", s) && !s.empty()) emit(event::signature_delta(bi, s));
+      if (dom_json::get_string(delta, "signature", s) && !s.empty()) emit(event::signature_delta(bi, s));
     } else if (delta_type != "citations_delta") {
       ++summary.counters.unknown_events;
     }
     return;
   }
   if (type == "content_block_start") {
-    json::object block;
-    if (!json::get_object(o, "content_block", block)) {
+    dom_json::object block;
+    if (!dom_json::get_object(o, "content_block", block)) {
       ++summary.counters.malformed_payloads;
       return;
     }
-    const std::string_view block_kind = json::string_or_empty(block, "type");
+    const std::string_view block_kind = dom_json::string_or_empty(block, "type");
     std::string_view s;
     if (block_kind == "text") {
       emit(event::content_block_start(bi, block_type::text));
-      if (json::get_string(block, "text", s) && !s.empty()) emit(event::text_delta(bi, s));
+      if (dom_json::get_string(block, "text", s) && !s.empty()) emit(event::text_delta(bi, s));
     } else if (block_kind == "thinking") {
       emit(event::content_block_start(bi, block_type::thinking));
-      if (json::get_string(block, "thinking", s) && !s.empty()) emit(event::thinking_delta(bi, s));
-      if (json::get_string(block, "signature", s) && !s.empty()) emit(event::signature_delta(bi, s));
+      if (dom_json::get_string(block, "thinking", s) && !s.empty()) emit(event::thinking_delta(bi, s));
+      if (dom_json::get_string(block, "signature", s) && !s.empty()) emit(event::signature_delta(bi, s));
     } else if (block_kind == "redacted_thinking") {
       emit(event::content_block_start(bi, block_type::redacted_thinking));
     } else if (block_kind == "tool_use" || block_kind == "server_tool_use" || block_kind == "mcp_tool_use") {
       emit(event::content_block_start(bi, block_type::tool_use));
       if (find_call(0, bi) == nullptr) add_call(0, bi);
-      emit(event::tool_call_start(bi, json::string_or_empty(block, "id"), json::string_or_empty(block, "name")));
+      emit(event::tool_call_start(bi, dom_json::string_or_empty(block, "id"), dom_json::string_or_empty(block, "name")));
     } else {
       emit(event::content_block_start(bi, block_type::other));
     }
@@ -156,21 +156,21 @@ void provider_decoder::impl::anthropic(const sse_event& ev, json::element root) 
     return;
   }
   if (type == "message_start") {
-    json::object message;
-    if (!json::get_object(o, "message", message)) {
+    dom_json::object message;
+    if (!dom_json::get_object(o, "message", message)) {
       ++summary.counters.malformed_payloads;
       return;
     }
-    start_message(json::string_or_empty(message, "id"), json::string_or_empty(message, "model"));
-    json::object usage;
-    if (json::get_object(message, "usage", usage)) merge_usage(usage);
+    start_message(dom_json::string_or_empty(message, "id"), dom_json::string_or_empty(message, "model"));
+    dom_json::object usage;
+    if (dom_json::get_object(message, "usage", usage)) merge_usage(usage);
     return;
   }
   if (type == "message_delta") {
-    json::object usage, delta;
-    if (json::get_object(o, "usage", usage)) merge_usage(usage);
+    dom_json::object usage, delta;
+    if (dom_json::get_object(o, "usage", usage)) merge_usage(usage);
     std::string_view reason;
-    if (json::get_object(o, "delta", delta) && json::get_string(delta, "stop_reason", reason)) {
+    if (dom_json::get_object(o, "delta", delta) && dom_json::get_string(delta, "stop_reason", reason)) {
       set_native_stop(reason, normalize_anthropic_stop(reason));
       end_open_calls();
       emit_stop();
@@ -184,11 +184,11 @@ void provider_decoder::impl::anthropic(const sse_event& ev, json::element root) 
     return;
   }
   if (type == "error") {
-    json::object err;
+    dom_json::object err;
     std::string_view code = "error", message;
-    if (json::get_object(o, "error", err)) {
-      if (!json::string_or_empty(err, "type").empty()) code = json::string_or_empty(err, "type");
-      message = json::string_or_empty(err, "message");
+    if (dom_json::get_object(o, "error", err)) {
+      if (!dom_json::string_or_empty(err, "type").empty()) code = dom_json::string_or_empty(err, "type");
+      message = dom_json::string_or_empty(err, "message");
     }
     emit_error(code, message, is_retryable_anthropic(code));
     return;

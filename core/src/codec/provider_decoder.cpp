@@ -186,7 +186,7 @@ status provider_decoder::impl::finish() noexcept {
   return status::ok;
 }
 
-bool provider_decoder::impl::parse(const sse_event& ev, bool padded, json::element& root) noexcept {
+bool provider_decoder::impl::parse(const sse_event& ev, bool padded, dom_json::element& root) noexcept {
   const char* data = ev.data.data();
   if (!padded) {
     unpadded_copy.assign(ev.data);
@@ -209,7 +209,7 @@ bool provider_decoder::impl::parse(const sse_event& ev, bool padded, json::eleme
   return false;
 }
 
-provider provider_decoder::impl::detect(const sse_event& ev, const json::element* root) const noexcept {
+provider provider_decoder::impl::detect(const sse_event& ev, const dom_json::element* root) const noexcept {
   const std::string_view type = ev.event_type;
   if (type.substr(0, 9) == "response.") return provider::openai_responses;
   if (type == "message_start" || type == "content_block_start" || type == "content_block_delta" ||
@@ -217,19 +217,19 @@ provider provider_decoder::impl::detect(const sse_event& ev, const json::element
     return provider::anthropic;
   }
   if (root == nullptr) return provider::unknown;
-  json::object o;
+  dom_json::object o;
   if (root->get_object().get(o) != simdjson::SUCCESS) return provider::unknown;
-  const std::string_view data_type = json::string_or_empty(o, "type");
+  const std::string_view data_type = dom_json::string_or_empty(o, "type");
   if (data_type.substr(0, 9) == "response.") return provider::openai_responses;
   if (data_type == "message_start" || data_type == "content_block_start" ||
       data_type == "content_block_delta" || data_type == "message_delta") {
     return provider::anthropic;
   }
-  json::element e;
-  if (json::get(o, "choices", e) || json::string_or_empty(o, "object") == "chat.completion.chunk") {
+  dom_json::element e;
+  if (dom_json::get(o, "choices", e) || dom_json::string_or_empty(o, "object") == "chat.completion.chunk") {
     return provider::openai_chat;
   }
-  if (json::get(o, "candidates", e) || json::get(o, "usageMetadata", e) || json::get(o, "promptFeedback", e)) {
+  if (dom_json::get(o, "candidates", e) || dom_json::get(o, "usageMetadata", e) || dom_json::get(o, "promptFeedback", e)) {
     return provider::gemini;
   }
   return provider::unknown;
@@ -237,7 +237,7 @@ provider provider_decoder::impl::detect(const sse_event& ev, const json::element
 
 status provider_decoder::impl::on_sse_event(const sse_event& ev, bool padded) noexcept {
   ++summary.counters.sse_events;
-  json::element root;
+  dom_json::element root;
   bool parsed = false;
   if (active == provider::unknown) {
     active = detect(ev, nullptr);
@@ -249,9 +249,9 @@ status provider_decoder::impl::on_sse_event(const sse_event& ev, bool padded) no
       } else if (parse(ev, padded, root)) {
         parsed = true;
         active = detect(ev, &root);
-        json::object o, err;
+        dom_json::object o, err;
         if (active == provider::unknown && root.get_object().get(o) == simdjson::SUCCESS &&
-            json::get_object(o, "error", err)) {
+            dom_json::get_object(o, "error", err)) {
           generic_error(err);  // an error before anything identified the dialect
         } else if (active == provider::unknown) {
           ++summary.counters.unknown_events;
@@ -320,7 +320,7 @@ bool provider_decoder::impl::args_valid(tool_call& call) noexcept {
   if (first == call.args.size()) return true;  // no arguments at all: the empty object
   const std::size_t size = call.args.size();
   call.args.append(simdjson::SIMDJSON_PADDING, '\0');  // parse in place; capacity is kept for next time
-  json::element root;
+  dom_json::element root;
   const bool ok = args_parser.parse(call.args.data(), size, false).get(root) == simdjson::SUCCESS;
   call.args.resize(size);
   return ok;
@@ -384,16 +384,16 @@ bool provider_decoder::impl::emit_usage(const usage_counts& counts) noexcept {
   return emit(event::usage(counts));
 }
 
-void provider_decoder::impl::set_usage_native(json::element usage) noexcept {
+void provider_decoder::impl::set_usage_native(dom_json::element usage) noexcept {
   summary.usage_native = simdjson::to_string(usage);
 }
 
-void provider_decoder::impl::generic_error(json::object error_object) noexcept {
+void provider_decoder::impl::generic_error(dom_json::object error_object) noexcept {
   // {"error": {"type" | "status" | "code", "message"}}: OpenAI and Gemini both use this shape.
-  std::string_view code = json::string_or_empty(error_object, "type");
-  if (code.empty()) code = json::string_or_empty(error_object, "status");
-  if (code.empty()) code = json::string_or_empty(error_object, "code");
-  std::string_view message = json::string_or_empty(error_object, "message");
+  std::string_view code = dom_json::string_or_empty(error_object, "type");
+  if (code.empty()) code = dom_json::string_or_empty(error_object, "status");
+  if (code.empty()) code = dom_json::string_or_empty(error_object, "code");
+  std::string_view message = dom_json::string_or_empty(error_object, "message");
   const bool retryable = code == "server_error" || code == "rate_limit_exceeded" || code == "UNAVAILABLE" ||
                          code == "RESOURCE_EXHAUSTED" || code == "INTERNAL";
   emit_error(code.empty() ? std::string_view("error") : code, message, retryable);

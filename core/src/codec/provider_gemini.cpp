@@ -18,62 +18,62 @@ stop_reason normalize_gemini_finish(std::string_view reason, bool had_tool_calls
 
 }  // namespace
 
-void provider_decoder::impl::gemini(const sse_event& ev, json::element root) noexcept {
+void provider_decoder::impl::gemini(const sse_event& ev, dom_json::element root) noexcept {
   (void)ev;
-  json::object chunk;
+  dom_json::object chunk;
   if (root.get_object().get(chunk) != simdjson::SUCCESS) {
     // The REST form without alt=sse is one JSON array; with alt=sse every event is an object.
     ++summary.counters.malformed_payloads;
     return;
   }
-  json::object err;
-  if (json::get_object(chunk, "error", err)) {
+  dom_json::object err;
+  if (dom_json::get_object(chunk, "error", err)) {
     generic_error(err);
     return;
   }
   if (!message_started) {
-    const std::string_view id = json::string_or_empty(chunk, "responseId");
-    const std::string_view model = json::string_or_empty(chunk, "modelVersion");
+    const std::string_view id = dom_json::string_or_empty(chunk, "responseId");
+    const std::string_view model = dom_json::string_or_empty(chunk, "modelVersion");
     if (!id.empty() || !model.empty()) start_message(id, model);
   }
   std::string_view finish;
   bool finished_here = false;
-  json::array candidates;
-  if (json::get_array(chunk, "candidates", candidates)) {
+  dom_json::array candidates;
+  if (dom_json::get_array(chunk, "candidates", candidates)) {
     std::uint64_t position = 0;
-    for (json::element candidate_element : candidates) {
-      json::object candidate;
+    for (dom_json::element candidate_element : candidates) {
+      dom_json::object candidate;
       if (candidate_element.get_object().get(candidate) != simdjson::SUCCESS) {
         ++summary.counters.malformed_payloads;
         continue;
       }
       std::uint64_t candidate_index = position++;
-      json::get_count(candidate, "index", candidate_index);
-      const std::uint16_t ci = json::clamp16(candidate_index);
-      json::object content;
-      json::array parts;
-      if (json::get_object(candidate, "content", content) && json::get_array(content, "parts", parts)) {
-        for (json::element part_element : parts) {
-          json::object part;
+      dom_json::get_count(candidate, "index", candidate_index);
+      const std::uint16_t ci = dom_json::clamp16(candidate_index);
+      dom_json::object content;
+      dom_json::array parts;
+      if (dom_json::get_object(candidate, "content", content) && dom_json::get_array(content, "parts", parts)) {
+        for (dom_json::element part_element : parts) {
+          dom_json::object part;
           if (part_element.get_object().get(part) != simdjson::SUCCESS) {
             ++summary.counters.malformed_payloads;
             continue;
           }
           std::string_view s;
           bool thought = false;
-          json::get_bool(part, "thought", thought);
-          if (json::get_string(part, "text", s) && !s.empty()) {
+          dom_json::get_bool(part, "thought", thought);
+          if (dom_json::get_string(part, "text", s) && !s.empty()) {
             emit(thought ? event::thinking_delta(ci, s) : event::text_delta(ci, s));
           }
-          json::object call;
-          if (json::get_object(part, "functionCall", call)) {
+          dom_json::object call;
+          if (dom_json::get_object(part, "functionCall", call)) {
             // Calls arrive whole: start, the arguments as one fragment (re-serialized compactly), end.
             const auto ti = static_cast<std::uint16_t>(tool_calls_seen);
             tool_call& tc = add_call(ci, ti);
-            emit(event::tool_call_start(ti, json::string_or_empty(call, "id"), json::string_or_empty(call, "name"),
+            emit(event::tool_call_start(ti, dom_json::string_or_empty(call, "id"), dom_json::string_or_empty(call, "name"),
                                         ci));
-            json::element args;
-            if (json::get(call, "args", args)) {
+            dom_json::element args;
+            if (dom_json::get(call, "args", args)) {
               const std::string text = simdjson::to_string(args);
               append_args(tc, text);
               emit(event::tool_args_delta(ti, text, ci));
@@ -82,37 +82,37 @@ void provider_decoder::impl::gemini(const sse_event& ev, json::element root) noe
           }
           // Gemini signs the part that follows its thinking (often the call); rill keeps it with the
           // candidate's thinking.
-          if (json::get_string(part, "thoughtSignature", s) && !s.empty()) emit(event::signature_delta(ci, s));
+          if (dom_json::get_string(part, "thoughtSignature", s) && !s.empty()) emit(event::signature_delta(ci, s));
         }
       }
       std::string_view reason;
-      if (json::get_string(candidate, "finishReason", reason) && !reason.empty() && (ci == 0 || !finished_here)) {
+      if (dom_json::get_string(candidate, "finishReason", reason) && !reason.empty() && (ci == 0 || !finished_here)) {
         finish = reason;
         finished_here = true;
       }
     }
   }
-  json::object feedback;
+  dom_json::object feedback;
   std::string_view blocked;
-  if (!finished_here && json::get_object(chunk, "promptFeedback", feedback) &&
-      json::get_string(feedback, "blockReason", blocked)) {
+  if (!finished_here && dom_json::get_object(chunk, "promptFeedback", feedback) &&
+      dom_json::get_string(feedback, "blockReason", blocked)) {
     set_native_stop(blocked, stop_reason::content_filter);
   }
-  json::element usage_element;
-  json::object usage;
-  if (json::get(chunk, "usageMetadata", usage_element) &&
+  dom_json::element usage_element;
+  dom_json::object usage;
+  if (dom_json::get(chunk, "usageMetadata", usage_element) &&
       usage_element.get_object().get(usage) == simdjson::SUCCESS) {
     set_usage_native(usage_element);  // running totals: the last one wins
     usage_counts c;
-    c.input_tokens = json::clamp32(json::count_or_zero(usage, "promptTokenCount"));
-    c.reasoning_tokens = json::clamp32(json::count_or_zero(usage, "thoughtsTokenCount"));
+    c.input_tokens = dom_json::clamp32(dom_json::count_or_zero(usage, "promptTokenCount"));
+    c.reasoning_tokens = dom_json::clamp32(dom_json::count_or_zero(usage, "thoughtsTokenCount"));
     c.output_tokens =
-        json::clamp32(json::count_or_zero(usage, "candidatesTokenCount") + json::count_or_zero(usage, "thoughtsTokenCount"));
-    c.cache_read_tokens = json::clamp32(json::count_or_zero(usage, "cachedContentTokenCount"));
+        dom_json::clamp32(dom_json::count_or_zero(usage, "candidatesTokenCount") + dom_json::count_or_zero(usage, "thoughtsTokenCount"));
+    c.cache_read_tokens = dom_json::clamp32(dom_json::count_or_zero(usage, "cachedContentTokenCount"));
     std::uint64_t total = 0;
-    c.total_tokens = json::get_count(usage, "totalTokenCount", total)
-                         ? json::clamp32(total)
-                         : json::clamp32(std::uint64_t{c.input_tokens} + c.output_tokens);
+    c.total_tokens = dom_json::get_count(usage, "totalTokenCount", total)
+                         ? dom_json::clamp32(total)
+                         : dom_json::clamp32(std::uint64_t{c.input_tokens} + c.output_tokens);
     emit_usage(c);
   }
   if (finished_here) {

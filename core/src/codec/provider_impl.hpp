@@ -13,7 +13,7 @@
 
 namespace rill::codec {
 
-namespace json {
+namespace dom_json {
 using simdjson::dom::array;
 using simdjson::dom::element;
 using simdjson::dom::object;
@@ -58,7 +58,7 @@ inline std::uint32_t clamp32(std::uint64_t v) noexcept {
 inline std::uint16_t clamp16(std::uint64_t v) noexcept {
   return v > 0xffffu ? 0xffffu : static_cast<std::uint16_t>(v);
 }
-}  // namespace json
+}  // namespace dom_json
 
 struct provider_decoder::impl {
   explicit impl(const provider_decoder_options& opts);
@@ -72,9 +72,9 @@ struct provider_decoder::impl {
   // Hands `e` to the sink; false (and nothing more is emitted) once the sink has refused an event.
   bool emit(const event& e) noexcept;
   // Parses the event's data; counts and skips (or, strict, fails on) non-JSON. False when skipped.
-  bool parse(const sse_event& ev, bool padded, json::element& root) noexcept;
-  provider detect(const sse_event& ev, const json::element* root) const noexcept;
-  void generic_error(json::object error_object) noexcept;
+  bool parse(const sse_event& ev, bool padded, dom_json::element& root) noexcept;
+  provider detect(const sse_event& ev, const dom_json::element* root) const noexcept;
+  void generic_error(dom_json::object error_object) noexcept;
 
   // ---- shared adapter helpers (provider_decoder.cpp) ----
   struct tool_call {
@@ -95,14 +95,14 @@ struct provider_decoder::impl {
   bool emit_complete() noexcept;   // stream_complete once, unless an error came
   bool emit_error(std::string_view code, std::string_view message, bool retryable) noexcept;
   bool emit_usage(const usage_counts& counts) noexcept;
-  void set_usage_native(json::element usage) noexcept;
+  void set_usage_native(dom_json::element usage) noexcept;
 
   // ---- dialects ----
-  void openai_chat(const sse_event& ev, json::element root) noexcept;     // provider_openai.cpp
+  void openai_chat(const sse_event& ev, dom_json::element root) noexcept;     // provider_openai.cpp
   void openai_chat_done() noexcept;
-  void openai_responses(const sse_event& ev, json::element root) noexcept;
-  void anthropic(const sse_event& ev, json::element root) noexcept;       // provider_anthropic.cpp
-  void gemini(const sse_event& ev, json::element root) noexcept;          // provider_gemini.cpp
+  void openai_responses(const sse_event& ev, dom_json::element root) noexcept;
+  void anthropic(const sse_event& ev, dom_json::element root) noexcept;       // provider_anthropic.cpp
+  void gemini(const sse_event& ev, dom_json::element root) noexcept;          // provider_gemini.cpp
 
   provider_decoder_options options;
   sse_decoder sse;

@@ -13,32 +13,32 @@ stop_reason normalize_chat_finish(std::string_view reason, bool refusal) noexcep
   return stop_reason::none;
 }
 
-usage_counts openai_usage(json::object u, bool responses) noexcept {
+usage_counts openai_usage(dom_json::object u, bool responses) noexcept {
   usage_counts c;
-  json::object details;
+  dom_json::object details;
   if (responses) {
-    c.input_tokens = json::clamp32(json::count_or_zero(u, "input_tokens"));
-    c.output_tokens = json::clamp32(json::count_or_zero(u, "output_tokens"));
-    if (json::get_object(u, "input_tokens_details", details)) {
-      c.cache_read_tokens = json::clamp32(json::count_or_zero(details, "cached_tokens"));
+    c.input_tokens = dom_json::clamp32(dom_json::count_or_zero(u, "input_tokens"));
+    c.output_tokens = dom_json::clamp32(dom_json::count_or_zero(u, "output_tokens"));
+    if (dom_json::get_object(u, "input_tokens_details", details)) {
+      c.cache_read_tokens = dom_json::clamp32(dom_json::count_or_zero(details, "cached_tokens"));
     }
-    if (json::get_object(u, "output_tokens_details", details)) {
-      c.reasoning_tokens = json::clamp32(json::count_or_zero(details, "reasoning_tokens"));
+    if (dom_json::get_object(u, "output_tokens_details", details)) {
+      c.reasoning_tokens = dom_json::clamp32(dom_json::count_or_zero(details, "reasoning_tokens"));
     }
   } else {
-    c.input_tokens = json::clamp32(json::count_or_zero(u, "prompt_tokens"));
-    c.output_tokens = json::clamp32(json::count_or_zero(u, "completion_tokens"));
-    if (json::get_object(u, "prompt_tokens_details", details)) {
-      c.cache_read_tokens = json::clamp32(json::count_or_zero(details, "cached_tokens"));
+    c.input_tokens = dom_json::clamp32(dom_json::count_or_zero(u, "prompt_tokens"));
+    c.output_tokens = dom_json::clamp32(dom_json::count_or_zero(u, "completion_tokens"));
+    if (dom_json::get_object(u, "prompt_tokens_details", details)) {
+      c.cache_read_tokens = dom_json::clamp32(dom_json::count_or_zero(details, "cached_tokens"));
     }
-    if (json::get_object(u, "completion_tokens_details", details)) {
-      c.reasoning_tokens = json::clamp32(json::count_or_zero(details, "reasoning_tokens"));
+    if (dom_json::get_object(u, "completion_tokens_details", details)) {
+      c.reasoning_tokens = dom_json::clamp32(dom_json::count_or_zero(details, "reasoning_tokens"));
     }
   }
   std::uint64_t total = 0;
-  c.total_tokens = json::get_count(u, "total_tokens", total)
-                       ? json::clamp32(total)
-                       : json::clamp32(std::uint64_t{c.input_tokens} + c.output_tokens);
+  c.total_tokens = dom_json::get_count(u, "total_tokens", total)
+                       ? dom_json::clamp32(total)
+                       : dom_json::clamp32(std::uint64_t{c.input_tokens} + c.output_tokens);
   return c;
 }
 
@@ -52,63 +52,63 @@ bool is_retryable_openai(std::string_view code) noexcept {
 // ---------------------------------------------------------------------------------------------------------
 // Chat Completions: data-only chunks, then `[DONE]`.
 
-void provider_decoder::impl::openai_chat(const sse_event& ev, json::element root) noexcept {
+void provider_decoder::impl::openai_chat(const sse_event& ev, dom_json::element root) noexcept {
   (void)ev;
-  json::object chunk;
+  dom_json::object chunk;
   if (root.get_object().get(chunk) != simdjson::SUCCESS) {
     ++summary.counters.malformed_payloads;
     return;
   }
-  json::object err;
-  if (json::get_object(chunk, "error", err)) {
+  dom_json::object err;
+  if (dom_json::get_object(chunk, "error", err)) {
     generic_error(err);
     return;
   }
   if (!message_started) {
     std::string_view id;
-    if (json::get_string(chunk, "id", id)) start_message(id, json::string_or_empty(chunk, "model"));
+    if (dom_json::get_string(chunk, "id", id)) start_message(id, dom_json::string_or_empty(chunk, "model"));
   }
-  json::array choices;
-  if (json::get_array(chunk, "choices", choices)) {
+  dom_json::array choices;
+  if (dom_json::get_array(chunk, "choices", choices)) {
     std::uint64_t position = 0;
-    for (json::element choice_element : choices) {
-      json::object choice;
+    for (dom_json::element choice_element : choices) {
+      dom_json::object choice;
       if (choice_element.get_object().get(choice) != simdjson::SUCCESS) {
         ++summary.counters.malformed_payloads;
         continue;
       }
       std::uint64_t choice_index = position++;
-      json::get_count(choice, "index", choice_index);
-      const std::uint16_t ci = json::clamp16(choice_index);
-      json::object delta;
-      if (json::get_object(choice, "delta", delta)) {
+      dom_json::get_count(choice, "index", choice_index);
+      const std::uint16_t ci = dom_json::clamp16(choice_index);
+      dom_json::object delta;
+      if (dom_json::get_object(choice, "delta", delta)) {
         std::string_view s;
         // OpenAI-compatible servers (DeepSeek, vLLM, OpenRouter) stream reasoning in one of these keys.
-        if ((json::get_string(delta, "reasoning_content", s) || json::get_string(delta, "reasoning", s)) &&
+        if ((dom_json::get_string(delta, "reasoning_content", s) || dom_json::get_string(delta, "reasoning", s)) &&
             !s.empty()) {
           emit(event::thinking_delta(ci, s));
         }
-        if (json::get_string(delta, "content", s) && !s.empty()) emit(event::text_delta(ci, s));
-        if (json::get_string(delta, "refusal", s) && !s.empty()) {
+        if (dom_json::get_string(delta, "content", s) && !s.empty()) emit(event::text_delta(ci, s));
+        if (dom_json::get_string(delta, "refusal", s) && !s.empty()) {
           refusal_seen = true;
           emit(event::text_delta(ci, s));
         }
-        json::array tool_calls;
-        if (json::get_array(delta, "tool_calls", tool_calls)) {
+        dom_json::array tool_calls;
+        if (dom_json::get_array(delta, "tool_calls", tool_calls)) {
           std::uint64_t tool_position = 0;
-          for (json::element tool_element : tool_calls) {
-            json::object tool;
+          for (dom_json::element tool_element : tool_calls) {
+            dom_json::object tool;
             if (tool_element.get_object().get(tool) != simdjson::SUCCESS) {
               ++summary.counters.malformed_payloads;
               continue;
             }
             std::uint64_t tool_index = tool_position++;
-            json::get_count(tool, "index", tool_index);
-            const std::uint16_t ti = json::clamp16(tool_index);
-            json::object function;
-            const bool has_function = json::get_object(tool, "function", function);
-            const std::string_view id = json::string_or_empty(tool, "id");
-            const std::string_view name = has_function ? json::string_or_empty(function, "name") : "";
+            dom_json::get_count(tool, "index", tool_index);
+            const std::uint16_t ti = dom_json::clamp16(tool_index);
+            dom_json::object function;
+            const bool has_function = dom_json::get_object(tool, "function", function);
+            const std::string_view id = dom_json::string_or_empty(tool, "id");
+            const std::string_view name = has_function ? dom_json::string_or_empty(function, "name") : "";
             tool_call* call = find_call(ci, ti);
             if (call == nullptr) {
               call = &add_call(ci, ti);
@@ -119,7 +119,7 @@ void provider_decoder::impl::openai_chat(const sse_event& ev, json::element root
               }
             }
             std::string_view fragment;
-            if (has_function && json::get_string(function, "arguments", fragment) && !fragment.empty()) {
+            if (has_function && dom_json::get_string(function, "arguments", fragment) && !fragment.empty()) {
               append_args(*call, fragment);
               emit(event::tool_args_delta(ti, fragment, ci));
             }
@@ -127,16 +127,16 @@ void provider_decoder::impl::openai_chat(const sse_event& ev, json::element root
         }
       }
       std::string_view finish;
-      if (json::get_string(choice, "finish_reason", finish)) {
+      if (dom_json::get_string(choice, "finish_reason", finish)) {
         end_open_calls(ci);
         // With n > 1 choices the first choice's reason is the message's (rill has one stop per message).
         if (!stop_known || ci == 0) set_native_stop(finish, normalize_chat_finish(finish, refusal_seen));
       }
     }
   }
-  json::element usage_element;
-  json::object usage;
-  if (json::get(chunk, "usage", usage_element) && usage_element.get_object().get(usage) == simdjson::SUCCESS) {
+  dom_json::element usage_element;
+  dom_json::object usage;
+  if (dom_json::get(chunk, "usage", usage_element) && usage_element.get_object().get(usage) == simdjson::SUCCESS) {
     set_usage_native(usage_element);
     emit_usage(openai_usage(usage, false));
   }
@@ -151,31 +151,31 @@ void provider_decoder::impl::openai_chat_done() noexcept {
 // ---------------------------------------------------------------------------------------------------------
 // Responses API: typed events with a sequence number; response.completed is terminal.
 
-void provider_decoder::impl::openai_responses(const sse_event& ev, json::element root) noexcept {
-  json::object o;
+void provider_decoder::impl::openai_responses(const sse_event& ev, dom_json::element root) noexcept {
+  dom_json::object o;
   if (root.get_object().get(o) != simdjson::SUCCESS) {
     ++summary.counters.malformed_payloads;
     return;
   }
   std::string_view type;
-  if (!json::get_string(o, "type", type)) type = ev.event_type;
+  if (!dom_json::get_string(o, "type", type)) type = ev.event_type;
   std::uint64_t seq = 0;
-  if (json::get_count(o, "sequence_number", seq)) {
+  if (dom_json::get_count(o, "sequence_number", seq)) {
     const auto s = static_cast<std::int64_t>(seq);
     if (s != summary.last_sequence_number + 1) ++summary.counters.sequence_gaps;
     summary.last_sequence_number = s;
   }
   std::uint64_t output_index = 0;
-  json::get_count(o, "output_index", output_index);
-  const std::uint16_t oi = json::clamp16(output_index);
+  dom_json::get_count(o, "output_index", output_index);
+  const std::uint16_t oi = dom_json::clamp16(output_index);
 
   if (type == "response.output_text.delta") {
-    const std::string_view delta = json::string_or_empty(o, "delta");
+    const std::string_view delta = dom_json::string_or_empty(o, "delta");
     if (!delta.empty()) emit(event::text_delta(oi, delta));
     return;
   }
   if (type == "response.function_call_arguments.delta") {
-    const std::string_view delta = json::string_or_empty(o, "delta");
+    const std::string_view delta = dom_json::string_or_empty(o, "delta");
     tool_call* call = find_call(0, oi);
     if (call == nullptr) {
       ++summary.counters.malformed_payloads;
@@ -188,37 +188,37 @@ void provider_decoder::impl::openai_responses(const sse_event& ev, json::element
     return;
   }
   if (type == "response.reasoning_summary_text.delta" || type == "response.reasoning_text.delta") {
-    const std::string_view delta = json::string_or_empty(o, "delta");
+    const std::string_view delta = dom_json::string_or_empty(o, "delta");
     if (!delta.empty()) emit(event::thinking_delta(oi, delta));
     return;
   }
   if (type == "response.refusal.delta") {
-    const std::string_view delta = json::string_or_empty(o, "delta");
+    const std::string_view delta = dom_json::string_or_empty(o, "delta");
     refusal_seen = true;
     if (!delta.empty()) emit(event::text_delta(oi, delta));
     return;
   }
   if (type == "response.output_item.added" || type == "response.output_item.done") {
     const bool added = type == "response.output_item.added";
-    json::object item;
-    if (!json::get_object(o, "item", item)) {
+    dom_json::object item;
+    if (!dom_json::get_object(o, "item", item)) {
       ++summary.counters.malformed_payloads;
       return;
     }
-    const std::string_view item_type = json::string_or_empty(item, "type");
+    const std::string_view item_type = dom_json::string_or_empty(item, "type");
     if (item_type == "function_call") {
       tool_call* call = find_call(0, oi);
       if (added) {
         emit(event::content_block_start(oi, block_type::tool_use));
         if (call == nullptr) call = &add_call(0, oi);
-        emit(event::tool_call_start(oi, json::string_or_empty(item, "call_id"), json::string_or_empty(item, "name")));
+        emit(event::tool_call_start(oi, dom_json::string_or_empty(item, "call_id"), dom_json::string_or_empty(item, "name")));
       }
       if (call == nullptr) {
         ++summary.counters.malformed_payloads;
         return;
       }
       // Some servers send the arguments only whole, in the item: emit them once if no delta came.
-      const std::string_view whole = json::string_or_empty(item, "arguments");
+      const std::string_view whole = dom_json::string_or_empty(item, "arguments");
       if (call->args.empty() && !whole.empty()) {
         append_args(*call, whole);
         emit(event::tool_args_delta(oi, whole));
@@ -237,7 +237,7 @@ void provider_decoder::impl::openai_responses(const sse_event& ev, json::element
   }
   if (type == "response.function_call_arguments.done") {
     tool_call* call = find_call(0, oi);
-    const std::string_view whole = json::string_or_empty(o, "arguments");
+    const std::string_view whole = dom_json::string_or_empty(o, "arguments");
     if (call != nullptr && call->args.empty() && !whole.empty()) {
       append_args(*call, whole);
       emit(event::tool_args_delta(oi, whole));
@@ -245,38 +245,38 @@ void provider_decoder::impl::openai_responses(const sse_event& ev, json::element
     return;
   }
   if (type == "response.created" || type == "response.in_progress" || type == "response.queued") {
-    json::object response;
-    if (json::get_object(o, "response", response)) {
-      start_message(json::string_or_empty(response, "id"), json::string_or_empty(response, "model"));
+    dom_json::object response;
+    if (dom_json::get_object(o, "response", response)) {
+      start_message(dom_json::string_or_empty(response, "id"), dom_json::string_or_empty(response, "model"));
     }
     return;
   }
   if (type == "response.completed" || type == "response.incomplete" || type == "response.failed" ||
       type == "response.cancelled") {
-    json::object response;
-    if (!json::get_object(o, "response", response)) {
+    dom_json::object response;
+    if (!dom_json::get_object(o, "response", response)) {
       ++summary.counters.malformed_payloads;
       return;
     }
-    start_message(json::string_or_empty(response, "id"), json::string_or_empty(response, "model"));
+    start_message(dom_json::string_or_empty(response, "id"), dom_json::string_or_empty(response, "model"));
     end_open_calls();
-    json::element usage_element;
-    json::object usage;
-    if (json::get(response, "usage", usage_element) &&
+    dom_json::element usage_element;
+    dom_json::object usage;
+    if (dom_json::get(response, "usage", usage_element) &&
         usage_element.get_object().get(usage) == simdjson::SUCCESS) {
       set_usage_native(usage_element);
       emit_usage(openai_usage(usage, true));
     }
-    std::string_view status_text = json::string_or_empty(response, "status");
+    std::string_view status_text = dom_json::string_or_empty(response, "status");
     if (status_text.empty()) status_text = type.substr(9);  // "completed", "failed", ...
     if (type == "response.failed" || type == "response.cancelled") {
       summary.stop_reason.assign(status_text);
       summary.has_stop_reason = true;
-      json::object err;
+      dom_json::object err;
       std::string_view code = "response_failed", message;
-      if (json::get_object(response, "error", err)) {
-        if (!json::string_or_empty(err, "code").empty()) code = json::string_or_empty(err, "code");
-        message = json::string_or_empty(err, "message");
+      if (dom_json::get_object(response, "error", err)) {
+        if (!dom_json::string_or_empty(err, "code").empty()) code = dom_json::string_or_empty(err, "code");
+        message = dom_json::string_or_empty(err, "message");
       }
       emit_error(code, message, is_retryable_openai(code));
       return;
@@ -285,9 +285,9 @@ void provider_decoder::impl::openai_responses(const sse_event& ev, json::element
                              : refusal_seen       ? stop_reason::refusal
                                                   : stop_reason::end_turn;
     if (type == "response.incomplete") {
-      json::object details;
+      dom_json::object details;
       const std::string_view reason =
-          json::get_object(response, "incomplete_details", details) ? json::string_or_empty(details, "reason") : "";
+          dom_json::get_object(response, "incomplete_details", details) ? dom_json::string_or_empty(details, "reason") : "";
       normalized = reason == "content_filter" ? stop_reason::content_filter : stop_reason::max_tokens;
     }
     set_native_stop(status_text, normalized);
@@ -296,11 +296,11 @@ void provider_decoder::impl::openai_responses(const sse_event& ev, json::element
     return;
   }
   if (type == "error") {
-    json::object err = o;
-    json::get_object(o, "error", err);  // older servers nest it
-    std::string_view code = json::string_or_empty(err, "code");
-    if (code.empty()) code = json::string_or_empty(err, "type");
-    emit_error(code.empty() ? std::string_view("error") : code, json::string_or_empty(err, "message"),
+    dom_json::object err = o;
+    dom_json::get_object(o, "error", err);  // older servers nest it
+    std::string_view code = dom_json::string_or_empty(err, "code");
+    if (code.empty()) code = dom_json::string_or_empty(err, "type");
+    emit_error(code.empty() ? std::string_view("error") : code, dom_json::string_or_empty(err, "message"),
                is_retryable_openai(code));
     return;
   }
