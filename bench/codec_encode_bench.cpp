@@ -1,0 +1,179 @@
+// Codec encode-side microbenchmarks: events -> event JSON, events -> rill SSE, events -> provider dialects, and
+// event JSON -> events. Each reports bytes_per_second of JSON / SSE produced (or consumed, for decoding) over a
+// fixed synthetic LLM transcript, and checks what it produced.
+//   codec_encode_bench --benchmark_min_time=1
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "rill/codec/dialect_encoder.hpp"
+#include "rill/codec/json.hpp"
+#include "rill/codec/sse_encoder.hpp"
+
+namespace {
+
+using rill::event;
+
+// A response shaped like real traffic: short text deltas (mostly ASCII, some escapes and non-ASCII), a tool call
+// whose arguments arrive in fragments, usage, stop. Long text is borrowed from `storage`.
+struct transcript {
+  std::vector<std::string> storage;
+  std::vector<event> events;
+};
+
+const transcript& synthetic_transcript() {
+  static const transcript t = [] {
+    transcript r;
+    r.storage.reserve(4096);
+    const char* words[] = {"The", " tide", " in", " Brest", " turns", " at", " 18:42", ",", " \"low\"", " then",
+                           " rises", " \xe2\x80\x94", " caf\xc3\xa9", "\n", " about", " 6.1\xc2\xa0m", "."};
+    r.events.push_back(event::stream_start("anthropic", "claude-sonnet-4-5", "req_011CTide"));
+    r.events.push_back(event::message_start("msg_01FxTideThink3Kz", "claude-sonnet-4-5"));
+    r.events.push_back(event::content_block_start(0, rill::block_type::text));
+    for (int i = 0; i < 2000; ++i) {
+      if (i % 50 == 49) {  // an occasional long delta (external text)
+        std::string& s = r.storage.emplace_back();
+        for (int k = 0; k < 12; ++k) s += words[(i + k) % 17];
+        r.events.push_back(event::text_delta(0, s));
+      } else {
+        r.events.push_back(event::text_delta(0, words[i % 17]));
+      }
+    }
+    r.events.push_back(event::content_block_stop(0));
+    r.events.push_back(event::tool_call_start(1, "toolu_01Tide", "get_tide_times"));
+    const char* fragments[] = {"{\"po", "rt\": \"Br", "est\", \"da", "te\": \"2026-", "01-01\"}"};
+    for (const char* f : fragments) r.events.push_back(event::tool_args_delta(1, f));
+    r.events.push_back(event::tool_call_end(1));
+    r.events.push_back(event::message_stop(rill::stop_reason::tool_use));
+    r.events.push_back(event::usage({311, 2120, 2431, 0, 0, 0}));
+    r.events.push_back(event::stream_complete(2017, 0));
+    for (std::size_t i = 0; i < r.events.size(); ++i) r.events[i].set_seq(i);
+    return r;
+  }();
+  return t;
+}
+
+void fail(benchmark::State& state, const char* what) {
+  state.SkipWithError(what);
+  std::fprintf(stderr, "codec_encode_bench: %s\n", what);
+}
+
+void BM_EventsToJson(benchmark::State& state) {
+  const auto& events = synthetic_transcript().events;
+  std::string out;
+  out.reserve(1 << 20);
+  std::size_t bytes = 0;
+  for (auto _ : state) {
+    out.clear();
+    for (const event& e : events) {
+      if (rill::codec::encode_json(e, out) != rill::status::ok) return fail(state, "encode_json failed");
+      out.push_back('\n');
+    }
+    bytes += out.size();
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(bytes));
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * events.size()));
+}
+BENCHMARK(BM_EventsToJson);
+
+void BM_EventsToFixedBufferJson(benchmark::State& state) {
+  const auto& events = synthetic_transcript().events;
+  char buffer[4096];
+  std::size_t bytes = 0;
+  for (auto _ : state) {
+    for (const event& e : events) {
+      std::size_t written = 0;
+      if (rill::codec::encode_json(e, buffer, sizeof buffer, written) != rill::status::ok) {
+        return fail(state, "encode_json (fixed) failed");
+      }
+      bytes += written;
+      benchmark::DoNotOptimize(buffer);
+    }
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(bytes));
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * events.size()));
+}
+BENCHMARK(BM_EventsToFixedBufferJson);
+
+void BM_EventsToSse(benchmark::State& state) {
+  const auto& events = synthetic_transcript().events;
+  std::string out;
+  out.reserve(1 << 20);
+  std::size_t bytes = 0;
+  for (auto _ : state) {
+    out.clear();
+    for (const event& e : events) {
+      if (rill::codec::encode_sse(e, out) != rill::status::ok) return fail(state, "encode_sse failed");
+    }
+    bytes += out.size();
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(bytes));
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * events.size()));
+}
+BENCHMARK(BM_EventsToSse);
+
+void BM_EventsToDialect(benchmark::State& state) {
+  const auto format = static_cast<rill::codec::output_format>(state.range(0));
+  state.SetLabel(std::string(rill::codec::to_string(format)));
+  const auto& events = synthetic_transcript().events;
+  rill::codec::output_encoder encoder(format);
+  std::string out;
+  out.reserve(1 << 21);
+  std::size_t bytes = 0;
+  for (auto _ : state) {
+    out.clear();
+    encoder.reset();
+    for (const event& e : events) {
+      if (encoder.encode(e, out) != rill::status::ok) return fail(state, "dialect encode failed");
+    }
+    if (encoder.finish(out) != rill::status::ok) return fail(state, "dialect finish failed");
+    bytes += out.size();
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(bytes));
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * events.size()));
+}
+BENCHMARK(BM_EventsToDialect)
+    ->Arg(static_cast<int>(rill::codec::output_format::openai_chat))
+    ->Arg(static_cast<int>(rill::codec::output_format::openai_responses))
+    ->Arg(static_cast<int>(rill::codec::output_format::anthropic));
+
+void BM_JsonToEvents(benchmark::State& state) {
+  const auto& events = synthetic_transcript().events;
+  std::vector<std::string> lines;
+  std::size_t total = 0;
+  for (const event& e : events) {
+    std::string& line = lines.emplace_back();
+    if (rill::codec::encode_json(e, line) != rill::status::ok) return fail(state, "encode_json failed");
+    total += line.size();
+  }
+  rill::codec::json_decoder decoder;
+  std::size_t bytes = 0;
+  std::uint64_t seq_sum = 0;
+  for (auto _ : state) {
+    for (const std::string& line : lines) {
+      event e;
+      if (decoder.decode(line, e) != rill::status::ok) return fail(state, "decode failed");
+      seq_sum += e.seq();
+      benchmark::DoNotOptimize(e);
+    }
+    bytes += total;
+  }
+  // Checks what it decoded: the seqs 0..n-1 each iteration.
+  const std::uint64_t n = events.size();
+  if (seq_sum != static_cast<std::uint64_t>(state.iterations()) * (n * (n - 1) / 2)) {
+    return fail(state, "decoded sequence numbers do not match");
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(bytes));
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * events.size()));
+}
+BENCHMARK(BM_JsonToEvents);
+
+}  // namespace
+
+BENCHMARK_MAIN();
