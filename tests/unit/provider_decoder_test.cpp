@@ -1,0 +1,277 @@
+// Provider adapters beyond the fixtures: counters, hostile payloads, strict mode, dialect detection,
+// tool-call edge cases and the reassembler's handling of invalid arguments.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "codec_decode_test_util.hpp"
+#include "rill/codec/provider.hpp"
+#include "rill/codec/reassembler.hpp"
+
+namespace {
+
+using rill::event;
+using rill::event_kind;
+using rill::status;
+using rill::codec::provider;
+using rill::codec::provider_decoder;
+using rill::codec::provider_decoder_options;
+
+provider_decoder_options with_dialect(provider p) {
+  provider_decoder_options o;
+  o.dialect = p;
+  return o;
+}
+
+TEST(ProviderDecoder, ParsesDialectNames) {
+  bool ok = false;
+  EXPECT_EQ(rill::codec::provider_from_string("openai-chat", ok), provider::openai_chat);
+  EXPECT_TRUE(ok);
+  EXPECT_EQ(rill::codec::provider_from_string("openai_responses", ok), provider::openai_responses);
+  EXPECT_EQ(rill::codec::provider_from_string("gemini", ok), provider::gemini);
+  EXPECT_EQ(rill::codec::provider_from_string("auto", ok), provider::unknown);
+  EXPECT_TRUE(ok);
+  rill::codec::provider_from_string("cohere", ok);
+  EXPECT_FALSE(ok);
+  EXPECT_EQ(rill::codec::to_string(provider::anthropic), "anthropic");
+}
+
+TEST(ProviderDecoder, NonJsonDataIsSkippedAndCounted) {
+  const auto run = rill::test::decode_with_cuts(
+      "data: {\"id\":\"c1\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\n"
+      "data: {not json\n\ndata: \xff\xfe\n\ndata: [DONE]\n\n",
+      {});
+  EXPECT_EQ(run.result, status::ok);
+  EXPECT_EQ(run.native.counters.non_json_data, 2u);
+  EXPECT_TRUE(run.native.completed);
+  EXPECT_NE(run.summary.find("\"text\":\"hi\""), std::string::npos);
+}
+
+TEST(ProviderDecoder, StrictJsonFailsWithOffsetAndEmitsNothingMore) {
+  provider_decoder_options options = with_dialect(provider::openai_chat);
+  options.strict_json = true;
+  const auto run = rill::test::decode_with_cuts(
+      "data: {\"id\":\"c1\",\"choices\":[]}\n\ndata: {broken\n\ndata: {\"id\":\"c1\",\"choices\":[{\"index\":0,"
+      "\"delta\":{\"content\":\"late\"}}]}\n\n",
+      {}, options);
+  EXPECT_EQ(run.result, status::invalid);
+  EXPECT_EQ(run.error_offset, 32u);
+  EXPECT_NE(run.error_message.find("not JSON"), std::string::npos) << run.error_message;
+  EXPECT_NE(run.error_message.find("byte offset 32"), std::string::npos) << run.error_message;
+  EXPECT_EQ(run.log.find("late"), std::string::npos);
+}
+
+TEST(ProviderDecoder, UnknownEventTypesAreIgnoredAndCounted) {
+  const auto run = rill::test::decode_with_cuts(
+      "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":\"x\"}}\n\n"
+      "event: brand_new\ndata: {\"type\":\"brand_new\"}\n\n"
+      "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"mystery_delta\"}}\n\n",
+      {});
+  EXPECT_EQ(run.native.dialect, provider::anthropic);
+  EXPECT_EQ(run.native.counters.unknown_events, 2u);
+}
+
+TEST(ProviderDecoder, WrongShapedJsonIsCountedNotFatal) {
+  const auto run = rill::test::decode_with_cuts(
+      "data: {\"id\":\"c\",\"choices\":[7,{\"index\":0,\"delta\":{\"content\":\"ok\",\"tool_calls\":[\"x\"]}}]}\n\n"
+      "data: [1,2]\n\ndata: \"str\"\n\n",
+      {}, with_dialect(provider::openai_chat));
+  EXPECT_EQ(run.result, status::ok);
+  EXPECT_EQ(run.native.counters.malformed_payloads, 4u);
+  EXPECT_NE(run.log.find("[ok]"), std::string::npos);
+}
+
+TEST(ProviderDecoder, SseCapIsTooLargeThroughTheAdapter) {
+  provider_decoder_options options;
+  options.sse.max_event_bytes = 256;
+  const auto run =
+      rill::test::decode_with_cuts("data: {\"a\":\"" + std::string(1000, 'x') + "\"}\n\n", {}, options);
+  EXPECT_EQ(run.result, status::too_large);
+  EXPECT_NE(run.error_message.find("256"), std::string::npos);
+  EXPECT_TRUE(run.log.empty());
+}
+
+TEST(ProviderDecoder, DetectsEachDialectFromItsFirstEvents) {
+  struct probe {
+    const char* bytes;
+    provider want;
+  };
+  const probe probes[] = {
+      {"data: [DONE]\n\n", provider::openai_chat},
+      {"data: {\"object\":\"chat.completion.chunk\",\"choices\":[]}\n\n", provider::openai_chat},
+      {"event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"r\"}}\n\n",
+       provider::openai_responses},
+      {"data: {\"type\":\"response.created\",\"response\":{\"id\":\"r\"}}\n\n", provider::openai_responses},
+      {"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{}}\n\n", provider::anthropic},
+      {"data: {\"candidates\":[]}\n\n", provider::gemini},
+      {": keep-alive\n\nevent: ping\ndata: {\"type\":\"ping\"}\n\ndata: {\"usageMetadata\":{}}\n\n", provider::gemini},
+  };
+  for (const probe& p : probes) {
+    const auto run = rill::test::decode_with_cuts(p.bytes, {});
+    EXPECT_EQ(run.native.dialect, p.want) << p.bytes;
+  }
+}
+
+TEST(ProviderDecoder, ErrorBeforeDetectionStillBecomesAnErrorEvent) {
+  const auto run = rill::test::decode_with_cuts(
+      "data: {\"error\":{\"code\":429,\"message\":\"quota\",\"status\":\"RESOURCE_EXHAUSTED\"}}\n\n", {});
+  EXPECT_NE(run.log.find("error i=0 c=0 a=0 b=1 [RESOURCE_EXHAUSTED] [quota]"), std::string::npos) << run.log;
+  EXPECT_TRUE(run.native.errored);
+  EXPECT_FALSE(run.native.completed);
+}
+
+TEST(ProviderDecoder, ErrorAfterDoneKeepsStreamIncomplete) {
+  const auto run = rill::test::decode_with_cuts(
+      "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":\"boom\"}}\n\n"
+      "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+      {}, with_dialect(provider::anthropic));
+  EXPECT_FALSE(run.native.completed);
+  EXPECT_EQ(run.log.find("stream_complete"), std::string::npos);
+  EXPECT_NE(run.summary.find("\"stop_reason_normalized\":\"error\""), std::string::npos);
+}
+
+TEST(ProviderDecoder, OpenAiChatToolFragmentsKeyedByChoiceAndIndex) {
+  const std::string chunk_a =
+      "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"a0\","
+      "\"function\":{\"name\":\"f\",\"arguments\":\"{\\\"x\\\":\"}}]}},{\"index\":1,\"delta\":{\"tool_calls\":["
+      "{\"index\":0,\"id\":\"b0\",\"function\":{\"name\":\"g\",\"arguments\":\"[1,\"}}]}}]}\n\n";
+  const std::string chunk_b =
+      "data: {\"id\":\"c\",\"choices\":[{\"index\":1,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{"
+      "\"arguments\":\"2]\"}}]}},{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\""
+      ":\"1}\"}}]},\"finish_reason\":\"tool_calls\"}]}\n\ndata: [DONE]\n\n";
+  provider_decoder d;
+  rill::codec::reassembler fold;
+  auto sink = [&](const event& e) { fold.add(e); };
+  ASSERT_EQ(d.feed(chunk_a + chunk_b, sink), status::ok);
+  ASSERT_EQ(d.finish(sink), status::ok);
+  const auto& r = fold.result();
+  ASSERT_EQ(r.tool_calls.size(), 2u);
+  EXPECT_EQ(r.tool_calls[0].id, "a0");
+  EXPECT_EQ(r.tool_calls[0].arguments_raw, "{\"x\":1}");
+  EXPECT_TRUE(r.tool_calls[0].arguments_valid);
+  EXPECT_EQ(r.tool_calls[1].choice, 1u);
+  EXPECT_EQ(r.tool_calls[1].arguments_raw, "[1,2]");
+  EXPECT_TRUE(r.tool_calls[1].ended);
+}
+
+TEST(ProviderDecoder, InvalidArgumentsAreFlaggedNotDropped) {
+  std::vector<event> ends;
+  provider_decoder d(with_dialect(provider::anthropic));
+  rill::codec::reassembler fold;
+  auto sink = [&](const event& e) {
+    if (e.kind() == event_kind::tool_call_end) ends.push_back(e);
+    fold.add(e);
+  };
+  ASSERT_EQ(d.feed("event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":1,"
+                   "\"content_block\":{\"type\":\"tool_use\",\"id\":\"t\",\"name\":\"n\",\"input\":{}}}\n\n"
+                   "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{"
+                   "\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"a\\\": tru\"}}\n\n"
+                   "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":1}\n\n",
+                   sink),
+            status::ok);
+  ASSERT_EQ(ends.size(), 1u);
+  EXPECT_TRUE(ends[0].args_invalid());
+  const auto& r = fold.result();
+  ASSERT_EQ(r.tool_calls.size(), 1u);
+  EXPECT_FALSE(r.tool_calls[0].arguments_valid);
+  EXPECT_EQ(r.tool_calls[0].arguments_raw, "{\"a\": tru");
+  const std::string json = rill::codec::summary_json(r, rill::codec::extras_from(d.summary()));
+  EXPECT_NE(json.find("\"arguments\":null,\"arguments_raw\":\"{\\\"a\\\": tru\",\"arguments_valid\":false"),
+            std::string::npos)
+      << json;
+}
+
+TEST(ProviderDecoder, LongTextIsBorrowedAndValidDuringTheSinkCall) {
+  const std::string text(5000, 'w');
+  provider_decoder d(with_dialect(provider::anthropic));
+  std::string got;
+  auto sink = [&](const event& e) {
+    if (e.kind() == event_kind::text_delta) {
+      EXPECT_TRUE(e.text_is_external());
+      got = std::string(e.text());
+    }
+  };
+  ASSERT_EQ(d.feed("event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{"
+                   "\"type\":\"text_delta\",\"text\":\"" + text + "\"}}\n\n",
+                   sink),
+            status::ok);
+  EXPECT_EQ(got, text);
+}
+
+TEST(ProviderDecoder, SinkStatusStopsAndIsReturned) {
+  provider_decoder d;
+  int calls = 0;
+  auto sink = [&](const event&) {
+    ++calls;
+    return status::closed;
+  };
+  const std::string input = rill::test::read_file(std::string(RILL_SHARED_FIXTURES_DIR) + "/anthropic_text.sse");
+  EXPECT_EQ(d.feed(input, sink), status::closed);
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(d.feed("data: x\n\n", sink), status::closed);
+}
+
+TEST(ProviderDecoder, ResetDecodesASecondStreamIdentically) {
+  const std::string input = rill::test::read_file(std::string(RILL_SHARED_FIXTURES_DIR) + "/openai_chat_tool_calls.sse");
+  provider_decoder d;
+  std::string first, second;
+  ASSERT_EQ(d.feed(input, [&](const event& e) { first += rill::test::describe(e) + "\n"; }), status::ok);
+  ASSERT_EQ(d.finish([&](const event& e) { first += rill::test::describe(e) + "\n"; }), status::ok);
+  d.reset();
+  ASSERT_EQ(d.feed(input, [&](const event& e) { second += rill::test::describe(e) + "\n"; }), status::ok);
+  ASSERT_EQ(d.finish([&](const event& e) { second += rill::test::describe(e) + "\n"; }), status::ok);
+  EXPECT_EQ(first, second);
+  EXPECT_EQ(d.summary().counters.sse_events, 12u);
+}
+
+TEST(ProviderDecoder, OpenAiChatWithoutDoneStillReportsStopButNotCompleted) {
+  const auto run = rill::test::decode_with_cuts(
+      "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"},\"finish_reason\":\"stop\"}]}\n\n",
+      {});
+  EXPECT_NE(run.summary.find("\"stop_reason_normalized\":\"end_turn\""), std::string::npos);
+  EXPECT_NE(run.summary.find("\"completed\":false"), std::string::npos);
+}
+
+TEST(ProviderDecoder, AnthropicUsageIsReplacedNotAdded) {
+  const auto run = rill::test::decode_with_cuts(
+      "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":\"x\","
+      "\"usage\":{\"input_tokens\":5,\"output_tokens\":1}}}\n\n"
+      "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{},\"usage\":{\"output_tokens\":10}}\n\n"
+      "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},"
+      "\"usage\":{\"output_tokens\":15,\"input_tokens\":6}}\n\n",
+      {});
+  EXPECT_NE(run.summary.find("\"usage\":{\"input_tokens\":6,\"output_tokens\":15,\"total_tokens\":21}"),
+            std::string::npos)
+      << run.summary;
+  EXPECT_NE(run.summary.find("\"usage_native\":{\"input_tokens\":6,\"output_tokens\":15}"), std::string::npos);
+}
+
+TEST(Reassembler, EventsFromAnyProducerFoldTheSameWay) {
+  rill::codec::reassembler fold;
+  fold.add(event::message_start("id1", "model1"));
+  fold.add(event::thinking_delta(0, "think "));
+  fold.add(event::thinking_delta(0, "more"));
+  fold.add(event::signature_delta(0, "sig"));
+  fold.add(event::text_delta(1, "Hello"));
+  fold.add(event::tool_call_start(3, "c1", "f"));
+  fold.add(event::tool_call_start(2, "c0", "g"));
+  fold.add(event::tool_args_delta(3, "{}"));
+  fold.add(event::usage({1, 2, 3, 0, 0, 0}));
+  fold.add(event::usage({4, 5, 9, 0, 0, 0}));
+  fold.add(event::message_stop(rill::stop_reason::tool_use));
+  fold.add(event::stream_complete(10, 0));
+  const auto& r = fold.result();
+  EXPECT_EQ(r.thinking.at(0).text, "think more");
+  EXPECT_EQ(r.thinking.at(0).signature, "sig");
+  ASSERT_EQ(r.tool_calls.size(), 2u);
+  EXPECT_EQ(r.tool_calls[0].id, "c0");  // ordered by index
+  EXPECT_TRUE(r.tool_calls[0].arguments_valid);  // no arguments: the empty object
+  EXPECT_EQ(r.usage->total_tokens, 9u);
+  EXPECT_EQ(r.stop, rill::stop_reason::tool_use);
+  EXPECT_TRUE(r.completed);
+  const std::string pretty = rill::codec::summary_json(r, {}, true);
+  EXPECT_EQ(rill::test::json_text_diff(pretty, rill::codec::summary_json(r, {}, false)), "");
+}
+
+}  // namespace
