@@ -1,0 +1,443 @@
+// rill/manager.hpp: rill::stream_manager, a registry of streams keyed by string ids, with wait-free
+// lookups.
+//
+// A gateway looks a stream up on every upstream chunk and every client reconnect; the manager makes that
+// lookup cheap and never sits on the data path itself. Ids are 1 to kMaxIdBytes (255) bytes of any
+// content (compared byte for byte). Each stream also gets a stream_handle, a 64-bit number that finds it
+// again without hashing the id.
+//
+// Structure (docs/design.md, "Stream manager"): the ids hash into a fixed number of shards. Each shard is
+// one immutable open-addressing table that readers load with one acquire; a writer (one per shard at a
+// time, under the shard's mutex) builds a new table from the old one and publishes it, then retires the
+// old one to rill's epoch-based reclamation (rill/detail/epoch.hpp). Handles index a segmented table of
+// entry pointers that never moves.
+//
+// Guarantees
+//   - get / visit / handle lookups (and the lookup half of get_or_create) are wait-free: no lock, no retry
+//     loop, no allocation; probing is bounded because no table is ever more than 3/4 full.
+//   - Lookups are linearizable with create / close of the same id: a lookup that starts after create()
+//     returned finds the stream; one that starts after close() returned does not.
+//   - Lifetime: a stream_ref keeps its stream alive after close(), close_all(), cleanup_inactive() or the
+//     manager's destruction. Those calls close the stream (later sends get status::closed, receivers drain
+//     what is buffered, then see closed); its memory goes with the last stream_ref.
+//   - Writers (create, close, cleanup, ...) copy one shard's table, never the whole index: with the default
+//     4096 shards a million streams make tables of about 250 entries.
+//   - An idle stream (never sent to) costs its entry (about 80 bytes plus the id), an index slot and a
+//     handle slot: under 256 bytes for ids up to about 70 bytes (figures in docs/design.md).
+// Not guaranteed
+//   - Whole-manager operations (list, count, close_all, cleanup_inactive, list_info) visit the shards one by
+//     one: they are not atomic snapshots while other threads create or close streams.
+//   - Last activity has the resolution of observation: the manager notes when it sees a stream's activity
+//     count change (in cleanup_inactive, info and list_info), not when the send or receive happened. A
+//     stream therefore reads as active at most one observation period longer than it was; cleanup never
+//     closes a stream sooner than `threshold` after its real last send or receive.
+//   - Memory of closed streams and old tables is reclaimed in batches, after every thread that could still
+//     read them has left its read section; a thread stuck inside visit()'s callback delays it (for every
+//     manager in the process).
+//   - Handles: a handle is never reused for another stream until 2^32 streams were created in the manager.
+//
+// Every member function is safe to call from any thread at the same time as any other, except the
+// constructor and destructor. Blocking classes are given per function: "wait-free" (bounded steps, no lock),
+// "locks one shard" (a mutex held for a table copy), "locks each shard in turn".
+#pragma once
+
+#include <atomic>
+#include <bit>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "rill/detail/epoch.hpp"
+#include "rill/status.hpp"
+#include "rill/stream.hpp"
+
+namespace rill {
+
+// A compact id for a managed stream: finds it without hashing the id. 0 is "no stream". The low 32 bits
+// index the handle table, the high 32 bits are a generation that tells a reused index apart.
+struct stream_handle {
+  std::uint64_t value = 0;
+  explicit operator bool() const noexcept { return value != 0; }
+  friend bool operator==(stream_handle, stream_handle) = default;
+};
+
+namespace detail {
+
+// Link for epoch-based reclamation: the next retired node and the epoch it was retired in.
+// `next` points to the next retired object of the same list (a shard_table or a managed_stream).
+struct retired_link {
+  void* next;
+  std::uint64_t tag;
+};
+
+// One managed stream: reference count, metadata and the stream in one allocation; the id's bytes follow.
+struct managed_stream {
+  // Throws what the stream constructor throws (std::invalid_argument for bad options).
+  managed_stream(std::string_view id, const stream_options& options, std::int64_t created)
+      : id_size(static_cast<std::uint16_t>(id.size())), created_ns(created), stream(options) {
+    std::memcpy(id_bytes(), id.data(), id.size());
+    state.seen = {0, created};
+  }
+
+  char* id_bytes() noexcept { return reinterpret_cast<char*>(this + 1); }
+  std::string_view id() const noexcept { return {reinterpret_cast<const char*>(this + 1), id_size}; }
+
+  // The index holds one reference until the entry is reclaimed; each stream_ref holds one.
+  std::atomic<std::uint32_t> refs{1};
+  const std::uint16_t id_size;
+  std::uint64_t handle = 0;        // set once, before the entry is published
+  const std::int64_t created_ns;  // steady_clock nanoseconds
+  // What the manager last saw of the stream's activity; guarded by the shard's writer mutex while the entry
+  // is indexed. Once removed, the same bytes link the entry into the retired list.
+  struct observation {
+    std::uint64_t activity;  // stream::activity() when last seen to change
+    std::int64_t at_ns;      // steady_clock nanoseconds of that observation
+  };
+  union {
+    observation seen;
+    retired_link link;
+  } state;
+  rill::stream stream;
+};
+
+// Frees an entry whose last reference went (destroys its stream).
+void destroy_managed_stream(managed_stream* entry) noexcept;
+
+// One slot of a shard's open-addressing table (linear probing). An empty slot has entry == nullptr.
+struct index_slot {
+  std::uint64_t hash;
+  managed_stream* entry;
+};
+
+// A shard's immutable table; `mask + 1` slots follow the header in the same allocation.
+struct shard_table {
+  retired_link link;
+  std::uint32_t mask;
+  std::uint32_t count;
+  index_slot* slots() noexcept { return reinterpret_cast<index_slot*>(this + 1); }
+  const index_slot* slots() const noexcept { return reinterpret_cast<const index_slot*>(this + 1); }
+};
+
+// 64-bit hash of an id: 8 bytes at a time, multiply-xorshift rounds, then a final avalanche.
+inline std::uint64_t hash_id(std::string_view id) noexcept {
+  constexpr std::uint64_t kMul = 0x9e3779b97f4a7c15ull;  // 2^64 / golden ratio
+  std::uint64_t h = 0x2545f4914f6cdd1dull ^ (id.size() * kMul);
+  const char* p = id.data();
+  std::size_t n = id.size();
+  while (n >= 8) {
+    std::uint64_t word;
+    std::memcpy(&word, p, 8);
+    h = (h ^ word) * kMul;
+    h ^= h >> 31;
+    p += 8;
+    n -= 8;
+  }
+  if (n != 0) {
+    std::uint64_t word = 0;
+    std::memcpy(&word, p, n);
+    h = (h ^ word) * kMul;
+    h ^= h >> 31;
+  }
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 29;
+  h *= kMul;
+  return h ^ (h >> 32);
+}
+
+}  // namespace detail
+
+// Shared ownership of a managed stream: like std::shared_ptr<stream>, one pointer wide, its count in the
+// same allocation as the stream. Copying costs one atomic increment; moving costs nothing. Safe to copy
+// and destroy from any thread (distinct stream_ref objects; one object is not synchronized).
+class stream_ref {
+ public:
+  stream_ref() noexcept = default;
+  stream_ref(const stream_ref& other) noexcept : entry_(other.entry_) {
+    // Relaxed: the caller's reference keeps the entry alive; the count orders nothing (shared_ptr does
+    // the same).
+    if (entry_ != nullptr) entry_->refs.fetch_add(1, std::memory_order_relaxed);
+  }
+  stream_ref(stream_ref&& other) noexcept : entry_(std::exchange(other.entry_, nullptr)) {}
+  stream_ref& operator=(stream_ref other) noexcept {
+    std::swap(entry_, other.entry_);
+    return *this;
+  }
+  ~stream_ref() { reset(); }
+
+  void reset() noexcept {
+    detail::managed_stream* entry = std::exchange(entry_, nullptr);
+    // [R1] acq_rel: the holder that drops the count to zero sees every other holder's use of the stream
+    // before it destroys it (release by each decrement, acquire by the last).
+    if (entry != nullptr && entry->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      detail::destroy_managed_stream(entry);
+    }
+  }
+
+  stream* get() const noexcept { return entry_ != nullptr ? &entry_->stream : nullptr; }
+  stream& operator*() const noexcept { return entry_->stream; }
+  stream* operator->() const noexcept { return &entry_->stream; }
+  explicit operator bool() const noexcept { return entry_ != nullptr; }
+  // The id and handle the stream was created with (empty / 0 for an empty ref).
+  std::string_view id() const noexcept { return entry_ != nullptr ? entry_->id() : std::string_view{}; }
+  stream_handle handle() const noexcept { return {entry_ != nullptr ? entry_->handle : 0}; }
+  // References held now, the index's own included while the stream is managed (a snapshot).
+  std::uint32_t use_count() const noexcept {
+    return entry_ != nullptr ? entry_->refs.load(std::memory_order_relaxed) : 0;
+  }
+
+ private:
+  friend class stream_manager;
+  // Adopts one reference already counted for this ref.
+  explicit stream_ref(detail::managed_stream* adopted) noexcept : entry_(adopted) {}
+  detail::managed_stream* entry_ = nullptr;
+};
+
+// What info() and list_info() report about one stream.
+struct stream_info {
+  std::string id;
+  stream_handle handle;
+  std::chrono::steady_clock::time_point created;
+  // When the manager last saw the stream's activity (sent + received) change, or its creation time if it
+  // never did. Resolution: the manager's observations (see the banner).
+  std::chrono::steady_clock::time_point last_activity;
+  flavour kind = flavour::spsc;
+  backpressure policy = backpressure::block;
+  std::size_t capacity = 0;
+  std::size_t arena_capacity = 0;
+  std::size_t approx_size = 0;
+  std::uint64_t sent = 0;
+  std::uint64_t received = 0;
+  std::uint64_t dropped = 0;
+  bool closed = false;
+  bool allocated = false;  // the ring and arena exist (after the first send)
+};
+
+struct manager_options {
+  // Options for streams created without their own.
+  stream_options stream_defaults = {};
+  // Index shards; rounded up to a power of two, 1 to 2^20. Writers to different shards never contend; a
+  // writer copies one shard's table (about streams / shards entries). Each shard costs about 80 bytes.
+  std::size_t shards = 4096;
+};
+
+// Reclamation counters (writers only, relaxed): retired == reclaimed once every retired node was freed.
+struct reclamation_counters {
+  std::uint64_t tables_retired = 0;
+  std::uint64_t tables_reclaimed = 0;
+  std::uint64_t entries_retired = 0;
+  std::uint64_t entries_reclaimed = 0;
+  std::uint64_t advance_attempts = 0;
+};
+
+class stream_manager {
+ public:
+  static constexpr std::size_t kMaxIdBytes = 255;
+
+  // Throws std::invalid_argument for invalid default stream options or shard count, std::bad_alloc.
+  explicit stream_manager(const manager_options& options = {});
+  // Closes every stream still managed and frees the index. Not thread-safe: no other call may be running
+  // or start. stream_refs stay valid.
+  ~stream_manager();
+  stream_manager(const stream_manager&) = delete;
+  stream_manager& operator=(const stream_manager&) = delete;
+
+  // True for ids of 1 to kMaxIdBytes bytes.
+  static bool valid_id(std::string_view id) noexcept { return !id.empty() && id.size() <= kMaxIdBytes; }
+
+  // ---- lookups: wait-free, never allocate ----
+
+  // Finds a stream by id. ok (`out` refers to it; whatever it held before is released), not_found or
+  // invalid (bad id). One atomic increment for the reference. A stream closed through its stream_ref but
+  // not yet removed is still found (is_closed() says so).
+  status get(std::string_view id, stream_ref& out) const noexcept;
+  // As get(id, out), by handle. not_found for a stale or unknown handle.
+  status get(stream_handle handle, stream_ref& out) const noexcept;
+  // Runs `fn(stream&)` on the stream with `id` while a read section keeps it alive: no reference count is
+  // touched. ok (after fn ran), not_found or invalid. fn must be short and must not block (it delays
+  // reclamation process-wide); it may call the manager's lookups, not its writers. Exceptions propagate.
+  template <class Fn>
+  status visit(std::string_view id, Fn&& fn) const;
+  template <class Fn>
+  status visit(stream_handle handle, Fn&& fn) const;
+  // The handle of the stream with `id`, or a null handle. Wait-free.
+  stream_handle handle_of(std::string_view id) const noexcept;
+
+  // ---- writers: lock one shard; throw only std::bad_alloc ----
+
+  // Creates a stream with the default options (or `options`). ok (`out` refers to it), already_exists
+  // when a stream with that id is managed and not closed (one that is closed is replaced), invalid (bad id,
+  // or options the stream constructor rejects).
+  status create(std::string_view id, stream_ref& out);
+  status create(std::string_view id, const stream_options& options, stream_ref& out);
+  // Returns the stream with `id`, creating it when absent (or closed). ok or invalid; `*created` says
+  // whether this call created it. Racing calls on one id create exactly one stream. Wait-free when the
+  // stream exists; otherwise locks one shard.
+  status get_or_create(std::string_view id, stream_ref& out, bool* created = nullptr);
+  status get_or_create(std::string_view id, const stream_options& options, stream_ref& out,
+                       bool* created = nullptr);
+  // Closes the stream and removes it. ok, not_found or invalid.
+  status close(std::string_view id);
+
+  // ---- whole-manager operations: each shard in turn ----
+
+  // Ids of the managed streams. Wait-free per shard (read sections), allocates.
+  std::vector<std::string> list() const;
+  // Streams managed now. Wait-free (one relaxed load); exact when no writer runs.
+  std::size_t count() const noexcept;
+  // Closes and removes every stream. Returns how many. Locks each shard in turn.
+  std::size_t close_all();
+  // Closes and removes every stream whose activity (sends + receives) the manager has not seen change for
+  // at least `threshold` (a new stream counts as active at creation). Returns how many. Locks each shard in
+  // turn; reads every stream's counters.
+  std::size_t cleanup_inactive(std::chrono::nanoseconds threshold);
+  // The stream's description. ok, not_found or invalid. Locks one shard (it records what it observed).
+  status info(std::string_view id, stream_info& out) const;
+  // Every stream's description. Locks each shard in turn.
+  std::vector<stream_info> list_info() const;
+
+  // ---- configuration and reclamation ----
+
+  const stream_options& default_options() const noexcept { return defaults_; }
+  std::size_t shard_count() const noexcept { return shard_mask_ + 1; }
+  // Tries to advance the epoch and frees what is safe to free. Writers do this every few dozen
+  // retirements on their own; call it after a burst of writes to give memory back sooner. Never blocks
+  // on readers (a membarrier syscall and a lock on the retired list).
+  void reclaim();
+  reclamation_counters reclamation() const noexcept;
+
+ private:
+  struct shard_writer;
+
+  static constexpr std::size_t kHandleChunkBase = 1024;  // chunk k holds kHandleChunkBase << k handles
+  static constexpr std::size_t kHandleChunks = 23;       // enough for 2^32 handles
+
+  std::size_t shard_of(std::uint64_t hash) const noexcept { return (hash >> 40) & shard_mask_; }
+  // Lookups; the caller holds a read section.
+  detail::managed_stream* find(std::string_view id, std::uint64_t hash) const noexcept;
+  detail::managed_stream* find(stream_handle handle) const noexcept;
+  static std::pair<std::size_t, std::size_t> handle_position(std::uint32_t index) noexcept {
+    const std::size_t q = index / kHandleChunkBase + 1;
+    const std::size_t chunk = static_cast<std::size_t>(std::bit_width(q)) - 1;
+    return {chunk, index - kHandleChunkBase * ((std::size_t{1} << chunk) - 1)};
+  }
+
+  status create_or_get(std::string_view id, const stream_options& options, stream_ref& out, bool* created,
+                       bool fail_if_live);
+  std::uint32_t allocate_handle_index(shard_writer& writer);
+  void set_handle(std::uint32_t index, detail::managed_stream* entry) noexcept;
+  void release_handle(shard_writer& writer, std::uint64_t handle) noexcept;
+  void observe(detail::managed_stream& entry, std::int64_t now_ns) const noexcept;
+  void fill_info(detail::managed_stream& entry, stream_info& out) const;
+  // Retires an unlinked table (may be null) and removed entries' index references.
+  void retire(detail::shard_table* table, detail::managed_stream* const* entries, std::size_t count);
+
+  stream_options defaults_;
+  std::size_t shard_mask_ = 0;
+  std::unique_ptr<std::atomic<detail::shard_table*>[]> tables_;  // read by lookups
+  std::unique_ptr<shard_writer[]> writers_;                      // writers only
+  std::atomic<std::atomic<detail::managed_stream*>*> handle_chunks_[kHandleChunks] = {};
+  std::atomic<std::uint32_t> next_handle_index_{0};
+  std::atomic<std::uint32_t> next_generation_{1};
+  std::atomic<std::size_t> live_count_{0};
+  struct reclaimer;
+  std::unique_ptr<reclaimer> reclaimer_;
+};
+
+// =====================================================================================================
+// Inline lookups.
+
+inline detail::managed_stream* stream_manager::find(std::string_view id, std::uint64_t hash) const noexcept {
+  // [M1] acquire: the table and every entry it points to were built before the writer published it;
+  // pairs with [M2].
+  const detail::shard_table* table = tables_[shard_of(hash)].load(std::memory_order_acquire);
+  if (table == nullptr) return nullptr;
+  const detail::index_slot* slots = table->slots();
+  const std::uint32_t mask = table->mask;
+  std::uint32_t i = static_cast<std::uint32_t>(hash) & mask;
+  // At most mask + 1 probes; a table is never full, so an empty slot ends the search sooner.
+  for (std::uint32_t probes = 0; probes <= mask; ++probes, i = (i + 1) & mask) {
+    const detail::index_slot& slot = slots[i];
+    if (slot.entry == nullptr) return nullptr;
+    if (slot.hash == hash && slot.entry->id() == id) return slot.entry;
+  }
+  return nullptr;
+}
+
+inline detail::managed_stream* stream_manager::find(stream_handle handle) const noexcept {
+  const auto [chunk_index, offset] = handle_position(static_cast<std::uint32_t>(handle.value));
+  // [M3] acquire: the chunk was zeroed before it was installed; pairs with [M4].
+  const std::atomic<detail::managed_stream*>* chunk = handle_chunks_[chunk_index].load(std::memory_order_acquire);
+  if (chunk == nullptr) return nullptr;
+  // [M6] acquire: the entry was constructed before its handle slot was set; pairs with [M7].
+  detail::managed_stream* entry = chunk[offset].load(std::memory_order_acquire);
+  if (entry == nullptr || entry->handle != handle.value) return nullptr;
+  return entry;
+}
+
+inline status stream_manager::get(std::string_view id, stream_ref& out) const noexcept {
+  if (!valid_id(id)) return status::invalid;
+  const std::uint64_t hash = detail::hash_id(id);
+  detail::managed_stream* entry;
+  {
+    detail::epoch::guard section;
+    entry = find(id, hash);
+    if (entry == nullptr) return status::not_found;
+    // Relaxed: the index's own reference keeps the entry alive until after this section ends.
+    entry->refs.fetch_add(1, std::memory_order_relaxed);
+  }
+  out = stream_ref(entry);
+  return status::ok;
+}
+
+inline status stream_manager::get(stream_handle handle, stream_ref& out) const noexcept {
+  detail::managed_stream* entry;
+  {
+    detail::epoch::guard section;
+    entry = find(handle);
+    if (entry == nullptr) return status::not_found;
+    entry->refs.fetch_add(1, std::memory_order_relaxed);  // as in get(id)
+  }
+  out = stream_ref(entry);
+  return status::ok;
+}
+
+template <class Fn>
+status stream_manager::visit(std::string_view id, Fn&& fn) const {
+  if (!valid_id(id)) return status::invalid;
+  const std::uint64_t hash = detail::hash_id(id);
+  detail::epoch::guard section;
+  detail::managed_stream* entry = find(id, hash);
+  if (entry == nullptr) return status::not_found;
+  std::forward<Fn>(fn)(entry->stream);
+  return status::ok;
+}
+
+template <class Fn>
+status stream_manager::visit(stream_handle handle, Fn&& fn) const {
+  detail::epoch::guard section;
+  detail::managed_stream* entry = find(handle);
+  if (entry == nullptr) return status::not_found;
+  std::forward<Fn>(fn)(entry->stream);
+  return status::ok;
+}
+
+inline stream_handle stream_manager::handle_of(std::string_view id) const noexcept {
+  if (!valid_id(id)) return {};
+  const std::uint64_t hash = detail::hash_id(id);
+  detail::epoch::guard section;
+  const detail::managed_stream* entry = find(id, hash);
+  return {entry != nullptr ? entry->handle : 0};
+}
+
+inline std::size_t stream_manager::count() const noexcept {
+  return live_count_.load(std::memory_order_relaxed);  // a count; orders nothing
+}
+
+}  // namespace rill
