@@ -39,8 +39,8 @@ void register_reader() noexcept {
     if (g_slots[i].owned.compare_exchange_strong(expected, true, std::memory_order_acquire,
                                                  std::memory_order_relaxed)) {
       t.slot = &g_slots[i];
-      // Raise the scan bound before the first announcement in this slot. seq_cst RMW: ordered before this
-      // thread's later [E2] stores by the fence in light_barrier() or the writer's membarrier.
+      // [E9] Raise the scan bound before the first announcement in this slot. seq_cst CAS: ordered before
+      // this thread's later [E2] stores, so the writer's [E4] barrier covers it as it covers [E2].
       std::size_t high = g_slot_high_water.load(std::memory_order_relaxed);
       while (high < i + 1 &&
              !g_slot_high_water.compare_exchange_weak(high, i + 1, std::memory_order_seq_cst,
@@ -73,7 +73,7 @@ bool try_advance() noexcept {
   // whose [E2] announcement the scan below misses runs its section's loads after this point, and so sees
   // every unlink made before it.
   heavy_barrier();
-  const std::size_t slots = g_slot_high_water.load(std::memory_order_acquire);
+  const std::size_t slots = g_slot_high_water.load(std::memory_order_acquire);  // [E9]
   for (std::size_t i = 0; i < slots; ++i) {
     const std::uint64_t state = g_slots[i].state.load(std::memory_order_acquire);  // [E4] pairs with [E3]
     if ((state & 1) != 0 && (state >> 1) != current) return false;

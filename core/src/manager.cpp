@@ -280,7 +280,7 @@ std::uint32_t stream_manager::allocate_handle_index(shard_writer& writer) {
 void stream_manager::set_handle(std::uint32_t index, managed_stream* entry) noexcept {
   const auto [chunk_index, offset] = handle_position(index);
   std::atomic<managed_stream*>* chunk = handle_chunks_[chunk_index].load(std::memory_order_acquire);  // [M3]
-  // [M7] release: the entry (id, handle, stream) is visible to a lookup that acquires it ([M6]). Storing
+  // [M6] release: the entry (id, handle, stream) is visible to a lookup that acquires it ([M5]). Storing
   // null needs no ordering, but one order keeps the tag table short.
   chunk[offset].store(entry, std::memory_order_release);
 }

@@ -375,7 +375,7 @@ inline detail::managed_stream* stream_manager::find(stream_handle handle) const 
   // [M3] acquire: the chunk was zeroed before it was installed; pairs with [M4].
   const std::atomic<detail::managed_stream*>* chunk = handle_chunks_[chunk_index].load(std::memory_order_acquire);
   if (chunk == nullptr) return nullptr;
-  // [M6] acquire: the entry was constructed before its handle slot was set; pairs with [M7].
+  // [M5] acquire: the entry was constructed before its handle slot was set; pairs with [M6].
   detail::managed_stream* entry = chunk[offset].load(std::memory_order_acquire);
   if (entry == nullptr || entry->handle != handle.value) return nullptr;
   return entry;
