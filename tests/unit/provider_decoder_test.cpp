@@ -275,3 +275,20 @@ TEST(Reassembler, EventsFromAnyProducerFoldTheSameWay) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(ProviderDecoder, ToolCallStartWaitsForTheNameAndNeverEmitsAnInvalidEvent) {
+  const auto run = rill::test::decode_with_cuts(
+      "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"call_9\","
+      "\"function\":{\"arguments\":\"\"}}]}}]}\n\n"
+      "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{"
+      "\"name\":\"late\",\"arguments\":\"{}\"}}]},\"finish_reason\":\"tool_calls\"}]}\n\ndata: [DONE]\n\n",
+      {});
+  EXPECT_NE(run.log.find("tool_call_start i=0 c=0 a=0 b=0 [call_9] [late]"), std::string::npos) << run.log;
+  EXPECT_EQ(run.native.counters.malformed_payloads, 1u);
+  EXPECT_NE(run.summary.find("\"id\":\"call_9\",\"name\":\"late\",\"arguments\":{}"), std::string::npos)
+      << run.summary;
+}
+
+}  // namespace

@@ -138,8 +138,9 @@ void provider_decoder::impl::anthropic(const sse_event& ev, dom_json::element ro
       emit(event::content_block_start(bi, block_type::redacted_thinking));
     } else if (block_kind == "tool_use" || block_kind == "server_tool_use" || block_kind == "mcp_tool_use") {
       emit(event::content_block_start(bi, block_type::tool_use));
-      if (find_call(0, bi) == nullptr) add_call(0, bi);
-      emit(event::tool_call_start(bi, dom_json::string_or_empty(block, "id"), dom_json::string_or_empty(block, "name")));
+      tool_call* call = find_call(0, bi);
+      if (call == nullptr) call = &add_call(0, bi);
+      start_call(*call, dom_json::string_or_empty(block, "id"), dom_json::string_or_empty(block, "name"));
     } else {
       emit(event::content_block_start(bi, block_type::other));
     }

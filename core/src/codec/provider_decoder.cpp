@@ -305,9 +305,22 @@ provider_decoder::impl::tool_call& provider_decoder::impl::add_call(std::uint16_
   c.choice = choice;
   c.index = index;
   c.open = true;
+  c.started = false;
+  c.id.clear();
   c.args.clear();
   ++tool_calls_seen;
   return c;
+}
+
+void provider_decoder::impl::start_call(tool_call& call, std::string_view id, std::string_view name) noexcept {
+  if (call.started) return;
+  if (!id.empty()) call.id.assign(id);
+  if (name.empty()) {
+    ++summary.counters.malformed_payloads;
+    return;
+  }
+  call.started = true;
+  emit(event::tool_call_start(call.index, call.id, name, call.choice));
 }
 
 void provider_decoder::impl::append_args(tool_call& call, std::string_view fragment) noexcept {

@@ -70,8 +70,7 @@ void provider_decoder::impl::gemini(const sse_event& ev, dom_json::element root)
             // Calls arrive whole: start, the arguments as one fragment (re-serialized compactly), end.
             const auto ti = static_cast<std::uint16_t>(tool_calls_seen);
             tool_call& tc = add_call(ci, ti);
-            emit(event::tool_call_start(ti, dom_json::string_or_empty(call, "id"), dom_json::string_or_empty(call, "name"),
-                                        ci));
+            start_call(tc, dom_json::string_or_empty(call, "id"), dom_json::string_or_empty(call, "name"));
             dom_json::element args;
             if (dom_json::get(call, "args", args)) {
               const std::string text = simdjson::to_string(args);

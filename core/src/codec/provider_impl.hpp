@@ -81,11 +81,16 @@ struct provider_decoder::impl {
     std::uint16_t choice = 0;
     std::uint16_t index = 0;
     bool open = false;
+    bool started = false;  // tool_call_start emitted (it needs a name; OpenAI Chat may send it late)
+    std::string id;        // the call id, kept until the start can be emitted
     std::string args;  // the fragments so far, for the validity check at the end
   };
   tool_call* find_call(std::uint16_t choice, std::uint16_t index) noexcept;
   tool_call& add_call(std::uint16_t choice, std::uint16_t index) noexcept;
   void append_args(tool_call& call, std::string_view fragment) noexcept;
+  // Emits tool_call_start once the call has a name; a start without one is counted as malformed and
+  // retried when a later fragment brings the name. `id` may be empty (then an earlier one is kept).
+  void start_call(tool_call& call, std::string_view id, std::string_view name) noexcept;
   bool end_call(tool_call& call) noexcept;                  // emits tool_call_end(args_invalid)
   bool end_open_calls(int choice_filter = -1) noexcept;     // -1: every choice
   bool args_valid(tool_call& call) noexcept;

@@ -112,12 +112,9 @@ void provider_decoder::impl::openai_chat(const sse_event& ev, dom_json::element 
             tool_call* call = find_call(ci, ti);
             if (call == nullptr) {
               call = &add_call(ci, ti);
-              if (id.empty() && name.empty()) {
-                ++summary.counters.malformed_payloads;  // a fragment whose first part never came
-              } else {
-                emit(event::tool_call_start(ti, id, name, ci));
-              }
+              if (id.empty() && name.empty()) ++summary.counters.malformed_payloads;  // its first part never came
             }
+            if (!id.empty() || !name.empty()) start_call(*call, id, name);
             std::string_view fragment;
             if (has_function && dom_json::get_string(function, "arguments", fragment) && !fragment.empty()) {
               append_args(*call, fragment);
@@ -211,7 +208,7 @@ void provider_decoder::impl::openai_responses(const sse_event& ev, dom_json::ele
       if (added) {
         emit(event::content_block_start(oi, block_type::tool_use));
         if (call == nullptr) call = &add_call(0, oi);
-        emit(event::tool_call_start(oi, dom_json::string_or_empty(item, "call_id"), dom_json::string_or_empty(item, "name")));
+        start_call(*call, dom_json::string_or_empty(item, "call_id"), dom_json::string_or_empty(item, "name"));
       }
       if (call == nullptr) {
         ++summary.counters.malformed_payloads;
