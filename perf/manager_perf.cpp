@@ -1,0 +1,297 @@
+// manager_perf: stream_manager lookup cost (with and without concurrent churn), create+close throughput and
+// memory per idle stream, side by side with the design rill replaces (std::shared_mutex over
+// std::unordered_map<std::string, std::shared_ptr<stream>>).
+//
+//   manager_perf [--streams 1000,1000000] [--lookups N]
+//
+// Lookups walk a shuffled list of existing ids (random order, so 1M streams miss the cache as a gateway
+// would). "churn" runs a second thread that creates and closes other streams without pause while the
+// first thread looks up. Each figure is the median of 5 runs; absolute numbers drift on a shared VM, so
+// compare within one run.
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <shared_mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "rill/manager.hpp"
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+long resident_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  long total = 0, resident = 0;
+  statm >> total >> resident;
+  return resident * ::sysconf(_SC_PAGESIZE);
+}
+
+std::string uuid_like(const char* prefix, std::uint64_t i) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%s%08llx-0000-4000-8000-%012llx", prefix, static_cast<unsigned long long>(i),
+                static_cast<unsigned long long>(i * 2654435761u));
+  return buf;
+}
+
+// The replaced design: a reader-writer lock over a hash map of shared pointers.
+class locked_map {
+ public:
+  bool create(const std::string& id, const rill::stream_options& o) {
+    auto s = std::make_shared<rill::stream>(o);
+    std::unique_lock lock(mutex_);
+    return map_.emplace(id, std::move(s)).second;
+  }
+  std::shared_ptr<rill::stream> get(std::string_view id) const {
+    std::shared_lock lock(mutex_);
+    auto it = map_.find(std::string(id));  // std::unordered_map<std::string> has no heterogeneous find in C++20 without a transparent hash
+    return it == map_.end() ? nullptr : it->second;
+  }
+  bool close(const std::string& id) {
+    std::shared_ptr<rill::stream> s;
+    {
+      std::unique_lock lock(mutex_);
+      auto it = map_.find(id);
+      if (it == map_.end()) return false;
+      s = std::move(it->second);
+      map_.erase(it);
+    }
+    s->close();
+    return true;
+  }
+
+ private:
+  mutable std::shared_mutex mutex_;
+  std::unordered_map<std::string, std::shared_ptr<rill::stream>> map_;
+};
+
+template <class Fn>
+double median_ns_per_op(std::size_t ops, Fn&& fn) {
+  std::vector<double> runs;
+  for (int run = 0; run < 5; ++run) {
+    const auto start = clock_type::now();
+    fn();
+    const auto stop = clock_type::now();
+    runs.push_back(static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(stop - start).count()) /
+                   static_cast<double>(ops));
+  }
+  std::sort(runs.begin(), runs.end());
+  return runs[2];
+}
+
+struct churner {
+  std::atomic<bool> stop{false};
+  std::atomic<std::uint64_t> pairs{0};
+  std::thread thread;
+  template <class Fn>
+  void start(Fn fn) {
+    stop = false;
+    thread = std::thread([this, fn]() mutable {
+      std::uint64_t i = 0;
+      while (!stop.load(std::memory_order_relaxed)) fn(i++);
+      pairs.fetch_add(i);
+    });
+  }
+  void finish() {
+    stop = true;
+    thread.join();
+  }
+};
+
+void run(std::size_t streams, std::size_t lookups) {
+  rill::manager_options options;
+  options.stream_defaults.capacity = 64;
+  std::vector<std::string> ids;
+  ids.reserve(streams);
+  for (std::size_t i = 0; i < streams; ++i) ids.push_back(uuid_like("sess-", i));
+  std::vector<std::uint32_t> order(lookups);
+  std::mt19937_64 rng(42);
+  for (auto& o : order) o = static_cast<std::uint32_t>(rng() % streams);
+
+  const long rss_before = resident_bytes();
+  rill::stream_manager m(options);
+  {
+    rill::stream_ref r;
+    for (const auto& id : ids) {
+      if (m.create(id, r) != rill::status::ok) std::abort();
+    }
+  }
+  for (int i = 0; i < 4; ++i) m.reclaim();
+  const long rss_after = resident_bytes();
+  std::vector<rill::stream_handle> handles;
+  handles.reserve(streams);
+  for (const auto& id : ids) handles.push_back(m.handle_of(id));
+
+  locked_map baseline;
+  for (const auto& id : ids) baseline.create(id, options.stream_defaults);
+
+  std::printf("\n== %zu streams (ids %zu bytes, %zu shards) ==\n", streams, ids[0].size(), m.shard_count());
+  std::printf("RSS growth for %zu idle streams: %.1f bytes/stream (entries with their ids, index, handles)\n",
+              streams, static_cast<double>(rss_after - rss_before) / static_cast<double>(streams));
+
+  std::uint64_t sink = 0;
+  auto get_loop = [&] {
+    rill::stream_ref r;
+    for (std::uint32_t i : order) {
+      if (m.get(ids[i], r) != rill::status::ok) std::abort();
+      sink += r->capacity();
+    }
+  };
+  auto visit_loop = [&] {
+    for (std::uint32_t i : order) {
+      if (m.visit(ids[i], [&](rill::stream& s) { sink += s.capacity(); }) != rill::status::ok) std::abort();
+    }
+  };
+  auto handle_loop = [&] {
+    for (std::uint32_t i : order) {
+      if (m.visit(handles[i], [&](rill::stream& s) { sink += s.capacity(); }) != rill::status::ok) std::abort();
+    }
+  };
+  auto handle_get_loop = [&] {
+    rill::stream_ref r;
+    for (std::uint32_t i : order) {
+      if (m.get(handles[i], r) != rill::status::ok) std::abort();
+      sink += r->capacity();
+    }
+  };
+  auto locked_loop = [&] {
+    for (std::uint32_t i : order) {
+      auto s = baseline.get(ids[i]);
+      if (!s) std::abort();
+      sink += s->capacity();
+    }
+  };
+
+  struct row {
+    const char* name;
+    std::function<void()> loop;
+  };
+  const row rows[] = {{"get(id) -> stream_ref", get_loop},
+                      {"visit(id)  (no refcount)", visit_loop},
+                      {"get(handle) -> stream_ref", handle_get_loop},
+                      {"visit(handle)", handle_loop},
+                      {"shared_mutex+unordered_map", locked_loop}};
+
+  std::printf("%-30s %12s %12s\n", "lookup", "quiet ns/op", "churn ns/op");
+  for (const row& r : rows) {
+    const double quiet = median_ns_per_op(lookups, r.loop);
+    churner churn;
+    const bool is_baseline = &r == &rows[4];
+    if (is_baseline) {
+      churn.start([&](std::uint64_t i) {
+        const std::string id = uuid_like("churn-", i);
+        baseline.create(id, options.stream_defaults);
+        baseline.close(id);
+      });
+    } else {
+      churn.start([&](std::uint64_t i) {
+        const std::string id = uuid_like("churn-", i);
+        rill::stream_ref s;
+        (void)m.create(id, s);
+        (void)m.close(id);
+      });
+    }
+    const double churned = median_ns_per_op(lookups, r.loop);
+    churn.finish();
+    std::printf("%-30s %12.1f %12.1f   (churn thread: %llu create+close pairs meanwhile)\n", r.name, quiet, churned,
+                static_cast<unsigned long long>(churn.pairs.load()));
+  }
+
+  // Two threads hammering the same stream: the shared refcount line bounces, visit() touches no shared line.
+  for (int variant = 0; variant < 2; ++variant) {
+    std::atomic<bool> go{false};
+    std::atomic<std::uint64_t> total_ns{0};
+    const std::size_t per_thread = lookups / 2;
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 2; ++t) {
+      threads.emplace_back([&] {
+        while (!go.load()) {
+        }
+        std::uint64_t local = 0;
+        rill::stream_ref r;
+        const auto start = clock_type::now();
+        for (std::size_t i = 0; i < per_thread; ++i) {
+          if (variant == 0) {
+            (void)m.get(ids[0], r);
+            local += r->capacity();
+          } else {
+            (void)m.visit(ids[0], [&](rill::stream& s) { local += s.capacity(); });
+          }
+        }
+        total_ns += static_cast<std::uint64_t>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(clock_type::now() - start).count());
+        sink += local;
+      });
+    }
+    go = true;
+    for (auto& t : threads) t.join();
+    std::printf("%-30s %12.1f ns/op per thread (2 threads, one hot stream)\n",
+                variant == 0 ? "get(id) hot stream" : "visit(id) hot stream",
+                static_cast<double>(total_ns.load()) / 2.0 / static_cast<double>(per_thread));
+  }
+
+  // create + close pairs per second, single thread, with `streams` others present.
+  const std::size_t pairs = std::min<std::size_t>(200'000, lookups);
+  std::vector<std::string> churn_ids;
+  churn_ids.reserve(pairs);
+  for (std::size_t i = 0; i < pairs; ++i) churn_ids.push_back(uuid_like("pair-", i));
+  const double pair_ns = median_ns_per_op(pairs, [&] {
+    rill::stream_ref s;
+    for (const auto& id : churn_ids) {
+      if (m.create(id, s) != rill::status::ok || m.close(id) != rill::status::ok) std::abort();
+    }
+  });
+  const double locked_pair_ns = median_ns_per_op(pairs, [&] {
+    for (const auto& id : churn_ids) {
+      if (!baseline.create(id, options.stream_defaults) || !baseline.close(id)) std::abort();
+    }
+  });
+  std::printf("create+close: %.0f ns/pair = %.2f M pairs/s (locked map: %.0f ns/pair)\n", pair_ns, 1e3 / pair_ns,
+              locked_pair_ns);
+  const rill::reclamation_counters c = m.reclamation();
+  std::printf("reclamation: %llu tables retired, %llu freed; %llu entries retired, %llu freed; %llu advance attempts\n",
+              static_cast<unsigned long long>(c.tables_retired), static_cast<unsigned long long>(c.tables_reclaimed),
+              static_cast<unsigned long long>(c.entries_retired), static_cast<unsigned long long>(c.entries_reclaimed),
+              static_cast<unsigned long long>(c.advance_attempts));
+  if (sink == 42) std::puts("");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::size_t> sizes = {1000, 1'000'000};
+  std::size_t lookups = 2'000'000;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (std::strcmp(argv[i], "--streams") == 0) {
+      sizes.clear();
+      for (char* p = argv[i + 1]; *p != '\0';) {
+        sizes.push_back(std::strtoull(p, &p, 10));
+        if (*p == ',') ++p;
+      }
+    } else if (std::strcmp(argv[i], "--lookups") == 0) {
+      lookups = std::strtoull(argv[i + 1], nullptr, 10);
+    }
+  }
+#if defined(__clang__)
+  std::printf("manager_perf: clang %s", __clang_version__);
+#else
+  std::printf("manager_perf: g++ %s", __VERSION__);
+#endif
+  std::printf(", %u hardware threads, sizeof(rill::stream) = %zu, sizeof(managed_stream) = %zu + id\n",
+              std::thread::hardware_concurrency(), sizeof(rill::stream), sizeof(rill::detail::managed_stream));
+  for (std::size_t n : sizes) run(n, lookups);
+  return 0;
+}
