@@ -4,6 +4,10 @@ namespace rill::detail::epoch {
 
 constinit thread_local thread_state t_reader;
 std::atomic<std::uint64_t> g_epoch{2};
+
+#if defined(RILL_SANITIZER_BUILD)
+thread_state& this_thread_state() noexcept { return t_reader; }
+#endif
 std::atomic<std::uint64_t> g_overflow_readers{0};
 
 namespace {

@@ -144,7 +144,7 @@ TEST(ManagerStress, AMillionIdleStreams) {
   ids.reserve(n);
   // 36-byte ids, the length of a UUID in text form.
   for (std::uint64_t i = 0; i < n; ++i) {
-    char buf[48];
+    char buf[96];
     std::snprintf(buf, sizeof buf, "req-%08llx-0000-4000-8000-%012llx", static_cast<unsigned long long>(i),
                   static_cast<unsigned long long>(i * 2654435761u));
     ids.emplace_back(buf);

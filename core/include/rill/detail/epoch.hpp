@@ -52,6 +52,14 @@ struct thread_state {
 
 extern constinit thread_local thread_state t_reader;
 
+#if defined(RILL_SANITIZER_BUILD)
+// g++ 12 with -fsanitize=undefined reports a null `thread_state&` when the inlined guard's destructor
+// re-reads the TLS address (a false positive); sanitizer builds reach it through a call instead.
+thread_state& this_thread_state() noexcept;
+#else
+inline thread_state& this_thread_state() noexcept { return t_reader; }
+#endif
+
 // The global epoch. Every modification is an RMW (see retire_epoch()). Starts at 2 so that tag + 2
 // arithmetic never needs a special case.
 extern std::atomic<std::uint64_t> g_epoch;
@@ -65,7 +73,7 @@ void enter_overflow() noexcept;
 void leave_overflow() noexcept;
 
 inline void enter() noexcept {
-  thread_state& t = t_reader;
+  thread_state& t = this_thread_state();
   if (t.depth++ != 0) return;  // nested: the outer section already protects us
   if (!t.registered) [[unlikely]] register_reader();
   if (t.slot == nullptr) [[unlikely]] {
@@ -82,7 +90,7 @@ inline void enter() noexcept {
 }
 
 inline void leave() noexcept {
-  thread_state& t = t_reader;
+  thread_state& t = this_thread_state();
   if (--t.depth != 0) return;
   if (t.overflow) [[unlikely]] {
     leave_overflow();
