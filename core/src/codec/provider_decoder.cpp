@@ -121,6 +121,8 @@ void provider_decoder::impl::reset() noexcept {
   complete_emitted = false;
   refusal_seen = false;
   pending_stop = stop_reason::none;
+  gemini_usage_seen = false;
+  gemini_last_usage = {};
   usage_fields_used = 0;
 }
 

@@ -101,7 +101,6 @@ void provider_decoder::impl::gemini(const sse_event& ev, dom_json::element root)
   dom_json::object usage;
   if (dom_json::get(chunk, "usageMetadata", usage_element) &&
       usage_element.get_object().get(usage) == simdjson::SUCCESS) {
-    set_usage_native(usage_element);  // running totals: the last one wins
     usage_counts c;
     c.input_tokens = dom_json::clamp32(dom_json::count_or_zero(usage, "promptTokenCount"));
     c.reasoning_tokens = dom_json::clamp32(dom_json::count_or_zero(usage, "thoughtsTokenCount"));
@@ -112,7 +111,14 @@ void provider_decoder::impl::gemini(const sse_event& ev, dom_json::element root)
     c.total_tokens = dom_json::get_count(usage, "totalTokenCount", total)
                          ? dom_json::clamp32(total)
                          : dom_json::clamp32(std::uint64_t{c.input_tokens} + c.output_tokens);
-    emit_usage(c);
+    // Running totals, repeated on every chunk: only a change is news (and re-serializing the native object
+    // for each chunk would cost a third of the adapter's time).
+    if (!gemini_usage_seen || !(c == gemini_last_usage)) {
+      gemini_usage_seen = true;
+      gemini_last_usage = c;
+      set_usage_native(usage_element);
+      emit_usage(c);
+    }
   }
   if (finished_here) {
     set_native_stop(finish, normalize_gemini_finish(finish, tool_calls_seen != 0));

@@ -134,6 +134,8 @@ struct provider_decoder::impl {
   bool complete_emitted = false;
   bool refusal_seen = false;
   stop_reason pending_stop = stop_reason::none;
+  bool gemini_usage_seen = false;
+  usage_counts gemini_last_usage;
   // Anthropic's native usage: message_start's object with message_delta's fields merged in, in order.
   std::vector<std::pair<std::string, std::string>> usage_fields;
   std::size_t usage_fields_used = 0;
