@@ -1,0 +1,310 @@
+#include "harness.hpp"
+
+#include <pthread.h>
+#include <sched.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <thread>
+
+#include "rill/clock.hpp"
+#include "rill/detail/layout.hpp"
+
+namespace rill_bench {
+
+// ---- verification ------------------------------------------------------------------------------------
+
+void failure_note::fail(std::string what) noexcept {
+  if (claimed_.exchange(true, std::memory_order_acq_rel)) return;  // keep the first failure only
+  message_ = std::move(what);
+  failed_.store(true, std::memory_order_release);  // publishes message_; pairs with failed()
+}
+
+void failure_note::throw_if_failed(const std::string& context) const {
+  if (failed()) throw verification_error(context + ": " + message_);
+}
+
+// ---- threads -----------------------------------------------------------------------------------------
+
+bool pin_this_thread(int cpu) noexcept {
+  static std::atomic<bool> warned{false};
+  const unsigned cpus = std::thread::hardware_concurrency();
+  bool ok = cpu >= 0 && (cpus == 0 || static_cast<unsigned>(cpu) < cpus);
+  if (ok) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(static_cast<unsigned>(cpu), &set);
+    ok = pthread_setaffinity_np(pthread_self(), sizeof set, &set) == 0;
+  }
+  if (!ok && !warned.exchange(true, std::memory_order_relaxed)) {
+    std::fprintf(stderr, "warning: cannot pin a thread to cpu%d; running unpinned (results are less stable)\n",
+                 cpu);
+  }
+  return ok;
+}
+
+int cpu_for_worker(std::size_t worker) noexcept { return static_cast<int>(worker % 2); }
+
+void backoff::pause() noexcept {
+  if (!may_yield || ++failures < 64) {
+    rill::detail::cpu_relax();
+  } else {
+    failures = 0;
+    sched_yield();
+  }
+}
+
+constexpr std::chrono::seconds kRunWatchdog{60};
+
+void run_workers(std::vector<std::function<void(const std::atomic<bool>& stop)>> workers,
+                 std::chrono::milliseconds time_budget, std::vector<int> cpus) {
+  std::atomic<bool> stop{false};
+  std::atomic<std::size_t> ready{0};
+  std::atomic<bool> go{false};
+  std::atomic<std::size_t> finished{0};
+  std::vector<std::thread> threads;
+  threads.reserve(workers.size());
+  for (std::size_t i = 0; i < workers.size(); ++i) {
+    const int cpu = i < cpus.size() ? cpus[i] : cpu_for_worker(i);
+    threads.emplace_back([&, i, cpu] {
+      pin_this_thread(cpu);
+      ready.fetch_add(1, std::memory_order_acq_rel);
+      while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
+      workers[i](stop);
+      finished.fetch_add(1, std::memory_order_acq_rel);
+    });
+  }
+  while (ready.load(std::memory_order_acquire) != workers.size()) std::this_thread::yield();
+  go.store(true, std::memory_order_release);
+  if (time_budget.count() > 0) {
+    std::this_thread::sleep_for(time_budget);
+    stop.store(true, std::memory_order_release);
+  }
+  // A run that does not finish is a failure too (a lost element leaves a consumer waiting forever): fail
+  // loudly instead of hanging CI.
+  const auto deadline = steady::now() + time_budget + kRunWatchdog;
+  while (finished.load(std::memory_order_acquire) != workers.size()) {
+    if (steady::now() > deadline) {
+      std::fprintf(stderr, "\nrill-bench: VERIFICATION FAILED: a run did not finish within %lld s of its budget "
+                           "(lost elements or a stuck queue)\n",
+                   static_cast<long long>(kRunWatchdog.count()));
+      std::fflush(stderr);
+      std::_Exit(1);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  for (auto& t : threads) t.join();
+}
+
+double probe_c2c_ns(int rounds) {
+  struct alignas(rill::detail::kFalseSharingRange) padded_flag {
+    std::atomic<std::uint64_t> value{0};
+  };
+  padded_flag ping, pong;
+  const int warmup = rounds / 10 + 1;
+  const std::uint64_t total = static_cast<std::uint64_t>(warmup + rounds);
+  steady::time_point start, end;
+  std::vector<std::function<void(const std::atomic<bool>&)>> workers;
+  workers.emplace_back([&](const std::atomic<bool>&) {
+    for (std::uint64_t i = 1; i <= total; ++i) {
+      if (i == static_cast<std::uint64_t>(warmup) + 1) start = steady::now();
+      ping.value.store(i, std::memory_order_release);
+      while (pong.value.load(std::memory_order_acquire) != i) rill::detail::cpu_relax();
+    }
+    end = steady::now();
+  });
+  workers.emplace_back([&](const std::atomic<bool>&) {
+    for (std::uint64_t i = 1; i <= total; ++i) {
+      while (ping.value.load(std::memory_order_acquire) != i) rill::detail::cpu_relax();
+      pong.value.store(i, std::memory_order_release);
+    }
+  });
+  run_workers(std::move(workers), std::chrono::milliseconds(0), {0, 1});
+  return std::chrono::duration<double, std::nano>(end - start).count() / (2.0 * rounds);
+}
+
+// ---- clocks ------------------------------------------------------------------------------------------
+
+double ns_per_tick() noexcept { return rill::clock::tsc_calibration().ns_per_tick; }
+
+namespace {
+template <class Read>
+double median_pair_cost_ns(Read read) {
+  std::vector<double> costs;
+  for (int rep = 0; rep < 101; ++rep) {
+    constexpr int kReads = 1000;
+    const std::uint64_t t0 = tsc();
+    for (int i = 0; i < kReads; ++i) read();
+    const std::uint64_t t1 = tsc();
+    costs.push_back(static_cast<double>(t1 - t0) * ns_per_tick() / kReads);
+  }
+  std::nth_element(costs.begin(), costs.begin() + 50, costs.end());
+  return costs[50];
+}
+}  // namespace
+
+double measured_tsc_cost_ns() {
+  return median_pair_cost_ns([] {
+    volatile std::uint64_t sink = tsc();
+    (void)sink;
+  });
+}
+
+double measured_steady_cost_ns() {
+  return median_pair_cost_ns([] {
+    volatile auto sink = steady::now().time_since_epoch().count();
+    (void)sink;
+  });
+}
+
+// ---- latency histogram -------------------------------------------------------------------------------
+
+latency_histogram::latency_histogram() : buckets_(static_cast<std::size_t>(kPowers) * kSub, 0) {}
+
+std::size_t latency_histogram::bucket_of(std::uint64_t ns) noexcept {
+  if (ns < static_cast<std::uint64_t>(kSub)) return static_cast<std::size_t>(ns);
+  const int power = 63 - __builtin_clzll(ns);  // >= kSubBits
+  const int shift = power - kSubBits;
+  const std::size_t sub = static_cast<std::size_t>((ns >> shift) & (kSub - 1));
+  const std::size_t b = static_cast<std::size_t>(shift + 1) * kSub + sub;
+  return std::min(b, static_cast<std::size_t>(kPowers) * kSub - 1);
+}
+
+double latency_histogram::bucket_mid(std::size_t b) noexcept {
+  if (b < static_cast<std::size_t>(kSub)) return static_cast<double>(b);
+  const int shift = static_cast<int>(b / kSub) - 1;
+  const double low = std::ldexp(static_cast<double>(kSub + b % kSub), shift);
+  return low + std::ldexp(0.5, shift);
+}
+
+void latency_histogram::add(std::uint64_t ns) noexcept {
+  ++buckets_[bucket_of(ns)];
+  ++count_;
+  if (ns > max_) max_ = ns;
+}
+
+void latency_histogram::merge(const latency_histogram& other) noexcept {
+  for (std::size_t i = 0; i < buckets_.size(); ++i) buckets_[i] += other.buckets_[i];
+  count_ += other.count_;
+  max_ = std::max(max_, other.max_);
+}
+
+double latency_histogram::percentile(double q) const noexcept {
+  if (count_ == 0) return 0;
+  const auto rank = static_cast<std::uint64_t>(std::ceil(q * static_cast<double>(count_)));
+  std::uint64_t seen = 0;
+  for (std::size_t b = 0; b < buckets_.size(); ++b) {
+    seen += buckets_[b];
+    if (seen >= std::max<std::uint64_t>(rank, 1)) return std::min(bucket_mid(b), static_cast<double>(max_));
+  }
+  return static_cast<double>(max_);
+}
+
+// ---- results -----------------------------------------------------------------------------------------
+
+void run_result::set_latency(const latency_histogram& h) {
+  p50_ns = h.percentile(0.50);
+  p99_ns = h.percentile(0.99);
+  p999_ns = h.percentile(0.999);
+  max_ns = h.max();
+}
+
+namespace {
+
+double median_of(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+std::optional<double> median_field(const std::vector<run_result>& runs, std::optional<double> run_result::*field) {
+  std::vector<double> v;
+  for (const auto& r : runs) {
+    if (r.*field) v.push_back(*(r.*field));
+  }
+  if (v.empty()) return std::nullopt;
+  return median_of(std::move(v));
+}
+
+double primary_of(const run_result& r, metric m) {
+  switch (m) {
+    case metric::throughput: return r.events_per_sec.value_or(0);
+    case metric::latency: return r.p50_ns.value_or(0);
+    case metric::bytes: return r.bytes.value_or(0);
+  }
+  return 0;
+}
+
+std::string label_of(const impl_case& ic) {
+  std::string label = ic.impl;
+  for (const auto& [k, v] : ic.params) label += "[" + k + "=" + v + "]";
+  return label;
+}
+
+}  // namespace
+
+std::vector<impl_summary> run_interleaved(const scenario_case& sc, const run_config& cfg) {
+  const std::size_t n = sc.impls.size();
+  std::vector<std::vector<run_result>> runs(n);
+  std::vector<std::vector<double>> before(n), after(n);
+  std::string title = sc.scenario;
+  for (const auto& [k, v] : sc.params) title += " " + k + "=" + v;
+  for (int rep = 0; rep < cfg.repetitions; ++rep) {
+    for (std::size_t i = 0; i < n; ++i) {
+      const impl_case& ic = sc.impls[i];
+      const double c2c_before = probe_c2c_ns(cfg.c2c_rounds);
+      run_result r = ic.run(cfg);
+      const double c2c_after = probe_c2c_ns(cfg.c2c_rounds);
+      std::fprintf(stderr, "  %-40s run %d/%d  %-28s primary %12.1f  c2c %5.0f/%5.0f ns\n", title.c_str(), rep + 1,
+                   cfg.repetitions, label_of(ic).c_str(), primary_of(r, sc.primary), c2c_before, c2c_after);
+      runs[i].push_back(std::move(r));
+      before[i].push_back(c2c_before);
+      after[i].push_back(c2c_after);
+    }
+  }
+  std::vector<impl_summary> out;
+  for (std::size_t i = 0; i < n; ++i) {
+    const impl_case& ic = sc.impls[i];
+    impl_summary s;
+    s.scenario = sc.scenario;
+    s.impl = ic.impl;
+    s.label = label_of(ic);
+    s.params = sc.params;
+    s.params.insert(s.params.end(), ic.params.begin(), ic.params.end());
+    s.primary = sc.primary;
+    s.runs = static_cast<int>(runs[i].size());
+    s.events_per_sec = median_field(runs[i], &run_result::events_per_sec);
+    s.bytes_per_sec = median_field(runs[i], &run_result::bytes_per_sec);
+    s.p50_ns = median_field(runs[i], &run_result::p50_ns);
+    s.p99_ns = median_field(runs[i], &run_result::p99_ns);
+    s.p999_ns = median_field(runs[i], &run_result::p999_ns);
+    s.max_ns = median_field(runs[i], &run_result::max_ns);
+    s.bytes = median_field(runs[i], &run_result::bytes);
+    std::vector<double> primary;
+    for (const auto& r : runs[i]) primary.push_back(primary_of(r, sc.primary));
+    s.primary_median = median_of(primary);
+    s.primary_min = s.primary_max = s.primary_median;
+    for (const double v : primary) {
+      s.primary_min = std::min(s.primary_min, v);
+      s.primary_max = std::max(s.primary_max, v);
+    }
+    if (s.events_per_sec) {
+      double low = *s.events_per_sec, high = *s.events_per_sec;
+      for (const auto& r : runs[i]) {
+        low = std::min(low, r.events_per_sec.value_or(low));
+        high = std::max(high, r.events_per_sec.value_or(high));
+      }
+      s.min = low;
+      s.max = high;
+    }
+    s.c2c_ns_before = median_of(before[i]);
+    s.c2c_ns_after = median_of(after[i]);
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+}  // namespace rill_bench

@@ -1,0 +1,165 @@
+// rill-bench harness: pinned threads, the core-to-core probe, latency histograms, interleaved repetition of
+// the implementations a scenario compares, and the result records the tables and JSON are made from.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace rill_bench {
+
+using steady = std::chrono::steady_clock;
+
+// ---- settings ----------------------------------------------------------------------------------------
+
+struct run_config {
+  std::chrono::milliseconds run_time{200};  // time budget of one timed run (time-bounded scenarios)
+  int repetitions = 5;                      // runs per implementation, interleaved
+  bool quick = false;                       // CI/smoke sizes
+  int c2c_rounds = 20000;                   // round trips per core-to-core probe
+};
+
+// ---- verification ------------------------------------------------------------------------------------
+
+// Thrown (on the main thread) when a run delivered the wrong count, order or checksum.
+struct verification_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Collects the first failure seen on any worker thread; checked after the threads are joined.
+class failure_note {
+ public:
+  void fail(std::string what) noexcept;
+  bool failed() const noexcept { return failed_.load(std::memory_order_acquire); }
+  // Throws verification_error with the first recorded message, prefixed with `context`.
+  void throw_if_failed(const std::string& context) const;
+
+ private:
+  std::atomic<bool> failed_{false};
+  std::atomic<bool> claimed_{false};
+  std::string message_;
+};
+
+// ---- threads -----------------------------------------------------------------------------------------
+
+// Pins the calling thread to `cpu`. Returns false (and warns once per process) when that CPU is missing or
+// the call fails; the run then continues unpinned.
+bool pin_this_thread(int cpu) noexcept;
+// CPU a worker with this index runs on: 0, 1, 0, 1, ... (the machine pair the design notes measure).
+int cpu_for_worker(std::size_t worker) noexcept;
+// What a polling loop does after a failed poll. Two threads on two CPUs only pause (a yield would hand the
+// CPU to unrelated work for a whole time slice); with more threads than CPUs a loop yields after 64 misses
+// in a row so the thread it waits for can run. Every implementation in a scenario uses the same policy.
+struct backoff {
+  bool may_yield = false;
+  std::uint32_t failures = 0;
+  void pause() noexcept;
+  void reset() noexcept { failures = 0; }
+};
+
+// Runs each worker on its own pinned thread (worker i on cpu_for_worker(i) unless `cpus` says otherwise).
+// Workers start together; `stop` becomes true after `time_budget` (zero: never; the workers then end by
+// themselves). Returns after all workers are joined.
+void run_workers(std::vector<std::function<void(const std::atomic<bool>& stop)>> workers,
+                 std::chrono::milliseconds time_budget, std::vector<int> cpus = {});
+
+// One-way core-to-core latency (ns): an atomic ping-pong between cpu0 and cpu1, round trip time / 2.
+double probe_c2c_ns(int rounds);
+
+// ---- clocks ------------------------------------------------------------------------------------------
+
+inline std::uint64_t tsc() noexcept { return __builtin_ia32_rdtsc(); }
+double ns_per_tick() noexcept;                 // from rill's one-time TSC calibration
+double measured_tsc_cost_ns();                 // median cost of one rdtsc, back to back
+double measured_steady_cost_ns();              // median cost of one steady_clock::now()
+inline double seconds_between(steady::time_point a, steady::time_point b) noexcept {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+// ---- latency histogram -------------------------------------------------------------------------------
+
+// Log-linear buckets (64 per power of two, about 1.6% resolution) from 1 ns to about 70 s. Fixed size,
+// so recording never allocates inside a timed loop.
+class latency_histogram {
+ public:
+  latency_histogram();
+  void add(std::uint64_t ns) noexcept;
+  void merge(const latency_histogram& other) noexcept;
+  std::uint64_t count() const noexcept { return count_; }
+  double percentile(double q) const noexcept;  // q in [0, 1]; bucket midpoint
+  double max() const noexcept { return static_cast<double>(max_); }
+
+ private:
+  static constexpr int kSubBits = 6;
+  static constexpr int kSub = 1 << kSubBits;
+  static constexpr int kPowers = 37;
+  static std::size_t bucket_of(std::uint64_t ns) noexcept;
+  static double bucket_mid(std::size_t b) noexcept;
+  std::vector<std::uint64_t> buckets_;
+  std::uint64_t count_ = 0;
+  std::uint64_t max_ = 0;
+};
+
+// ---- results -----------------------------------------------------------------------------------------
+
+using param_list = std::vector<std::pair<std::string, std::string>>;
+
+// What one timed run measured. Fields that do not apply stay empty (null in JSON).
+struct run_result {
+  std::optional<double> events_per_sec;  // events (or operations) per second
+  std::optional<double> bytes_per_sec;
+  std::optional<double> p50_ns, p99_ns, p999_ns, max_ns;
+  std::optional<double> bytes;           // bytes per buffered event / per stream
+  void set_latency(const latency_histogram& h);
+};
+
+enum class metric : std::uint8_t { throughput, latency, bytes };
+
+struct impl_case {
+  std::string impl;   // JSON impl name (rill, moodycamel_rwq, ...)
+  param_list params;  // extra params of this row (for example stamping=none)
+  std::function<run_result(const run_config&)> run;  // throws verification_error on a wrong result
+};
+
+struct scenario_case {
+  std::string scenario;
+  param_list params;
+  metric primary = metric::throughput;
+  std::vector<impl_case> impls;
+  std::string note;   // printed under the table (what the row measures, the clock cost)
+};
+
+// Aggregate of one implementation's runs.
+struct impl_summary {
+  std::string scenario, impl, label;
+  param_list params;  // scenario params followed by the impl's own
+  metric primary = metric::throughput;
+  std::optional<double> events_per_sec, min, max, bytes_per_sec, p50_ns, p99_ns, p999_ns, max_ns, bytes;
+  int runs = 0;
+  double c2c_ns_before = 0, c2c_ns_after = 0;
+  double primary_median = 0, primary_min = 0, primary_max = 0;
+};
+
+// Runs every implementation of `sc` `cfg.repetitions` times, interleaved (A B C A B C ...), probing the
+// core-to-core latency before and after each run. Prints progress to stderr.
+std::vector<impl_summary> run_interleaved(const scenario_case& sc, const run_config& cfg);
+
+// ---- scenario registry -------------------------------------------------------------------------------
+
+struct scenario_entry {
+  std::string name;
+  std::function<std::vector<scenario_case>(const run_config&)> build;
+};
+std::vector<scenario_entry> spsc_scenarios();    // spsc_throughput, spsc_batch_throughput, ping_pong_rtt,
+                                                 // blocking_handoff
+std::vector<scenario_entry> mpmc_scenarios();    // mpmc_throughput
+std::vector<scenario_entry> replay_scenarios();  // memory_buffered_event, llm_replay
+
+}  // namespace rill_bench

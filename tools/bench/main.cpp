@@ -1,0 +1,386 @@
+// rill-bench: every scenario of the benchmark suite, interleaved, repeated, verified and compared with the
+// peer queues in one process. `rill-bench --help` lists the options; docs/benchmarking.md the method.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "harness.hpp"
+#include "rill/clock.hpp"
+
+#ifndef RILL_BENCH_GIT_SHA
+#define RILL_BENCH_GIT_SHA "unknown"
+#endif
+#ifndef RILL_BENCH_BUILD_TYPE
+#define RILL_BENCH_BUILD_TYPE "unknown"
+#endif
+
+namespace rill_bench {
+namespace {
+
+struct machine_info {
+  std::string cpu, compiler, build, git_sha;
+  unsigned cores = 0;
+};
+
+machine_info describe_machine() {
+  machine_info m;
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  for (std::string line; std::getline(cpuinfo, line);) {
+    if (line.rfind("model name", 0) == 0) {
+      const auto colon = line.find(':');
+      m.cpu = colon == std::string::npos ? line : line.substr(colon + 2);
+      break;
+    }
+  }
+  if (m.cpu.empty()) m.cpu = "unknown";
+  m.cores = std::thread::hardware_concurrency();
+#if defined(__clang__)
+  m.compiler = std::string("clang ") + __clang_version__;
+#elif defined(__GNUC__)
+  m.compiler = std::string("g++ ") + __VERSION__;
+#else
+  m.compiler = "unknown";
+#endif
+  m.build = RILL_BENCH_BUILD_TYPE;
+  m.git_sha = RILL_BENCH_GIT_SHA;
+  return m;
+}
+
+// ---- formatting ----
+
+std::string fmt(const char* format, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, format, v);
+  return buf;
+}
+
+std::string format_primary(metric m, double v) {
+  switch (m) {
+    case metric::throughput: return v >= 1e6 ? fmt("%.2f M/s", v / 1e6) : fmt("%.1f k/s", v / 1e3);
+    case metric::latency: return v >= 1e4 ? fmt("%.1f us", v / 1e3) : fmt("%.0f ns", v);
+    case metric::bytes: return fmt("%.1f B", v);
+  }
+  return "";
+}
+
+std::string format_ns(std::optional<double> v) {
+  if (!v) return "-";
+  return *v >= 1e4 ? fmt("%.1f us", *v / 1e3) : fmt("%.0f ns", *v);
+}
+
+bool is_rill(const impl_summary& s) { return s.impl == "rill" || s.impl == "rill_mpmc"; }
+bool is_headline(const impl_summary& s) { return is_rill(s) && s.label == s.impl; }
+
+// How many times better `rill` is than `peer` (>1: rill better) on the scenario's primary metric.
+double advantage(const impl_summary& rill, const impl_summary& peer) {
+  if (rill.primary_median == 0 || peer.primary_median == 0) return 0;
+  return rill.primary == metric::throughput ? rill.primary_median / peer.primary_median
+                                            : peer.primary_median / rill.primary_median;
+}
+
+void print_table(const scenario_case& sc, const std::vector<impl_summary>& rows) {
+  std::string title = sc.scenario;
+  for (const auto& [k, v] : sc.params) title += " " + k + "=" + v;
+  const char* what = sc.primary == metric::throughput ? "throughput"
+                     : sc.primary == metric::latency  ? "p50 latency"
+                                                      : "bytes per event";
+  std::printf("\n== %s  (%s; median of %d interleaved runs)\n", title.c_str(), what, rows.empty() ? 0 : rows[0].runs);
+  if (!sc.note.empty()) std::printf("   %s\n", sc.note.c_str());
+  const impl_summary* headline = nullptr;
+  const impl_summary* variant = nullptr;
+  for (const auto& r : rows) {
+    if (is_headline(r)) headline = &r;
+    else if (is_rill(r) && variant == nullptr) variant = &r;
+  }
+  // Latency columns wherever the runs measured latency (medians over runs); the median/min/max columns
+  // are the primary metric's.
+  const bool latency = std::any_of(rows.begin(), rows.end(), [](const impl_summary& r) { return r.p50_ns.has_value(); });
+  const bool extra_p50 = latency && sc.primary != metric::latency;
+  std::printf("   %-26s %12s %12s %12s", "impl", "median", "min", "max");
+  if (extra_p50) std::printf(" %9s", "p50");
+  if (latency) std::printf(" %9s %9s %9s", "p99", "p99.9", "max");
+  std::printf(" %9s", "c2c ns");
+  if (headline != nullptr) std::printf(" %10s", "rill x");
+  if (variant != nullptr) std::printf(" %14s", (variant->label.substr(variant->impl.size()) + " x").c_str());
+  std::printf("\n");
+  for (const auto& r : rows) {
+    std::printf("   %-26s %12s %12s %12s", r.label.c_str(), format_primary(r.primary, r.primary_median).c_str(),
+                format_primary(r.primary, r.primary_min).c_str(), format_primary(r.primary, r.primary_max).c_str());
+    if (extra_p50) std::printf(" %9s", format_ns(r.p50_ns).c_str());
+    if (latency) {
+      std::printf(" %9s %9s %9s", format_ns(r.p99_ns).c_str(), format_ns(r.p999_ns).c_str(),
+                  format_ns(r.max_ns).c_str());
+    }
+    std::printf(" %4.0f/%-4.0f", r.c2c_ns_before, r.c2c_ns_after);
+    if (headline != nullptr) {
+      std::printf(" %10s", is_rill(r) ? "-" : fmt("%.2fx", advantage(*headline, r)).c_str());
+    }
+    if (variant != nullptr) {
+      std::printf(" %14s", is_rill(r) ? "-" : fmt("%.2fx", advantage(*variant, r)).c_str());
+    }
+    std::printf("\n");
+  }
+  if (headline != nullptr) {
+    std::printf("   (rill x: rill's advantage over the row, >1 = rill better; %s)\n",
+                sc.primary == metric::throughput ? "rill / peer" : "peer / rill");
+  }
+}
+
+// ---- targets ----
+
+const impl_summary* find(const std::vector<impl_summary>& all, const std::string& scenario, const std::string& impl,
+                         const param_list& params = {}) {
+  for (const auto& s : all) {
+    if (s.scenario != scenario || s.label != impl) continue;
+    bool ok = true;
+    for (const auto& p : params) {
+      if (std::find(s.params.begin(), s.params.end(), p) == s.params.end()) ok = false;
+    }
+    if (ok) return &s;
+  }
+  return nullptr;
+}
+
+int print_targets(const std::vector<impl_summary>& all) {
+  std::printf("\n== The replaced Go design's published targets (rill headline = default stream options)\n");
+  if (const auto* r = find(all, "llm_replay", "rill", {{"streams", "100"}})) {
+    std::printf("   100k events/s                  llm_replay streams=100: %s = %.0fx the target\n",
+                format_primary(metric::throughput, r->primary_median).c_str(), r->primary_median / 1e5);
+  }
+  if (const auto* r = find(all, "spsc_throughput", "rill")) {
+    std::printf("   100k events/s                  spsc_throughput: %s = %.0fx the target\n",
+                format_primary(metric::throughput, r->primary_median).c_str(), r->primary_median / 1e5);
+  }
+  if (const auto* r = find(all, "memory_buffered_event", "rill"); r != nullptr && r->events_per_sec) {
+    const double ns = 1e9 / *r->events_per_sec;
+    std::printf("   ~100 ns per buffered send      memory_buffered_event: %.1f ns per send = %.1fx faster\n", ns,
+                100.0 / ns);
+  }
+  if (const auto* r = find(all, "memory_buffered_event", "rill"); r != nullptr && r->bytes) {
+    std::printf("   ~500 B per buffered event      memory_buffered_event: %.1f B = %.1fx smaller\n", *r->bytes,
+                500.0 / *r->bytes);
+  }
+  if (const auto* r = find(all, "memory_idle_stream", "rill"); r != nullptr && r->bytes) {
+    std::printf("   ~8 KB per stream               memory_idle_stream: %.0f B = %.1fx smaller\n", *r->bytes,
+                8192.0 / *r->bytes);
+  } else {
+    std::printf("   ~8 KB per stream               (memory_idle_stream not run: it needs rill::stream_manager)\n");
+  }
+
+  std::printf("\n== Issue 4 targets (ratios within this run)\n");
+  int missed = 0;
+  auto check = [&](const char* what, const impl_summary* rill, const impl_summary* peer, double need) {
+    if (rill == nullptr || peer == nullptr) return;
+    const double a = advantage(*rill, *peer);
+    const bool ok = a >= need;
+    if (!ok) ++missed;
+    std::printf("   %-58s %-22s %6.2fx (need >= %.2fx)  %s\n", what, rill->label.c_str(), a, need,
+                ok ? "met" : "MISSED");
+  };
+  for (const char* rill : {"rill", "rill[stamping=none]"}) {
+    check("spsc_throughput vs moodycamel_rwq", find(all, "spsc_throughput", rill),
+          find(all, "spsc_throughput", "moodycamel_rwq"), 1.2);
+    check("spsc_throughput vs boost_spsc", find(all, "spsc_throughput", rill),
+          find(all, "spsc_throughput", "boost_spsc"), 1.2);
+    check("spsc_batch_throughput vs boost_spsc ranges", find(all, "spsc_batch_throughput", rill),
+          find(all, "spsc_batch_throughput", "boost_spsc"), 1.1);
+    // "within 1.15x of two hops": floor / rill >= 1 / 1.15
+    check("ping_pong_rtt p50 within 1.15x of c2c_floor", find(all, "ping_pong_rtt", rill),
+          find(all, "ping_pong_rtt", "c2c_floor"), 1.0 / 1.15);
+    check("ping_pong_rtt p50 vs moodycamel_rwq", find(all, "ping_pong_rtt", rill),
+          find(all, "ping_pong_rtt", "moodycamel_rwq"), 1.0);
+    check("ping_pong_rtt p50 vs boost_spsc", find(all, "ping_pong_rtt", rill), find(all, "ping_pong_rtt", "boost_spsc"),
+          1.0);
+  }
+  for (const char* rill : {"rill_mpmc", "rill_mpmc[stamping=none]"}) {
+    for (const char* consumers : {"1", "2"}) {
+      const param_list p = {{"producers", "2"}, {"consumers", consumers}};
+      check((std::string("mpmc_throughput 2p") + consumers + "c vs moodycamel_cq").c_str(),
+            find(all, "mpmc_throughput", rill, p), find(all, "mpmc_throughput", "moodycamel_cq", p), 1.0);
+    }
+  }
+  return missed;
+}
+
+// ---- JSON ----
+
+std::string json_string(const std::string& s) {
+  std::string out = "\"";
+  for (const char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+std::string json_number(std::optional<double> v) {
+  if (!v || !std::isfinite(*v)) return "null";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.6g", *v);
+  return buf;
+}
+
+// Parameter values are numbers or booleans where they look like one, strings otherwise.
+std::string json_param(const std::string& v) {
+  if (v == "true" || v == "false") return v;
+  if (!v.empty() && std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; })) return v;
+  return json_string(v);
+}
+
+void write_json(const std::string& path, const machine_info& m, const std::vector<impl_summary>& all) {
+  std::ostringstream o;
+  o << "{\"machine\": {\"cpu\": " << json_string(m.cpu) << ", \"cores\": " << m.cores
+    << ", \"compiler\": " << json_string(m.compiler) << ", \"build\": " << json_string(m.build)
+    << ", \"git_sha\": " << json_string(m.git_sha) << "},\n \"results\": [";
+  bool first = true;
+  for (const auto& s : all) {
+    o << (first ? "\n  " : ",\n  ");
+    first = false;
+    o << "{\"scenario\": " << json_string(s.scenario) << ", \"impl\": " << json_string(s.impl) << ", \"params\": {";
+    for (std::size_t i = 0; i < s.params.size(); ++i) {
+      o << (i ? ", " : "") << json_string(s.params[i].first) << ": " << json_param(s.params[i].second);
+    }
+    o << "}, \"events_per_sec\": " << json_number(s.events_per_sec) << ", \"min\": " << json_number(s.min)
+      << ", \"max\": " << json_number(s.max) << ", \"bytes_per_sec\": " << json_number(s.bytes_per_sec)
+      << ", \"p50_ns\": " << json_number(s.p50_ns) << ", \"p99_ns\": " << json_number(s.p99_ns)
+      << ", \"p999_ns\": " << json_number(s.p999_ns) << ", \"max_ns\": " << json_number(s.max_ns)
+      << ", \"bytes\": " << json_number(s.bytes) << ", \"runs\": " << s.runs
+      << ", \"c2c_ns_before\": " << json_number(s.c2c_ns_before)
+      << ", \"c2c_ns_after\": " << json_number(s.c2c_ns_after) << "}";
+  }
+  o << "\n]}\n";
+  std::ofstream f(path);
+  f << o.str();
+  if (!f) throw std::runtime_error("cannot write " + path);
+}
+
+void usage(const std::vector<scenario_entry>& scenarios) {
+  std::printf(
+      "usage: rill-bench [--quick] [--scenario NAME[,NAME...]] [--json FILE] [--runs N] [--run-ms MS] [--list]\n"
+      "  --quick      short runs (every scenario in well under 90 s), for CI and smoke checks\n"
+      "  --scenario   run only these scenarios\n"
+      "  --json FILE  also write the results as JSON\n"
+      "  --runs N     interleaved repetitions per implementation (default 5, at least 5 recommended)\n"
+      "  --run-ms MS  time budget of one timed run (default 250, quick 50)\n"
+      "scenarios:");
+  for (const auto& s : scenarios) std::printf(" %s", s.name.c_str());
+  std::printf("\n");
+}
+
+}  // namespace
+}  // namespace rill_bench
+
+int main(int argc, char** argv) {
+  using namespace rill_bench;
+  std::vector<scenario_entry> scenarios;
+  for (auto part : {spsc_scenarios(), mpmc_scenarios(), replay_scenarios()}) {
+    for (auto& s : part) scenarios.push_back(std::move(s));
+  }
+  run_config cfg;
+  cfg.run_time = std::chrono::milliseconds(250);
+  std::optional<int> run_ms;
+  std::string json_path;
+  std::set<std::string> selected;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "rill-bench: %s needs a value\n", arg.c_str());
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (arg == "--quick") {
+      cfg.quick = true;
+    } else if (arg == "--json") {
+      json_path = value();
+    } else if (arg == "--scenario") {
+      std::stringstream list(value());
+      for (std::string name; std::getline(list, name, ',');) selected.insert(name);
+    } else if (arg == "--runs") {
+      cfg.repetitions = std::max(1, std::atoi(value().c_str()));
+    } else if (arg == "--run-ms") {
+      run_ms = std::max(1, std::atoi(value().c_str()));
+    } else if (arg == "--list") {
+      for (const auto& s : scenarios) std::printf("%s\n", s.name.c_str());
+      return 0;
+    } else if (arg == "--help" || arg == "-h") {
+      usage(scenarios);
+      return 0;
+    } else {
+      std::fprintf(stderr, "rill-bench: unknown argument %s\n", arg.c_str());
+      usage(scenarios);
+      return 2;
+    }
+  }
+  if (cfg.quick) {
+    cfg.run_time = std::chrono::milliseconds(50);
+    cfg.c2c_rounds = 5000;
+  }
+  if (run_ms) cfg.run_time = std::chrono::milliseconds(*run_ms);
+  for (const auto& name : selected) {
+    if (std::none_of(scenarios.begin(), scenarios.end(), [&](const auto& s) { return s.name == name; })) {
+      std::fprintf(stderr, "rill-bench: unknown scenario %s\n", name.c_str());
+      return 2;
+    }
+  }
+
+  const machine_info machine = describe_machine();
+  std::printf("rill-bench  cpu: %s  cores: %u  compiler: %s  build: %s  git: %s\n", machine.cpu.c_str(),
+              machine.cores, machine.compiler.c_str(), machine.build.c_str(), machine.git_sha.c_str());
+  std::printf("threads: producer/ping on cpu0, consumer/pong on cpu1 (more threads alternate); %d interleaved runs "
+              "of %lld ms per implementation%s\n",
+              cfg.repetitions, static_cast<long long>(cfg.run_time.count()), cfg.quick ? " (--quick)" : "");
+  std::printf("clock cost: rdtsc %.1f ns, steady_clock %.1f ns (read once per thread per run; latency rows carry "
+              "one read per sample)\n",
+              measured_tsc_cost_ns(), measured_steady_cost_ns());
+  std::printf("core-to-core one-way latency now: %.0f ns (probed again before and after every run)\n",
+              probe_c2c_ns(cfg.c2c_rounds));
+  if (machine.cores < 4) {
+    std::printf("note: a %u-CPU machine is noisy (other work, vCPU placement); compare ratios, not absolutes\n",
+                machine.cores);
+  }
+  std::fflush(stdout);
+
+  std::vector<impl_summary> all;
+  try {
+    for (const auto& entry : scenarios) {
+      if (!selected.empty() && selected.count(entry.name) == 0) continue;
+      for (const auto& sc : entry.build(cfg)) {
+        auto rows = run_interleaved(sc, cfg);
+        print_table(sc, rows);
+        std::fflush(stdout);
+        all.insert(all.end(), rows.begin(), rows.end());
+      }
+    }
+  } catch (const verification_error& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "\nrill-bench: VERIFICATION FAILED: %s\n", e.what());
+    return 1;
+  }
+  const int missed = print_targets(all);
+  if (missed != 0) std::printf("   %d target check(s) missed in this run\n", missed);
+  if (!json_path.empty()) {
+    write_json(json_path, machine, all);
+    std::printf("\nresults written to %s\n", json_path.c_str());
+  }
+  return 0;
+}

@@ -1,0 +1,499 @@
+// One producer, one consumer: spsc_throughput, spsc_batch_throughput, ping_pong_rtt, blocking_handoff.
+#include <boost/lockfree/spsc_queue.hpp>
+#include <concurrentqueue/concurrentqueue.h>
+#include <readerwriterqueue/readerwriterqueue.h>
+
+#include <span>
+#include <string>
+#include <thread>
+
+#include "harness.hpp"
+#include "rill/detail/layout.hpp"
+#include "rill/stream.hpp"
+#include "workload.hpp"
+
+namespace rill_bench {
+namespace {
+
+constexpr std::size_t kCapacity = 65536;  // the design notes' peer figures use this capacity
+constexpr std::size_t kBatch = 64;
+constexpr std::uint64_t kNotDone = ~std::uint64_t{0};
+
+rill::stream_options spsc_options(rill::clock_kind stamping) {
+  rill::stream_options o;
+  o.capacity = kCapacity;
+  o.stamping = stamping;
+  o.allocate_on_first_send = false;  // allocation is not what these runs measure
+  return o;
+}
+
+std::string describe_mismatch(std::uint64_t position) {
+  return "element " + std::to_string(position) + " arrived out of order or corrupted";
+}
+
+// ---- single-element adapters: try_push / try_pop / in_order ----
+
+struct rill_queue {
+  explicit rill_queue(rill::clock_kind stamping) : stream(spsc_options(stamping)) {}
+  static const std::vector<rill::event>& pool() { return rill_pool(); }
+  bool try_push(const rill::event& e) noexcept { return stream.try_send(e) == rill::status::ok; }
+  const rill::event* try_pop() noexcept { return stream.try_receive(slot) == rill::status::ok ? &slot.get() : nullptr; }
+  // The stream's own sequence number and the pool position must both match.
+  static bool in_order(const rill::event& e, std::uint64_t k) noexcept {
+    return e.seq() == k && e.index() == (k & kPoolMask);
+  }
+  void finish() noexcept {}
+  rill::stream stream;
+  alignas(rill::detail::kFalseSharingRange) rill::received slot;  // consumer-written: off the producer's lines
+};
+
+struct moodycamel_rwq_queue {
+  static const std::vector<bench_item>& pool() { return item_pool(); }
+  bool try_push(const bench_item& e) noexcept { return queue.try_enqueue(e); }
+  const bench_item* try_pop() noexcept { return queue.try_dequeue(slot) ? &slot : nullptr; }
+  static bool in_order(const bench_item& e, std::uint64_t k) noexcept { return e.seq == (k & kPoolMask); }
+  void finish() noexcept {}
+  moodycamel::ReaderWriterQueue<bench_item> queue{kCapacity};
+  alignas(rill::detail::kFalseSharingRange) bench_item slot;  // consumer-written: off the producer's lines
+};
+
+struct boost_spsc_queue {
+  static const std::vector<bench_item>& pool() { return item_pool(); }
+  bool try_push(const bench_item& e) noexcept { return queue.push(e); }
+  const bench_item* try_pop() noexcept { return queue.pop(slot) ? &slot : nullptr; }
+  static bool in_order(const bench_item& e, std::uint64_t k) noexcept { return e.seq == (k & kPoolMask); }
+  void finish() noexcept {}
+  boost::lockfree::spsc_queue<bench_item> queue{kCapacity};
+  alignas(rill::detail::kFalseSharingRange) bench_item slot;  // consumer-written: off the producer's lines
+};
+
+// Blocking on both sides, as a Go channel: push waits for room, pop waits for an element or close.
+struct mutex_deque_queue {
+  static const std::vector<bench_item>& pool() { return item_pool(); }
+  bool try_push(const bench_item& e) { return queue.push(e); }
+  const bench_item* try_pop() { return queue.pop(slot) ? &slot : nullptr; }
+  static bool in_order(const bench_item& e, std::uint64_t k) noexcept { return e.seq == (k & kPoolMask); }
+  void finish() { queue.close(); }
+  mutex_deque<bench_item> queue{kCapacity};
+  alignas(rill::detail::kFalseSharingRange) bench_item slot;  // consumer-written: off the producer's lines
+};
+
+// ---- spsc_throughput ----
+
+template <class Queue>
+run_result one_way(Queue& q, const run_config& cfg) {
+  const auto& pool = Queue::pool();
+  std::atomic<std::uint64_t> produced{kNotDone};
+  std::uint64_t producer_sum = 0, consumer_sum = 0, received = 0;
+  steady::time_point start, end;
+  failure_note failure;
+  std::vector<std::function<void(const std::atomic<bool>&)>> workers;
+  workers.emplace_back([&](const std::atomic<bool>& stop) {
+    start = steady::now();
+    std::uint64_t i = 0, sum = 0;
+    backoff wait;
+    while (!stop.load(std::memory_order_relaxed)) {
+      for (int k = 0; k < 256; ++k, ++i) {
+        const auto& e = pool[i & kPoolMask];
+        while (!q.try_push(e)) wait.pause();
+        sum += checksum_of(e);
+      }
+    }
+    producer_sum = sum;
+    produced.store(i, std::memory_order_release);  // after the last push; pairs with the consumer's load
+    q.finish();
+  });
+  workers.emplace_back([&](const std::atomic<bool>&) {
+    std::uint64_t k = 0, sum = 0;
+    backoff wait;
+    while (true) {
+      if (const auto* e = q.try_pop()) {
+        if (!Queue::in_order(*e, k)) [[unlikely]] failure.fail(describe_mismatch(k));
+        sum += checksum_of(*e);
+        ++k;
+        wait.reset();
+      } else if (produced.load(std::memory_order_acquire) == k) {
+        break;
+      } else {
+        wait.pause();
+      }
+    }
+    end = steady::now();
+    consumer_sum = sum;
+    received = k;
+  });
+  run_workers(std::move(workers), cfg.run_time);
+  failure.throw_if_failed("spsc_throughput");
+  if (received != produced.load() || consumer_sum != producer_sum) {
+    throw verification_error("spsc_throughput: count or checksum mismatch (sent " +
+                             std::to_string(produced.load()) + ", received " + std::to_string(received) + ")");
+  }
+  run_result r;
+  r.events_per_sec = static_cast<double>(received) / seconds_between(start, end);
+  r.bytes_per_sec = *r.events_per_sec * 64;
+  return r;
+}
+
+template <class Queue, class... Args>
+std::function<run_result(const run_config&)> one_way_case(Args... args) {
+  return [=](const run_config& cfg) {
+    auto q = std::make_unique<Queue>(args...);
+    return one_way(*q, cfg);
+  };
+}
+
+// ---- spsc_batch_throughput: 64 elements per call on both sides ----
+
+struct rill_batch_queue {
+  explicit rill_batch_queue(rill::clock_kind stamping) : stream(spsc_options(stamping)) {}
+  static const std::vector<rill::event>& pool() { return rill_pool(); }
+  std::size_t push_many(const rill::event* first, std::size_t n) noexcept {
+    return stream.try_send_batch(std::span<const rill::event>(first, n));
+  }
+  template <class Handler>
+  std::size_t pop_many(Handler&& handle) {
+    return stream.try_drain([&](const rill::event& e, bool) { handle(e); }, kBatch);
+  }
+  static bool in_order(const rill::event& e, std::uint64_t k) noexcept { return rill_queue::in_order(e, k); }
+  rill::stream stream;
+};
+
+struct boost_spsc_batch_queue {
+  static const std::vector<bench_item>& pool() { return item_pool(); }
+  std::size_t push_many(const bench_item* first, std::size_t n) noexcept { return queue.push(first, n); }
+  template <class Handler>
+  std::size_t pop_many(Handler&& handle) {
+    const std::size_t n = queue.pop(buffer, kBatch);
+    for (std::size_t i = 0; i < n; ++i) handle(buffer[i]);
+    return n;
+  }
+  static bool in_order(const bench_item& e, std::uint64_t k) noexcept { return e.seq == (k & kPoolMask); }
+  boost::lockfree::spsc_queue<bench_item> queue{kCapacity};
+  alignas(rill::detail::kFalseSharingRange) bench_item buffer[kBatch];  // consumer-written: off the producer's lines
+};
+
+struct moodycamel_cq_batch_queue {
+  static const std::vector<bench_item>& pool() { return item_pool(); }
+  // try_enqueue_bulk is all-or-nothing and never allocates past the preallocated blocks (a bounded queue).
+  std::size_t push_many(const bench_item* first, std::size_t n) noexcept {
+    return queue.try_enqueue_bulk(producer, first, n) ? n : 0;
+  }
+  template <class Handler>
+  std::size_t pop_many(Handler&& handle) {
+    const std::size_t n = queue.try_dequeue_bulk(consumer, buffer, kBatch);
+    for (std::size_t i = 0; i < n; ++i) handle(buffer[i]);
+    return n;
+  }
+  static bool in_order(const bench_item& e, std::uint64_t k) noexcept { return e.seq == (k & kPoolMask); }
+  moodycamel::ConcurrentQueue<bench_item> queue{kCapacity};
+  moodycamel::ProducerToken producer{queue};
+  moodycamel::ConsumerToken consumer{queue};
+  alignas(rill::detail::kFalseSharingRange) bench_item buffer[kBatch];  // consumer-written: off the producer's lines
+};
+
+template <class Queue>
+run_result batched(Queue& q, const run_config& cfg) {
+  const auto& pool = Queue::pool();
+  std::atomic<std::uint64_t> produced{kNotDone};
+  std::uint64_t producer_sum = 0, consumer_sum = 0, received = 0;
+  steady::time_point start, end;
+  failure_note failure;
+  std::vector<std::function<void(const std::atomic<bool>&)>> workers;
+  workers.emplace_back([&](const std::atomic<bool>& stop) {
+    std::uint64_t batch_sum = 0;  // every batch is one of kPoolSize / kBatch fixed pool windows
+    start = steady::now();
+    std::uint64_t i = 0;
+    backoff wait;
+    while (!stop.load(std::memory_order_relaxed)) {
+      for (int k = 0; k < 16; ++k) {
+        const auto* first = &pool[i & kPoolMask];
+        std::size_t done = 0;
+        while (done < kBatch) {
+          const std::size_t n = q.push_many(first + done, kBatch - done);
+          if (n == 0) wait.pause();
+          done += n;
+        }
+        for (std::size_t j = 0; j < kBatch; ++j) batch_sum += checksum_of(first[j]);
+        i += kBatch;
+      }
+    }
+    producer_sum = batch_sum;
+    produced.store(i, std::memory_order_release);
+  });
+  workers.emplace_back([&](const std::atomic<bool>&) {
+    std::uint64_t k = 0, sum = 0;
+    backoff wait;
+    auto handle = [&](const auto& e) {
+      if (!Queue::in_order(e, k)) [[unlikely]] failure.fail(describe_mismatch(k));
+      sum += checksum_of(e);
+      ++k;
+    };
+    while (true) {
+      if (q.pop_many(handle) != 0) {
+        wait.reset();
+      } else if (produced.load(std::memory_order_acquire) == k) {
+        break;
+      } else {
+        wait.pause();
+      }
+    }
+    end = steady::now();
+    consumer_sum = sum;
+    received = k;
+  });
+  run_workers(std::move(workers), cfg.run_time);
+  failure.throw_if_failed("spsc_batch_throughput");
+  if (received != produced.load() || consumer_sum != producer_sum) {
+    throw verification_error("spsc_batch_throughput: count or checksum mismatch (sent " +
+                             std::to_string(produced.load()) + ", received " + std::to_string(received) + ")");
+  }
+  run_result r;
+  r.events_per_sec = static_cast<double>(received) / seconds_between(start, end);
+  r.bytes_per_sec = *r.events_per_sec * 64;
+  return r;
+}
+
+template <class Queue, class... Args>
+std::function<run_result(const run_config&)> batched_case(Args... args) {
+  return [=](const run_config& cfg) {
+    auto q = std::make_unique<Queue>(args...);
+    return batched(*q, cfg);
+  };
+}
+
+// ---- ping_pong_rtt: ping sends on one queue, pong echoes on a second; ping times each round trip ----
+
+std::uint64_t max_round_trips(const run_config& cfg) { return cfg.quick ? 20000 : 100000; }
+
+template <class Queue, class... Args>
+std::function<run_result(const run_config&)> round_trip_case(Args... args) {
+  return [=](const run_config& cfg) {
+    auto there = std::make_unique<Queue>(args...);
+    auto back = std::make_unique<Queue>(args...);
+    const auto& pool = Queue::pool();
+    const double tick_ns = ns_per_tick();
+    const std::uint64_t limit = max_round_trips(cfg);
+    latency_histogram histogram;
+    std::atomic<bool> done{false};
+    std::uint64_t round_trips = 0, echoed = 0;
+    failure_note failure;
+    std::vector<std::function<void(const std::atomic<bool>&)>> workers;
+    workers.emplace_back([&](const std::atomic<bool>& stop) {
+      std::uint64_t i = 0;
+      for (; i < limit && !stop.load(std::memory_order_relaxed); ++i) {
+        const auto& e = pool[i & kPoolMask];
+        const std::uint64_t t0 = tsc();
+        while (!there->try_push(e)) rill::detail::cpu_relax();
+        const auto* reply = back->try_pop();
+        while (reply == nullptr) {
+          rill::detail::cpu_relax();
+          reply = back->try_pop();
+        }
+        const std::uint64_t t1 = tsc();
+        histogram.add(static_cast<std::uint64_t>(static_cast<double>(t1 - t0) * tick_ns));
+        if (!Queue::in_order(*reply, i)) [[unlikely]] failure.fail(describe_mismatch(i));
+      }
+      round_trips = i;
+      done.store(true, std::memory_order_release);
+      there->finish();
+    });
+    workers.emplace_back([&](const std::atomic<bool>&) {
+      std::uint64_t k = 0;
+      while (true) {
+        if (const auto* e = there->try_pop()) {
+          if (!Queue::in_order(*e, k)) [[unlikely]] failure.fail(describe_mismatch(k));
+          while (!back->try_push(*e)) rill::detail::cpu_relax();
+          ++k;
+        } else if (done.load(std::memory_order_acquire)) {
+          break;
+        } else {
+          rill::detail::cpu_relax();
+        }
+      }
+      echoed = k;
+    });
+    run_workers(std::move(workers), cfg.run_time);
+    failure.throw_if_failed("ping_pong_rtt");
+    if (echoed != round_trips || histogram.count() != round_trips) {
+      throw verification_error("ping_pong_rtt: " + std::to_string(round_trips) + " pings but " +
+                               std::to_string(echoed) + " echoes");
+    }
+    run_result r;
+    r.set_latency(histogram);
+    r.events_per_sec = 1e9 / *r.p50_ns;  // round trips per second at the median
+    return r;
+  };
+}
+
+// The physical floor: the same ping-pong on one atomic per direction (two core-to-core hops).
+run_result c2c_floor_run(const run_config& cfg) {
+  struct alignas(rill::detail::kFalseSharingRange) padded {
+    std::atomic<std::uint64_t> value{0};
+  };
+  padded ping, pong;
+  const double tick_ns = ns_per_tick();
+  const std::uint64_t limit = max_round_trips(cfg);
+  latency_histogram histogram;
+  std::atomic<bool> done{false};
+  std::vector<std::function<void(const std::atomic<bool>&)>> workers;
+  workers.emplace_back([&](const std::atomic<bool>& stop) {
+    for (std::uint64_t i = 1; i <= limit && !stop.load(std::memory_order_relaxed); ++i) {
+      const std::uint64_t t0 = tsc();
+      ping.value.store(i, std::memory_order_release);
+      while (pong.value.load(std::memory_order_acquire) != i) rill::detail::cpu_relax();
+      const std::uint64_t t1 = tsc();
+      histogram.add(static_cast<std::uint64_t>(static_cast<double>(t1 - t0) * tick_ns));
+    }
+    done.store(true, std::memory_order_release);
+  });
+  workers.emplace_back([&](const std::atomic<bool>&) {
+    std::uint64_t seen = 0;
+    while (true) {
+      const std::uint64_t v = ping.value.load(std::memory_order_acquire);
+      if (v != seen) {
+        pong.value.store(v, std::memory_order_release);
+        seen = v;
+      } else if (done.load(std::memory_order_acquire)) {
+        break;
+      } else {
+        rill::detail::cpu_relax();
+      }
+    }
+  });
+  run_workers(std::move(workers), cfg.run_time);
+  run_result r;
+  r.set_latency(histogram);
+  r.events_per_sec = 1e9 / *r.p50_ns;
+  return r;
+}
+
+// ---- blocking_handoff: the consumer parks on an empty queue; the producer sends after a pause ----
+
+constexpr auto kHandoffGap = std::chrono::microseconds(100);  // long enough for any spin phase to end
+
+template <class Send, class Receive, class Close>
+run_result handoff(const run_config& cfg, Send send, Receive receive, Close close) {
+  const std::size_t count = cfg.quick ? 100 : 300;
+  std::vector<steady::time_point> sent_at(count);
+  latency_histogram histogram;
+  std::size_t received = 0;
+  failure_note failure;
+  std::vector<std::function<void(const std::atomic<bool>&)>> workers;
+  workers.emplace_back([&](const std::atomic<bool>&) {
+    for (std::size_t i = 0; i < count; ++i) {
+      std::this_thread::sleep_for(kHandoffGap);
+      sent_at[i] = steady::now();  // published to the consumer by the send itself
+      send(i);
+    }
+    close();
+  });
+  workers.emplace_back([&](const std::atomic<bool>&) {
+    std::size_t k = 0;
+    while (true) {
+      std::uint64_t position = 0;
+      if (!receive(position)) break;
+      const auto now = steady::now();
+      if (k >= count || position != (k & kPoolMask)) {
+        failure.fail(describe_mismatch(k));
+        break;
+      }
+      histogram.add(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now - sent_at[k]).count()));
+      ++k;
+    }
+    received = k;
+  });
+  run_workers(std::move(workers), std::chrono::milliseconds(0));
+  failure.throw_if_failed("blocking_handoff");
+  if (received != count) throw verification_error("blocking_handoff: lost hand-offs");
+  run_result r;
+  r.set_latency(histogram);
+  r.events_per_sec = 1e9 / *r.p50_ns;
+  return r;
+}
+
+run_result rill_handoff(const run_config& cfg) {
+  rill::stream_options o;
+  o.allocate_on_first_send = false;
+  rill::stream s(o);
+  rill::received r;
+  const auto& pool = rill_pool();
+  return handoff(
+      cfg, [&](std::size_t i) { (void)s.send(pool[i & kPoolMask]); },
+      [&](std::uint64_t& position) {
+        if (s.receive(r) != rill::status::ok) return false;
+        position = r->index();
+        return true;
+      },
+      [&] { s.close(); });
+}
+
+run_result mutex_handoff(const run_config& cfg) {
+  mutex_deque<bench_item> q(1024);
+  alignas(rill::detail::kFalseSharingRange) bench_item slot;  // consumer-written: off the producer's lines
+  const auto& pool = item_pool();
+  return handoff(
+      cfg, [&](std::size_t i) { (void)q.push(pool[i & kPoolMask]); },
+      [&](std::uint64_t& position) {
+        if (!q.pop(slot)) return false;
+        position = slot.seq;
+        return true;
+      },
+      [&] { q.close(); });
+}
+
+const param_list kNoStamping = {{"stamping", "none"}};
+
+}  // namespace
+
+std::vector<scenario_entry> spsc_scenarios() {
+  using rill::clock_kind;
+  std::vector<scenario_entry> out;
+  out.push_back({"spsc_throughput", [](const run_config&) {
+                   scenario_case sc{"spsc_throughput", {}, metric::throughput, {}, ""};
+                   sc.impls = {
+                       {"rill", {}, one_way_case<rill_queue>(clock_kind::coarse)},
+                       {"moodycamel_rwq", {}, one_way_case<moodycamel_rwq_queue>()},
+                       {"boost_spsc", {}, one_way_case<boost_spsc_queue>()},
+                       {"rill", kNoStamping, one_way_case<rill_queue>(clock_kind::none)},
+                       {"mutex_deque", {}, one_way_case<mutex_deque_queue>()},
+                   };
+                   sc.note = "one element per call, capacity 65536, cpu0 -> cpu1; events/s";
+                   return std::vector<scenario_case>{sc};
+                 }});
+  out.push_back({"spsc_batch_throughput", [](const run_config&) {
+                   scenario_case sc{"spsc_batch_throughput", {{"batch", "64"}}, metric::throughput, {}, ""};
+                   sc.impls = {
+                       {"rill", {}, batched_case<rill_batch_queue>(clock_kind::coarse)},
+                       {"boost_spsc", {}, batched_case<boost_spsc_batch_queue>()},
+                       {"moodycamel_cq", {}, batched_case<moodycamel_cq_batch_queue>()},
+                       {"rill", kNoStamping, batched_case<rill_batch_queue>(clock_kind::none)},
+                   };
+                   sc.note = "64 per call: rill try_send_batch + try_drain, boost push/pop ranges, "
+                             "moodycamel bulk calls with tokens; events/s";
+                   return std::vector<scenario_case>{sc};
+                 }});
+  out.push_back({"ping_pong_rtt", [](const run_config&) {
+                   scenario_case sc{"ping_pong_rtt", {}, metric::latency, {}, ""};
+                   sc.impls = {
+                       {"rill", {}, round_trip_case<rill_queue>(clock_kind::coarse)},
+                       {"c2c_floor", {}, c2c_floor_run},
+                       {"moodycamel_rwq", {}, round_trip_case<moodycamel_rwq_queue>()},
+                       {"boost_spsc", {}, round_trip_case<boost_spsc_queue>()},
+                       {"rill", kNoStamping, round_trip_case<rill_queue>(clock_kind::none)},
+                       {"mutex_deque", {}, round_trip_case<mutex_deque_queue>()},
+                   };
+                   sc.note = "round trip through two queues, timed per trip with rdtsc (one read's cost is in "
+                             "each sample); c2c_floor = the same trip on two bare atomics";
+                   return std::vector<scenario_case>{sc};
+                 }});
+  out.push_back({"blocking_handoff", [](const run_config&) {
+                   scenario_case sc{"blocking_handoff", {}, metric::latency, {}, ""};
+                   sc.impls = {{"rill", {}, rill_handoff}, {"mutex_deque", {}, mutex_handoff}};
+                   sc.note = "consumer blocked in receive()/pop() on an empty queue; one send every 100 us; "
+                             "latency send -> consumer running, steady_clock";
+                   return std::vector<scenario_case>{sc};
+                 }});
+  return out;
+}
+
+}  // namespace rill_bench
