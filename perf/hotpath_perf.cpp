@@ -1,0 +1,107 @@
+// hotpath_perf: runs exactly N iterations of one hot path, single-threaded, so that callgrind can count its
+// instructions. perf/check_callgrind.sh runs it under
+//   valgrind --tool=callgrind --toggle-collect=rill_hotpath_*
+// which counts only the loop functions below (set-up, first-send allocation and warm-up are excluded).
+//
+//   hotpath_perf PATH [ITERATIONS]     PATH: inline | inline_nostamp | arena | claim_commit | list
+//
+// Each loop is a separate extern "C" noinline function, so its name is stable for --toggle-collect.
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+#include "rill/stream.hpp"
+
+namespace {
+
+rill::stream_options options(rill::clock_kind stamping) {
+  rill::stream_options o;
+  o.capacity = 1024;
+  o.arena_bytes = 64 * 1024;
+  o.stamping = stamping;
+  o.allocate_on_first_send = false;
+  return o;
+}
+
+[[noreturn]] void fail(const char* what) {
+  std::fprintf(stderr, "hotpath_perf: %s\n", what);
+  std::exit(1);
+}
+
+const char kLongText[] =
+    "{\"location\":\"Paris\",\"unit\":\"celsius\",\"days\":3,\"note\":\"a tool argument fragment\"}";  // > 40 bytes
+
+}  // namespace
+
+extern "C" {
+
+// One try_send + one try_receive of a 64-byte event with inline text.
+__attribute__((noinline)) std::uint64_t rill_hotpath_send_receive(rill::stream& s, const rill::event& e,
+                                                                 std::uint64_t iterations) {
+  rill::received r;
+  std::uint64_t sum = 0;
+  for (std::uint64_t i = 0; i < iterations; ++i) {
+    if (s.try_send(e) != rill::status::ok) fail("send refused");
+    if (s.try_receive(r) != rill::status::ok) fail("receive found nothing");
+    sum += r->seq();
+  }
+  return sum;
+}
+
+// One claim of `text_bytes` arena bytes, the event built in place, commit, receive, release.
+__attribute__((noinline)) std::uint64_t rill_hotpath_claim_commit(rill::stream& s, std::size_t text_bytes,
+                                                                 std::uint64_t iterations) {
+  rill::received r;
+  std::uint64_t sum = 0;
+  for (std::uint64_t i = 0; i < iterations; ++i) {
+    rill::send_claim c;
+    if (s.try_claim(c, text_bytes) != rill::status::ok) fail("claim refused");
+    std::memcpy(c.text(), kLongText, text_bytes);
+    ::new (&c.slot()) rill::event(rill::event::text_delta(0, std::string_view(c.text(), text_bytes)));
+    if (s.commit(c) != rill::status::ok) fail("commit refused");
+    if (s.try_receive(r) != rill::status::ok) fail("receive found nothing");
+    sum += r->text_size();
+    r.reset();
+  }
+  return sum;
+}
+
+}  // extern "C"
+
+int main(int argc, char** argv) {
+  const std::string path = argc > 1 ? argv[1] : "list";
+  const std::uint64_t iterations = argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 100000;
+  if (path == "list") {
+    std::printf("inline\ninline_nostamp\narena\nclaim_commit\n");
+    return 0;
+  }
+  std::uint64_t sum = 0;
+  if (path == "inline" || path == "inline_nostamp" || path == "arena") {
+    rill::stream s(options(path == "inline_nostamp" ? rill::clock_kind::none : rill::clock_kind::coarse));
+    const rill::event e = path == "arena" ? rill::event::text_delta(0, kLongText)  // external: copied to the arena
+                                          : rill::event::text_delta(0, "hello");
+    rill::received r;
+    for (int i = 0; i < 16; ++i) {  // warm-up outside the counted function: first touch of ring and arena
+      if (s.try_send(e) != rill::status::ok || s.try_receive(r) != rill::status::ok) fail("warm-up failed");
+    }
+    r.reset();
+    sum += rill_hotpath_send_receive(s, e, iterations);
+  } else if (path == "claim_commit") {
+    rill::stream s(options(rill::clock_kind::coarse));
+    rill::received r;
+    for (int i = 0; i < 16; ++i) {  // warm-up outside the counted function
+      const rill::event e = rill::event::text_delta(0, kLongText);
+      if (s.try_send(e) != rill::status::ok || s.try_receive(r) != rill::status::ok) fail("warm-up failed");
+    }
+    r.reset();
+    sum += rill_hotpath_claim_commit(s, 64, iterations);
+  } else {
+    std::fprintf(stderr, "hotpath_perf: unknown path %s (try: list)\n", path.c_str());
+    return 2;
+  }
+  std::printf("%s %llu iterations (checksum %llu)\n", path.c_str(), static_cast<unsigned long long>(iterations),
+              static_cast<unsigned long long>(sum));
+  return 0;
+}
