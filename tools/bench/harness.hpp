@@ -161,5 +161,6 @@ std::vector<scenario_entry> spsc_scenarios();    // spsc_throughput, spsc_batch_
                                                  // blocking_handoff
 std::vector<scenario_entry> mpmc_scenarios();    // mpmc_throughput
 std::vector<scenario_entry> replay_scenarios();  // memory_buffered_event, llm_replay
+std::vector<scenario_entry> manager_scenarios(); // manager_lookup, create_close, memory_idle_stream
 
 }  // namespace rill_bench

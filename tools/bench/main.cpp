@@ -93,7 +93,7 @@ void print_table(const scenario_case& sc, const std::vector<impl_summary>& rows)
   for (const auto& [k, v] : sc.params) title += " " + k + "=" + v;
   const char* what = sc.primary == metric::throughput ? "throughput"
                      : sc.primary == metric::latency  ? "p50 latency"
-                                                      : "bytes per event";
+                                                      : "bytes";
   std::printf("\n== %s  (%s; median of %d interleaved runs)\n", title.c_str(), what, rows.empty() ? 0 : rows[0].runs);
   if (!sc.note.empty()) std::printf("   %s\n", sc.note.c_str());
   const impl_summary* headline = nullptr;
@@ -209,6 +209,14 @@ int print_targets(const std::vector<impl_summary>& all) {
             find(all, "mpmc_throughput", rill, p), find(all, "mpmc_throughput", "moodycamel_cq", p), 1.0);
     }
   }
+  for (const char* streams : {"1000000", "1000"}) {
+    const param_list p = {{"streams", streams}, {"churn", "true"}};
+    check((std::string("manager_lookup streams=") + streams + " churn vs shared_mutex_map (need 10x at 1M)").c_str(),
+          find(all, "manager_lookup", "rill", p), find(all, "manager_lookup", "shared_mutex_map", p),
+          std::string(streams) == "1000000" ? 10.0 : 1.0);
+  }
+  check("memory_idle_stream at most half the replaced design's bytes", find(all, "memory_idle_stream", "rill"),
+        find(all, "memory_idle_stream", "shared_mutex_map"), 2.0);
   return missed;
 }
 
@@ -291,7 +299,7 @@ void usage(const std::vector<scenario_entry>& scenarios) {
 int main(int argc, char** argv) {
   using namespace rill_bench;
   std::vector<scenario_entry> scenarios;
-  for (auto part : {spsc_scenarios(), mpmc_scenarios(), replay_scenarios()}) {
+  for (auto part : {spsc_scenarios(), mpmc_scenarios(), replay_scenarios(), manager_scenarios()}) {
     for (auto& s : part) scenarios.push_back(std::move(s));
   }
   run_config cfg;
