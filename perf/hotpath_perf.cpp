@@ -3,7 +3,7 @@
 //   valgrind --tool=callgrind --toggle-collect=rill_hotpath_*
 // which counts only the loop functions below (set-up, first-send allocation and warm-up are excluded).
 //
-//   hotpath_perf PATH [ITERATIONS]     PATH: inline | inline_nostamp | arena | claim_commit | list
+//   hotpath_perf PATH [ITERATIONS]     PATH: inline | inline_nostamp | arena | claim_commit | manager_get | list
 //
 // Each loop is a separate extern "C" noinline function, so its name is stable for --toggle-collect.
 #include <cstdio>
@@ -11,7 +11,9 @@
 #include <cstring>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "rill/manager.hpp"
 #include "rill/stream.hpp"
 
 namespace {
@@ -68,13 +70,28 @@ __attribute__((noinline)) std::uint64_t rill_hotpath_claim_commit(rill::stream& 
   return sum;
 }
 
+// One stream_manager::get() hit, cycling over `ids`.
+__attribute__((noinline)) std::uint64_t rill_hotpath_manager_get(const rill::stream_manager& m,
+                                                                const std::vector<std::string>& ids,
+                                                                std::uint64_t iterations) {
+  rill::stream_ref ref;
+  std::uint64_t sum = 0;
+  std::size_t next = 0;
+  for (std::uint64_t i = 0; i < iterations; ++i) {
+    if (m.get(ids[next], ref) != rill::status::ok) fail("lookup missed");
+    sum += ref.id().size();
+    if (++next == ids.size()) next = 0;
+  }
+  return sum;
+}
+
 }  // extern "C"
 
 int main(int argc, char** argv) {
   const std::string path = argc > 1 ? argv[1] : "list";
   const std::uint64_t iterations = argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 100000;
   if (path == "list") {
-    std::printf("inline\ninline_nostamp\narena\nclaim_commit\n");
+    std::printf("inline\ninline_nostamp\narena\nclaim_commit\nmanager_get\n");
     return 0;
   }
   std::uint64_t sum = 0;
@@ -97,6 +114,16 @@ int main(int argc, char** argv) {
     }
     r.reset();
     sum += rill_hotpath_claim_commit(s, 64, iterations);
+  } else if (path == "manager_get") {
+    rill::stream_manager m;
+    std::vector<std::string> ids;
+    rill::stream_ref ref;
+    for (int i = 0; i < 1000; ++i) {
+      ids.push_back("req_" + std::to_string(i * 7919) + "_gateway");
+      if (m.create(ids.back(), ref) != rill::status::ok) fail("create failed");
+    }
+    ref.reset();
+    sum += rill_hotpath_manager_get(m, ids, iterations);
   } else {
     std::fprintf(stderr, "hotpath_perf: unknown path %s (try: list)\n", path.c_str());
     return 2;
