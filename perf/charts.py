@@ -82,6 +82,7 @@ set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.7
 set logscale y
+set key outside right top
 set grid ytics
 set xtics rotate by -20
 plot 'data' using 2:xtic(1) title 'p50', '' using 3 title 'p99', '' using 4 title 'p99.9'
