@@ -282,9 +282,11 @@ void write_json(const std::string& path, const machine_info& m, const std::vecto
 
 void usage(const std::vector<scenario_entry>& scenarios) {
   std::printf(
-      "usage: rill-bench [--quick] [--scenario NAME[,NAME...]] [--json FILE] [--runs N] [--run-ms MS] [--list]\n"
+      "usage: rill-bench [--quick] [--scenario NAME[,NAME...]] [--impl LABEL[,LABEL...]] [--json FILE] [--runs N]\n"
+      "                  [--run-ms MS] [--list]\n"
       "  --quick      short runs (every scenario in well under 90 s), for CI and smoke checks\n"
       "  --scenario   run only these scenarios\n"
+      "  --impl       run only these implementations (impl or row label, e.g. rill[stamping=none]); for profiling\n"
       "  --json FILE  also write the results as JSON\n"
       "  --runs N     interleaved repetitions per implementation (default 5, at least 5 recommended)\n"
       "  --run-ms MS  time budget of one timed run (default 250, quick 50)\n"
@@ -307,6 +309,7 @@ int main(int argc, char** argv) {
   std::optional<int> run_ms;
   std::string json_path;
   std::set<std::string> selected;
+  std::set<std::string> only_impls;  // for profiling one implementation: labels such as rill[stamping=none]
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     auto value = [&]() -> std::string {
@@ -323,6 +326,9 @@ int main(int argc, char** argv) {
     } else if (arg == "--scenario") {
       std::stringstream list(value());
       for (std::string name; std::getline(list, name, ',');) selected.insert(name);
+    } else if (arg == "--impl") {
+      std::stringstream list(value());
+      for (std::string name; std::getline(list, name, ',');) only_impls.insert(name);
     } else if (arg == "--runs") {
       cfg.repetitions = std::max(1, std::atoi(value().c_str()));
     } else if (arg == "--run-ms") {
@@ -372,7 +378,15 @@ int main(int argc, char** argv) {
   try {
     for (const auto& entry : scenarios) {
       if (!selected.empty() && selected.count(entry.name) == 0) continue;
-      for (const auto& sc : entry.build(cfg)) {
+      for (auto sc : entry.build(cfg)) {
+        if (!only_impls.empty()) {
+          std::erase_if(sc.impls, [&](const impl_case& ic) {
+            std::string label = ic.impl;
+            for (const auto& [k, v] : ic.params) label += "[" + k + "=" + v + "]";
+            return only_impls.count(label) == 0 && only_impls.count(ic.impl) == 0;
+          });
+          if (sc.impls.empty()) continue;
+        }
         auto rows = run_interleaved(sc, cfg);
         print_table(sc, rows);
         std::fflush(stdout);
