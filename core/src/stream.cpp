@@ -4,6 +4,7 @@
 #include <cstring>
 #include <new>
 #include <stdexcept>
+#include <thread>
 
 namespace rill {
 
@@ -73,6 +74,16 @@ struct channel_layout {
 };
 
 constexpr std::align_val_t kChannelAlignment{detail::kFalseSharingRange};
+
+// Waiting for another thread to finish a step it has already begun: pause first, then yield the core (it
+// may be the one that thread needs, with more threads than cores).
+void backoff(std::uint32_t attempt) noexcept {
+  if (attempt < 64) {
+    detail::cpu_relax();
+  } else {
+    std::this_thread::yield();
+  }
+}
 
 }  // namespace
 
@@ -182,20 +193,31 @@ status stream::try_send_mpmc(detail::mpmc_channel& ch, const event& e, std::uint
   std::size_t text_size = 0;
   if (e.text_is_external()) {
     text_size = e.text_size();
-    while (text_size != 0) {
+    for (std::uint32_t attempt = 0; text_size != 0; ++attempt) {
       text = single_producer ? ch.arena().try_claim<false>(text_size) : ch.arena().try_claim<true>(text_size);
       if (text != nullptr) break;
-      // Arena full: drop_oldest frees text by evicting the oldest events; others report full.
-      if (policy_ != backpressure::drop_oldest || !evict_oldest(ch)) return status::full;
+      // Arena full: drop_oldest frees text by evicting the oldest events; others report full. With nothing
+      // left in the ring, consumers hold all the text: that is full under every policy. Otherwise an
+      // eviction can fail only transiently (see the ring loop below), so back off and retry.
+      if (policy_ != backpressure::drop_oldest) return status::full;
+      if (!evict_oldest(ch)) {
+        if (ch.consumed() == ch.accepted()) return status::full;
+        backoff(attempt);
+      }
     }
   }
   std::uint64_t ticket;
   event* slot;
-  while ((slot = ch.try_claim(ticket)) == nullptr) {
-    if (policy_ != backpressure::drop_oldest || !evict_oldest(ch)) {
+  for (std::uint32_t attempt = 0; (slot = ch.try_claim(ticket)) == nullptr; ++attempt) {
+    if (policy_ != backpressure::drop_oldest) {
       if (text != nullptr) ch.arena().release(text);
       return status::full;
     }
+    // A full ring under drop_oldest always has an oldest event to evict, except for a moment: when its
+    // producer has claimed but not yet published it, or a consumer has taken but not yet freed the slot
+    // we need. Both finish within a few instructions unless preempted, so back off (pause, then yield)
+    // and retry rather than refuse the send.
+    if (!evict_oldest(ch)) backoff(attempt);
   }
   *slot = e;
   if (text != nullptr) slot->move_text_to_arena(text);
@@ -204,8 +226,8 @@ status stream::try_send_mpmc(detail::mpmc_channel& ch, const event& e, std::uint
   return status::ok;
 }
 
-// drop_oldest: the producer takes the oldest event as a consumer would and discards it. False when there
-// was nothing to take (the ring is empty, or its oldest slot is not yet published).
+// drop_oldest: the producer takes the oldest event as a consumer would and discards it. False when nothing
+// could be taken right now.
 bool stream::evict_oldest(detail::mpmc_channel& ch) noexcept {
   std::uint64_t ticket;
   event* slot = ch.try_take(ticket);
@@ -281,10 +303,10 @@ std::size_t stream::try_send_batch(std::span<const event> events, status* why) n
   } else {
     for (; done < events.size(); ++done) {
       s = try_send_once(events[done], now);
-      if (s == status::full && policy_ == backpressure::drop) continue;  // counted by try_send_once
+      if (s == status::full && policy_ != backpressure::block) continue;  // dropped, counted by try_send_once
       if (s != status::ok) break;
     }
-    if (s == status::full && policy_ == backpressure::drop) s = status::ok;
+    if (s == status::full && policy_ != backpressure::block) s = status::ok;
   }
   if (why != nullptr) *why = s;
   return done;

@@ -56,8 +56,11 @@ enum class backpressure : std::uint8_t {
   block,        // send() waits for room; try_send() returns full. Nothing is lost.
   drop,         // the newest event is rejected: send() and try_send() return full and count it dropped.
   drop_oldest,  // the oldest buffered event is evicted (counted dropped) and the send succeeds. A consumer
-                // sees how many it missed as a gap in seq(). If the arena is full of text that consumers
-                // still hold, a send with long text returns full (held text is never overwritten).
+                // sees how many it missed as a gap in seq(). Text a consumer still holds is never
+                // overwritten, and the arena frees space only past the oldest held record: when that
+                // blocks a send with long text, the send returns full and counts it dropped. When the
+                // oldest slot is mid-publication by another producer (or mid-read by a consumer), the send
+                // backs off (pause, then yield) until it can evict: try_send may yield here.
 };
 
 std::string_view to_string(flavour f) noexcept;
@@ -396,8 +399,8 @@ inline status stream::try_send_once(const event& e, std::uint64_t now) noexcept 
   }
   if (s == status::ok) {
     consumers_.notify_after_publish();
-  } else if (s == status::full && policy_ == backpressure::drop) {
-    note_dropped(ch);
+  } else if (s == status::full && policy_ != backpressure::block) {
+    note_dropped(ch);  // refused under a dropping policy: the newest event is the one dropped
   }
   return s;
 }

@@ -1,0 +1,331 @@
+// Multi-threaded stream runs that check order, loss, duplication and payload checksums. Work scales with
+// RILL_STRESS_SCALE (sanitizer presets run a few percent of it). Threads may outnumber the two cores:
+// every wait is a blocking call or a bounded retry loop that yields, so nothing spins forever.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "rill/stream.hpp"
+#include "stress_scale.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using rill::backpressure;
+using rill::event;
+using rill::flavour;
+using rill::received;
+using rill::status;
+using rill::stream;
+using rill::stream_options;
+using rill::test::mix;
+using rill::test::scaled;
+
+// Deterministic payload for event number i: mostly short inline text, every 16th a long arena text whose
+// length varies from 41 to 1064 bytes. The consumer regenerates it to check content.
+struct payload_source {
+  std::string pool;
+  payload_source() {
+    pool.resize(4096);
+    for (std::size_t i = 0; i < pool.size(); ++i) pool[i] = static_cast<char>('!' + mix(i) % 90);
+  }
+  std::string_view text_for(std::uint64_t i) const {
+    const std::uint64_t h = mix(i);
+    const std::size_t len = (i % 16 == 15) ? 41 + h % 1024 : h % 41;
+    return std::string_view(pool).substr(h % 2048, len);
+  }
+};
+
+std::uint64_t checksum(std::string_view text, std::uint64_t seq) {
+  std::uint64_t h = seq * 0x100000001b3ull;
+  for (char c : text) h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3ull;
+  return h;
+}
+
+TEST(StreamStress, SpscDeliversFiftyMillionEventsInOrderWithMatchingContent) {
+  const std::uint64_t total = scaled(50'000'000, 20'000);
+  stream_options o;
+  o.capacity = 4096;
+  o.arena_bytes = 1 << 20;
+  o.stamping = rill::clock_kind::none;
+  stream s(o);
+  const payload_source payloads;
+  std::uint64_t producer_sum = 0;
+  std::thread producer([&] {
+    rill::test::pin_to_cpu(0);
+    for (std::uint64_t i = 0; i < total; ++i) {
+      const std::string_view text = payloads.text_for(i);
+      producer_sum += checksum(text, i);
+      ASSERT_EQ(s.send(event::text_delta(static_cast<std::uint16_t>(i), text)), status::ok);
+    }
+    s.close();
+  });
+  rill::test::pin_to_cpu(1);
+  std::uint64_t expected = 0, consumer_sum = 0, mismatches = 0;
+  received r;
+  while (s.receive(r) == status::ok) {
+    if (r->seq() != expected || r->index() != static_cast<std::uint16_t>(expected) ||
+        r->text() != payloads.text_for(expected)) {
+      ++mismatches;
+    }
+    consumer_sum += checksum(r->text(), r->seq());
+    ++expected;
+  }
+  producer.join();
+  EXPECT_EQ(mismatches, 0u);
+  EXPECT_EQ(expected, total);
+  EXPECT_EQ(consumer_sum, producer_sum);
+  const auto c = s.counters();
+  EXPECT_EQ(c.sent, total);
+  EXPECT_EQ(c.received, total);
+  EXPECT_EQ(c.dropped, 0u);
+  std::printf("spsc: %llu events, %llu send waits\n", static_cast<unsigned long long>(total),
+              static_cast<unsigned long long>(c.send_waits));
+}
+
+TEST(StreamStress, SpscBatchedSendAndDrainKeepOrder) {
+  const std::uint64_t total = scaled(20'000'000, 20'000);
+  stream_options o;
+  o.capacity = 1024;
+  o.arena_bytes = 1 << 18;
+  stream s(o);
+  const payload_source payloads;
+  std::thread producer([&] {
+    std::vector<event> batch;
+    for (std::uint64_t i = 0; i < total;) {
+      batch.clear();
+      for (std::uint64_t k = 0; k < 64 && i < total; ++k, ++i) {
+        batch.push_back(event::text_delta(static_cast<std::uint16_t>(i), payloads.text_for(i)));
+      }
+      ASSERT_EQ(s.send_batch(batch), status::ok);
+    }
+    s.close();
+  });
+  std::uint64_t expected = 0, mismatches = 0, batches = 0, ends = 0;
+  std::size_t handled = 0;
+  while (s.drain_until(
+             [&](const event& e, bool end_of_batch) {
+               if (e.seq() != expected || e.text() != payloads.text_for(expected)) ++mismatches;
+               ++expected;
+               ends += end_of_batch;
+             },
+             64, stream::time_point::max(), &handled) == status::ok) {
+    ++batches;
+  }
+  producer.join();
+  EXPECT_EQ(mismatches, 0u);
+  EXPECT_EQ(expected, total);
+  EXPECT_EQ(ends, batches) << "exactly one end-of-batch per drain call";
+}
+
+// Per-producer order and exactly-once delivery across 4 producers and 2 consumers (6 threads, 2 cores).
+// Each event is a user event: code = producer, data = its 8-byte event number followed by the payload.
+void run_mpmc(backpressure policy, std::uint64_t per_producer) {
+  constexpr int kProducers = 4, kConsumers = 2;
+  stream_options o;
+  o.kind = flavour::mpmc;
+  o.policy = policy;
+  o.capacity = 1024;
+  o.arena_bytes = 1 << 18;
+  stream s(o);
+  const payload_source payloads;
+  std::atomic<std::uint64_t> sent_sum{0};
+  std::atomic<int> producers_left{kProducers};
+  std::vector<std::thread> threads;
+  for (int p = 0; p < kProducers; ++p) {
+    threads.emplace_back([&, p] {
+      std::uint64_t local_sum = 0;
+      std::string data;
+      for (std::uint64_t i = 0; i < per_producer; ++i) {
+        const std::string_view text = payloads.text_for((static_cast<std::uint64_t>(p) << 40) | i);
+        data.assign(reinterpret_cast<const char*>(&i), sizeof i);
+        data.append(text);
+        const status st = s.send(event::user(static_cast<std::uint16_t>(p), data));
+        if (st == status::ok) {
+          local_sum += checksum(text, i);
+        } else {
+          // drop refuses when the ring is full; drop_oldest only when a preempted consumer holds the
+          // oldest arena text. Either way the refusal is counted as dropped.
+          ASSERT_NE(policy, backpressure::block) << rill::to_string(st);
+          ASSERT_EQ(st, status::full);
+        }
+      }
+      sent_sum += local_sum;
+      if (--producers_left == 0) s.close();
+    });
+  }
+  std::vector<std::vector<std::atomic<std::uint8_t>>> seen;
+  for (int p = 0; p < kProducers; ++p) seen.emplace_back(per_producer);
+  std::atomic<std::uint64_t> received_sum{0}, received_count{0}, order_errors{0}, duplicates{0},
+      content_errors{0};
+  for (int c = 0; c < kConsumers; ++c) {
+    threads.emplace_back([&] {
+      std::vector<std::int64_t> last(kProducers, -1);
+      std::uint64_t local_sum = 0, local_count = 0;
+      received r;
+      while (s.receive(r) == status::ok) {
+        const int p = r->user_code();
+        const std::string_view data = r->text();
+        std::uint64_t i = 0;
+        if (p >= kProducers || data.size() < sizeof i) {
+          ++content_errors;
+          continue;
+        }
+        std::memcpy(&i, data.data(), sizeof i);
+        const std::string_view text = data.substr(sizeof i);
+        if (i >= per_producer || text != payloads.text_for((static_cast<std::uint64_t>(p) << 40) | i)) {
+          ++content_errors;
+          continue;
+        }
+        if (static_cast<std::int64_t>(i) <= last[p]) ++order_errors;  // this consumer saw p's events out of order
+        last[p] = static_cast<std::int64_t>(i);
+        if (seen[p][i].exchange(1, std::memory_order_relaxed) != 0) ++duplicates;
+        local_sum += checksum(text, i);
+        ++local_count;
+      }
+      received_sum += local_sum;
+      received_count += local_count;
+    });
+  }
+  for (auto& t : threads) t.join();
+  const auto c = s.counters();
+  EXPECT_EQ(order_errors.load(), 0u);
+  EXPECT_EQ(duplicates.load(), 0u);
+  EXPECT_EQ(content_errors.load(), 0u);
+  EXPECT_EQ(received_count.load() + c.dropped, kProducers * per_producer);
+  EXPECT_EQ(c.received, received_count.load());
+  EXPECT_EQ(c.sent, c.received + c.dropped + c.buffered);
+  if (policy == backpressure::block) {
+    EXPECT_EQ(received_count.load(), kProducers * per_producer);
+    EXPECT_EQ(received_sum.load(), sent_sum.load());
+  }
+}
+
+TEST(StreamStress, MpmcFourProducersTwoConsumersBlock) { run_mpmc(backpressure::block, scaled(2'000'000, 5'000)); }
+TEST(StreamStress, MpmcFourProducersTwoConsumersDrop) { run_mpmc(backpressure::drop, scaled(1'000'000, 5'000)); }
+TEST(StreamStress, MpmcFourProducersTwoConsumersDropOldest) {
+  run_mpmc(backpressure::drop_oldest, scaled(1'000'000, 5'000));
+}
+
+// drop_oldest on SPSC: the producer never waits; the consumer sees strictly increasing sequence numbers,
+// correct content for every sequence it gets, and the counters add up.
+TEST(StreamStress, SpscDropOldestNeverBlocksAndAccountsForEveryEvent) {
+  const std::uint64_t total = scaled(10'000'000, 20'000);
+  stream_options o;
+  o.capacity = 256;
+  o.arena_bytes = 1 << 16;
+  o.policy = backpressure::drop_oldest;
+  stream s(o);
+  const payload_source payloads;
+  std::thread producer([&] {
+    for (std::uint64_t i = 0; i < total; ++i) {
+      // drop_oldest refuses (and counts the drop) only when the consumer holds the oldest arena text.
+      const status st = s.try_send(event::text_delta(static_cast<std::uint16_t>(i), payloads.text_for(i)));
+      ASSERT_TRUE(st == status::ok || st == status::full) << rill::to_string(st);
+    }
+    s.close();
+  });
+  std::uint64_t count = 0, errors = 0;
+  std::int64_t last = -1;
+  received r;
+  while (s.receive(r) == status::ok) {
+    if (static_cast<std::int64_t>(r->seq()) <= last) ++errors;
+    if (r->index() != static_cast<std::uint16_t>(r->seq()) || r->text() != payloads.text_for(r->seq())) ++errors;
+    last = static_cast<std::int64_t>(r->seq());
+    ++count;
+  }
+  producer.join();
+  const auto c = s.counters();
+  EXPECT_EQ(errors, 0u);
+  EXPECT_EQ(count + c.dropped, total);
+  EXPECT_EQ(c.received, count);
+  std::printf("spsc drop_oldest: %llu received, %llu evicted\n", static_cast<unsigned long long>(count),
+              static_cast<unsigned long long>(c.dropped));
+}
+
+// Blocking senders and receivers with random timeouts on a small MPMC ring, with more threads than cores.
+// Every send that returned ok is received exactly once after close.
+TEST(StreamStress, BlockingCallsWithRandomTimeoutsLoseNothing) {
+  constexpr int kProducers = 3, kConsumers = 3;
+  const std::uint64_t per_producer = scaled(200'000, 2'000);
+  stream_options o;
+  o.kind = flavour::mpmc;
+  o.capacity = 8;
+  o.spin_iterations = 16;  // park often
+  stream s(o);
+  std::atomic<std::uint64_t> sent_ok{0}, sent_sum{0}, timeouts{0}, received_count{0}, received_sum{0};
+  std::atomic<int> producers_left{kProducers};
+  std::vector<std::thread> threads;
+  for (int p = 0; p < kProducers; ++p) {
+    threads.emplace_back([&, p] {
+      std::mt19937_64 rng(static_cast<std::uint64_t>(p) + 1);
+      for (std::uint64_t i = 0; i < per_producer; ++i) {
+        const std::uint64_t value = mix((static_cast<std::uint64_t>(p) << 32) | i);
+        const event e = event::stream_complete(value, static_cast<std::uint64_t>(p));
+        const auto timeout = std::chrono::microseconds(rng() % 200);
+        const status st = s.send_for(e, timeout);
+        if (st == status::ok) {
+          ++sent_ok;
+          sent_sum += value;
+        } else {
+          ASSERT_EQ(st, status::timeout);
+          ++timeouts;
+        }
+      }
+      if (--producers_left == 0) s.close();
+    });
+  }
+  for (int c = 0; c < kConsumers; ++c) {
+    threads.emplace_back([&, c] {
+      std::mt19937_64 rng(static_cast<std::uint64_t>(c) + 100);
+      received r;
+      while (true) {
+        const status st = s.receive_for(r, std::chrono::microseconds(rng() % 300));
+        if (st == status::closed) break;
+        if (st == status::timeout) continue;
+        ASSERT_EQ(st, status::ok);
+        ++received_count;
+        received_sum += r->total_chunks();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(received_count.load(), sent_ok.load());
+  EXPECT_EQ(received_sum.load(), sent_sum.load());
+  EXPECT_EQ(sent_ok.load() + timeouts.load(), kProducers * per_producer);
+  std::printf("blocking: %llu sent, %llu timed out\n", static_cast<unsigned long long>(sent_ok.load()),
+              static_cast<unsigned long long>(timeouts.load()));
+}
+
+// Eight blocking producers fan in through an MPMC stream of capacity 2: far more threads than cores, so
+// nearly every call parks; parking must let every thread finish.
+TEST(StreamStress, OversubscribedBlockingThreadsAllFinish) {
+  constexpr int kProducers = 8;
+  const std::uint64_t per_producer = scaled(10'000, 500);
+  stream_options o;
+  o.kind = flavour::mpmc;
+  o.capacity = 2;
+  stream s(o);
+  std::vector<std::thread> producers;
+  std::atomic<int> left{kProducers};
+  for (int p = 0; p < kProducers; ++p) {
+    producers.emplace_back([&] {
+      for (std::uint64_t i = 0; i < per_producer; ++i) ASSERT_EQ(s.send(event::keep_alive()), status::ok);
+      if (--left == 0) s.close();
+    });
+  }
+  std::uint64_t count = 0;
+  for (const event& e : s.events()) {
+    (void)e;
+    ++count;
+  }
+  for (auto& t : producers) t.join();
+  EXPECT_EQ(count, kProducers * per_producer);
+}
+
+}  // namespace
