@@ -12,45 +12,17 @@
 #include "rill/codec/dialect_encoder.hpp"
 #include "rill/codec/json.hpp"
 #include "rill/codec/sse_encoder.hpp"
+#include "support/synthetic_transcripts.hpp"
 
 namespace {
 
 using rill::event;
 
-// A response shaped like real traffic: short text deltas (mostly ASCII, some escapes and non-ASCII), a tool call
-// whose arguments arrive in fragments, usage, stop. Long text is borrowed from `storage`.
-struct transcript {
-  std::vector<std::string> storage;
-  std::vector<event> events;
-};
-
-const transcript& synthetic_transcript() {
-  static const transcript t = [] {
-    transcript r;
-    r.storage.reserve(4096);
-    const char* words[] = {"The", " tide", " in", " Brest", " turns", " at", " 18:42", ",", " \"low\"", " then",
-                           " rises", " \xe2\x80\x94", " caf\xc3\xa9", "\n", " about", " 6.1\xc2\xa0m", "."};
-    r.events.push_back(event::stream_start("anthropic", "claude-sonnet-4-5", "req_011CTide"));
-    r.events.push_back(event::message_start("msg_01FxTideThink3Kz", "claude-sonnet-4-5"));
-    r.events.push_back(event::content_block_start(0, rill::block_type::text));
-    for (int i = 0; i < 2000; ++i) {
-      if (i % 50 == 49) {  // an occasional long delta (external text)
-        std::string& s = r.storage.emplace_back();
-        for (int k = 0; k < 12; ++k) s += words[(i + k) % 17];
-        r.events.push_back(event::text_delta(0, s));
-      } else {
-        r.events.push_back(event::text_delta(0, words[i % 17]));
-      }
-    }
-    r.events.push_back(event::content_block_stop(0));
-    r.events.push_back(event::tool_call_start(1, "toolu_01Tide", "get_tide_times"));
-    const char* fragments[] = {"{\"po", "rt\": \"Br", "est\", \"da", "te\": \"2026-", "01-01\"}"};
-    for (const char* f : fragments) r.events.push_back(event::tool_args_delta(1, f));
-    r.events.push_back(event::tool_call_end(1));
-    r.events.push_back(event::message_stop(rill::stop_reason::tool_use));
-    r.events.push_back(event::usage({311, 2120, 2431, 0, 0, 0}));
-    r.events.push_back(event::stream_complete(2017, 0));
-    for (std::size_t i = 0; i < r.events.size(); ++i) r.events[i].set_seq(i);
+// One response (see bench/support/synthetic_transcripts.hpp): 2000 text deltas, a fragmented tool call, usage.
+const rill_synthetic::event_transcript& synthetic_transcript() {
+  static const rill_synthetic::event_transcript t = [] {
+    rill_synthetic::event_transcript r;
+    rill_synthetic::fill_event_transcript(r, 1, 2000);
     return r;
   }();
   return t;

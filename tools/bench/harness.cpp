@@ -234,6 +234,7 @@ double primary_of(const run_result& r, metric m) {
     case metric::throughput: return r.events_per_sec.value_or(0);
     case metric::latency: return r.p50_ns.value_or(0);
     case metric::bytes: return r.bytes.value_or(0);
+    case metric::byte_rate: return r.bytes_per_sec.value_or(0);
   }
   return 0;
 }

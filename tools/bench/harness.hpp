@@ -120,7 +120,8 @@ struct run_result {
   void set_latency(const latency_histogram& h);
 };
 
-enum class metric : std::uint8_t { throughput, latency, bytes };
+// The primary figure of a scenario: events_per_sec, p50_ns, bytes, or bytes_per_sec (byte_rate).
+enum class metric : std::uint8_t { throughput, latency, bytes, byte_rate };
 
 struct impl_case {
   std::string impl;   // JSON impl name (rill, moodycamel_rwq, ...)
@@ -162,5 +163,6 @@ std::vector<scenario_entry> spsc_scenarios();    // spsc_throughput, spsc_batch_
 std::vector<scenario_entry> mpmc_scenarios();    // mpmc_throughput
 std::vector<scenario_entry> replay_scenarios();  // memory_buffered_event, llm_replay
 std::vector<scenario_entry> manager_scenarios(); // manager_lookup, create_close, memory_idle_stream
+std::vector<scenario_entry> codec_scenarios();   // sse_decode, adapter_decode, sse_encode (needs rill_codec)
 
 }  // namespace rill_bench

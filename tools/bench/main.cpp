@@ -69,6 +69,7 @@ std::string format_primary(metric m, double v) {
     case metric::throughput: return v >= 1e6 ? fmt("%.2f M/s", v / 1e6) : fmt("%.1f k/s", v / 1e3);
     case metric::latency: return v >= 1e4 ? fmt("%.1f us", v / 1e3) : fmt("%.0f ns", v);
     case metric::bytes: return fmt("%.1f B", v);
+    case metric::byte_rate: return v >= 1e9 ? fmt("%.2f GB/s", v / 1e9) : fmt("%.0f MB/s", v / 1e6);
   }
   return "";
 }
@@ -80,25 +81,28 @@ std::string format_ns(std::optional<double> v) {
 
 bool is_rill(const impl_summary& s) { return s.impl == "rill" || s.impl == "rill_mpmc"; }
 bool is_headline(const impl_summary& s) { return is_rill(s) && s.label == s.impl; }
+bool higher_is_better(metric m) { return m == metric::throughput || m == metric::byte_rate; }
 
 // How many times better `rill` is than `peer` (>1: rill better) on the scenario's primary metric.
 double advantage(const impl_summary& rill, const impl_summary& peer) {
   if (rill.primary_median == 0 || peer.primary_median == 0) return 0;
-  return rill.primary == metric::throughput ? rill.primary_median / peer.primary_median
-                                            : peer.primary_median / rill.primary_median;
+  return higher_is_better(rill.primary) ? rill.primary_median / peer.primary_median
+                                        : peer.primary_median / rill.primary_median;
 }
 
 void print_table(const scenario_case& sc, const std::vector<impl_summary>& rows) {
   std::string title = sc.scenario;
   for (const auto& [k, v] : sc.params) title += " " + k + "=" + v;
-  const char* what = sc.primary == metric::throughput ? "throughput"
-                     : sc.primary == metric::latency  ? "p50 latency"
-                                                      : "bytes";
+  const char* what = sc.primary == metric::throughput  ? "throughput"
+                     : sc.primary == metric::latency   ? "p50 latency"
+                     : sc.primary == metric::byte_rate ? "bytes/s"
+                                                       : "bytes";
   std::printf("\n== %s  (%s; median of %d interleaved runs)\n", title.c_str(), what, rows.empty() ? 0 : rows[0].runs);
   if (!sc.note.empty()) std::printf("   %s\n", sc.note.c_str());
   const impl_summary* headline = nullptr;
   const impl_summary* variant = nullptr;
   for (const auto& r : rows) {
+    if (rows.size() < 2) break;  // no ratio columns for a table of one row
     if (is_headline(r)) headline = &r;
     else if (is_rill(r) && variant == nullptr) variant = &r;
   }
@@ -132,7 +136,7 @@ void print_table(const scenario_case& sc, const std::vector<impl_summary>& rows)
   }
   if (headline != nullptr) {
     std::printf("   (rill x: rill's advantage over the row, >1 = rill better; %s)\n",
-                sc.primary == metric::throughput ? "rill / peer" : "peer / rill");
+                higher_is_better(sc.primary) ? "rill / peer" : "peer / rill");
   }
 }
 
@@ -217,6 +221,26 @@ int print_targets(const std::vector<impl_summary>& all) {
   }
   check("memory_idle_stream at most half the replaced design's bytes", find(all, "memory_idle_stream", "rill"),
         find(all, "memory_idle_stream", "shared_mutex_map"), 2.0);
+
+  // Absolute rates, so only as good as this machine and its load.
+  bool codec_header = false;
+  auto check_rate = [&](const char* what, const impl_summary* r, double need) {
+    if (r == nullptr) return;
+    if (!codec_header) {
+      std::printf("\n== Issue 5 codec targets (absolute bytes/s on this machine)\n");
+      codec_header = true;
+    }
+    const bool ok = r->primary_median >= need;
+    if (!ok) ++missed;
+    std::printf("   %-58s %-22s %10s (need >= %s)  %s\n", what, r->label.c_str(),
+                format_primary(metric::byte_rate, r->primary_median).c_str(),
+                format_primary(metric::byte_rate, need).c_str(), ok ? "met" : "MISSED");
+  };
+  check_rate("sse_decode (SSE framing)", find(all, "sse_decode", "rill"), 1.5e9);
+  for (const char* p : {"openai_chat", "openai_responses", "anthropic", "gemini"}) {
+    check_rate((std::string("adapter_decode provider=") + p + " (bytes to events)").c_str(),
+               find(all, "adapter_decode", "rill", {{"provider", p}}), 500e6);
+  }
   return missed;
 }
 
@@ -304,6 +328,9 @@ int main(int argc, char** argv) {
   for (auto part : {spsc_scenarios(), mpmc_scenarios(), replay_scenarios(), manager_scenarios()}) {
     for (auto& s : part) scenarios.push_back(std::move(s));
   }
+#if RILL_BENCH_CODEC
+  for (auto& s : codec_scenarios()) scenarios.push_back(std::move(s));
+#endif
   run_config cfg;
   cfg.run_time = std::chrono::milliseconds(250);
   std::optional<int> run_ms;
