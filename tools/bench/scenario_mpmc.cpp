@@ -82,7 +82,10 @@ struct moodycamel_cq_queue {
   struct consumer {
     explicit consumer(moodycamel_cq_queue& queue_ref) : q(queue_ref), token(queue_ref.queue) {}
     bool try_pop(std::uint64_t& id, std::uint64_t& seq) noexcept {
-      if (!q.queue.try_dequeue(token, slot)) return false;
+      // A consumer token visits one producer's sub-queue at a time and can report empty while another
+      // sub-queue still holds elements (ConcurrentQueue is not linearizable across producers). The
+      // tokenless call scans every producer, so a run can always drain; it costs only on an empty poll.
+      if (!q.queue.try_dequeue(token, slot) && !q.queue.try_dequeue(slot)) return false;
       id = slot.producer;
       seq = slot.seq;
       return true;
@@ -172,9 +175,20 @@ std::function<run_result(const run_config&)> mpmc_case(std::size_t producers, st
         started[p] = steady::now();
         std::uint64_t seq = 0;
         backoff wait{producers + consumers > std::thread::hardware_concurrency()};
-        while (!stop.load(std::memory_order_relaxed)) {
+        // The stop flag is also checked while a push keeps failing: in its non-allocating mode moodycamel's
+        // ConcurrentQueue can leave one explicit producer without any block for the whole run (the other
+        // producer's sub-queue owns them all), and that producer must still end when the run does.
+        bool stopped = false;
+        while (!stopped && !stop.load(std::memory_order_relaxed)) {
           for (int k = 0; k < 64; ++k, ++seq) {
-            while (!handle.try_push(p, seq)) wait.pause();
+            while (!handle.try_push(p, seq)) {
+              if (stop.load(std::memory_order_relaxed)) {
+                stopped = true;
+                break;
+              }
+              wait.pause();
+            }
+            if (stopped) break;
             wait.reset();
           }
         }
