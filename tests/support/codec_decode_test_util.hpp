@@ -50,6 +50,7 @@ struct decode_run {
   std::uint64_t error_offset = 0;
   std::string log;              // describe() of every event, one per line
   std::string summary;          // summary_json()
+  codec::reassembled response;  // the reassembled response, for field-by-field checks
   codec::provider_summary native;
 };
 
@@ -74,7 +75,8 @@ inline decode_run decode_with_cuts(std::string_view bytes, const std::vector<std
   run.error_message = std::string(decoder.error_message());
   run.error_offset = decoder.error_offset();
   run.native = decoder.summary();
-  run.summary = codec::summary_json(fold.result(), codec::extras_from(decoder.summary()));
+  run.response = fold.result();
+  run.summary = codec::summary_json(run.response, codec::extras_from(decoder.summary()));
   return run;
 }
 

@@ -83,7 +83,7 @@ void detail::response_state::reset() noexcept {
   id.clear();
   model.clear();
   created = 0;
-  started = have_stop = done = have_usage = false;
+  settled = started = have_stop = done = have_usage = false;
   stop = stop_reason::none;
   usage = {};
 }
@@ -111,7 +111,10 @@ bool detail::response_state::absorb(const event& e) noexcept {
 void detail::response_state::settle(const event& e, const dialect_options& options) {
   if (id.empty()) id = options.fallback_id;
   if (model.empty()) model = options.fallback_model;
-  if (created != 0) return;
+  // Once written, `created` stays: a Chat keep-alive chunk can be the first output, and its value (0 when it
+  // had no clocked event) must not change at the first content chunk.
+  if (settled) return;
+  settled = true;
   created = options.created;
   if (created == 0 && e.timestamp_clock() != clock_kind::none) {
     created = std::chrono::duration_cast<std::chrono::seconds>(e.system_time().time_since_epoch()).count();
@@ -173,6 +176,7 @@ status openai_chat_encoder::encode(const event& e, std::string& out) noexcept {
   json_out j{out};
   switch (e.kind()) {
     case event_kind::keep_alive:
+      if (!state_.started) state_.settle(e, options_);  // a stamped keep-alive gives `created` its time
       keep_alive(out);
       return status::ok;
     case event_kind::stream_complete:

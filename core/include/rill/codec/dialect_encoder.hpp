@@ -58,6 +58,7 @@ struct response_state {
   std::string id;
   std::string model;
   std::int64_t created = 0;
+  bool settled = false;    // settle() ran: `created` is fixed, every later output repeats it
   bool started = false;    // the dialect's opening bytes are written
   bool have_stop = false;  // message_stop seen
   bool done = false;       // the response is over (finished or failed): later events write nothing
@@ -68,7 +69,8 @@ struct response_state {
   void reset() noexcept;
   // Records ids, model, usage and stop from `e`; returns true when the event was fully handled that way.
   bool absorb(const event& e) noexcept;
-  // Fills id, model and created from options when still empty (at the first output).
+  // Fills id, model and created from options and `e` when still empty, at the first output; later calls keep
+  // `created` as it was first written.
   void settle(const event& e, const dialect_options& options);
 };
 
