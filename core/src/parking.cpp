@@ -34,13 +34,18 @@ long futex(std::atomic<std::uint32_t>* word, int op, std::uint32_t value, const 
 
 const bool g_asymmetric_barrier = register_membarrier();
 
-void heavy_barrier() noexcept {
+bool heavy_barrier() noexcept {
   if (g_asymmetric_barrier) {
     // [W3] runs a full barrier on every running thread of this process, so each publisher's store before
     // its [W1] compiler fence is visible to our re-check, or its [W4] load sees our [W2] announcement.
-    if (::syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0) return;
+    if (::syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0) return true;
+    // Registered but failed (not expected on Linux): publishers still use the compiler fence only, so a
+    // fence here alone does not close the race. Report it; the caller bounds its sleep.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    return false;
   }
   std::atomic_thread_fence(std::memory_order_seq_cst);  // [W3'] pairs with [W1'] in light_barrier()
+  return true;
 }
 
 park_result wait_word::park(std::uint32_t announced, std::chrono::steady_clock::time_point deadline) noexcept {
@@ -60,8 +65,9 @@ park_result wait_word::park(std::uint32_t announced, std::chrono::steady_clock::
 }
 
 void wait_word::wake_all() noexcept {
-  // [W5] relaxed first read; the CAS is acq_rel so that a sleeper woken by the generation change also sees
-  // whatever the waker published before calling us.
+  // [W5] relaxed first read; the CAS is acq_rel: a parker whose later announce ([W2]) reads from it
+  // synchronizes with it and so sees what the waker published before calling us (a futex return itself is
+  // no C++ synchronization; the parker's retry loop re-checks after its next announce).
   std::uint32_t old = word_.load(std::memory_order_relaxed);
   while (true) {
     // Adding 1 to a word with bit 0 set clears the bit and carries into the generation.

@@ -132,12 +132,16 @@ void* stream::allocate_channel() noexcept {
   new (base) counters_block();
   auto* slots = reinterpret_cast<event*>(base + layout.slots_offset);
   char* arena = arena_bytes_ != 0 ? base + layout.arena_offset : nullptr;
+  // Producers park on a full arena only under block; the arena wakes them whenever its head moves.
+  detail::wait_word* room_waiters = policy_ == backpressure::block ? &producers_ : nullptr;
   void* ch;
   if (spsc_ring) {
-    ch = new (base + layout.channel_offset) detail::spsc_channel(slots, capacity_, arena, arena_bytes_);
+    ch = new (base + layout.channel_offset)
+        detail::spsc_channel(slots, capacity_, arena, arena_bytes_, room_waiters);
   } else {
     auto* turns = reinterpret_cast<std::atomic<std::uint64_t>*>(base + layout.turns_offset);
-    ch = new (base + layout.channel_offset) detail::mpmc_channel(slots, turns, capacity_, arena, arena_bytes_);
+    ch = new (base + layout.channel_offset)
+        detail::mpmc_channel(slots, turns, capacity_, arena, arena_bytes_, room_waiters);
   }
   void* expected = nullptr;
   // [C2] release: the constructed channel is visible to every thread that acquires the pointer ([C1]).
@@ -245,8 +249,7 @@ void stream::release_text(const event& e) noexcept {
   RILL_ASSERT(ch != nullptr && e.text_is_in_arena(), "release of text this stream does not hold");
   const std::string_view block = e.text_block();
   if (block.data() == nullptr) return;
-  arena_of(ch)->release(block.data());
-  after_consume();  // arena room may unblock a producer
+  arena_of(ch)->release(block.data());  // the arena wakes blocked producers if its head moved
 }
 
 status stream::send_until(const event& e, time_point deadline) noexcept {
@@ -268,7 +271,7 @@ std::size_t stream::try_send_batch(std::span<const event> events, status* why) n
     if (why != nullptr) *why = status::closed;
     return 0;
   }
-  const std::uint64_t now = stamping_ == clock_kind::none ? 0 : clock::now(stamping_);
+  const std::uint64_t now = read_stamp_clock();
   std::size_t done = 0;
   status s = status::ok;
   void* ch = channel_or_allocate();
@@ -399,7 +402,7 @@ status stream::commit(send_claim& claim) noexcept {
   }
   if (claim.text_ != nullptr) arena.release(claim.text_);  // reserved but unused
   if (s == status::ok) {
-    stamp(slot, stamping_ == clock_kind::none ? 0 : clock::now(stamping_));
+    stamp(slot, read_stamp_clock());
     if (spsc_ring) {
       static_cast<detail::spsc_channel*>(ch)->publish(&slot);
     } else {
@@ -411,6 +414,7 @@ status stream::commit(send_claim& claim) noexcept {
     slot = event{};  // void slot: consumers skip it
     counters_of(ch)->voided.fetch_add(1, std::memory_order_relaxed);  // a count; orders nothing
     static_cast<detail::mpmc_channel*>(ch)->publish(&slot, claim.ticket_);
+    consumers_.notify_after_publish();  // events behind the void slot become reachable
   }
   claim = send_claim{};
   return s;
@@ -424,6 +428,7 @@ void stream::abort(send_claim& claim) noexcept {
     *claim.slot_ = event{};
     counters_of(ch)->voided.fetch_add(1, std::memory_order_relaxed);  // a count; orders nothing
     static_cast<detail::mpmc_channel*>(ch)->publish(claim.slot_, claim.ticket_);
+    consumers_.notify_after_publish();  // events behind the void slot become reachable
   }
   claim = send_claim{};
 }

@@ -631,7 +631,7 @@ TEST(RecordArena, FillerRecordsPadTheEndAndReleaseWithTheNextRecord) {
   alignas(8) static char memory[256];
   std::memset(memory, 0, sizeof memory);
   rill::detail::record_arena arena;
-  arena.init(memory, sizeof memory);
+  arena.init(memory, sizeof memory, nullptr);
   char* a = arena.try_claim<false>(100);  // record 0..112
   char* b = arena.try_claim<false>(100);  // record 112..224
   ASSERT_NE(a, nullptr);

@@ -27,6 +27,7 @@
 //     the stream as empty past that slot) until it runs again.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -284,7 +285,7 @@ class stream {
     // Fast path: a known kind with inline text and no required fields needs no further checks.
     if (kind != 0 && kind < kEventKindCount &&
         (e.flags() & (event::kFlagExternalText | event::kFlagArenaText | event::kFlagOversizeField)) == 0 &&
-        kind_info(e.kind()).required_fields == 0) [[likely]] {
+        ((kKindsWithRequiredFields >> kind) & 1u) == 0) [[likely]] {
       return status::ok;
     }
     const status s = e.validate();
@@ -294,6 +295,11 @@ class stream {
     return status::ok;
   }
   std::size_t max_text() const noexcept { return arena_bytes_ == 0 ? 0 : arena_bytes_ - detail::record_arena::kHeaderBytes; }
+  // The stream's stamping clock, read once per send or batch (coarse, the default, is tested first).
+  std::uint64_t read_stamp_clock() const noexcept {
+    if (stamping_ == clock_kind::coarse) [[likely]] return clock::coarse_now_ns();
+    return stamping_ == clock_kind::none ? 0 : clock::now(stamping_);
+  }
   void stamp(event& slot, std::uint64_t now) const noexcept {
     if (stamping_ != clock_kind::none) slot.set_timestamp(stamping_, now);
   }
@@ -306,6 +312,7 @@ class stream {
   void note_dropped(void* ch) noexcept;
   void note_send_wait(void* ch) noexcept;
   void note_evicted(void* ch) noexcept;
+  bool drained() const noexcept;
   template <class Handler>
   std::size_t try_drain_mpmc(detail::mpmc_channel& c, Handler& handler, std::size_t max_events);
   void release_text(const event& e) noexcept;
@@ -382,8 +389,7 @@ inline void received::reset() noexcept {
 
 inline status stream::try_send(const event& e) noexcept {
   if (closed_.load(std::memory_order_relaxed)) [[unlikely]] return status::closed;  // [C5] see close()
-  const std::uint64_t now = stamping_ == clock_kind::none ? 0 : clock::now(stamping_);
-  return try_send_once(e, now);
+  return try_send_once(e, read_stamp_clock());
 }
 
 inline status stream::try_send_once(const event& e, std::uint64_t now) noexcept {
@@ -425,8 +431,13 @@ inline status stream::try_receive(received& out) noexcept {
   // [C3] acquire: every send that completed before close() is visible now, so one more look is exact.
   if (!closed_.load(std::memory_order_acquire)) return status::empty;
   const status again = try_receive_once(out);
-  return again == status::empty ? status::closed : again;
+  if (again != status::empty) return again;
+  return drained() ? status::closed : status::empty;
 }
+
+// After close: no ticket is claimed but unconsumed. An MPMC producer that claimed a slot before close()
+// still publishes it, and events behind it are only visible after it does.
+inline bool stream::drained() const noexcept { return approx_size() == 0; }
 
 inline status stream::try_receive_once(received& out) noexcept {
   void* ch = channel();
@@ -445,7 +456,8 @@ inline status stream::try_receive_once(received& out) noexcept {
       if (slot == nullptr) return status::empty;
       out.event_ = *slot;
       c.release_slot(ticket);
-      if (out.event_.kind() != event_kind::none) [[likely]] break;  // skip void slots (aborted claims)
+      if (out.event_.kind() != event_kind::none) [[likely]] break;
+      after_consume();  // a void slot (failed commit or abort) is skipped, but its room is real
     }
   }
   if (out.event_.text_is_in_arena()) out.owner_ = this;
@@ -501,6 +513,7 @@ std::size_t stream::try_drain_mpmc(detail::mpmc_channel& c, Handler& handler, st
   std::size_t handled = 0;
   event pending;
   bool have_pending = false;
+  auto self_after_consume = [this]() noexcept { after_consume(); };
   auto take = [&](event& out) noexcept {
     while (true) {
       std::uint64_t ticket;
@@ -508,7 +521,8 @@ std::size_t stream::try_drain_mpmc(detail::mpmc_channel& c, Handler& handler, st
       if (slot == nullptr) return false;
       out = *slot;
       c.release_slot(ticket);
-      if (out.kind() != event_kind::none) return true;  // skip void slots
+      if (out.kind() != event_kind::none) return true;
+      self_after_consume();  // a void slot is skipped, but its room is real
     }
   };
   struct release_after {
@@ -558,7 +572,8 @@ status stream::drain_until(Handler&& handler, std::size_t max_events, time_point
         if (n != 0) return status::ok;
         if (!closed_.load(std::memory_order_acquire)) return status::empty;  // [C3]
         n = try_drain(handler, max_events);
-        return n != 0 ? status::ok : status::closed;
+        if (n != 0) return status::ok;
+        return drained() ? status::closed : status::empty;
       },
       deadline, nullptr, false);
   if (handled != nullptr) *handled = n;
@@ -582,11 +597,14 @@ status stream::wait_for(detail::wait_word& word, status retry_status, Attempt&& 
     if (token != nullptr && token->stop_requested()) return status::cancelled;
     if (deadline != time_point::max() && std::chrono::steady_clock::now() >= deadline) return status::timeout;
     const std::uint32_t announced = word.announce();
-    detail::heavy_barrier();
+    const bool handshake_holds = detail::heavy_barrier();
     s = attempt();  // the re-check of the handshake (parking.hpp)
     if (s != retry_status) return s;
     if (token != nullptr && token->stop_requested()) return status::cancelled;
-    if (word.park(announced, deadline) == detail::park_result::timed_out) {
+    // Without the handshake's guarantee, sleep at most a millisecond at a time rather than trust a wake-up.
+    const time_point park_until =
+        handshake_holds ? deadline : std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(1));
+    if (word.park(announced, park_until) == detail::park_result::timed_out && park_until == deadline) {
       s = attempt();
       return s != retry_status ? s : status::timeout;
     }

@@ -28,11 +28,12 @@ namespace rill::detail {
 class mpmc_channel {
  public:
   // `turns` must hold `capacity` atomics (constructed here); `arena_memory` zeroed bytes or null.
+  // `room_waiters`: where producers blocked on a full arena park (null when no producer ever blocks).
   mpmc_channel(event* slots, std::atomic<std::uint64_t>* turns, std::size_t capacity, char* arena_memory,
-               std::size_t arena_bytes) noexcept
+               std::size_t arena_bytes, wait_word* room_waiters) noexcept
       : slots_(slots), turns_(turns), mask_(capacity - 1) {
     for (std::size_t i = 0; i < capacity; ++i) new (&turns_[i]) std::atomic<std::uint64_t>(i);
-    if (arena_memory != nullptr) arena_.init(arena_memory, arena_bytes);
+    if (arena_memory != nullptr) arena_.init(arena_memory, arena_bytes, room_waiters);
   }
 
   // ---- producer ----
@@ -53,7 +54,7 @@ class mpmc_channel {
       } else if (diff < 0) {
         return nullptr;  // the slot still holds the event of ticket tail - capacity: full
       } else {
-        tail = tail_.load(std::memory_order_relaxed);  // another producer took this ticket
+        tail = tail_.load(std::memory_order_relaxed);  // [M0] again: another producer took this ticket
       }
     }
   }
@@ -82,7 +83,7 @@ class mpmc_channel {
       } else if (diff < 0) {
         return nullptr;  // the producer of this ticket has not published yet: empty from here
       } else {
-        head = head_.load(std::memory_order_relaxed);  // another consumer took it
+        head = head_.load(std::memory_order_relaxed);  // [M5] again: another consumer took it
       }
     }
   }
@@ -93,6 +94,7 @@ class mpmc_channel {
   }
 
   // ---- either side, approximate ----
+  // Snapshots for counters and end-of-stream: relaxed, they order nothing (end-of-stream acquires first).
   std::uint64_t accepted() const noexcept { return tail_.load(std::memory_order_relaxed); }
   std::uint64_t consumed() const noexcept { return head_.load(std::memory_order_relaxed); }
   std::size_t capacity() const noexcept { return mask_ + 1; }

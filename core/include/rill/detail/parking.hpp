@@ -7,7 +7,7 @@
 // Either the parker's re-check sees the data, or the publisher's load sees bit 0. This needs a full fence on
 // both sides; rill makes the publisher's side free by using membarrier(PRIVATE_EXPEDITED) as the parker's
 // heavy barrier (it runs a full fence on every thread of the process that is running), and falls back to a
-// seq_cst fence on both sides where the kernel lacks membarrier. See docs/memory_model.md [W1]-[W6].
+// seq_cst fence on both sides where the kernel lacks membarrier. See docs/memory_model.md [W1]-[W5].
 #pragma once
 
 #include <atomic>
@@ -29,8 +29,10 @@ inline void light_barrier() noexcept {
   }
 }
 
-// Parker side: membarrier, or a full fence when membarrier is not available.
-void heavy_barrier() noexcept;
+// Parker side: membarrier, or a full fence when membarrier is not available. Returns false in the one case
+// the handshake is not guaranteed: membarrier was registered (so publishers use only a compiler fence) but
+// this call failed; the caller then parks with a short timeout instead of trusting a wake-up.
+bool heavy_barrier() noexcept;
 
 enum class park_result : std::uint8_t { woken, timed_out };
 

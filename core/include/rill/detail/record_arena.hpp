@@ -26,6 +26,7 @@
 
 #include "rill/detail/assert.hpp"
 #include "rill/detail/layout.hpp"
+#include "rill/detail/parking.hpp"
 
 namespace rill::detail {
 
@@ -50,11 +51,13 @@ class record_arena {
     return p >= base_ + kHeaderBytes && p + n <= base_ + capacity_;
   }
 
-  // `memory` is `bytes` zeroed bytes, bytes a power of two >= kMinBytes, aligned to 8.
-  void init(char* memory, std::size_t bytes) noexcept {
+  // `memory` is `bytes` zeroed bytes, bytes a power of two >= kMinBytes, aligned to 8. `room_waiters`,
+  // if given, is notified whenever the head moves (producers blocked on a full arena park there).
+  void init(char* memory, std::size_t bytes, wait_word* room_waiters) noexcept {
     base_ = memory;
     capacity_ = bytes;
     mask_ = bytes - 1;
+    room_waiters_ = room_waiters;
   }
 
   // Producer: claims a record for `payload` bytes. Returns the payload pointer, or nullptr when the ring
@@ -116,6 +119,7 @@ class record_arena {
     return static_cast<std::size_t>(tail_.load(std::memory_order_relaxed) - head_.load(std::memory_order_relaxed));
   }
   // White-box test access.
+  // White-box test access: acquire so a test thread sees the zeroing that preceded a head it reads.
   std::uint64_t head_position() const noexcept { return head_.load(std::memory_order_acquire); }
   std::uint64_t tail_position() const noexcept { return tail_.load(std::memory_order_acquire); }
 
@@ -127,6 +131,7 @@ class record_arena {
       // [R2] seq_cst exchange: only one advancer at a time; ordered after our [R1] mark.
       if (advancing_.exchange(true, std::memory_order_seq_cst)) return;  // the advancer re-checks for us
       std::uint64_t head = head_.load(std::memory_order_relaxed);  // only the advancer writes head_
+      const std::uint64_t start = head;
       while (true) {
         header* h = header_at(head);
         // [R2'] seq_cst: part of the Dekker pair with [R1]; also acquires the record's size.
@@ -141,6 +146,9 @@ class record_arena {
       // record before that exchange, which precedes this store in the seq_cst order, so the load below
       // sees the mark.
       advancing_.store(false, std::memory_order_seq_cst);
+      // Whoever moves the head wakes producers waiting for room: a releaser that found us advancing has
+      // already returned, so the wake-up is ours to give (the [W*] handshake in parking.hpp).
+      if (head != start && room_waiters_ != nullptr) room_waiters_->notify_after_publish();
       if (header_at(head)->state.load(std::memory_order_seq_cst) != kReleased) return;
     }
   }
@@ -149,6 +157,7 @@ class record_arena {
   char* base_ = nullptr;
   std::size_t capacity_ = 0;
   std::size_t mask_ = 0;
+  wait_word* room_waiters_ = nullptr;
   // Producer-side line.
   alignas(kFalseSharingRange) std::atomic<std::uint64_t> tail_{0};
   std::atomic<std::uint64_t> cached_head_{0};
