@@ -48,6 +48,17 @@ constexpr std::array<std::string_view, kStopReasonCount> kStopNames = {
     "none",          "end_turn",       "tool_use", "max_tokens", "stop_sequence",
     "content_filter", "refusal",       "pause_turn", "error"};
 
+constexpr bool required_mask_matches_table() {
+  for (std::size_t i = 0; i < kKinds.size(); ++i) {
+    const bool has_required = kKinds[i].required_fields != 0;
+    const bool in_mask = (kKindsWithRequiredFields >> i) & 1u;
+    if (has_required != in_mask) return false;
+  }
+  return true;
+}
+static_assert(required_mask_matches_table(), "kKindsWithRequiredFields disagrees with the kind table");
+static_assert(kEventKindCount <= 64, "kKindsWithRequiredFields is a 64-bit mask");
+
 bool is_lifecycle(event_kind kind) noexcept {
   return kind >= event_kind::execution_started && kind <= event_kind::mcp_disconnected;
 }

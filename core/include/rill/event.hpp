@@ -105,6 +105,24 @@ struct kind_descriptor {
 // Descriptor of `kind`; the `none` descriptor for values outside the enum. Constant time, never fails.
 const kind_descriptor& kind_info(event_kind kind) noexcept;
 
+// Bit k set: kind k has a required (non-empty) string field. Inline so that a send can skip the full
+// validation for most events without a call; event.cpp static_asserts it against the descriptor table.
+inline constexpr std::uint64_t kKindsWithRequiredFields =
+    (1ull << static_cast<unsigned>(event_kind::tool_call_start)) |
+    (1ull << static_cast<unsigned>(event_kind::tool_result)) |
+    (1ull << static_cast<unsigned>(event_kind::tool_error)) |
+    (1ull << static_cast<unsigned>(event_kind::execution_started)) |
+    (1ull << static_cast<unsigned>(event_kind::execution_completed)) |
+    (1ull << static_cast<unsigned>(event_kind::execution_failed)) |
+    (1ull << static_cast<unsigned>(event_kind::step_started)) |
+    (1ull << static_cast<unsigned>(event_kind::step_completed)) |
+    (1ull << static_cast<unsigned>(event_kind::step_failed)) |
+    (1ull << static_cast<unsigned>(event_kind::state_updated)) |
+    (1ull << static_cast<unsigned>(event_kind::agent_added)) |
+    (1ull << static_cast<unsigned>(event_kind::agent_removed)) |
+    (1ull << static_cast<unsigned>(event_kind::mcp_connected)) |
+    (1ull << static_cast<unsigned>(event_kind::mcp_disconnected));
+
 // Stable wire name ("text_delta", ...). "none" for unknown values.
 inline std::string_view to_string(event_kind kind) noexcept { return kind_info(kind).name; }
 // Parses a wire name; returns event_kind::none for an unknown name.
