@@ -453,32 +453,27 @@ void stream::close() noexcept {
   producers_.wake_all();
 }
 
+stream::ring_positions stream::positions(void* ch) const noexcept {
+  if (uses_spsc_ring(kind_, policy_)) {
+    const auto& c = *static_cast<detail::spsc_channel*>(ch);
+    return {c.accepted(), c.consumed()};
+  }
+  const auto& c = *static_cast<detail::mpmc_channel*>(ch);
+  return {c.accepted(), c.consumed()};
+}
+
 std::size_t stream::approx_size() const noexcept {
   void* ch = channel();
   if (ch == nullptr) return 0;
-  std::uint64_t accepted, consumed;
-  if (uses_spsc_ring(kind_, policy_)) {
-    consumed = static_cast<detail::spsc_channel*>(ch)->consumed();
-    accepted = static_cast<detail::spsc_channel*>(ch)->accepted();
-  } else {
-    consumed = static_cast<detail::mpmc_channel*>(ch)->consumed();
-    accepted = static_cast<detail::mpmc_channel*>(ch)->accepted();
-  }
-  return accepted > consumed ? static_cast<std::size_t>(accepted - consumed) : 0;
+  const ring_positions p = positions(ch);
+  return p.accepted > p.consumed ? static_cast<std::size_t>(p.accepted - p.consumed) : 0;
 }
 
 stream_counters stream::counters() const noexcept {
   stream_counters c;
   void* ch = channel();
   if (ch == nullptr) return c;
-  std::uint64_t accepted, consumed;
-  if (uses_spsc_ring(kind_, policy_)) {
-    consumed = static_cast<detail::spsc_channel*>(ch)->consumed();
-    accepted = static_cast<detail::spsc_channel*>(ch)->accepted();
-  } else {
-    consumed = static_cast<detail::mpmc_channel*>(ch)->consumed();
-    accepted = static_cast<detail::mpmc_channel*>(ch)->accepted();
-  }
+  const auto [accepted, consumed] = positions(ch);
   const counters_block& k = *counters_of(ch);
   // Relaxed loads of counts: a snapshot; exact only at quiescence, as documented.
   const std::uint64_t rejected = k.rejected.load(std::memory_order_relaxed);

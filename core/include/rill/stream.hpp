@@ -313,6 +313,12 @@ class stream {
   void note_send_wait(void* ch) noexcept;
   void note_evicted(void* ch) noexcept;
   bool drained() const noexcept;
+  // Tickets claimed and consumed so far (relaxed snapshots).
+  struct ring_positions {
+    std::uint64_t accepted;
+    std::uint64_t consumed;
+  };
+  ring_positions positions(void* ch) const noexcept;
   template <class Handler>
   std::size_t try_drain_mpmc(detail::mpmc_channel& c, Handler& handler, std::size_t max_events);
   void release_text(const event& e) noexcept;
