@@ -1,0 +1,284 @@
+// rill/pipeline.hpp: filters, per-kind callbacks, transformers, handler isolation, batching, the dispatcher.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "rill/pipeline.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+
+rill::stream_context context(std::string_view id, std::uint64_t correlation = 0) {
+  rill::stream_context c;
+  c.id = id;
+  c.correlation_id = correlation;
+  return c;
+}
+
+// A typical response: stream_start, message_start, n text deltas, usage, message_stop.
+std::vector<rill::event> response(std::string_view provider, std::string_view model, int deltas) {
+  std::vector<rill::event> v;
+  v.push_back(rill::event::stream_start(provider, model, "req"));
+  v.push_back(rill::event::message_start("msg", model));
+  for (int i = 0; i < deltas; ++i) v.push_back(rill::event::text_delta(static_cast<std::uint16_t>(i), "tok"));
+  v.push_back(rill::event::usage({}));
+  v.push_back(rill::event::message_stop(rill::stop_reason::end_turn));
+  return v;
+}
+
+TEST(Pipeline, FiltersByKindProviderModelAndPredicate) {
+  rill::pipeline p;
+  int texts = 0, anthropic = 0, claude = 0, even_index = 0, nothing = 0;
+  p.subscribe({"texts", {rill::event_kind::text_delta}}, [&](const rill::enriched_event&) { ++texts; });
+  rill::subscription_options by_provider;
+  by_provider.provider = "anthropic";
+  p.subscribe(by_provider, [&](const rill::enriched_event& en) {
+    EXPECT_EQ(en.stream->provider.view(), "anthropic");
+    ++anthropic;
+  });
+  rill::subscription_options by_model;
+  by_model.model = "claude-x";
+  by_model.kinds = {rill::event_kind::text_delta};
+  p.subscribe(by_model, [&](const rill::enriched_event&) { ++claude; });
+  rill::subscription_options where;
+  where.kinds = {rill::event_kind::text_delta};
+  where.where = [](const rill::enriched_event& en) { return en.e.index() % 2 == 0; };
+  p.subscribe(where, [&](const rill::enriched_event&) { ++even_index; });
+  p.subscribe({"none", rill::kind_set{}}, [&](const rill::enriched_event&) { ++nothing; });
+
+  rill::pipeline_runner runner(p);
+  rill::pipeline_stream a(context("a")), b(context("b"));
+  for (const auto& e : response("anthropic", "claude-x", 5)) runner.process(e, a);
+  for (const auto& e : response("openai", "gpt-y", 4)) runner.process(e, b);
+  EXPECT_EQ(texts, 9);
+  EXPECT_EQ(anthropic, 9);  // all of stream a's events, stream_start included
+  EXPECT_EQ(claude, 5);
+  EXPECT_EQ(even_index, 3 + 2);
+  EXPECT_EQ(nothing, 0);
+  EXPECT_EQ(a.context().model.view(), "claude-x");
+  EXPECT_EQ(a.context().request_id.view(), "req");
+}
+
+TEST(Pipeline, PerKindCallbacksAndTransformerTags) {
+  rill::pipeline p;
+  p.add_transformer([](rill::enriched_event& en) {
+    if (en.e.kind() == rill::event_kind::text_delta) en.tags.tags |= 1;
+  });
+  p.add_transformer([](rill::enriched_event& en) { en.tags.correlation_id += 1000; });
+  int starts = 0, texts = 0, stops = 0;
+  p.subscribe({}, rill::kind_callbacks{}
+                      .on(rill::event_kind::message_start, [&](const rill::enriched_event&) { ++starts; })
+                      .on(rill::event_kind::text_delta,
+                          [&](const rill::enriched_event& en) {
+                            EXPECT_EQ(en.tags.tags, 1u);
+                            EXPECT_EQ(en.tags.correlation_id, 1042u);
+                            EXPECT_EQ(en.e.text(), "tok");
+                            ++texts;
+                          })
+                      .on(rill::event_kind::message_stop, [&](const rill::enriched_event& en) {
+                        EXPECT_EQ(en.tags.tags, 0u);
+                        ++stops;
+                      }));
+  rill::pipeline_runner runner(p);
+  rill::pipeline_stream s(context("s", 42));
+  for (const auto& e : response("p", "m", 3)) runner.process(e, s);
+  EXPECT_EQ(starts, 1);
+  EXPECT_EQ(texts, 3);
+  EXPECT_EQ(stops, 1);
+  EXPECT_THROW(p.subscribe({}, [](const rill::enriched_event&) {}), std::logic_error);  // in use now
+}
+
+TEST(Pipeline, ThrowingHandlerIsIsolatedCountedAndReported) {
+  rill::pipeline p;
+  std::vector<std::string> reports;
+  int before = 0, after = 0, seen_by_thrower = 0;
+  p.subscribe({"before"}, [&](const rill::enriched_event&) { ++before; });
+  const std::size_t bad = p.subscribe({"thrower"}, [&](const rill::enriched_event& en) {
+    ++seen_by_thrower;
+    if (en.e.kind() == rill::event_kind::text_delta) throw std::runtime_error("bad delta");
+    if (en.e.kind() == rill::event_kind::usage) throw 7;  // not a std::exception
+  });
+  rill::subscription_options throwing_predicate("bad predicate");
+  throwing_predicate.where = [](const rill::enriched_event&) -> bool { throw std::logic_error("p"); };
+  const std::size_t bad_predicate = p.subscribe(throwing_predicate, [](const rill::enriched_event&) {});
+  p.subscribe({"after"}, [&](const rill::enriched_event&) { ++after; });
+  p.add_transformer([](rill::enriched_event& en) {
+    if (en.e.kind() == rill::event_kind::message_stop) throw std::runtime_error("transformer");
+  });
+  p.on_error([&](const rill::handler_error& err) {
+    reports.push_back(std::string(err.name) + ":" + std::string(err.what));
+    throw std::runtime_error("the reporter throws too");  // swallowed
+  });
+  rill::pipeline_runner runner(p);
+  rill::pipeline_stream s(context("s"));
+  const auto events = response("p", "m", 4);
+  for (const auto& e : events) runner.process(e, s);
+  const int n = static_cast<int>(events.size());
+  EXPECT_EQ(before, n);
+  EXPECT_EQ(after, n);
+  EXPECT_EQ(seen_by_thrower, n);
+  EXPECT_EQ(p.errors(bad), 5u);  // 4 deltas + usage
+  EXPECT_EQ(p.errors(bad_predicate), static_cast<std::uint64_t>(n));
+  EXPECT_EQ(p.errors(rill::pipeline::kTransformers), 1u);
+  EXPECT_EQ(p.total_errors(), 5u + static_cast<std::uint64_t>(n) + 1u);
+  EXPECT_EQ(reports.size(), p.total_errors());
+  EXPECT_NE(std::find(reports.begin(), reports.end(), "thrower:bad delta"), reports.end());
+  EXPECT_NE(std::find(reports.begin(), reports.end(), "bad predicate:p"), reports.end());
+  EXPECT_NE(std::find(reports.begin(), reports.end(), "thrower:unknown exception"), reports.end());
+  EXPECT_NE(std::find(reports.begin(), reports.end(), "transformer:transformer"), reports.end());
+}
+
+TEST(Pipeline, BatchesBySizeKeepLongTextFromTheArena) {
+  rill::pipeline p;
+  std::vector<std::size_t> sizes;
+  std::vector<std::string> texts;
+  p.subscribe_batch({"batch", {rill::event_kind::text_delta}}, {4, 0ns},
+                    [&](std::span<const rill::enriched_event> batch) {
+                      sizes.push_back(batch.size());
+                      for (const auto& en : batch) texts.emplace_back(en.e.text());
+                    });
+  rill::stream_options options;
+  options.arena_bytes = 4096;
+  rill::stream s(options);
+  std::vector<std::string> sent;
+  for (int i = 0; i < 10; ++i) {
+    sent.push_back(std::string(100 + static_cast<std::size_t>(i), static_cast<char>('a' + i)));  // arena text
+    ASSERT_EQ(s.try_send(rill::event::text_delta(0, sent.back())), rill::status::ok);
+  }
+  rill::pipeline_runner runner(p);
+  rill::pipeline_stream ps(context("s"));
+  // Drain one event at a time: each event's arena text is released before the batch is handed over.
+  while (s.try_drain([&](const rill::event& e, bool) { runner.process(e, ps); }, 1) != 0) {
+  }
+  EXPECT_EQ(sizes, (std::vector<std::size_t>{4, 4}));
+  EXPECT_TRUE(runner.has_pending());
+  runner.flush();
+  EXPECT_EQ(sizes, (std::vector<std::size_t>{4, 4, 2}));
+  EXPECT_EQ(texts, sent);
+  EXPECT_FALSE(runner.has_pending());
+}
+
+TEST(Pipeline, BatchesByTime) {
+  rill::pipeline p;
+  std::vector<std::size_t> sizes;
+  p.subscribe_batch({"timed"}, {1000, 10s},
+                    [&](std::span<const rill::enriched_event> batch) { sizes.push_back(batch.size()); });
+  rill::pipeline_runner runner(p);
+  rill::pipeline_stream s(context("s"));
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(runner.poll(t0), std::chrono::steady_clock::time_point::max());
+  std::string borrowed(200, 'x');  // external (borrowed) text is copied too
+  runner.process(rill::event::text_delta(0, borrowed), s);
+  runner.process(rill::event::keep_alive(), s);
+  borrowed.assign(200, 'y');
+  const auto deadline = runner.poll(t0);
+  EXPECT_TRUE(sizes.empty());
+  EXPECT_GE(deadline, t0 + 10s);
+  EXPECT_LE(deadline, std::chrono::steady_clock::now() + 10s);
+  EXPECT_EQ(runner.poll(deadline + 1ms), std::chrono::steady_clock::time_point::max());
+  EXPECT_EQ(sizes, (std::vector<std::size_t>{2}));
+}
+
+TEST(Pipeline, BorrowedTextInATimedBatchIsACopy) {
+  rill::pipeline p;
+  std::string got;
+  p.subscribe_batch({"timed"}, {1000, 1h},
+                    [&](std::span<const rill::enriched_event> batch) { got = std::string(batch[0].e.text()); });
+  rill::pipeline_runner runner(p);
+  rill::pipeline_stream s(context("s"));
+  std::string borrowed(200, 'x');
+  runner.process(rill::event::text_delta(0, borrowed), s);
+  borrowed.assign(200, 'y');
+  runner.flush();
+  EXPECT_EQ(got, std::string(200, 'x'));
+}
+
+TEST(Dispatcher, RunsHandlersOnWorkersAndEndsStreams) {
+  rill::pipeline p;
+  std::mutex m;
+  std::vector<std::string> ended;
+  std::atomic<int> events{0}, on_producer_thread{0};
+  std::thread::id producer_id = std::this_thread::get_id();
+  p.subscribe({"count"}, [&](const rill::enriched_event&) {
+    events.fetch_add(1, std::memory_order_relaxed);
+    if (std::this_thread::get_id() == producer_id) on_producer_thread.fetch_add(1, std::memory_order_relaxed);
+  });
+  rill::dispatcher_options options;
+  options.workers = 2;
+  options.on_stream_end = [&](const rill::stream_context& c) {
+    std::lock_guard lock(m);
+    ended.emplace_back(c.id.view());
+  };
+  rill::dispatcher d(p, options);
+  rill::stream a, b, c;
+  d.attach(a, context("a"));
+  d.attach(b, context("b"));
+  d.attach(c, context("c"));
+  EXPECT_EQ(d.attached_streams(), 3u);
+  int sent = 0;
+  for (int round = 0; round < 3; ++round) {
+    for (rill::stream* s : {&a, &b, &c}) {
+      for (const auto& e : response("p", "m", 10)) {
+        ASSERT_EQ(s->send(e), rill::status::ok);
+        ++sent;
+      }
+    }
+    d.notify();
+  }
+  a.close();
+  b.close();
+  c.close();
+  d.wait_idle();
+  EXPECT_EQ(events.load(), sent);
+  EXPECT_EQ(on_producer_thread.load(), 0);
+  EXPECT_EQ(d.events_dispatched(), static_cast<std::uint64_t>(sent));
+  EXPECT_EQ(d.attached_streams(), 0u);
+  std::lock_guard lock(m);
+  std::sort(ended.begin(), ended.end());
+  EXPECT_EQ(ended, (std::vector<std::string>{"a", "b", "c"}));
+}
+
+TEST(Dispatcher, TimedBatchIsHandedOverWhileTheStreamIsIdle) {
+  rill::pipeline p;
+  std::atomic<std::size_t> batched{0};
+  p.subscribe_batch({"timed"}, {1000, 5ms}, [&](std::span<const rill::enriched_event> batch) {
+    batched.fetch_add(batch.size(), std::memory_order_release);  // pairs with the test's acquire
+  });
+  rill::dispatcher d(p, {});
+  rill::stream s;
+  d.attach(s, context("s"));
+  for (int i = 0; i < 7; ++i) ASSERT_EQ(s.send(rill::event::text_delta(0, "x")), rill::status::ok);
+  const auto give_up = std::chrono::steady_clock::now() + 10s;
+  while (batched.load(std::memory_order_acquire) < 7 && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(1ms);
+  }
+  EXPECT_EQ(batched.load(std::memory_order_acquire), 7u);  // the stream is still open: time did it
+  s.close();
+  d.wait_idle();
+}
+
+TEST(Dispatcher, StopLeavesOpenStreamsAndIsIdempotent) {
+  rill::pipeline p;
+  std::atomic<int> events{0};
+  p.subscribe({}, [&](const rill::enriched_event&) { events.fetch_add(1, std::memory_order_relaxed); });
+  auto s = std::make_unique<rill::stream>();
+  {
+    rill::dispatcher d(p, {});
+    d.attach(*s, context("s"));
+    ASSERT_EQ(s->send(rill::event::keep_alive()), rill::status::ok);
+    d.stop();
+    d.stop();
+    d.wait_idle();  // returns at once after stop
+  }
+  EXPECT_FALSE(s->is_closed());
+}
+
+}  // namespace
