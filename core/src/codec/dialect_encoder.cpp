@@ -64,6 +64,14 @@ bool matches(const output_block& b, family f, const event& e) noexcept {
   return b.open && b.source_family == f && b.source_index == e.index() && b.source_choice == e.choice();
 }
 
+// The open block among the first `count` of `blocks` (the live ones) that `e` continues, or null.
+output_block* find_live(std::vector<output_block>& blocks, std::size_t count, family f, const event& e) noexcept {
+  for (std::size_t i = 0; i < count; ++i) {
+    if (matches(blocks[i], f, e)) return &blocks[i];
+  }
+  return nullptr;
+}
+
 // Takes the next reusable slot of `blocks` (kept across responses so their strings keep their capacity).
 output_block& next_slot(std::vector<output_block>& blocks, std::size_t& count) {
   if (count == blocks.size()) blocks.emplace_back();
@@ -407,10 +415,7 @@ void openai_responses_encoder::ensure_started(const event& e, std::string& out) 
 }
 
 output_block* openai_responses_encoder::find_open(family f, const event& e) {
-  for (std::size_t i = 0; i < item_count_; ++i) {
-    if (matches(items_[i], f, e)) return &items_[i];
-  }
-  return nullptr;
+  return find_live(items_, item_count_, f, e);
 }
 
 output_block& openai_responses_encoder::open_item(family f, const event& e, std::string& out) {
@@ -494,6 +499,20 @@ status openai_responses_encoder::encode(const event& e, std::string& out) noexce
   if (e.validate() != status::ok) return status::invalid;
   if (state_.done || state_.absorb(e)) return status::ok;
   json_out j{out};
+  // Text and argument deltas: the item opens at its first delta and keeps the whole text for its `done` event;
+  // `fields` is the JSON written between the item reference and the delta string.
+  const auto delta = [&](family f, std::string_view event_type, std::string_view fields) {
+    ensure_started(e, out);
+    output_block* item = find_open(f, e);
+    if (item == nullptr) item = &open_item(f, e, out);
+    if (e.text().empty()) return;
+    item->text.append(e.text());
+    begin_event(out, event_type);
+    write_item_ref(j, *item);
+    j.raw(fields);
+    j.str(e.text());
+    end_event(out);
+  };
   switch (e.kind()) {
     case event_kind::keep_alive:
       keep_alive(out);
@@ -510,36 +529,16 @@ status openai_responses_encoder::encode(const event& e, std::string& out) noexce
       end_event(out);
       state_.done = true;
       return status::ok;
-    case event_kind::text_delta: {
-      ensure_started(e, out);
-      output_block* item = find_open(family::content, e);
-      if (item == nullptr) item = &open_item(family::content, e, out);
-      if (e.text().empty()) return status::ok;
-      item->text.append(e.text());
-      begin_event(out, "response.output_text.delta");
-      write_item_ref(j, *item);
-      j.raw(",\"content_index\":0,\"delta\":");
-      j.str(e.text());
-      end_event(out);
+    case event_kind::text_delta:
+      delta(family::content, "response.output_text.delta", ",\"content_index\":0,\"delta\":");
       return status::ok;
-    }
     case event_kind::tool_call_start:
       ensure_started(e, out);
       if (find_open(family::tool, e) == nullptr) static_cast<void>(open_item(family::tool, e, out));
       return status::ok;
-    case event_kind::tool_args_delta: {
-      ensure_started(e, out);
-      output_block* item = find_open(family::tool, e);
-      if (item == nullptr) item = &open_item(family::tool, e, out);
-      if (e.text().empty()) return status::ok;
-      item->text.append(e.text());
-      begin_event(out, "response.function_call_arguments.delta");
-      write_item_ref(j, *item);
-      j.raw(",\"delta\":");
-      j.str(e.text());
-      end_event(out);
+    case event_kind::tool_args_delta:
+      delta(family::tool, "response.function_call_arguments.delta", ",\"delta\":");
       return status::ok;
-    }
     case event_kind::tool_call_end:
       if (output_block* item = find_open(family::tool, e)) close_item(*item, out);
       return status::ok;
@@ -633,10 +632,7 @@ void anthropic_encoder::ensure_started(const event& e, std::string& out) {
 }
 
 output_block* anthropic_encoder::find_open(family f, const event& e) {
-  for (std::size_t i = 0; i < block_count_; ++i) {
-    if (matches(blocks_[i], f, e)) return &blocks_[i];
-  }
-  return nullptr;
+  return find_live(blocks_, block_count_, f, e);
 }
 
 output_block& anthropic_encoder::open_block(family f, block_type type, const event& e, std::string& out) {
