@@ -403,6 +403,19 @@ void provider_decoder::impl::set_usage_native(dom_json::element usage) noexcept 
   summary.usage_native = simdjson::to_string(usage);
 }
 
+bool provider_decoder::impl::as_object(dom_json::element e, dom_json::object& out) noexcept {
+  if (e.get_object().get(out) == simdjson::SUCCESS) return true;
+  ++summary.counters.malformed_payloads;
+  return false;
+}
+
+bool provider_decoder::impl::took_error(dom_json::object chunk) noexcept {
+  dom_json::object err;
+  if (!dom_json::get_object(chunk, "error", err)) return false;
+  generic_error(err);
+  return true;
+}
+
 void provider_decoder::impl::generic_error(dom_json::object error_object) noexcept {
   // {"error": {"type" | "status" | "code", "message"}}: OpenAI and Gemini both use this shape.
   std::string_view code = dom_json::string_or_empty(error_object, "type");

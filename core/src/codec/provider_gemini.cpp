@@ -21,16 +21,8 @@ stop_reason normalize_gemini_finish(std::string_view reason, bool had_tool_calls
 void provider_decoder::impl::gemini(const sse_event& ev, dom_json::element root) noexcept {
   (void)ev;
   dom_json::object chunk;
-  if (root.get_object().get(chunk) != simdjson::SUCCESS) {
-    // The REST form without alt=sse is one JSON array; with alt=sse every event is an object.
-    ++summary.counters.malformed_payloads;
-    return;
-  }
-  dom_json::object err;
-  if (dom_json::get_object(chunk, "error", err)) {
-    generic_error(err);
-    return;
-  }
+  // The REST form without alt=sse is one JSON array; with alt=sse every event is an object.
+  if (!as_object(root, chunk) || took_error(chunk)) return;
   if (!message_started) {
     const std::string_view id = dom_json::string_or_empty(chunk, "responseId");
     const std::string_view model = dom_json::string_or_empty(chunk, "modelVersion");
@@ -43,22 +35,14 @@ void provider_decoder::impl::gemini(const sse_event& ev, dom_json::element root)
     std::uint64_t position = 0;
     for (dom_json::element candidate_element : candidates) {
       dom_json::object candidate;
-      if (candidate_element.get_object().get(candidate) != simdjson::SUCCESS) {
-        ++summary.counters.malformed_payloads;
-        continue;
-      }
-      std::uint64_t candidate_index = position++;
-      dom_json::get_count(candidate, "index", candidate_index);
-      const std::uint16_t ci = dom_json::clamp16(candidate_index);
+      if (!as_object(candidate_element, candidate)) continue;
+      const std::uint16_t ci = dom_json::index_or(candidate, "index", position++);
       dom_json::object content;
       dom_json::array parts;
       if (dom_json::get_object(candidate, "content", content) && dom_json::get_array(content, "parts", parts)) {
         for (dom_json::element part_element : parts) {
           dom_json::object part;
-          if (part_element.get_object().get(part) != simdjson::SUCCESS) {
-            ++summary.counters.malformed_payloads;
-            continue;
-          }
+          if (!as_object(part_element, part)) continue;
           std::string_view s;
           bool thought = false;
           dom_json::get_bool(part, "thought", thought);

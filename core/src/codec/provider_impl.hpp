@@ -58,6 +58,11 @@ inline std::uint32_t clamp32(std::uint64_t v) noexcept {
 inline std::uint16_t clamp16(std::uint64_t v) noexcept {
   return v > 0xffffu ? 0xffffu : static_cast<std::uint16_t>(v);
 }
+// An index field (choice, candidate, tool call, block), clamped; `fallback` when it is absent or not a count.
+inline std::uint16_t index_or(object o, std::string_view key, std::uint64_t fallback) noexcept {
+  get_count(o, key, fallback);
+  return clamp16(fallback);
+}
 }  // namespace dom_json
 
 struct provider_decoder::impl {
@@ -73,6 +78,10 @@ struct provider_decoder::impl {
   bool emit(const event& e) noexcept;
   // Parses the event's data; counts and skips (or, strict, fails on) non-JSON. False when skipped.
   bool parse(const sse_event& ev, bool padded, dom_json::element& root) noexcept;
+  // `e` as an object; false, counted as a malformed payload, when it is anything else.
+  bool as_object(dom_json::element e, dom_json::object& out) noexcept;
+  // A chunk that carries an `error` object is the error alone: reported, and true so the caller stops.
+  bool took_error(dom_json::object chunk) noexcept;
   provider detect(const sse_event& ev, const dom_json::element* root) const noexcept;
   void generic_error(dom_json::object error_object) noexcept;
 

@@ -55,15 +55,7 @@ bool is_retryable_openai(std::string_view code) noexcept {
 void provider_decoder::impl::openai_chat(const sse_event& ev, dom_json::element root) noexcept {
   (void)ev;
   dom_json::object chunk;
-  if (root.get_object().get(chunk) != simdjson::SUCCESS) {
-    ++summary.counters.malformed_payloads;
-    return;
-  }
-  dom_json::object err;
-  if (dom_json::get_object(chunk, "error", err)) {
-    generic_error(err);
-    return;
-  }
+  if (!as_object(root, chunk) || took_error(chunk)) return;
   if (!message_started) {
     std::string_view id;
     if (dom_json::get_string(chunk, "id", id)) start_message(id, dom_json::string_or_empty(chunk, "model"));
@@ -73,13 +65,8 @@ void provider_decoder::impl::openai_chat(const sse_event& ev, dom_json::element 
     std::uint64_t position = 0;
     for (dom_json::element choice_element : choices) {
       dom_json::object choice;
-      if (choice_element.get_object().get(choice) != simdjson::SUCCESS) {
-        ++summary.counters.malformed_payloads;
-        continue;
-      }
-      std::uint64_t choice_index = position++;
-      dom_json::get_count(choice, "index", choice_index);
-      const std::uint16_t ci = dom_json::clamp16(choice_index);
+      if (!as_object(choice_element, choice)) continue;
+      const std::uint16_t ci = dom_json::index_or(choice, "index", position++);
       dom_json::object delta;
       if (dom_json::get_object(choice, "delta", delta)) {
         std::string_view s;
@@ -98,13 +85,8 @@ void provider_decoder::impl::openai_chat(const sse_event& ev, dom_json::element 
           std::uint64_t tool_position = 0;
           for (dom_json::element tool_element : tool_calls) {
             dom_json::object tool;
-            if (tool_element.get_object().get(tool) != simdjson::SUCCESS) {
-              ++summary.counters.malformed_payloads;
-              continue;
-            }
-            std::uint64_t tool_index = tool_position++;
-            dom_json::get_count(tool, "index", tool_index);
-            const std::uint16_t ti = dom_json::clamp16(tool_index);
+            if (!as_object(tool_element, tool)) continue;
+            const std::uint16_t ti = dom_json::index_or(tool, "index", tool_position++);
             dom_json::object function;
             const bool has_function = dom_json::get_object(tool, "function", function);
             const std::string_view id = dom_json::string_or_empty(tool, "id");
