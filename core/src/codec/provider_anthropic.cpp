@@ -22,15 +22,9 @@ bool is_retryable_anthropic(std::string_view type) noexcept {
 
 void provider_decoder::impl::anthropic(const sse_event& ev, dom_json::element root) noexcept {
   dom_json::object o;
-  if (root.get_object().get(o) != simdjson::SUCCESS) {
-    ++summary.counters.malformed_payloads;
-    return;
-  }
-  std::string_view type;
-  if (!dom_json::get_string(o, "type", type)) type = ev.event_type;
-  std::uint64_t block_index = 0;
-  dom_json::get_count(o, "index", block_index);
-  const std::uint16_t bi = dom_json::clamp16(block_index);
+  if (!as_object(root, o)) return;
+  const std::string_view type = event_type(o, ev);
+  const std::uint16_t bi = dom_json::index_or(o, "index", 0);
 
   // Usage is cumulative: each object replaces the fields it names; the merged object is the native usage
   // and its normalized form is re-emitted whole.

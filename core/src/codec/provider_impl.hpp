@@ -65,6 +65,12 @@ inline std::uint16_t index_or(object o, std::string_view key, std::uint64_t fall
 }
 }  // namespace dom_json
 
+// A typed event's `type` field; the SSE event name when the data does not repeat it.
+inline std::string_view event_type(dom_json::object o, const sse_event& ev) noexcept {
+  std::string_view type;
+  return dom_json::get_string(o, "type", type) ? type : ev.event_type;
+}
+
 struct provider_decoder::impl {
   explicit impl(const provider_decoder_options& opts);
 

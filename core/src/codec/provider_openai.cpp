@@ -132,21 +132,15 @@ void provider_decoder::impl::openai_chat_done() noexcept {
 
 void provider_decoder::impl::openai_responses(const sse_event& ev, dom_json::element root) noexcept {
   dom_json::object o;
-  if (root.get_object().get(o) != simdjson::SUCCESS) {
-    ++summary.counters.malformed_payloads;
-    return;
-  }
-  std::string_view type;
-  if (!dom_json::get_string(o, "type", type)) type = ev.event_type;
+  if (!as_object(root, o)) return;
+  const std::string_view type = event_type(o, ev);
   std::uint64_t seq = 0;
   if (dom_json::get_count(o, "sequence_number", seq)) {
     const auto s = static_cast<std::int64_t>(seq);
     if (s != summary.last_sequence_number + 1) ++summary.counters.sequence_gaps;
     summary.last_sequence_number = s;
   }
-  std::uint64_t output_index = 0;
-  dom_json::get_count(o, "output_index", output_index);
-  const std::uint16_t oi = dom_json::clamp16(output_index);
+  const std::uint16_t oi = dom_json::index_or(o, "output_index", 0);
 
   if (type == "response.output_text.delta") {
     const std::string_view delta = dom_json::string_or_empty(o, "delta");
