@@ -148,34 +148,28 @@ status provider_decoder::impl::feed(std::string_view bytes) noexcept {
   sse.set_input(bytes);
   sse_event ev;
   for (;;) {
-    switch (sse.next(ev)) {
-      case sse_decoder::step::need_input:
-        return status::ok;
-      case sse_decoder::step::failed:
-        fail(sse.error(), sse.error_message(), sse.error_offset());
-        return error;
-      case sse_decoder::step::event_ready: {
-        const status s = on_sse_event(ev, true);
-        if (s != status::ok) return s;
-        break;
-      }
-    }
+    const sse_decoder::step step = sse.next(ev);
+    if (step == sse_decoder::step::need_input) return status::ok;
+    const status s = take_step(step, ev);
+    if (s != status::ok) return s;
   }
+}
+
+status provider_decoder::impl::take_step(sse_decoder::step step, const sse_event& ev) noexcept {
+  if (step == sse_decoder::step::failed) {
+    fail(sse.error(), sse.error_message(), sse.error_offset());
+    return error;
+  }
+  return on_sse_event(ev, true);
 }
 
 status provider_decoder::impl::finish() noexcept {
   if (error != status::ok) return error;
   sse_event ev;
-  switch (sse.next_at_eof(ev)) {
-    case sse_decoder::step::need_input: break;
-    case sse_decoder::step::failed:
-      fail(sse.error(), sse.error_message(), sse.error_offset());
-      return error;
-    case sse_decoder::step::event_ready: {
-      const status s = on_sse_event(ev, true);
-      if (s != status::ok) return s;
-      break;
-    }
+  const sse_decoder::step step = sse.next_at_eof(ev);
+  if (step != sse_decoder::step::need_input) {
+    const status s = take_step(step, ev);
+    if (s != status::ok) return s;
   }
   summary.truncated = sse.truncated();
   // Whatever the provider left open is closed, so a consumer never waits for an end that cannot come.

@@ -78,6 +78,8 @@ struct provider_decoder::impl {
   status feed(std::string_view bytes) noexcept;
   status finish() noexcept;
   status on_sse_event(const sse_event& ev, bool padded) noexcept;
+  // Acts on a step of `sse` other than need_input: records its failure, or decodes its event. Not ok: stop.
+  status take_step(sse_decoder::step step, const sse_event& ev) noexcept;
   void reset() noexcept;
   void fail(status s, std::string_view what, std::uint64_t at) noexcept;
   // Hands `e` to the sink; false (and nothing more is emitted) once the sink has refused an event.
