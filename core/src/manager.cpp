@@ -482,10 +482,14 @@ status stream_manager::close(std::string_view id) {
   tables_[s].store(next, std::memory_order_release);  // [M2]
   release_handle(writer, entry->handle);
   lock.unlock();
-  live_count_.fetch_sub(1, std::memory_order_relaxed);  // a count; orders nothing
-  entry->stream.close();
-  retire(old, &entry, 1);
+  close_removed(old, &entry, 1);
   return status::ok;
+}
+
+void stream_manager::close_removed(shard_table* old, managed_stream* const* removed, std::size_t count) {
+  live_count_.fetch_sub(count, std::memory_order_relaxed);  // a count; orders nothing
+  for (std::size_t i = 0; i < count; ++i) removed[i]->stream.close();
+  retire(old, removed, count);
 }
 
 std::size_t stream_manager::close_all() {
@@ -503,9 +507,7 @@ std::size_t stream_manager::close_all() {
     tables_[s].store(nullptr, std::memory_order_release);  // [M2]
     for (managed_stream* entry : removed) release_handle(writer, entry->handle);
     lock.unlock();
-    live_count_.fetch_sub(removed.size(), std::memory_order_relaxed);  // a count; orders nothing
-    for (managed_stream* entry : removed) entry->stream.close();
-    retire(old, removed.data(), removed.size());
+    close_removed(old, removed.data(), removed.size());
     closed += removed.size();
   }
   return closed;
@@ -542,9 +544,7 @@ std::size_t stream_manager::cleanup_inactive(std::chrono::nanoseconds threshold)
     tables_[s].store(next, std::memory_order_release);  // [M2]
     for (managed_stream* entry : removed) release_handle(writer, entry->handle);
     lock.unlock();
-    live_count_.fetch_sub(removed.size(), std::memory_order_relaxed);  // a count; orders nothing
-    for (managed_stream* entry : removed) entry->stream.close();
-    retire(old, removed.data(), removed.size());
+    close_removed(old, removed.data(), removed.size());
     closed += removed.size();
   }
   return closed;

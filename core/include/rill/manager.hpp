@@ -337,6 +337,9 @@ class stream_manager {
   void fill_info(detail::managed_stream& entry, stream_info& out) const;
   // Retires an unlinked table (may be null) and removed entries' index references.
   void retire(detail::shard_table* table, detail::managed_stream* const* entries, std::size_t count);
+  // After the shard's lock is released: counts the removed entries out of live_count_, closes their streams
+  // and retires them with the table they were unlinked from.
+  void close_removed(detail::shard_table* old, detail::managed_stream* const* removed, std::size_t count);
 
   stream_options defaults_;
   std::size_t shard_mask_ = 0;
