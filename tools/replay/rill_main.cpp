@@ -2,6 +2,7 @@
 //
 //   rill replay FILE --from openai-chat|openai-responses|anthropic|gemini|auto
 //                    --to jsonl|sse|jsonrpc|openai-chat|openai-responses|anthropic|summary [--strict]
+//   rill stat FILE|-     renders rill metrics JSON snapshots as tables (rill_stat.cpp)
 //
 // replay reads a provider SSE transcript (FILE, or stdin for `-`), decodes it on a producer thread into a
 // rill stream, and on the main thread converts what it receives: to rill's own forms, to another provider's
@@ -20,6 +21,7 @@
 #include "rill/codec/provider.hpp"
 #include "rill/codec/reassembler.hpp"
 #include "rill/stream.hpp"
+#include "rill_stat.hpp"
 
 namespace {
 
@@ -31,7 +33,8 @@ int usage(const char* why) {
   std::fputs(
       "usage: rill replay FILE|- --from openai-chat|openai-responses|anthropic|gemini|auto\n"
       "                          --to jsonl|sse|jsonrpc|openai-chat|openai-responses|anthropic|summary\n"
-      "                          [--strict]   (non-JSON data is an error instead of being skipped)\n",
+      "                          [--strict]   (non-JSON data is an error instead of being skipped)\n"
+      "       rill stat FILE|-           (renders rill metrics JSON snapshots as tables)\n",
       stderr);
   return 2;
 }
@@ -189,6 +192,7 @@ int main(int argc, char** argv) {
   if (argc < 2) return usage(nullptr);
   const std::string_view command = argv[1];
   if (command == "replay") return replay_main(argc - 2, argv + 2);
+  if (command == "stat") return stat_main(argc - 2, argv + 2);
   if (command == "-h" || command == "--help" || command == "help") {
     usage(nullptr);
     return 0;
