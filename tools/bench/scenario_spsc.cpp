@@ -78,18 +78,64 @@ struct mutex_deque_queue {
   alignas(rill::detail::kFalseSharingRange) bench_item slot;  // consumer-written: off the producer's lines
 };
 
+// ---- what both throughput runs share: the consumer loop and the check of what arrived ----
+
+// The two threads' reports for a one-way run; read by verified() once run_workers has joined them.
+struct one_way_tally {
+  std::atomic<std::uint64_t> produced{kNotDone};  // the producer's count, stored after its last push
+  std::uint64_t producer_sum = 0, consumer_sum = 0, received = 0;
+  steady::time_point start, end;
+  failure_note failure;
+
+  // Consumer thread. `pop(handle)` passes each element it takes to `handle` and returns how many it took;
+  // runs until all the producer's elements arrived, checking their order and summing their checksums.
+  template <class Queue, class Pop>
+  void consume(Pop&& pop) {
+    std::uint64_t k = 0, sum = 0;
+    backoff wait;
+    auto handle = [&](const auto& e) {
+      if (!Queue::in_order(e, k)) [[unlikely]] failure.fail(describe_mismatch(k));
+      sum += checksum_of(e);
+      ++k;
+    };
+    while (true) {
+      if (pop(handle) != 0) {
+        wait.reset();
+      } else if (produced.load(std::memory_order_acquire) == k) {  // pairs with the producer's release store
+        break;
+      } else {
+        wait.pause();
+      }
+    }
+    end = steady::now();
+    consumer_sum = sum;
+    received = k;
+  }
+
+  // The run's rate; throws verification_error on an element out of order, a lost one or a checksum mismatch.
+  run_result verified(const std::string& scenario) const {
+    failure.throw_if_failed(scenario);
+    const std::uint64_t sent = produced.load(std::memory_order_relaxed);  // the join ordered it
+    if (received != sent || consumer_sum != producer_sum) {
+      throw verification_error(scenario + ": count or checksum mismatch (sent " + std::to_string(sent) +
+                               ", received " + std::to_string(received) + ")");
+    }
+    run_result r;
+    r.events_per_sec = static_cast<double>(received) / seconds_between(start, end);
+    r.bytes_per_sec = *r.events_per_sec * 64;
+    return r;
+  }
+};
+
 // ---- spsc_throughput ----
 
 template <class Queue>
 run_result one_way(Queue& q, const run_config& cfg) {
   const auto& pool = Queue::pool();
-  std::atomic<std::uint64_t> produced{kNotDone};
-  std::uint64_t producer_sum = 0, consumer_sum = 0, received = 0;
-  steady::time_point start, end;
-  failure_note failure;
+  one_way_tally t;
   std::vector<std::function<void(const std::atomic<bool>&)>> workers;
   workers.emplace_back([&](const std::atomic<bool>& stop) {
-    start = steady::now();
+    t.start = steady::now();
     std::uint64_t i = 0, sum = 0;
     backoff wait;
     while (!stop.load(std::memory_order_relaxed)) {
@@ -99,39 +145,20 @@ run_result one_way(Queue& q, const run_config& cfg) {
         sum += checksum_of(e);
       }
     }
-    producer_sum = sum;
-    produced.store(i, std::memory_order_release);  // after the last push; pairs with the consumer's load
+    t.producer_sum = sum;
+    t.produced.store(i, std::memory_order_release);  // after the last push; pairs with the consumer's load
     q.finish();
   });
   workers.emplace_back([&](const std::atomic<bool>&) {
-    std::uint64_t k = 0, sum = 0;
-    backoff wait;
-    while (true) {
-      if (const auto* e = q.try_pop()) {
-        if (!Queue::in_order(*e, k)) [[unlikely]] failure.fail(describe_mismatch(k));
-        sum += checksum_of(*e);
-        ++k;
-        wait.reset();
-      } else if (produced.load(std::memory_order_acquire) == k) {
-        break;
-      } else {
-        wait.pause();
-      }
-    }
-    end = steady::now();
-    consumer_sum = sum;
-    received = k;
+    t.consume<Queue>([&](auto& handle) -> std::size_t {
+      const auto* e = q.try_pop();
+      if (e == nullptr) return 0;
+      handle(*e);
+      return 1;
+    });
   });
   run_workers(std::move(workers), cfg.run_time);
-  failure.throw_if_failed("spsc_throughput");
-  if (received != produced.load() || consumer_sum != producer_sum) {
-    throw verification_error("spsc_throughput: count or checksum mismatch (sent " +
-                             std::to_string(produced.load()) + ", received " + std::to_string(received) + ")");
-  }
-  run_result r;
-  r.events_per_sec = static_cast<double>(received) / seconds_between(start, end);
-  r.bytes_per_sec = *r.events_per_sec * 64;
-  return r;
+  return t.verified("spsc_throughput");
 }
 
 template <class Queue, class... Args>
@@ -194,14 +221,11 @@ struct moodycamel_cq_batch_queue {
 template <class Queue>
 run_result batched(Queue& q, const run_config& cfg) {
   const auto& pool = Queue::pool();
-  std::atomic<std::uint64_t> produced{kNotDone};
-  std::uint64_t producer_sum = 0, consumer_sum = 0, received = 0;
-  steady::time_point start, end;
-  failure_note failure;
+  one_way_tally t;
   std::vector<std::function<void(const std::atomic<bool>&)>> workers;
   workers.emplace_back([&](const std::atomic<bool>& stop) {
     std::uint64_t batch_sum = 0;  // every batch is one of kPoolSize / kBatch fixed pool windows
-    start = steady::now();
+    t.start = steady::now();
     std::uint64_t i = 0;
     backoff wait;
     while (!stop.load(std::memory_order_relaxed)) {
@@ -217,40 +241,14 @@ run_result batched(Queue& q, const run_config& cfg) {
         i += kBatch;
       }
     }
-    producer_sum = batch_sum;
-    produced.store(i, std::memory_order_release);
+    t.producer_sum = batch_sum;
+    t.produced.store(i, std::memory_order_release);  // after the last push; pairs with the consumer's load
   });
   workers.emplace_back([&](const std::atomic<bool>&) {
-    std::uint64_t k = 0, sum = 0;
-    backoff wait;
-    auto handle = [&](const auto& e) {
-      if (!Queue::in_order(e, k)) [[unlikely]] failure.fail(describe_mismatch(k));
-      sum += checksum_of(e);
-      ++k;
-    };
-    while (true) {
-      if (q.pop_many(handle) != 0) {
-        wait.reset();
-      } else if (produced.load(std::memory_order_acquire) == k) {
-        break;
-      } else {
-        wait.pause();
-      }
-    }
-    end = steady::now();
-    consumer_sum = sum;
-    received = k;
+    t.consume<Queue>([&](auto& handle) { return q.pop_many(handle); });
   });
   run_workers(std::move(workers), cfg.run_time);
-  failure.throw_if_failed("spsc_batch_throughput");
-  if (received != produced.load() || consumer_sum != producer_sum) {
-    throw verification_error("spsc_batch_throughput: count or checksum mismatch (sent " +
-                             std::to_string(produced.load()) + ", received " + std::to_string(received) + ")");
-  }
-  run_result r;
-  r.events_per_sec = static_cast<double>(received) / seconds_between(start, end);
-  r.bytes_per_sec = *r.events_per_sec * 64;
-  return r;
+  return t.verified("spsc_batch_throughput");
 }
 
 template <class Queue, class... Args>
