@@ -33,7 +33,10 @@ void fail(benchmark::State& state, const char* what) {
   std::fprintf(stderr, "codec_encode_bench: %s\n", what);
 }
 
-void BM_EventsToJson(benchmark::State& state) {
+// Encodes the transcript into one reused string per iteration, `encode(e, out)` appending each event; a false
+// from it stops the benchmark with `error`. Reports the bytes produced.
+template <class Encode>
+void encode_transcript(benchmark::State& state, const char* error, Encode encode) {
   const auto& events = synthetic_transcript().events;
   std::string out;
   out.reserve(1 << 20);
@@ -41,14 +44,21 @@ void BM_EventsToJson(benchmark::State& state) {
   for (auto _ : state) {
     out.clear();
     for (const event& e : events) {
-      if (rill::codec::encode_json(e, out) != rill::status::ok) return fail(state, "encode_json failed");
-      out.push_back('\n');
+      if (!encode(e, out)) return fail(state, error);
     }
     bytes += out.size();
     benchmark::DoNotOptimize(out.data());
   }
   state.SetBytesProcessed(static_cast<std::int64_t>(bytes));
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * events.size()));
+}
+
+void BM_EventsToJson(benchmark::State& state) {
+  encode_transcript(state, "encode_json failed", [](const event& e, std::string& out) {
+    if (rill::codec::encode_json(e, out) != rill::status::ok) return false;
+    out.push_back('\n');
+    return true;
+  });
 }
 BENCHMARK(BM_EventsToJson);
 
@@ -72,20 +82,9 @@ void BM_EventsToFixedBufferJson(benchmark::State& state) {
 BENCHMARK(BM_EventsToFixedBufferJson);
 
 void BM_EventsToSse(benchmark::State& state) {
-  const auto& events = synthetic_transcript().events;
-  std::string out;
-  out.reserve(1 << 20);
-  std::size_t bytes = 0;
-  for (auto _ : state) {
-    out.clear();
-    for (const event& e : events) {
-      if (rill::codec::encode_sse(e, out) != rill::status::ok) return fail(state, "encode_sse failed");
-    }
-    bytes += out.size();
-    benchmark::DoNotOptimize(out.data());
-  }
-  state.SetBytesProcessed(static_cast<std::int64_t>(bytes));
-  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * events.size()));
+  encode_transcript(state, "encode_sse failed", [](const event& e, std::string& out) {
+    return rill::codec::encode_sse(e, out) == rill::status::ok;
+  });
 }
 BENCHMARK(BM_EventsToSse);
 
