@@ -325,7 +325,8 @@ void usage(const std::vector<scenario_entry>& scenarios) {
 int main(int argc, char** argv) {
   using namespace rill_bench;
   std::vector<scenario_entry> scenarios;
-  for (auto part : {spsc_scenarios(), mpmc_scenarios(), replay_scenarios(), manager_scenarios()}) {
+  for (auto part :
+       {spsc_scenarios(), mpmc_scenarios(), replay_scenarios(), manager_scenarios(), pipeline_scenarios()}) {
     for (auto& s : part) scenarios.push_back(std::move(s));
   }
 #if RILL_BENCH_CODEC
