@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # rill's two set-up commands:
 #   tools/build.sh test    install missing Debian packages, build, run the whole test suite
-#                          (release: every ctest label; then unit + stress under asan and tsan)
+#                          (release: every ctest label; then unit + stress under asan and tsan; then each
+#                          libFuzzer target for RILL_FUZZ_SECONDS, default 45)
 #   tools/build.sh bench   install missing Debian packages, build release, run the benchmark harness
 # Extra arguments after `bench` go to the harness (for example --quick or --json FILE).
 set -euo pipefail
@@ -59,7 +60,12 @@ case "$cmd" in
       configure_and_build "$preset"
       run_tests "$preset"
     done
-    say "All test runs passed (release: all labels; asan and tsan: unit + stress)"
+    say "Configuring preset 'fuzz' (clang libFuzzer + ASan/UBSan; each target runs ${RILL_FUZZ_SECONDS:-45} s)"
+    cmake --preset fuzz -DRILL_FUZZ_SECONDS="${RILL_FUZZ_SECONDS:-45}" >/dev/null
+    say "Building the fuzz targets"
+    cmake --build --preset fuzz -j "$jobs" --target rill_fuzz_targets
+    run_tests fuzz
+    say "All test runs passed (release: all labels; asan and tsan: unit + stress; fuzz: every target)"
     ;;
   bench)
     install_missing_packages
