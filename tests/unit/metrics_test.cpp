@@ -208,10 +208,10 @@ TEST(Exposition, PrometheusTextIsExact) {
       "rill_tokens_total{provider=\"we\\\"ird\\\\\",model=\"line\\nbreak\",type=\"output\"} 0\n"
       "rill_tokens_total{provider=\"we\\\"ird\\\\\",model=\"line\\nbreak\",type=\"cache_read\"} 0\n"
       "rill_tokens_total{provider=\"we\\\"ird\\\\\",model=\"line\\nbreak\",type=\"cache_write\"} 0\n"
-      "# HELP rill_cost_estimate_total Estimated cost from the configured per-model rates.\n"
-      "# TYPE rill_cost_estimate_total counter\n"
-      "rill_cost_estimate_total{provider=\"anthropic\",model=\"claude-x\"} 0.00105\n"
-      "rill_cost_estimate_total{provider=\"we\\\"ird\\\\\",model=\"line\\nbreak\"} 0\n"
+      "# HELP rill_cost_estimate Estimated cost of the tokens so far, from the configured per-model rates.\n"
+      "# TYPE rill_cost_estimate gauge\n"
+      "rill_cost_estimate{provider=\"anthropic\",model=\"claude-x\"} 0.00105\n"
+      "rill_cost_estimate{provider=\"we\\\"ird\\\\\",model=\"line\\nbreak\"} 0\n"
       "# HELP rill_ttft_seconds Time from message_start to the first text or thinking delta.\n"
       "# TYPE rill_ttft_seconds histogram\n";
   // TTFT 250 ms lies in (2^27, 2^28] ns: buckets from le = 2^28 ns on count it.

@@ -246,8 +246,8 @@ class pipeline_runner {
   pipeline_runner& operator=(const pipeline_runner&) = delete;
 
   // Runs the transformers and every matching subscription for `e`, which belongs to `stream`. Never throws;
-  // allocates only when a batch's text buffer must grow; reads the clock when a timed batch gets its first
-  // event.
+  // allocates only when a batch's text buffer must grow (a failed allocation terminates, as in any noexcept
+  // code); reads the clock when a timed batch gets its first event.
   void process(const event& e, pipeline_stream& stream) noexcept;
   // Hands over batches whose oldest event has waited their max_delay by `now`. Returns the earliest
   // deadline of the batches still pending (time_point::max() when none). Never throws.
@@ -280,7 +280,7 @@ struct dispatcher_options {
   // batch deadlines). A worker serving one stream parks on that stream instead, waking when it gets data.
   std::chrono::microseconds max_idle_wait{1000};
   // How long a worker parked on its one stream waits before looking for stop requests and new streams.
-  std::chrono::milliseconds park_slice{20};
+  std::chrono::milliseconds park_slice{5};
   // Called on the worker when an attached stream has ended (closed and drained), after its batches were
   // handed over. An exception it throws is swallowed.
   std::function<void(const stream_context&)> on_stream_end;
@@ -297,7 +297,7 @@ class dispatcher {
   dispatcher& operator=(const dispatcher&) = delete;
 
   // Makes the dispatcher the consumer of `s` (on the least loaded worker) until `s` is closed and drained,
-  // or the dispatcher stops. `s` must outlive that; nobody else may consume it meanwhile (SPSC streams). The
+  // or the dispatcher stops (a stream attached after stop() is never consumed). `s` must outlive that; nobody else may consume it meanwhile (SPSC streams). The
   // stream_ref overload keeps the stream alive itself. Any thread; allocates; locks the worker's attach list.
   void attach(stream& s, const stream_context& context);
   void attach(stream_ref s, const stream_context& context);

@@ -476,9 +476,10 @@ std::string to_prometheus(const aggregator_snapshot& totals, std::string_view pr
         out += '\n';
       }
     }
-    family("_cost_estimate_total", "counter", "Estimated cost from the configured per-model rates.");
+    // A gauge, not a counter: it is recomputed from the current rates, which may change.
+    family("_cost_estimate", "gauge", "Estimated cost of the tokens so far, from the configured per-model rates.");
     for (const auto& m : totals.models) {
-      out += p + "_cost_estimate_total{provider=\"";
+      out += p + "_cost_estimate{provider=\"";
       append_label(out, m.provider);
       out += "\",model=\"";
       append_label(out, m.model);
