@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <ctime>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -263,6 +264,37 @@ TEST(Dispatcher, TimedBatchIsHandedOverWhileTheStreamIsIdle) {
   EXPECT_EQ(batched.load(std::memory_order_acquire), 7u);  // the stream is still open: time did it
   s.close();
   d.wait_idle();
+}
+
+// Idle workers park (one stream: on its futex; several: on the dispatcher's condition variable with a capped
+// backoff): 300 ms of idleness must cost far less CPU than two spinning workers (600 ms).
+TEST(Dispatcher, IdleWorkersDoNotSpin) {
+  auto cpu_now = [] {
+    timespec ts{};
+    ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+  };
+  rill::pipeline p;
+  std::atomic<int> events{0};
+  p.subscribe({}, [&](const rill::enriched_event&) { events.fetch_add(1, std::memory_order_relaxed); });
+  rill::dispatcher d(p, {});
+  rill::stream a, b, c;
+  d.attach(a, context("a"));  // one worker ends up with one stream (parks on it), the other with two
+  d.attach(b, context("b"));
+  d.attach(c, context("c"));
+  ASSERT_EQ(a.send(rill::event::keep_alive()), rill::status::ok);
+  std::this_thread::sleep_for(20ms);
+  const auto before = cpu_now();
+  std::this_thread::sleep_for(300ms);
+  const auto used = cpu_now() - before;
+  EXPECT_LT(used, 150ms) << "idle workers used " << std::chrono::duration_cast<std::chrono::milliseconds>(used).count()
+                         << " ms of CPU in 300 ms";
+  ASSERT_EQ(b.send(rill::event::keep_alive()), rill::status::ok);  // and they still wake for new events
+  a.close();
+  b.close();
+  c.close();
+  d.wait_idle();
+  EXPECT_EQ(events.load(), 2);
 }
 
 TEST(Dispatcher, StopLeavesOpenStreamsAndIsIdempotent) {
