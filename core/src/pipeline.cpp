@@ -1,6 +1,9 @@
 // The processing pipeline: subscriptions, the runner and the dispatcher (rill/pipeline.hpp).
 #include "rill/pipeline.hpp"
 
+#include <pthread.h>
+#include <sched.h>
+
 #include <algorithm>
 #include <exception>
 #include <stdexcept>
@@ -254,9 +257,18 @@ dispatcher::dispatcher(pipeline& p, dispatcher_options options) : p_(p), options
   options_.drain_batch = std::max<std::size_t>(options_.drain_batch, 1);
   for (std::size_t i = 0; i < options_.workers; ++i) workers_.push_back(std::make_unique<worker>(p_));
   try {
-    for (auto& w : workers_) {
-      worker* self = w.get();
-      w->thread = std::jthread([this, self](std::stop_token stop) { run(*self, std::move(stop)); });
+    for (std::size_t i = 0; i < workers_.size(); ++i) {
+      worker* self = workers_[i].get();
+      const int cpu = options_.cpus.empty() ? -1 : options_.cpus[i % options_.cpus.size()];
+      self->thread = std::jthread([this, self, cpu](std::stop_token stop) {
+        if (cpu >= 0 && cpu < CPU_SETSIZE) {
+          cpu_set_t set;
+          CPU_ZERO(&set);
+          CPU_SET(static_cast<std::size_t>(cpu), &set);
+          (void)pthread_setaffinity_np(pthread_self(), sizeof set, &set);  // a failed pin leaves it unpinned
+        }
+        run(*self, std::move(stop));
+      });
     }
   } catch (...) {
     stop();

@@ -60,6 +60,7 @@ TEST(PipelineStress, ManyStreamsThroughTheDispatcher) {
   }
   rill::dispatcher_options options;
   options.workers = 2;
+  options.cpus = {0, 1};  // pinned workers (a missing CPU leaves a worker unpinned)
   rill::dispatcher d(p, options);
   for (std::size_t i = 0; i < kStreams; ++i) {
     rill::stream_context c;

@@ -164,6 +164,6 @@ std::vector<scenario_entry> mpmc_scenarios();    // mpmc_throughput
 std::vector<scenario_entry> replay_scenarios();  // memory_buffered_event, llm_replay
 std::vector<scenario_entry> manager_scenarios(); // manager_lookup, create_close, memory_idle_stream
 std::vector<scenario_entry> codec_scenarios();   // sse_decode, adapter_decode, sse_encode (needs rill_codec)
-std::vector<scenario_entry> pipeline_scenarios(); // pipeline_overhead
+std::vector<scenario_entry> pipeline_scenarios(); // pipeline_overhead, pipeline_dispatch
 
 }  // namespace rill_bench

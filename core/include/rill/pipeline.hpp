@@ -281,6 +281,9 @@ struct dispatcher_options {
   std::chrono::microseconds max_idle_wait{1000};
   // How long a worker parked on its one stream waits before looking for stop requests and new streams.
   std::chrono::milliseconds park_slice{5};
+  // CPUs to pin the workers to: worker i runs on cpus[i % size]. Empty: not pinned. A CPU that does not exist
+  // (or a failed pin) leaves that worker unpinned.
+  std::vector<int> cpus;
   // Called on the worker when an attached stream has ended (closed and drained), after its batches were
   // handed over. An exception it throws is swallowed.
   std::function<void(const stream_context&)> on_stream_end;
