@@ -12,10 +12,11 @@
 // stale byte pattern from an earlier lap can never look like a released record (Aeron's many-to-one ring
 // zeroes consumed space for the same reason).
 //
-// Release point: only one thread advances at a time (`advancing_`); others mark and leave. A releaser that
-// finds an advancer at work relies on it to re-check the head after stepping down ([R1]-[R4] below): no
-// release is ever left unadvanced. The release point is the slowest holder's record, which is what a later
-// multi-subscriber stream needs.
+// Release point: only one thread advances at a time (`advancing_`); others mark, count their release
+// (`releases_`) and leave. An advancer that steps down re-checks the count: if any release happened since it
+// began its scan, it advances again ([R1]-[R4] below), so no release is ever left unadvanced. The re-check
+// reads the counter, never a header: a header at a stale head position may already be zeroed or reused.
+// The release point is the slowest holder's record, which is what a multi-subscriber stream needs.
 #pragma once
 
 #include <atomic>
@@ -91,9 +92,7 @@ class record_arena {
       if (filler != 0) {
         header* f = header_at(pos);
         f->size = static_cast<std::uint32_t>(filler);
-        // [R1] seq_cst: a filler is released at once; the Dekker pair with [R2]'s last check, as for any
-        // release (see release()).
-        f->state.store(kReleased, std::memory_order_seq_cst);
+        mark_released(f);  // a filler is released at once
         try_advance();
       }
       header* h = header_at(pos + filler);
@@ -108,9 +107,7 @@ class record_arena {
   void release(const char* payload) noexcept {
     header* h = reinterpret_cast<header*>(const_cast<char*>(payload) - kHeaderBytes);
     RILL_ASSERT(h->state.load(std::memory_order_relaxed) == kHeld, "arena record released twice");
-    // [R1] seq_cst: Dekker with the advancer's [R3] step-down and re-check: either it sees this mark, or we
-    // see `advancing_` clear and advance ourselves.
-    h->state.store(kReleased, std::memory_order_seq_cst);
+    mark_released(h);
     try_advance();
   }
 
@@ -126,30 +123,44 @@ class record_arena {
  private:
   header* header_at(std::uint64_t pos) const noexcept { return reinterpret_cast<header*>(base_ + (pos & mask_)); }
 
+  void mark_released(header* h) noexcept {
+    // [R1] release: the holder's last reads of the record (and a filler's size) happen before the
+    // advancer's [R2'] acquire that sees the mark.
+    h->state.store(kReleased, std::memory_order_release);
+    // [R1'] seq_cst RMW, after the mark: with [R2]/[R2''] and [R3]/[R3'] it guarantees that an advancer
+    // either scans after this mark is visible, or sees the count change when it steps down.
+    releases_.fetch_add(1, std::memory_order_seq_cst);
+  }
+
   void try_advance() noexcept {
     while (true) {
-      // [R2] seq_cst exchange: only one advancer at a time; ordered after our [R1] mark.
+      // [R2] seq_cst exchange: one advancer at a time; reading `false` reads from the last advancer's [R3],
+      // so we see its head_ and its zeroing.
       if (advancing_.exchange(true, std::memory_order_seq_cst)) return;  // the advancer re-checks for us
+      // [R2''] seq_cst: a release counted before this load synchronizes with it, so its mark is visible to
+      // the scan below.
+      const std::uint64_t releases_seen = releases_.load(std::memory_order_seq_cst);
       std::uint64_t head = head_.load(std::memory_order_relaxed);  // only the advancer writes head_
       const std::uint64_t start = head;
       while (true) {
         header* h = header_at(head);
-        // [R2'] seq_cst: part of the Dekker pair with [R1]; also acquires the record's size.
-        if (h->state.load(std::memory_order_seq_cst) != kReleased) break;
+        // [R2'] acquire: pairs with [R1]; the record's size and its holder's reads come before the memset.
+        // No other thread touches the header at the head while we hold `advancing_`.
+        if (h->state.load(std::memory_order_acquire) != kReleased) break;
         const std::uint32_t size = h->size;
         std::memset(static_cast<void*>(h), 0, size);
         head += size;
         // [R4] release: the zeroed bytes are visible to a producer that acquires this head ([R5]).
         head_.store(head, std::memory_order_release);
       }
-      // [R3] seq_cst step-down, then one more look: a releaser whose [R2] exchange saw `true` marked its
-      // record before that exchange, which precedes this store in the seq_cst order, so the load below
-      // sees the mark.
+      // [R3] seq_cst step-down. [R3'] then re-check the release count: a releaser whose [R2] exchange saw
+      // `true` counted its release ([R1']) before that exchange, which precedes this store in the seq_cst
+      // order, so the load below sees the new count and we scan again.
       advancing_.store(false, std::memory_order_seq_cst);
       // Whoever moves the head wakes producers waiting for room: a releaser that found us advancing has
       // already returned, so the wake-up is ours to give (the [W*] handshake in parking.hpp).
       if (head != start && room_waiters_ != nullptr) room_waiters_->notify_after_publish();
-      if (header_at(head)->state.load(std::memory_order_seq_cst) != kReleased) return;
+      if (releases_.load(std::memory_order_seq_cst) == releases_seen) return;  // [R3']
     }
   }
 
@@ -164,6 +175,7 @@ class record_arena {
   // Release-side line.
   alignas(kFalseSharingRange) std::atomic<std::uint64_t> head_{0};
   std::atomic<bool> advancing_{false};
+  std::atomic<std::uint64_t> releases_{0};  // releases so far: the advancer's step-down re-check
 };
 
 }  // namespace rill::detail
