@@ -281,6 +281,7 @@ std::size_t stream::try_send_batch(std::span<const event> events, status* why) n
     // One acquire of the consumer's index and one release of ours for the whole batch.
     auto& c = *static_cast<detail::spsc_channel*>(ch);
     const std::size_t room = std::min(events.size(), c.free_slots(events.size()));
+    const std::uint64_t first_seq = c.next_sequence();
     std::size_t i = 0;
     for (; i < room; ++i) {
       s = check_sendable(events[i]);
@@ -291,6 +292,7 @@ std::size_t stream::try_send_batch(std::span<const event> events, status* why) n
         s = prepare_text(*slot, c.arena());
         if (s != status::ok) break;
       }
+      slot->set_seq(first_seq + i);
       stamp(*slot, now);
     }
     if (i != 0) {

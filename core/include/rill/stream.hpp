@@ -480,31 +480,24 @@ std::size_t stream::try_drain(Handler&& handler, std::size_t max_events) {
     auto& c = *static_cast<detail::spsc_channel*>(ch);
     const std::size_t n = c.available(max_events);
     if (n == 0) return 0;
-    // Consumes what was handled even if the handler throws.
-    struct finish {
-      stream* self;
-      detail::spsc_channel& c;
-      std::size_t& handled;
-      ~finish() {
-        if (handled != 0) {
-          c.pop(handled);
-          self->after_consume();
-        }
+    event* const first = c.slot_after_head(0);
+    event* const end = c.ring_end();
+    event* slot = first;
+    try {
+      for (; handled < n; ++handled) {
+        handler(static_cast<const event&>(*slot), handled + 1 == n);
+        if (slot->text_is_in_arena()) [[unlikely]] release_text(*slot);
+        if (++slot == end) slot = c.ring_begin();
       }
-    } guard{this, c, handled};
-    for (std::size_t i = 0; i < n; ++i) {
-      const event& e = *c.slot_after_head(i);
-      struct release_after {
-        stream* self;
-        const event& e;
-        std::size_t& handled;
-        ~release_after() {
-          if (e.text_is_in_arena()) self->release_text(e);
-          ++handled;
-        }
-      } release{this, e, handled};
-      handler(e, i + 1 == n);
+    } catch (...) {
+      // The event that threw is consumed too (its text released), as are the ones before it.
+      if (slot->text_is_in_arena()) release_text(*slot);
+      c.pop(handled + 1);
+      after_consume();
+      throw;
     }
+    c.pop(n);
+    after_consume();
   } else {
     handled = try_drain_mpmc(*static_cast<detail::mpmc_channel*>(ch), handler, max_events);
   }

@@ -47,11 +47,10 @@ class spsc_channel {
     // [S1] release: the slot's bytes and its arena record are visible before the new tail; pairs with [S4].
     tail_.store(tail + 1, std::memory_order_release);
   }
-  // Publishes `count` consecutive slots reserved with try_reserve_many().
+  // Publishes the `count` slots after the tail, filled (sequence numbers included) through slot_after_tail().
   void publish_many(std::size_t count) noexcept {
     const std::uint64_t tail = tail_.load(std::memory_order_relaxed);  // own index
-    for (std::size_t i = 0; i < count; ++i) slots_[(tail + i) & mask_].set_seq(tail + i);
-    tail_.store(tail + count, std::memory_order_release);  // [S1] as above
+    tail_.store(tail + count, std::memory_order_release);  // [S1] as above, once for the whole batch
   }
   // Free slots from the producer's point of view (reloads head_ when the cache says fewer than `wanted`).
   std::size_t free_slots(std::size_t wanted) noexcept {
@@ -86,6 +85,9 @@ class spsc_channel {
     const std::size_t n = static_cast<std::size_t>(cached_tail_ - head);
     return n < limit ? n : limit;
   }
+  // The consumer's view of the slot array, for walking a batch without recomputing indices.
+  event* ring_begin() noexcept { return consumer_slots_; }
+  event* ring_end() noexcept { return consumer_slots_ + consumer_mask_ + 1; }
   event* slot_after_head(std::size_t i) noexcept {
     return &consumer_slots_[(head_.load(std::memory_order_relaxed) + i) & consumer_mask_];  // own index
   }
