@@ -134,7 +134,7 @@ shard_table* with_erased(const shard_table& old, std::uint32_t i) {
 }
 
 void drop_index_reference(managed_stream* entry) noexcept {
-  // [R1] as in stream_ref::reset().
+  // [H1] as in stream_ref::reset().
   if (entry->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) detail::destroy_managed_stream(entry);
 }
 
@@ -260,14 +260,14 @@ std::uint32_t stream_manager::allocate_handle_index(shard_writer& writer) {
   if (index == std::numeric_limits<std::uint32_t>::max()) throw std::length_error("rill::stream_manager: 2^32 handles");
   const auto [chunk_index, offset] = handle_position(index);
   (void)offset;
-  if (handle_chunks_[chunk_index].load(std::memory_order_acquire) == nullptr) {  // [M3]
+  if (handle_chunks_[chunk_index].load(std::memory_order_acquire) == nullptr) {  // [I3]
     // calloc: the kernel's zero pages cost no memory until a handle lands on them. Zero bytes are a null
     // std::atomic<pointer> (lock-free, asserted above).
     const std::size_t size = kHandleChunkBase << chunk_index;
     auto* chunk = static_cast<std::atomic<managed_stream*>*>(std::calloc(size, sizeof(std::atomic<managed_stream*>)));
     if (chunk == nullptr) throw std::bad_alloc();
     std::atomic<managed_stream*>* expected = nullptr;
-    // [M4] release: the zeroed chunk is visible to lookups that acquire it ([M3]). Writers of other
+    // [I4] release: the zeroed chunk is visible to lookups that acquire it ([I3]). Writers of other
     // shards may race to install it; the loser frees its copy.
     if (!handle_chunks_[chunk_index].compare_exchange_strong(expected, chunk, std::memory_order_release,
                                                              std::memory_order_acquire)) {
@@ -279,8 +279,8 @@ std::uint32_t stream_manager::allocate_handle_index(shard_writer& writer) {
 
 void stream_manager::set_handle(std::uint32_t index, managed_stream* entry) noexcept {
   const auto [chunk_index, offset] = handle_position(index);
-  std::atomic<managed_stream*>* chunk = handle_chunks_[chunk_index].load(std::memory_order_acquire);  // [M3]
-  // [M6] release: the entry (id, handle, stream) is visible to a lookup that acquires it ([M5]). Storing
+  std::atomic<managed_stream*>* chunk = handle_chunks_[chunk_index].load(std::memory_order_acquire);  // [I3]
+  // [I6] release: the entry (id, handle, stream) is visible to a lookup that acquires it ([I5]). Storing
   // null needs no ordering, but one order keeps the tag table short.
   chunk[offset].store(entry, std::memory_order_release);
 }
@@ -456,7 +456,7 @@ status stream_manager::create_or_get(std::string_view id, const stream_options& 
   entry->handle = (std::uint64_t{generation} << 32) | index;
   entry->refs.store(2, std::memory_order_relaxed);  // the index's and `out`'s; not yet shared
   set_handle(index, entry);
-  // [M2] release: publishes the table and the entry built above; pairs with [M1].
+  // [I2] release: publishes the table and the entry built above; pairs with [I1].
   tables_[s].store(next, std::memory_order_release);
   if (replaced != nullptr) release_handle(writer, replaced->handle);
   lock.unlock();
@@ -479,7 +479,7 @@ status stream_manager::close(std::string_view id) {
   if (at < 0) return status::not_found;
   managed_stream* entry = old->slots()[at].entry;
   shard_table* next = with_erased(*old, static_cast<std::uint32_t>(at));
-  tables_[s].store(next, std::memory_order_release);  // [M2]
+  tables_[s].store(next, std::memory_order_release);  // [I2]
   release_handle(writer, entry->handle);
   lock.unlock();
   close_removed(old, &entry, 1);
@@ -504,7 +504,7 @@ std::size_t stream_manager::close_all() {
     for (std::uint32_t i = 0; i <= old->mask; ++i) {
       if (old->slots()[i].entry != nullptr) removed.push_back(old->slots()[i].entry);
     }
-    tables_[s].store(nullptr, std::memory_order_release);  // [M2]
+    tables_[s].store(nullptr, std::memory_order_release);  // [I2]
     for (managed_stream* entry : removed) release_handle(writer, entry->handle);
     lock.unlock();
     close_removed(old, removed.data(), removed.size());
@@ -541,7 +541,7 @@ std::size_t stream_manager::cleanup_inactive(std::chrono::nanoseconds threshold)
     if (removed.size() != old->count) {
       next = rebuilt(*old, slots_for(old->count - removed.size()), [&](const managed_stream* e) { return !inactive(e); });
     }
-    tables_[s].store(next, std::memory_order_release);  // [M2]
+    tables_[s].store(next, std::memory_order_release);  // [I2]
     for (managed_stream* entry : removed) release_handle(writer, entry->handle);
     lock.unlock();
     close_removed(old, removed.data(), removed.size());
@@ -611,7 +611,7 @@ std::vector<std::string> stream_manager::list() const {
   ids.reserve(count());
   for (std::size_t s = 0; s <= shard_mask_; ++s) {
     detail::epoch::guard section;  // one short section per shard keeps reclamation moving
-    const shard_table* table = tables_[s].load(std::memory_order_acquire);  // [M1]
+    const shard_table* table = tables_[s].load(std::memory_order_acquire);  // [I1]
     if (table == nullptr) continue;
     for (std::uint32_t i = 0; i <= table->mask; ++i) {
       const managed_stream* entry = table->slots()[i].entry;

@@ -173,7 +173,7 @@ class stream_ref {
 
   void reset() noexcept {
     detail::managed_stream* entry = std::exchange(entry_, nullptr);
-    // [R1] acq_rel: the holder that drops the count to zero sees every other holder's use of the stream
+    // [H1] acq_rel: the holder that drops the count to zero sees every other holder's use of the stream
     // before it destroys it (release by each decrement, acquire by the last).
     if (entry != nullptr && entry->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
       detail::destroy_managed_stream(entry);
@@ -357,8 +357,8 @@ class stream_manager {
 // Inline lookups.
 
 inline detail::managed_stream* stream_manager::find(std::string_view id, std::uint64_t hash) const noexcept {
-  // [M1] acquire: the table and every entry it points to were built before the writer published it;
-  // pairs with [M2].
+  // [I1] acquire: the table and every entry it points to were built before the writer published it;
+  // pairs with [I2].
   const detail::shard_table* table = tables_[shard_of(hash)].load(std::memory_order_acquire);
   if (table == nullptr) return nullptr;
   const detail::index_slot* slots = table->slots();
@@ -375,10 +375,10 @@ inline detail::managed_stream* stream_manager::find(std::string_view id, std::ui
 
 inline detail::managed_stream* stream_manager::find(stream_handle handle) const noexcept {
   const auto [chunk_index, offset] = handle_position(static_cast<std::uint32_t>(handle.value));
-  // [M3] acquire: the chunk was zeroed before it was installed; pairs with [M4].
+  // [I3] acquire: the chunk was zeroed before it was installed; pairs with [I4].
   const std::atomic<detail::managed_stream*>* chunk = handle_chunks_[chunk_index].load(std::memory_order_acquire);
   if (chunk == nullptr) return nullptr;
-  // [M5] acquire: the entry was constructed before its handle slot was set; pairs with [M6].
+  // [I5] acquire: the entry was constructed before its handle slot was set; pairs with [I6].
   detail::managed_stream* entry = chunk[offset].load(std::memory_order_acquire);
   if (entry == nullptr || entry->handle != handle.value) return nullptr;
   return entry;
