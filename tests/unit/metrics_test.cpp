@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "rill/metrics.hpp"
+#include "rill/metrics_exposition.hpp"
 
 namespace {
 

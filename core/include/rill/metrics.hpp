@@ -1,12 +1,14 @@
-// rill/metrics.hpp: per-stream metrics, the process-wide aggregator, health alerts, workflow progress, and
-// their exposition as Prometheus text and a JSON snapshot. Part of the rill::codec library (the JSON writer).
+// rill/metrics.hpp: per-stream metrics, the process-wide aggregator, health alerts and workflow progress.
+// Part of rill::core. Their exposition as Prometheus text and a JSON snapshot is rill/metrics_exposition.hpp
+// (rill::codec, which has the JSON writer).
 //
 // Model. Metrics are computed by *observing* the events a consumer handles: the consumer calls
-// stream_metrics::observe(e) for each event it takes from a stream (or lets rill::dispatcher do it). Times come
-// from the events' own stamps (event::steady_time()), so they measure when the stream accepted each event, not
-// when the consumer got round to it. With the default coarse stamping (clock.hpp) a stamp has the kernel tick's
-// resolution, 1 to 4 ms: a TTFT or an inter-event gap is exact to that tick, and gaps shorter than a tick read
-// as 0. Streams stamped with clock_kind::tsc or ::steady give nanosecond figures.
+// stream_metrics::observe(e) for each event it takes from a stream. Nothing feeds a stream_metrics on its
+// own: the stream's send and receive paths never touch it. Times come from the events' own stamps
+// (event::steady_time()), so they measure when the stream accepted each event, not when the consumer got
+// round to it. With the default coarse stamping (clock.hpp) a stamp has the kernel tick's resolution, 1 to
+// 4 ms: a TTFT or an inter-event gap is exact to that tick, and gaps shorter than a tick read as 0. Streams
+// stamped with clock_kind::tsc or ::steady give nanosecond figures.
 //
 // Guarantees
 //   - observe() (the per-event path) never allocates, locks or throws: relaxed atomic loads and stores on
@@ -182,9 +184,10 @@ struct stream_metrics_snapshot {
   latency_histogram::snapshot gaps;  // inter-event gaps
 };
 
-// Metrics of one stream, fed by its consumer. observe() is single-writer (the consumer thread); snapshot()
-// may be called from any thread (see the banner). Optionally forwards to an aggregator: the stream counts as
-// started at construction and as ended at finish() (or destruction).
+// Metrics of one stream, fed by its consumer. observe() is single-writer (the consumer thread; an MPMC
+// stream with several consumers needs them to take turns); snapshot() may be called from any thread (see the
+// banner). Optionally forwards to an aggregator: the stream counts as started at construction and as ended at
+// finish() (or destruction). About 900 bytes, no heap memory of its own.
 class stream_metrics {
  public:
   explicit stream_metrics(aggregator* totals = nullptr) noexcept;
@@ -195,7 +198,9 @@ class stream_metrics {
   // Single writer. Never blocks, allocates or throws (stream_start's first sight of a new provider/model
   // pair locks the aggregator's insert mutex once).
   void observe(const event& e) noexcept;
-  // Marks the stream ended in the aggregator (failed if an error event was seen). Idempotent; writer thread.
+  // Marks the stream ended in the aggregator (failed if an error event was seen). Idempotent; the writer's
+  // thread (or any thread once the writer has stopped and that is ordered before, e.g. by a join). Events
+  // observed after it still count here and in the aggregator's per-kind totals.
   void finish() noexcept;
   // Any thread.
   stream_metrics_snapshot snapshot() const noexcept;
@@ -289,20 +294,5 @@ class progress_tracker {
   progress_snapshot state_;
   std::int64_t started_ns_ = -1;
 };
-
-// ---- exposition -----------------------------------------------------------------------------------------
-
-struct named_stream_metrics {
-  std::string_view id;
-  stream_metrics_snapshot metrics;
-};
-
-// Prometheus text exposition format 0.0.4: `# HELP` and `# TYPE` per family, label values escaped (\\, \",
-// \n), TTFT as a histogram in seconds (buckets 2^20 .. 2^36 ns, then +Inf). Metric names start with `prefix`.
-// Allocates the result; thread-safe.
-std::string to_prometheus(const aggregator_snapshot& totals, std::string_view prefix = "rill");
-
-// One JSON object (the format `rill stat` renders): totals, models, and the given streams. Thread-safe.
-std::string to_json(const aggregator_snapshot& totals, std::span<const named_stream_metrics> streams = {});
 
 }  // namespace rill
