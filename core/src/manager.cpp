@@ -214,9 +214,15 @@ struct stream_manager::reclaimer {
 // =====================================================================================================
 
 stream_manager::stream_manager(const manager_options& options)
-    : defaults_(options.stream_defaults), reclaimer_(std::make_unique<reclaimer>()) {
+    : defaults_(options.stream_defaults),
+      track_metrics_(options.track_metrics),
+      metrics_totals_(options.metrics_totals),
+      reclaimer_(std::make_unique<reclaimer>()) {
   if (options.shards == 0 || options.shards > (std::size_t{1} << 20)) {
     throw std::invalid_argument("rill::stream_manager: shards must be 1 to 2^20");
+  }
+  if (metrics_totals_ != nullptr && !track_metrics_) {
+    throw std::invalid_argument("rill::stream_manager: metrics_totals needs track_metrics");
   }
   { const stream probe(defaults_); }  // throws std::invalid_argument for bad defaults; allocates nothing
   const std::size_t shards = detail::round_up_pow2(options.shards);
@@ -400,8 +406,10 @@ status stream_manager::create_or_get(std::string_view id, const stream_options& 
   if (!valid_id(id)) return status::invalid;
   const std::uint64_t hash = detail::hash_id(id);
 
-  // Build the entry before taking the lock: an allocation and a stream constructor, nothing shared.
-  void* raw = ::operator new(sizeof(managed_stream) + id.size());
+  // Build the entry before taking the lock: an allocation and a stream constructor, nothing shared. The
+  // metrics' room is allocated here; they are constructed only once the entry is sure to be published, so a
+  // create that loses (already_exists, or a racing get_or_create) never counts a stream in the aggregator.
+  void* raw = ::operator new(managed_stream::allocation_size(id.size(), track_metrics_));
   managed_stream* entry;
   try {
     entry = new (raw) managed_stream(id, options, steady_now_ns());
@@ -453,6 +461,7 @@ status stream_manager::create_or_get(std::string_view id, const stream_options& 
     free_table(next);
     throw;
   }
+  if (track_metrics_) entry->construct_metrics(metrics_totals_);  // noexcept; the aggregator counts a start
   entry->handle = (std::uint64_t{generation} << 32) | index;
   entry->refs.store(2, std::memory_order_relaxed);  // the index's and `out`'s; not yet shared
   set_handle(index, entry);
@@ -572,6 +581,13 @@ void stream_manager::fill_info(managed_stream& entry, stream_info& out) const {
   out.dropped = c.dropped;
   out.closed = s.is_closed();
   out.allocated = s.allocated();
+  // The entry is indexed (we hold its shard's mutex), so its metrics are alive; the consumer may be writing
+  // them (relaxed statistics, see rill/metrics.hpp).
+  if (stream_metrics* m = entry.metrics(); m != nullptr) {
+    out.metrics = std::make_shared<const stream_metrics_snapshot>(m->snapshot());
+  } else {
+    out.metrics.reset();
+  }
 }
 
 status stream_manager::info(std::string_view id, stream_info& out) const {

@@ -23,7 +23,12 @@
 //   - Writers (create, close, cleanup, ...) copy one shard's table, never the whole index: with the default
 //     4096 shards a million streams make tables of about 250 entries.
 //   - An idle stream (never sent to) costs its entry (about 80 bytes plus the id), an index slot and a
-//     handle slot: under 256 bytes for ids up to about 70 bytes (figures in docs/design.md).
+//     handle slot: under 256 bytes for ids up to about 70 bytes (figures in docs/design.md). With
+//     manager_options::track_metrics each stream also carries a stream_metrics (about 900 bytes) in the
+//     same allocation; without it, nothing.
+//   - Metrics (track_metrics): stream_ref::metrics() is the stream's rill::stream_metrics, which its
+//     consumer feeds (observe(e) for each event it takes; nothing observes events on its own). info() and
+//     list_info() copy a snapshot of it into stream_info::metrics from any thread while the consumer runs.
 // Not guaranteed
 //   - Whole-manager operations (list, count, close_all, cleanup_inactive, list_info) visit the shards one by
 //     one: they are not atomic snapshots while other threads create or close streams.
@@ -48,12 +53,14 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
 #include "rill/detail/epoch.hpp"
+#include "rill/metrics.hpp"
 #include "rill/status.hpp"
 #include "rill/stream.hpp"
 
@@ -76,13 +83,40 @@ struct retired_link {
   std::uint64_t tag;
 };
 
-// One managed stream: reference count, metadata and the stream in one allocation; the id's bytes follow.
+// One managed stream: reference count, metadata and the stream in one allocation; the id's bytes follow,
+// then (when the manager tracks metrics) a stream_metrics at the next suitably aligned offset.
 struct managed_stream {
   // Throws what the stream constructor throws (std::invalid_argument for bad options).
   managed_stream(std::string_view id, const stream_options& options, std::int64_t created)
       : id_size(static_cast<std::uint16_t>(id.size())), created_ns(created), stream(options) {
     std::memcpy(id_bytes(), id.data(), id.size());
     state.seen = {0, created};
+  }
+  ~managed_stream() {
+    if (has_metrics) metrics()->~stream_metrics();  // reports the stream ended to its aggregator, if any
+  }
+  managed_stream(const managed_stream&) = delete;
+  managed_stream& operator=(const managed_stream&) = delete;
+
+  static_assert(alignof(stream_metrics) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__);
+  static constexpr std::size_t metrics_offset(std::size_t id_size) noexcept {
+    return (sizeof(managed_stream) + id_size + alignof(stream_metrics) - 1) & ~(alignof(stream_metrics) - 1);
+  }
+  // Bytes to allocate for an entry with an id of `id_size` bytes, with room for a stream_metrics or not.
+  static constexpr std::size_t allocation_size(std::size_t id_size, bool with_metrics) noexcept {
+    return with_metrics ? metrics_offset(id_size) + sizeof(stream_metrics) : sizeof(managed_stream) + id_size;
+  }
+  // Constructs the stream's metrics in the room allocation_size(id_size, true) left for them. Once, by the
+  // creating writer, before the entry is published.
+  void construct_metrics(aggregator* totals) noexcept {
+    ::new (static_cast<void*>(reinterpret_cast<char*>(this) + metrics_offset(id_size))) stream_metrics(totals);
+    has_metrics = true;
+  }
+  // The stream's metrics, or null when they were not constructed.
+  stream_metrics* metrics() noexcept {
+    return has_metrics ? std::launder(reinterpret_cast<stream_metrics*>(reinterpret_cast<char*>(this) +
+                                                                        metrics_offset(id_size)))
+                       : nullptr;
   }
 
   char* id_bytes() noexcept { return reinterpret_cast<char*>(this + 1); }
@@ -91,6 +125,7 @@ struct managed_stream {
   // The index holds one reference until the entry is reclaimed; each stream_ref holds one.
   std::atomic<std::uint32_t> refs{1};
   const std::uint16_t id_size;
+  bool has_metrics = false;        // set once, before the entry is published; sits in padding (no bytes)
   std::uint64_t handle = 0;        // set once, before the entry is published
   const std::int64_t created_ns;  // steady_clock nanoseconds
   // What the manager last saw of the stream's activity; guarded by the shard's writer mutex while the entry
@@ -187,6 +222,11 @@ class stream_ref {
   // The id and handle the stream was created with (empty / 0 for an empty ref).
   std::string_view id() const noexcept { return entry_ != nullptr ? entry_->id() : std::string_view{}; }
   stream_handle handle() const noexcept { return {entry_ != nullptr ? entry_->handle : 0}; }
+  // The stream's metrics when its manager tracks them (manager_options::track_metrics); null otherwise or
+  // for an empty ref. Never blocks. The pointer is valid while a stream_ref holds the stream. The stream's
+  // consumer feeds it (observe(e) for each event it takes, finish() after the last); its snapshot() may be
+  // read from any thread.
+  stream_metrics* metrics() const noexcept { return entry_ != nullptr ? entry_->metrics() : nullptr; }
   // References held now, the index's own included while the stream is managed (a snapshot).
   std::uint32_t use_count() const noexcept {
     return entry_ != nullptr ? entry_->refs.load(std::memory_order_relaxed) : 0;
@@ -217,6 +257,10 @@ struct stream_info {
   std::uint64_t dropped = 0;
   bool closed = false;
   bool allocated = false;  // the ring and arena exist (after the first send)
+  // The stream's metrics (stream_metrics::snapshot(), taken by info() / list_info()) when the manager tracks
+  // them (manager_options::track_metrics); null otherwise. Shared and immutable: copying a stream_info does
+  // not copy the snapshot, and a manager without metrics pays one null pointer per stream_info.
+  std::shared_ptr<const stream_metrics_snapshot> metrics;
 };
 
 struct manager_options {
@@ -225,6 +269,15 @@ struct manager_options {
   // Index shards; rounded up to a power of two, 1 to 2^20. Writers to different shards never contend; a
   // writer copies one shard's table (about streams / shards entries). Each shard costs about 80 bytes.
   std::size_t shards = 4096;
+  // Give each stream the manager creates a rill::stream_metrics (stream_ref::metrics(); a snapshot in
+  // stream_info::metrics). It is built with the stream, in the same allocation (about 900 bytes more per
+  // stream, nothing on the data path); off, streams cost nothing extra. The stream's consumer feeds it.
+  bool track_metrics = false;
+  // With track_metrics: the aggregator each stream's metrics forward to (events by kind, streams started and
+  // ended, TTFT, tokens). A stream counts as started when create() publishes it, and as ended when its
+  // consumer calls finish() or when its last reference goes (for a removed stream, after reclamation's grace
+  // period). Must outlive the manager and every stream_ref to its streams. Null: no forwarding.
+  aggregator* metrics_totals = nullptr;
 };
 
 // Reclamation counters (writers only, relaxed): retired == reclaimed once every retired node was freed.
@@ -240,7 +293,8 @@ class stream_manager {
  public:
   static constexpr std::size_t kMaxIdBytes = 255;
 
-  // Throws std::invalid_argument for invalid default stream options or shard count, std::bad_alloc.
+  // Throws std::invalid_argument for invalid default stream options or shard count, or metrics_totals
+  // without track_metrics; std::bad_alloc.
   explicit stream_manager(const manager_options& options = {});
   // Closes every stream still managed and frees the index. Not thread-safe: no other call may be running
   // or start. stream_refs stay valid.
@@ -298,13 +352,18 @@ class stream_manager {
   // turn; reads every stream's counters.
   std::size_t cleanup_inactive(std::chrono::nanoseconds threshold);
   // The stream's description. ok, not_found or invalid. Locks one shard (it records what it observed).
+  // With track_metrics, `out.metrics` is a fresh snapshot of the stream's metrics (one allocation); the
+  // consumer may be observing at the same time (see rill/metrics.hpp on reading while the writer runs).
   status info(std::string_view id, stream_info& out) const;
-  // Every stream's description. Locks each shard in turn.
+  // Every stream's description, metrics snapshots included as in info(). Locks each shard in turn.
   std::vector<stream_info> list_info() const;
 
   // ---- configuration and reclamation ----
 
   const stream_options& default_options() const noexcept { return defaults_; }
+  // manager_options::track_metrics and ::metrics_totals as constructed.
+  bool tracks_metrics() const noexcept { return track_metrics_; }
+  aggregator* metrics_totals() const noexcept { return metrics_totals_; }
   std::size_t shard_count() const noexcept { return shard_mask_ + 1; }
   // Tries to advance the epoch and frees what is safe to free. Writers do this every few dozen
   // retirements on their own; call it after a burst of writes to give memory back sooner. Never blocks
@@ -342,6 +401,8 @@ class stream_manager {
   void close_removed(detail::shard_table* old, detail::managed_stream* const* removed, std::size_t count);
 
   stream_options defaults_;
+  bool track_metrics_ = false;
+  aggregator* metrics_totals_ = nullptr;
   std::size_t shard_mask_ = 0;
   std::unique_ptr<std::atomic<detail::shard_table*>[]> tables_;  // read by lookups
   std::unique_ptr<shard_writer[]> writers_;                      // writers only

@@ -4,7 +4,9 @@
 //
 // Model. Metrics are computed by *observing* the events a consumer handles: the consumer calls
 // stream_metrics::observe(e) for each event it takes from a stream. Nothing feeds a stream_metrics on its
-// own: the stream's send and receive paths never touch it. Times come from the events' own stamps
+// own: the stream's send and receive paths never touch it. A stream_manager built with
+// manager_options::track_metrics gives each of its streams one (stream_ref::metrics(); its snapshot appears in
+// stream_info::metrics); the stream's consumer still feeds it. Times come from the events' own stamps
 // (event::steady_time()), so they measure when the stream accepted each event, not when the consumer got
 // round to it. With the default coarse stamping (clock.hpp) a stamp has the kernel tick's resolution, 1 to
 // 4 ms: a TTFT or an inter-event gap is exact to that tick, and gaps shorter than a tick read as 0. Streams
@@ -187,7 +189,8 @@ struct stream_metrics_snapshot {
 // Metrics of one stream, fed by its consumer. observe() is single-writer (the consumer thread; an MPMC
 // stream with several consumers needs them to take turns); snapshot() may be called from any thread (see the
 // banner). Optionally forwards to an aggregator: the stream counts as started at construction and as ended at
-// finish() (or destruction). About 900 bytes, no heap memory of its own.
+// finish() (or destruction). About 900 bytes, no heap memory of its own. A stream_manager with
+// manager_options::track_metrics constructs one beside each stream it creates (stream_ref::metrics()).
 class stream_metrics {
  public:
   explicit stream_metrics(aggregator* totals = nullptr) noexcept;
