@@ -25,6 +25,9 @@ enum class [[nodiscard]] status : std::uint8_t {
   not_found,       // no stream with that id
   already_exists,  // a live stream already has that id
   empty,           // nothing to receive now (try_receive on an open, empty stream)
+  lagged,          // a multicast subscriber missed events that were overwritten (it continues after them)
+  detached,        // a multicast subscriber was cut off (slow_reader::detach) or is not attached
+  not_retained,    // a resume point older than the oldest event a multicast stream still retains
 };
 
 inline constexpr bool is_ok(status s) noexcept { return s == status::ok; }
@@ -42,6 +45,9 @@ constexpr std::string_view to_string(status s) noexcept {
     case status::not_found: return "not_found";
     case status::already_exists: return "already_exists";
     case status::empty: return "empty";
+    case status::lagged: return "lagged";
+    case status::detached: return "detached";
+    case status::not_retained: return "not_retained";
   }
   return "unknown";
 }

@@ -1,0 +1,463 @@
+#include "rill/multicast.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <new>
+#include <stdexcept>
+
+#include "rill/detail/assert.hpp"
+#include "rill/detail/wait_loop.hpp"
+
+// Memory-model tags [M1]-[M14] are explained in docs/memory_model.md ("Multicast").
+
+namespace rill {
+namespace {
+
+constexpr std::size_t kMaxCapacity = std::size_t{1} << 30;
+constexpr std::size_t kMinTextBytes = 256;
+constexpr std::size_t kMaxSubscribers = 4096;
+constexpr std::uint64_t kHasText = std::uint64_t{1} << 63;  // text_pos_ flag: the slot's event has ring text
+constexpr std::align_val_t kRingAlignment{detail::kFalseSharingRange};
+
+std::atomic<std::uint64_t>* allocate_words(std::size_t count, std::uint64_t initial) {
+  auto* words = static_cast<std::atomic<std::uint64_t>*>(
+      ::operator new(count * sizeof(std::atomic<std::uint64_t>), kRingAlignment));
+  for (std::size_t i = 0; i < count; ++i) ::new (&words[i]) std::atomic<std::uint64_t>(initial);
+  return words;
+}
+
+void free_words(std::atomic<std::uint64_t>* words) noexcept {
+  // std::atomic<std::uint64_t> is trivially destructible: only the storage goes back.
+  if (words != nullptr) ::operator delete(words, kRingAlignment);
+}
+
+}  // namespace
+
+struct alignas(detail::kFalseSharingRange) multicast_stream::entry {
+  // A hold subscriber's next sequence number; the producer never overwrites it. Written by the subscriber.
+  std::atomic<std::uint64_t> cursor{0};
+  std::atomic<std::uint8_t> state{kEntryFree};
+};
+
+std::string_view to_string(slow_reader policy) noexcept {
+  switch (policy) {
+    case slow_reader::hold: return "hold";
+    case slow_reader::skip: return "skip";
+    case slow_reader::detach: return "detach";
+  }
+  return "unknown";
+}
+
+std::string_view to_string(start_at start) noexcept {
+  switch (start) {
+    case start_at::newest: return "newest";
+    case start_at::oldest: return "oldest";
+  }
+  return "unknown";
+}
+
+// =====================================================================================================
+// Construction
+
+multicast_stream::multicast_stream(const multicast_options& options)
+    : mask_(0), text_bytes_(0), max_subscribers_(0), spin_iterations_(options.spin_iterations),
+      policy_(options.policy), stamping_(options.stamping) {
+  if (options.capacity < 1 || options.capacity > kMaxCapacity) {
+    throw std::invalid_argument("rill::multicast_stream: capacity must be 1 to 2^30");
+  }
+  if (options.max_subscribers < 1 || options.max_subscribers > kMaxSubscribers) {
+    throw std::invalid_argument("rill::multicast_stream: max_subscribers must be 1 to 4096");
+  }
+  if (options.policy != backpressure::block && options.policy != backpressure::drop) {
+    throw std::invalid_argument("rill::multicast_stream: policy must be block or drop");
+  }
+  if (options.stamping != clock_kind::none && options.stamping != clock_kind::coarse &&
+      options.stamping != clock_kind::tsc && options.stamping != clock_kind::steady) {
+    throw std::invalid_argument("rill::multicast_stream: unknown stamping clock");
+  }
+  if (options.text_bytes > kMaxCapacity) throw std::invalid_argument("rill::multicast_stream: text_bytes over 2^30");
+  const std::size_t slots = detail::round_up_pow2(options.capacity + 1);
+  mask_ = slots - 1;
+  text_bytes_ = options.text_bytes == 0 ? 0 : detail::round_up_pow2(std::max(options.text_bytes, kMinTextBytes));
+  max_subscribers_ = static_cast<std::uint32_t>(options.max_subscribers);
+
+  // Allocation order: anything that throws after the first allocation frees what came before.
+  std::unique_ptr<entry[]> entries(new entry[max_subscribers_]);
+  text_pos_ = std::make_unique<std::uint64_t[]>(slots);
+  if (text_bytes_ != 0) staging_ = std::make_unique<std::uint64_t[]>(text_bytes_ / sizeof(std::uint64_t));
+  slots_ = allocate_words(slots * kWords, kSlotNever);
+  try {
+    if (text_bytes_ != 0) text_ = allocate_words(text_bytes_ / sizeof(std::uint64_t), 0);
+  } catch (...) {
+    free_words(slots_);
+    throw;
+  }
+  entries_ = entries.release();
+}
+
+multicast_stream::~multicast_stream() {
+  free_words(slots_);
+  free_words(text_);
+  delete[] entries_;
+}
+
+// =====================================================================================================
+// Producer
+
+status multicast_stream::check_sendable(const event& e) const noexcept {
+  const status s = e.validate();
+  if (s != status::ok) return s;
+  if (e.text_is_in_arena()) return status::invalid;  // arena text belongs to some stream's arena
+  if (e.text_is_external() && e.text_size() > text_bytes_) return status::too_large;
+  return status::ok;
+}
+
+status multicast_stream::try_send(const event& e) noexcept {
+  // [M9'] relaxed: a hint like stream's [C5]; a send racing close() may still publish.
+  if (closed_.load(std::memory_order_relaxed)) [[unlikely]] return status::closed;
+  const status valid = check_sendable(e);
+  if (valid != status::ok) [[unlikely]] return valid;
+  const status s = try_publish(e);
+  if (s == status::full && policy_ == backpressure::drop) {
+    dropped_.store(dropped_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);  // single writer
+  }
+  return s;
+}
+
+status multicast_stream::send_until(const event& e, time_point deadline) noexcept {
+  if (policy_ != backpressure::block) return try_send(e);
+  return detail::wait_loop(
+      producer_wait_, status::full, [&]() noexcept { return try_send(e); }, deadline, nullptr, spin_iterations_,
+      [this]() noexcept {
+        send_waits_.store(send_waits_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+      });
+}
+
+status multicast_stream::send(const event& e, std::stop_token token) noexcept {
+  if (policy_ != backpressure::block) return try_send(e);
+  if (!token.stop_possible()) return send(e);
+  std::stop_callback wake(token, [this]() noexcept { producer_wait_.wake_all(); });
+  return detail::wait_loop(
+      producer_wait_, status::full, [&]() noexcept { return try_send(e); }, time_point::max(), &token,
+      spin_iterations_, [this]() noexcept {
+        send_waits_.store(send_waits_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+      });
+}
+
+// May the producer write sequence `seq` (and text up to `text_end`) without overwriting anything a hold
+// subscriber has not read, judging by the gate of the last scan?
+bool multicast_stream::gate_allows(std::uint64_t seq, std::uint64_t text_end, bool has_text) const noexcept {
+  if (seq - gate_ > mask_) return false;  // writing seq overwrites seq - slots, which a holder still needs
+  if (!has_text || gate_ == seq) return true;
+  // Every text of events >= gate_ lies at or after the gate's recorded position.
+  const std::uint64_t floor = text_pos_[gate_ & mask_] & ~kHasText;
+  return text_end <= floor + text_bytes_;
+}
+
+void multicast_stream::refresh_gate(std::uint64_t seq) noexcept {
+  // [M12] seq_cst fence: with [M13] in attach(), either this scan sees a new holder or the holder sees
+  // every sequence number published before the scan (store; fence; load on both sides).
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  std::uint64_t gate = seq;
+  for (std::uint32_t i = 0; i < max_subscribers_; ++i) {
+    // [M11] acquire: pairs with [M13]/[M10]; the holder's cursor, and the reads before it, are visible.
+    if (entries_[i].state.load(std::memory_order_acquire) != kEntryHolding) continue;
+    gate = std::min(gate, entries_[i].cursor.load(std::memory_order_acquire));  // [M11]
+  }
+  gate_ = gate;
+}
+
+// Text positions below `reclaimed` are about to be overwritten: every event whose text starts there is no
+// longer retained. Events are scanned once each (text_scan_ only moves forward).
+void multicast_stream::retire_text(std::uint64_t seq, std::uint64_t reclaimed) noexcept {
+  std::uint64_t x = std::max(text_scan_, seq > mask_ ? seq - mask_ : 0);  // older slots are gone anyway
+  std::uint64_t from = text_from_;
+  for (; x < seq; ++x) {
+    const std::uint64_t pos = text_pos_[x & mask_];
+    if ((pos & kHasText) == 0) continue;
+    if ((pos & ~kHasText) >= reclaimed) break;  // later texts lie later still
+    from = x + 1;
+  }
+  text_scan_ = x;
+  if (from > text_from_) {
+    text_from_ = from;
+    // Relaxed, ordered before the overwrite by the release fence [M2]; subscribers re-check it after [M6].
+    text_retained_from_.store(from, std::memory_order_relaxed);
+  }
+}
+
+status multicast_stream::try_publish(const event& e) noexcept {
+  const std::uint64_t seq = next_;
+  const bool has_text = !e.text_is_inline();
+  const std::size_t text_size = has_text ? e.text_size() : 0;
+  std::uint64_t text_start = text_head_;
+  std::uint64_t text_end = text_head_;
+  if (has_text) {
+    const std::uint64_t bytes = detail::align_up(text_size, sizeof(std::uint64_t));
+    const std::uint64_t offset = text_start & (text_bytes_ - 1);
+    if (offset + bytes > text_bytes_) text_start += text_bytes_ - offset;  // records never wrap: skip the tail
+    text_end = text_start + bytes;
+  }
+  if (!gate_allows(seq, text_end, has_text)) {
+    refresh_gate(seq);
+    if (!gate_allows(seq, text_end, has_text)) return status::full;
+  }
+  if (has_text && text_end > text_bytes_) retire_text(seq, text_end - text_bytes_);
+
+  std::atomic<std::uint64_t>* const words = slot_words(seq);
+  // [M1] relaxed + [M2] release fence: a subscriber whose copy saw any byte written below also sees this
+  // marker (or a later value) when it re-checks the version after [M6], and discards the copy.
+  words[kSeqWord].store(kSlotWriting, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);  // [M2]
+
+  event ev = e;
+  if (stamping_ != clock_kind::none) ev.set_timestamp(stamping_, clock::now(stamping_));
+  ev.set_seq(seq);
+  if (has_text) {
+    const std::size_t text_words = (text_size + sizeof(std::uint64_t) - 1) / sizeof(std::uint64_t);
+    staging_[text_words - 1] = 0;  // the padding bytes of the last word are defined
+    char* const staging = reinterpret_cast<char*>(staging_.get());
+    if (ev.text_is_external()) ev.move_text_to_arena(staging);
+    std::atomic<std::uint64_t>* const dest = text_ + (text_start & (text_bytes_ - 1)) / sizeof(std::uint64_t);
+    for (std::size_t i = 0; i < text_words; ++i) dest[i].store(staging_[i], std::memory_order_relaxed);  // [M2]
+    ev.set_arena_block(reinterpret_cast<const char*>(dest), static_cast<std::uint32_t>(text_size));
+  }
+  std::uint64_t image[kWords];
+  std::memcpy(image, &ev, sizeof image);
+  for (std::size_t i = 0; i < kWords; ++i) {
+    if (i != kSeqWord) words[i].store(image[i], std::memory_order_relaxed);  // [M2]
+  }
+  // [M3] release: the slot's words and its text are visible to a subscriber that reads this version.
+  words[kSeqWord].store(seq, std::memory_order_release);
+
+  text_pos_[seq & mask_] = has_text ? (text_start | kHasText) : text_head_;
+  if (has_text) text_head_ = text_end;
+  next_ = seq + 1;
+  // [M4] release: pairs with the subscribers' acquire loads; tells "not yet published" from "overwritten".
+  published_.store(seq + 1, std::memory_order_release);
+  subscribers_wait_.notify_after_publish();
+  return status::ok;
+}
+
+// =====================================================================================================
+// Subscribing
+
+status multicast_stream::subscribe(subscription& out, const subscribe_options& options) {
+  const std::uint64_t start = options.start == start_at::newest ? next_seq() : oldest_retained();
+  return attach(out, options, start, options.start == start_at::oldest);
+}
+
+status multicast_stream::resume(subscription& out, std::uint64_t last_seen, const subscribe_options& options,
+                                std::uint64_t* oldest) {
+  const std::uint64_t want = last_seen + 1;
+  if (want == 0 || want > next_seq()) return status::invalid;
+  const std::uint64_t first = oldest_retained();
+  if (want < first) {
+    if (oldest != nullptr) *oldest = first;
+    return status::not_retained;
+  }
+  return attach(out, options, want, true);
+}
+
+status multicast_stream::attach(subscription& out, const subscribe_options& options, std::uint64_t start,
+                                bool exact_start) {
+  out.detach();
+  std::unique_ptr<std::uint64_t[]> text;
+  if (text_bytes_ != 0) text = std::make_unique<std::uint64_t[]>(text_bytes_ / sizeof(std::uint64_t));
+  std::uint32_t index = 0;
+  for (; index < max_subscribers_; ++index) {
+    std::uint8_t expected = kEntryFree;
+    // acq_rel: claims the entry exclusively; pairs with the release in release_entry() [M14].
+    if (entries_[index].state.compare_exchange_strong(expected, kEntryReading, std::memory_order_acq_rel,
+                                                      std::memory_order_relaxed)) {
+      break;
+    }
+  }
+  if (index == max_subscribers_) return status::full;
+  entry& slot = entries_[index];
+  slot.cursor.store(start, std::memory_order_relaxed);  // published by the state store below
+  if (options.policy == slow_reader::hold) {
+    slot.state.store(kEntryHolding, std::memory_order_seq_cst);  // [M13] release part pairs with [M11]
+  }
+  // [M13] seq_cst fence: see [M12]. After it, a producer scan either counts this holder or ran before the
+  // load below, so nothing at or after `published` can be overwritten before this holder reads it.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  const std::uint64_t published = published_.load(std::memory_order_acquire);  // [M4]
+  if (!exact_start) {
+    start = std::max(start, published);
+    // [M10] release: see the subscriber's cursor store in try_receive.
+    slot.cursor.store(start, std::memory_order_release);
+  }
+  attached_.fetch_add(1, std::memory_order_relaxed);  // statistics only
+
+  out.stream_ = this;
+  out.entry_ = index;
+  out.policy_ = options.policy;
+  out.was_detached_ = false;
+  out.cursor_ = start;
+  out.missed_last_ = 0;
+  out.missed_total_ = 0;
+  out.received_ = 0;
+  out.text_ = std::move(text);
+  return status::ok;
+}
+
+void multicast_stream::release_entry(std::uint32_t index) noexcept {
+  // [M14] release: the next owner's claim (acq_rel CAS) sees this subscriber done with the entry.
+  entries_[index].state.store(kEntryFree, std::memory_order_release);
+  attached_.fetch_sub(1, std::memory_order_relaxed);  // statistics only
+  producer_wait_.notify_after_publish();  // a producer waiting for this holder re-scans
+}
+
+// =====================================================================================================
+// Either side
+
+void multicast_stream::close() noexcept {
+  // [M8] seq_cst: ordered before the wake-ups; a waiter that parks after it re-checks and sees it.
+  closed_.store(true, std::memory_order_seq_cst);
+  subscribers_wait_.wake_all();
+  producer_wait_.wake_all();
+}
+
+std::uint64_t multicast_stream::oldest_retained() const noexcept {
+  const std::uint64_t published = published_.load(std::memory_order_acquire);  // [M4]
+  const std::uint64_t by_slots = published > mask_ ? published - mask_ : 0;
+  return std::max(by_slots, text_retained_from_.load(std::memory_order_acquire));  // [M7] statistics-grade
+}
+
+multicast_counters multicast_stream::counters() const noexcept {
+  multicast_counters c;
+  c.sent = published_.load(std::memory_order_acquire);  // [M4]
+  c.dropped = dropped_.load(std::memory_order_relaxed);
+  c.send_waits = send_waits_.load(std::memory_order_relaxed);
+  c.oldest_retained = oldest_retained();
+  c.subscribers = attached_.load(std::memory_order_relaxed);
+  c.detached = detached_.load(std::memory_order_relaxed);
+  return c;
+}
+
+// =====================================================================================================
+// Subscription
+
+void subscription::take(subscription& other) noexcept {
+  stream_ = std::exchange(other.stream_, nullptr);
+  entry_ = other.entry_;
+  policy_ = other.policy_;
+  was_detached_ = other.was_detached_;
+  cursor_ = other.cursor_;
+  missed_last_ = other.missed_last_;
+  missed_total_ = other.missed_total_;
+  received_ = other.received_;
+  text_ = std::move(other.text_);
+}
+
+void subscription::detach() noexcept {
+  if (stream_ == nullptr) return;
+  stream_->release_entry(entry_);
+  stream_ = nullptr;
+}
+
+std::uint64_t subscription::lag() const noexcept {
+  if (stream_ == nullptr) return 0;
+  const std::uint64_t published = stream_->published_.load(std::memory_order_acquire);  // [M4]
+  return published > cursor_ ? published - cursor_ : 0;
+}
+
+status subscription::try_receive(event& out) noexcept {
+  using ms = multicast_stream;
+  if (stream_ == nullptr) return status::detached;
+  ms& s = *stream_;
+  const std::uint64_t c = cursor_;
+  std::atomic<std::uint64_t>* const words = s.slot_words(c);
+  // [M5] acquire: pairs with [M3]; the slot's words and text of version c are visible.
+  std::uint64_t version = words[ms::kSeqWord].load(std::memory_order_acquire);
+  if (version != c) {
+    // Not published yet, or overwritten: published_ tells which ([M4] is stored after [M3]).
+    if (c >= s.published_.load(std::memory_order_acquire)) {  // [M4]
+      if (!s.closed_.load(std::memory_order_acquire)) return status::empty;  // [M9] pairs with [M8]
+      if (c >= s.published_.load(std::memory_order_acquire)) return status::closed;  // [M4]
+    }
+    // Published: this load sees version c or a later one (the acquire above ordered it after [M3]).
+    version = words[ms::kSeqWord].load(std::memory_order_acquire);  // [M5]
+    if (version != c) return lost(c);
+  }
+  std::uint64_t image[ms::kWords];
+  for (std::size_t i = 0; i < ms::kWords; ++i) image[i] = words[i].load(std::memory_order_relaxed);  // [M6]
+  image[ms::kSeqWord] = c;
+  event copy;
+  std::memcpy(&copy, image, sizeof copy);
+  std::size_t text_size = 0;
+  if (copy.text_is_in_arena()) {
+    // The copy may be torn; bound the text copy before trusting it, validate after.
+    const std::string_view block = copy.text_block();
+    const auto* base = reinterpret_cast<const char*>(s.text_);
+    const std::uintptr_t offset = reinterpret_cast<std::uintptr_t>(block.data()) - reinterpret_cast<std::uintptr_t>(base);
+    if (s.text_ == nullptr || offset % sizeof(std::uint64_t) != 0 || offset > s.text_bytes_ ||
+        block.size() > s.text_bytes_ - offset) {
+      return lost(c);  // only a torn copy gets here: the version re-check below would fail
+    }
+    text_size = block.size();
+    const std::size_t n = (text_size + sizeof(std::uint64_t) - 1) / sizeof(std::uint64_t);
+    const std::atomic<std::uint64_t>* src = s.text_ + offset / sizeof(std::uint64_t);
+    for (std::size_t i = 0; i < n; ++i) text_[i] = src[i].load(std::memory_order_relaxed);  // [M6]
+  }
+  // [M6] acquire fence: if any load above saw a byte of a newer write, the re-checks below see that
+  // write's marker [M1] or its retirement of this event's text (both ordered before it by [M2]).
+  std::atomic_thread_fence(std::memory_order_acquire);
+  if (words[ms::kSeqWord].load(std::memory_order_relaxed) != c) return lost(c);
+  if (text_size != 0 && c < s.text_retained_from_.load(std::memory_order_relaxed)) return lost(c);  // [M7]
+  if (text_size != 0) copy.set_arena_block(reinterpret_cast<const char*>(text_.get()), static_cast<std::uint32_t>(text_size));
+  out = copy;
+  cursor_ = c + 1;
+  ++received_;
+  if (policy_ == slow_reader::hold) {
+    // [M10] release: our reads of version c happen before the producer (acquire [M11]) overwrites it.
+    s.entries_[entry_].cursor.store(c + 1, std::memory_order_release);
+    s.producer_wait_.notify_after_publish();
+  }
+  return status::ok;
+}
+
+// Event `c` was overwritten before this subscriber read it.
+status subscription::lost(std::uint64_t c) noexcept {
+  multicast_stream& s = *stream_;
+  if (policy_ == slow_reader::detach) {
+    s.detached_.fetch_add(1, std::memory_order_relaxed);  // statistics only
+    detach();
+    was_detached_ = true;
+    return status::detached;
+  }
+  // Everything before the oldest retained event is gone; at least event c is.
+  const std::uint64_t next = std::max(c + 1, s.oldest_retained());
+  missed_last_ = next - c;
+  missed_total_ += missed_last_;
+  cursor_ = next;
+  if (policy_ == slow_reader::hold) {
+    s.entries_[entry_].cursor.store(next, std::memory_order_release);  // [M10]
+    s.producer_wait_.notify_after_publish();
+  }
+  return status::lagged;
+}
+
+status subscription::receive(event& out) noexcept {
+  return receive_until(out, std::chrono::steady_clock::time_point::max());
+}
+
+status subscription::receive_until(event& out, std::chrono::steady_clock::time_point deadline) noexcept {
+  if (stream_ == nullptr) return status::detached;
+  return detail::wait_loop(
+      stream_->subscribers_wait_, status::empty, [&]() noexcept { return try_receive(out); }, deadline, nullptr,
+      stream_->spin_iterations_, []() noexcept {});
+}
+
+status subscription::receive(event& out, std::stop_token token) noexcept {
+  if (stream_ == nullptr) return status::detached;
+  if (!token.stop_possible()) return receive(out);
+  multicast_stream* const s = stream_;
+  std::stop_callback wake(token, [s]() noexcept { s->subscribers_wait_.wake_all(); });
+  return detail::wait_loop(
+      s->subscribers_wait_, status::empty, [&]() noexcept { return try_receive(out); },
+      std::chrono::steady_clock::time_point::max(), &token, s->spin_iterations_, []() noexcept {});
+}
+
+}  // namespace rill

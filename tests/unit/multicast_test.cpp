@@ -1,0 +1,396 @@
+// Contracts of rill::multicast_stream: per-subscriber cursors, slow-reader policies, retention and resume.
+#include "rill/multicast.hpp"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using rill::event;
+using rill::multicast_options;
+using rill::multicast_stream;
+using rill::slow_reader;
+using rill::start_at;
+using rill::status;
+using rill::subscribe_options;
+using rill::subscription;
+
+multicast_options small(std::size_t capacity, std::size_t text_bytes = 4096) {
+  multicast_options o;
+  o.capacity = capacity;
+  o.text_bytes = text_bytes;
+  o.stamping = rill::clock_kind::none;
+  o.spin_iterations = 16;
+  return o;
+}
+
+// A text long enough to live outside the event, unique per n.
+std::string long_text(std::uint64_t n, std::size_t size = 100) {
+  std::string s = "event-";
+  s += std::to_string(n);
+  s += '-';
+  while (s.size() < size) s += static_cast<char>('a' + (s.size() + n) % 26);
+  return s;
+}
+
+std::string short_text(std::uint64_t n) {
+  std::string s = "t";  // (appending, not "t" + to_string(n): g++ 12 -Wrestrict false positive)
+  s += std::to_string(n);
+  return s;
+}
+
+TEST(MulticastStream, SequenceNumberIsTheSecondWordOfAnEvent) {
+  // The ring uses an event's sequence number as its slot version (kSeqWord == 1).
+  event e = event::keep_alive();
+  e.set_seq(0x0123456789abcdefull);
+  std::uint64_t words[8];
+  std::memcpy(words, &e, sizeof words);
+  EXPECT_EQ(words[1], 0x0123456789abcdefull);
+}
+
+TEST(MulticastStream, RejectsBadOptions) {
+  multicast_options o;
+  o.capacity = 0;
+  EXPECT_THROW(multicast_stream{o}, std::invalid_argument);
+  o = {};
+  o.policy = rill::backpressure::drop_oldest;
+  EXPECT_THROW(multicast_stream{o}, std::invalid_argument);
+  o = {};
+  o.max_subscribers = 0;
+  EXPECT_THROW(multicast_stream{o}, std::invalid_argument);
+}
+
+TEST(MulticastStream, CapacityRoundsUpAndRetainsAtLeastWhatWasAsked) {
+  multicast_stream s(small(5));
+  EXPECT_EQ(s.capacity(), 7u);  // 8 slots, one always in rewrite
+  multicast_stream t(small(8));
+  EXPECT_EQ(t.capacity(), 15u);
+}
+
+TEST(MulticastStream, EverySubscriberSeesEveryEventInOrder) {
+  multicast_stream s(small(64));
+  std::vector<subscription> subs(3);
+  for (auto& sub : subs) ASSERT_EQ(s.subscribe(sub, {slow_reader::hold, start_at::newest}), status::ok);
+  EXPECT_EQ(s.counters().subscribers, 3u);
+  for (int i = 0; i < 40; ++i) {
+    const std::string text = i % 3 == 0 ? long_text(i) : short_text(i);
+    ASSERT_EQ(s.try_send(event::text_delta(0, text)), status::ok);
+  }
+  for (auto& sub : subs) {
+    event e;
+    for (std::uint64_t i = 0; i < 40; ++i) {
+      ASSERT_EQ(sub.try_receive(e), status::ok);
+      EXPECT_EQ(e.seq(), i);
+      EXPECT_EQ(e.text(), i % 3 == 0 ? long_text(i) : short_text(i));
+    }
+    EXPECT_EQ(sub.try_receive(e), status::empty);
+    EXPECT_EQ(sub.received(), 40u);
+    EXPECT_EQ(sub.missed_total(), 0u);
+  }
+}
+
+TEST(MulticastStream, NewestStartsAfterWhatWasSentOldestAtTheOldestRetained) {
+  multicast_stream s(small(8));  // 15 retained
+  for (int i = 0; i < 20; ++i) ASSERT_EQ(s.try_send(event::text_delta(0, "x")), status::ok);
+  EXPECT_EQ(s.oldest_retained(), 5u);
+  subscription newest, oldest;
+  ASSERT_EQ(s.subscribe(newest), status::ok);
+  ASSERT_EQ(s.subscribe(oldest, {slow_reader::skip, start_at::oldest}), status::ok);
+  EXPECT_EQ(newest.next_seq(), 20u);
+  EXPECT_EQ(oldest.next_seq(), 5u);
+  event e;
+  EXPECT_EQ(newest.try_receive(e), status::empty);
+  for (std::uint64_t i = 5; i < 20; ++i) {
+    ASSERT_EQ(oldest.try_receive(e), status::ok);
+    EXPECT_EQ(e.seq(), i);
+  }
+  EXPECT_EQ(oldest.try_receive(e), status::empty);
+  ASSERT_EQ(s.try_send(event::text_delta(0, "y")), status::ok);
+  ASSERT_EQ(newest.try_receive(e), status::ok);
+  EXPECT_EQ(e.seq(), 20u);
+  EXPECT_EQ(e.text(), "y");
+}
+
+TEST(MulticastStream, HoldSubscriberStopsTheProducerAndLosesNothing) {
+  multicast_stream s(small(4));  // 8 slots: the producer may be 8 events ahead of a holder
+  subscription holder;
+  ASSERT_EQ(s.subscribe(holder, {slow_reader::hold, start_at::newest}), status::ok);
+  for (int i = 0; i < 8; ++i) ASSERT_EQ(s.try_send(event::text_delta(0, "a")), status::ok);
+  EXPECT_EQ(s.try_send(event::text_delta(0, "b")), status::full);
+  EXPECT_EQ(s.counters().dropped, 0u);  // block policy: full is not a drop
+  EXPECT_EQ(s.send_for(event::text_delta(0, "b"), std::chrono::milliseconds(5)), status::timeout);
+  event e;
+  ASSERT_EQ(holder.try_receive(e), status::ok);
+  EXPECT_EQ(s.try_send(event::text_delta(0, "c")), status::ok);
+  std::uint64_t expected = 1;
+  while (holder.try_receive(e) == status::ok) EXPECT_EQ(e.seq(), expected++);
+  EXPECT_EQ(expected, 9u);
+  EXPECT_EQ(holder.missed_total(), 0u);
+}
+
+TEST(MulticastStream, DropPolicyCountsEventsRefusedForAHolder) {
+  multicast_options o = small(2);  // 4 slots
+  o.policy = rill::backpressure::drop;
+  multicast_stream s(o);
+  subscription holder;
+  ASSERT_EQ(s.subscribe(holder, {slow_reader::hold, start_at::newest}), status::ok);
+  int ok = 0;
+  for (int i = 0; i < 10; ++i) ok += s.send(event::text_delta(0, "a")) == status::ok;
+  EXPECT_EQ(ok, 4);
+  EXPECT_EQ(s.counters().dropped, 6u);
+  EXPECT_EQ(s.counters().sent, 4u);
+}
+
+TEST(MulticastStream, HoldSubscriberBlocksAWaitingProducerUntilItReads) {
+  multicast_stream s(small(2));
+  subscription holder;
+  ASSERT_EQ(s.subscribe(holder, {slow_reader::hold, start_at::newest}), status::ok);
+  std::thread producer([&] {
+    for (int i = 0; i < 100; ++i) ASSERT_EQ(s.send(event::text_delta(0, long_text(i, 60))), status::ok);
+    s.close();
+  });
+  event e;
+  std::uint64_t expected = 0;
+  status st;
+  while ((st = holder.receive(e)) == status::ok) {
+    ASSERT_EQ(e.seq(), expected);
+    ASSERT_EQ(e.text(), long_text(expected, 60));
+    ++expected;
+  }
+  producer.join();
+  EXPECT_EQ(st, status::closed);
+  EXPECT_EQ(expected, 100u);
+  EXPECT_GT(s.counters().send_waits, 0u);
+}
+
+TEST(MulticastStream, SkipSubscriberGetsExactLaggedCounts) {
+  multicast_stream s(small(8));  // 15 retained
+  subscription slow;
+  ASSERT_EQ(s.subscribe(slow, {slow_reader::skip, start_at::newest}), status::ok);
+  event e;
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(s.try_send(event::text_delta(0, "a")), status::ok);
+  ASSERT_EQ(slow.try_receive(e), status::ok);  // seq 0
+  for (int i = 0; i < 40; ++i) ASSERT_EQ(s.try_send(event::text_delta(0, "b")), status::ok);
+  // 43 published, 15 retained (28..42): the subscriber at 1 missed 1..27.
+  ASSERT_EQ(slow.try_receive(e), status::lagged);
+  EXPECT_EQ(slow.missed_last(), 27u);
+  EXPECT_EQ(slow.next_seq(), 28u);
+  for (std::uint64_t i = 28; i < 43; ++i) {
+    ASSERT_EQ(slow.try_receive(e), status::ok);
+    EXPECT_EQ(e.seq(), i);
+  }
+  EXPECT_EQ(slow.try_receive(e), status::empty);
+  EXPECT_EQ(slow.received() + slow.missed_total(), 43u);
+}
+
+TEST(MulticastStream, DetachSubscriberIsCutOffAndStopsCounting) {
+  multicast_stream s(small(4));
+  subscription slow;
+  ASSERT_EQ(s.subscribe(slow, {slow_reader::detach, start_at::newest}), status::ok);
+  for (int i = 0; i < 20; ++i) ASSERT_EQ(s.try_send(event::text_delta(0, "a")), status::ok);
+  event e;
+  EXPECT_EQ(slow.try_receive(e), status::detached);
+  EXPECT_FALSE(slow.attached());
+  EXPECT_EQ(slow.try_receive(e), status::detached);
+  EXPECT_EQ(s.counters().detached, 1u);
+  EXPECT_EQ(s.counters().subscribers, 0u);
+}
+
+TEST(MulticastStream, SkipSubscribersNeverHoldTheProducer) {
+  multicast_stream s(small(4));
+  subscription a, b;
+  ASSERT_EQ(s.subscribe(a, {slow_reader::skip, start_at::newest}), status::ok);
+  ASSERT_EQ(s.subscribe(b, {slow_reader::detach, start_at::newest}), status::ok);
+  for (int i = 0; i < 1000; ++i) ASSERT_EQ(s.try_send(event::text_delta(0, long_text(i))), status::ok);
+  event e;
+  ASSERT_EQ(a.try_receive(e), status::lagged);
+  EXPECT_EQ(a.missed_last(), 1000u - 7u);
+}
+
+TEST(MulticastStream, OverwrittenTextCountsAsMissed) {
+  // 256 text bytes hold two 100-byte texts (104 bytes each with padding); the ring holds 15 events.
+  multicast_stream s(small(8, 256));
+  subscription sub;
+  ASSERT_EQ(s.subscribe(sub, {slow_reader::skip, start_at::newest}), status::ok);
+  for (std::uint64_t i = 0; i < 6; ++i) ASSERT_EQ(s.try_send(event::text_delta(0, long_text(i))), status::ok);
+  EXPECT_EQ(s.oldest_retained(), 4u);
+  event e;
+  ASSERT_EQ(sub.try_receive(e), status::lagged);
+  EXPECT_EQ(sub.missed_last(), 4u);
+  for (std::uint64_t i = 4; i < 6; ++i) {
+    ASSERT_EQ(sub.try_receive(e), status::ok);
+    EXPECT_EQ(e.text(), long_text(i));
+  }
+}
+
+TEST(MulticastStream, HoldSubscriberKeepsItsTextFromBeingOverwritten) {
+  multicast_stream s(small(8, 256));
+  subscription holder;
+  ASSERT_EQ(s.subscribe(holder, {slow_reader::hold, start_at::newest}), status::ok);
+  ASSERT_EQ(s.try_send(event::text_delta(0, long_text(0))), status::ok);
+  ASSERT_EQ(s.try_send(event::text_delta(0, long_text(1))), status::ok);
+  EXPECT_EQ(s.try_send(event::text_delta(0, long_text(2))), status::full);  // would overwrite event 0's text
+  ASSERT_EQ(s.try_send(event::text_delta(0, "short")), status::ok);        // inline text needs no room
+  event e;
+  ASSERT_EQ(holder.try_receive(e), status::ok);
+  EXPECT_EQ(e.text(), long_text(0));
+  ASSERT_EQ(s.try_send(event::text_delta(0, long_text(2))), status::ok);
+  ASSERT_EQ(holder.try_receive(e), status::ok);
+  EXPECT_EQ(e.text(), long_text(1));
+  ASSERT_EQ(holder.try_receive(e), status::ok);
+  EXPECT_EQ(e.text(), "short");
+  ASSERT_EQ(holder.try_receive(e), status::ok);
+  EXPECT_EQ(e.text(), long_text(2));
+}
+
+TEST(MulticastStream, ResumeAfterASequenceInsideRetention) {
+  multicast_stream s(small(16));  // 31 retained
+  for (std::uint64_t i = 0; i < 50; ++i) ASSERT_EQ(s.try_send(event::text_delta(0, long_text(i))), status::ok);
+  subscription sub;
+  ASSERT_EQ(s.resume(sub, 30), status::ok);
+  EXPECT_EQ(sub.next_seq(), 31u);
+  event e;
+  for (std::uint64_t i = 31; i < 50; ++i) {
+    ASSERT_EQ(sub.try_receive(e), status::ok);
+    EXPECT_EQ(e.seq(), i);
+    EXPECT_EQ(e.text(), long_text(i));
+  }
+  EXPECT_EQ(sub.try_receive(e), status::empty);
+  // Resuming after the newest event waits for the next one.
+  subscription tail;
+  ASSERT_EQ(s.resume(tail, 49), status::ok);
+  EXPECT_EQ(tail.try_receive(e), status::empty);
+}
+
+TEST(MulticastStream, ResumeOutsideRetentionSaysWhatIsOldest) {
+  multicast_stream s(small(16));
+  for (int i = 0; i < 50; ++i) ASSERT_EQ(s.try_send(event::text_delta(0, "x")), status::ok);
+  subscription sub;
+  std::uint64_t oldest = 0;
+  EXPECT_EQ(s.resume(sub, 10, {}, &oldest), status::not_retained);
+  EXPECT_EQ(oldest, 19u);
+  EXPECT_FALSE(sub.attached());
+  EXPECT_EQ(s.resume(sub, oldest - 1), status::ok);
+  EXPECT_EQ(s.resume(sub, 50), status::invalid);  // event 51 does not exist yet
+  EXPECT_EQ(s.resume(sub, ~std::uint64_t{0}), status::invalid);
+}
+
+TEST(MulticastStream, SubscriberTableIsBounded) {
+  multicast_options o = small(8);
+  o.max_subscribers = 2;
+  multicast_stream s(o);
+  subscription a, b, c;
+  ASSERT_EQ(s.subscribe(a), status::ok);
+  ASSERT_EQ(s.subscribe(b), status::ok);
+  EXPECT_EQ(s.subscribe(c), status::full);
+  a.detach();
+  EXPECT_EQ(s.subscribe(c), status::ok);
+  {
+    subscription moved = std::move(c);
+    EXPECT_FALSE(c.attached());
+    EXPECT_TRUE(moved.attached());
+  }  // destruction detaches
+  EXPECT_EQ(s.counters().subscribers, 1u);
+}
+
+TEST(MulticastStream, CloseEndsEachSubscriberAfterItsBacklog) {
+  multicast_stream s(small(8));
+  subscription a, b;
+  ASSERT_EQ(s.subscribe(a), status::ok);
+  ASSERT_EQ(s.subscribe(b), status::ok);
+  ASSERT_EQ(s.try_send(event::text_delta(0, "1")), status::ok);
+  ASSERT_EQ(s.try_send(event::text_delta(0, "2")), status::ok);
+  s.close();
+  EXPECT_EQ(s.try_send(event::text_delta(0, "3")), status::closed);
+  event e;
+  ASSERT_EQ(a.try_receive(e), status::ok);
+  ASSERT_EQ(a.try_receive(e), status::ok);
+  EXPECT_EQ(a.try_receive(e), status::closed);
+  ASSERT_EQ(b.receive(e), status::ok);
+  EXPECT_EQ(e.text(), "1");
+}
+
+TEST(MulticastStream, CloseAndStopTokenWakeBlockedSubscribers) {
+  multicast_stream s(small(8));
+  subscription a, b;
+  ASSERT_EQ(s.subscribe(a), status::ok);
+  ASSERT_EQ(s.subscribe(b), status::ok);
+  std::stop_source stop;
+  status ra = status::ok, rb = status::ok;
+  std::thread ta([&] {
+    event e;
+    ra = a.receive(e);
+  });
+  std::thread tb([&] {
+    event e;
+    rb = b.receive(e, stop.get_token());
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  stop.request_stop();
+  tb.join();
+  EXPECT_EQ(rb, status::cancelled);
+  s.close();
+  ta.join();
+  EXPECT_EQ(ra, status::closed);
+  event e;
+  EXPECT_EQ(a.receive_for(e, std::chrono::milliseconds(1)), status::closed);
+}
+
+TEST(MulticastStream, ReceiveTimesOut) {
+  multicast_stream s(small(8));
+  subscription a;
+  ASSERT_EQ(s.subscribe(a), status::ok);
+  event e;
+  EXPECT_EQ(a.receive_for(e, std::chrono::milliseconds(2)), status::timeout);
+}
+
+TEST(MulticastStream, BadInputIsRefusedWithNothingWritten) {
+  multicast_stream s(small(8, 256));
+  subscription a;
+  ASSERT_EQ(s.subscribe(a), status::ok);
+  EXPECT_EQ(s.try_send(event{}), status::invalid);
+  const std::string huge(300, 'z');
+  EXPECT_EQ(s.try_send(event::text_delta(0, huge)), status::too_large);
+  multicast_stream no_text(small(8, 0));
+  EXPECT_EQ(no_text.try_send(event::text_delta(0, long_text(1))), status::too_large);
+  EXPECT_EQ(no_text.try_send(event::text_delta(0, "fits inline")), status::ok);
+  EXPECT_EQ(s.counters().sent, 0u);
+  event e;
+  EXPECT_EQ(a.try_receive(e), status::empty);
+  subscription never;
+  EXPECT_EQ(never.try_receive(e), status::detached);
+}
+
+TEST(MulticastStream, TextFillingTheWholeRingIsDelivered) {
+  multicast_stream s(small(8, 256));
+  subscription a;
+  ASSERT_EQ(s.subscribe(a, {slow_reader::hold, start_at::newest}), status::ok);
+  event e;
+  for (std::uint64_t i = 0; i < 10; ++i) {
+    const std::string text = long_text(i, i % 2 == 0 ? 250 : 130);  // with "call-1": 256 or 136 bytes
+    ASSERT_EQ(s.try_send(event::tool_result("call-1", text)), status::ok) << i;
+    ASSERT_EQ(a.try_receive(e), status::ok);
+    EXPECT_EQ(e.call_id(), "call-1");
+    EXPECT_EQ(e.tool_content(), text);
+  }
+}
+
+TEST(MulticastStream, StampsEventsWithTheConfiguredClock) {
+  multicast_options o = small(8);
+  o.stamping = rill::clock_kind::coarse;
+  multicast_stream s(o);
+  subscription a;
+  ASSERT_EQ(s.subscribe(a), status::ok);
+  ASSERT_EQ(s.try_send(event::keep_alive()), status::ok);
+  event e;
+  ASSERT_EQ(a.try_receive(e), status::ok);
+  EXPECT_EQ(e.timestamp_clock(), rill::clock_kind::coarse);
+  EXPECT_NE(e.timestamp(), 0u);
+}
+
+}  // namespace
