@@ -8,7 +8,7 @@
 #include "rill/detail/assert.hpp"
 #include "rill/detail/wait_loop.hpp"
 
-// Memory-model tags [M1]-[M14] are explained in docs/memory_model.md ("Multicast").
+// Memory-model tags [F1]-[F14] are explained in docs/memory_model.md ("Multicast").
 
 namespace rill {
 namespace {
@@ -113,7 +113,7 @@ status multicast_stream::check_sendable(const event& e) const noexcept {
 }
 
 status multicast_stream::try_send(const event& e) noexcept {
-  // [M9'] relaxed: a hint like stream's [C5]; a send racing close() may still publish.
+  // [F9'] relaxed: a hint like stream's [C5]; a send racing close() may still publish.
   if (closed_.load(std::memory_order_relaxed)) [[unlikely]] return status::closed;
   const status valid = check_sendable(e);
   if (valid != status::ok) [[unlikely]] return valid;
@@ -155,14 +155,17 @@ bool multicast_stream::gate_allows(std::uint64_t seq, std::uint64_t text_end, bo
 }
 
 void multicast_stream::refresh_gate(std::uint64_t seq) noexcept {
-  // [M12] seq_cst fence: with [M13] in attach(), either this scan sees a new holder or the holder sees
-  // every sequence number published before the scan (store; fence; load on both sides).
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  // [F12] with [F13] in attach(), either this scan sees a new holder or the holder sees every sequence
+  // number published before the scan (store; barrier; load on both sides). The producer's half is the
+  // light barrier: attach() runs the heavy one (membarrier), as parking does (parking.hpp).
+  detail::light_barrier();
   std::uint64_t gate = seq;
-  for (std::uint32_t i = 0; i < max_subscribers_; ++i) {
-    // [M11] acquire: pairs with [M13]/[M10]; the holder's cursor, and the reads before it, are visible.
+  // [F15] acquire: pairs with the release in attach(); entries past the high-water mark were never used.
+  const std::uint32_t used = entries_used_.load(std::memory_order_acquire);
+  for (std::uint32_t i = 0; i < used; ++i) {
+    // [F11] acquire: pairs with [F13]/[F10]; the holder's cursor, and the reads before it, are visible.
     if (entries_[i].state.load(std::memory_order_acquire) != kEntryHolding) continue;
-    gate = std::min(gate, entries_[i].cursor.load(std::memory_order_acquire));  // [M11]
+    gate = std::min(gate, entries_[i].cursor.load(std::memory_order_acquire));  // [F11]
   }
   gate_ = gate;
 }
@@ -181,7 +184,7 @@ void multicast_stream::retire_text(std::uint64_t seq, std::uint64_t reclaimed) n
   text_scan_ = x;
   if (from > text_from_) {
     text_from_ = from;
-    // Relaxed, ordered before the overwrite by the release fence [M2]; subscribers re-check it after [M6].
+    // Relaxed, ordered before the overwrite by the release fence [F2]; subscribers re-check it after [F6].
     text_retained_from_.store(from, std::memory_order_relaxed);
   }
 }
@@ -205,10 +208,10 @@ status multicast_stream::try_publish(const event& e) noexcept {
   if (has_text && text_end > text_bytes_) retire_text(seq, text_end - text_bytes_);
 
   std::atomic<std::uint64_t>* const words = slot_words(seq);
-  // [M1] relaxed + [M2] release fence: a subscriber whose copy saw any byte written below also sees this
-  // marker (or a later value) when it re-checks the version after [M6], and discards the copy.
+  // [F1] relaxed + [F2] release fence: a subscriber whose copy saw any byte written below also sees this
+  // marker (or a later value) when it re-checks the version after [F6], and discards the copy.
   words[kSeqWord].store(kSlotWriting, std::memory_order_relaxed);
-  std::atomic_thread_fence(std::memory_order_release);  // [M2]
+  std::atomic_thread_fence(std::memory_order_release);  // [F2]
 
   event ev = e;
   if (stamping_ != clock_kind::none) ev.set_timestamp(stamping_, clock::now(stamping_));
@@ -219,21 +222,21 @@ status multicast_stream::try_publish(const event& e) noexcept {
     char* const staging = reinterpret_cast<char*>(staging_.get());
     if (ev.text_is_external()) ev.move_text_to_arena(staging);
     std::atomic<std::uint64_t>* const dest = text_ + (text_start & (text_bytes_ - 1)) / sizeof(std::uint64_t);
-    for (std::size_t i = 0; i < text_words; ++i) dest[i].store(staging_[i], std::memory_order_relaxed);  // [M2]
+    for (std::size_t i = 0; i < text_words; ++i) dest[i].store(staging_[i], std::memory_order_relaxed);  // [F2]
     ev.set_arena_block(reinterpret_cast<const char*>(dest), static_cast<std::uint32_t>(text_size));
   }
   std::uint64_t image[kWords];
   std::memcpy(image, &ev, sizeof image);
   for (std::size_t i = 0; i < kWords; ++i) {
-    if (i != kSeqWord) words[i].store(image[i], std::memory_order_relaxed);  // [M2]
+    if (i != kSeqWord) words[i].store(image[i], std::memory_order_relaxed);  // [F2]
   }
-  // [M3] release: the slot's words and its text are visible to a subscriber that reads this version.
+  // [F3] release: the slot's words and its text are visible to a subscriber that reads this version.
   words[kSeqWord].store(seq, std::memory_order_release);
 
   text_pos_[seq & mask_] = has_text ? (text_start | kHasText) : text_head_;
   if (has_text) text_head_ = text_end;
   next_ = seq + 1;
-  // [M4] release: pairs with the subscribers' acquire loads; tells "not yet published" from "overwritten".
+  // [F4] release: pairs with the subscribers' acquire loads; tells "not yet published" from "overwritten".
   published_.store(seq + 1, std::memory_order_release);
   subscribers_wait_.notify_after_publish();
   return status::ok;
@@ -267,25 +270,32 @@ status multicast_stream::attach(subscription& out, const subscribe_options& opti
   std::uint32_t index = 0;
   for (; index < max_subscribers_; ++index) {
     std::uint8_t expected = kEntryFree;
-    // acq_rel: claims the entry exclusively; pairs with the release in release_entry() [M14].
+    // acq_rel: claims the entry exclusively; pairs with the release in release_entry() [F14].
     if (entries_[index].state.compare_exchange_strong(expected, kEntryReading, std::memory_order_acq_rel,
                                                       std::memory_order_relaxed)) {
       break;
     }
   }
   if (index == max_subscribers_) return status::full;
+  // [F15] release: raises the producer's scan bound before this entry can hold anything.
+  std::uint32_t used = entries_used_.load(std::memory_order_relaxed);
+  while (used < index + 1 &&
+         !entries_used_.compare_exchange_weak(used, index + 1, std::memory_order_release, std::memory_order_relaxed)) {
+  }
   entry& slot = entries_[index];
   slot.cursor.store(start, std::memory_order_relaxed);  // published by the state store below
   if (options.policy == slow_reader::hold) {
-    slot.state.store(kEntryHolding, std::memory_order_seq_cst);  // [M13] release part pairs with [M11]
+    slot.state.store(kEntryHolding, std::memory_order_seq_cst);  // [F13] release part pairs with [F11]
   }
-  // [M13] seq_cst fence: see [M12]. After it, a producer scan either counts this holder or ran before the
-  // load below, so nothing at or after `published` can be overwritten before this holder reads it.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  const std::uint64_t published = published_.load(std::memory_order_acquire);  // [M4]
+  // [F13] heavy barrier: see [F12]. After it, a producer scan either counts this holder or ran before the
+  // load below, so nothing at or after `published` can be overwritten before this holder reads it. (If the
+  // barrier fails, which needs a failing membarrier after a successful registration, an event published
+  // during this call may still be overwritten: the holder then gets status::lagged with the exact count.)
+  (void)detail::heavy_barrier();
+  const std::uint64_t published = published_.load(std::memory_order_acquire);  // [F4]
   if (!exact_start) {
     start = std::max(start, published);
-    // [M10] release: see the subscriber's cursor store in try_receive.
+    // [F10] release: see the subscriber's cursor store in try_receive.
     slot.cursor.store(start, std::memory_order_release);
   }
   attached_.fetch_add(1, std::memory_order_relaxed);  // statistics only
@@ -303,7 +313,7 @@ status multicast_stream::attach(subscription& out, const subscribe_options& opti
 }
 
 void multicast_stream::release_entry(std::uint32_t index) noexcept {
-  // [M14] release: the next owner's claim (acq_rel CAS) sees this subscriber done with the entry.
+  // [F14] release: the next owner's claim (acq_rel CAS) sees this subscriber done with the entry.
   entries_[index].state.store(kEntryFree, std::memory_order_release);
   attached_.fetch_sub(1, std::memory_order_relaxed);  // statistics only
   producer_wait_.notify_after_publish();  // a producer waiting for this holder re-scans
@@ -313,21 +323,21 @@ void multicast_stream::release_entry(std::uint32_t index) noexcept {
 // Either side
 
 void multicast_stream::close() noexcept {
-  // [M8] seq_cst: ordered before the wake-ups; a waiter that parks after it re-checks and sees it.
+  // [F8] seq_cst: ordered before the wake-ups; a waiter that parks after it re-checks and sees it.
   closed_.store(true, std::memory_order_seq_cst);
   subscribers_wait_.wake_all();
   producer_wait_.wake_all();
 }
 
 std::uint64_t multicast_stream::oldest_retained() const noexcept {
-  const std::uint64_t published = published_.load(std::memory_order_acquire);  // [M4]
+  const std::uint64_t published = published_.load(std::memory_order_acquire);  // [F4]
   const std::uint64_t by_slots = published > mask_ ? published - mask_ : 0;
-  return std::max(by_slots, text_retained_from_.load(std::memory_order_acquire));  // [M7] statistics-grade
+  return std::max(by_slots, text_retained_from_.load(std::memory_order_acquire));  // [F7] statistics-grade
 }
 
 multicast_counters multicast_stream::counters() const noexcept {
   multicast_counters c;
-  c.sent = published_.load(std::memory_order_acquire);  // [M4]
+  c.sent = published_.load(std::memory_order_acquire);  // [F4]
   c.dropped = dropped_.load(std::memory_order_relaxed);
   c.send_waits = send_waits_.load(std::memory_order_relaxed);
   c.oldest_retained = oldest_retained();
@@ -359,7 +369,7 @@ void subscription::detach() noexcept {
 
 std::uint64_t subscription::lag() const noexcept {
   if (stream_ == nullptr) return 0;
-  const std::uint64_t published = stream_->published_.load(std::memory_order_acquire);  // [M4]
+  const std::uint64_t published = stream_->published_.load(std::memory_order_acquire);  // [F4]
   return published > cursor_ ? published - cursor_ : 0;
 }
 
@@ -369,20 +379,20 @@ status subscription::try_receive(event& out) noexcept {
   ms& s = *stream_;
   const std::uint64_t c = cursor_;
   std::atomic<std::uint64_t>* const words = s.slot_words(c);
-  // [M5] acquire: pairs with [M3]; the slot's words and text of version c are visible.
+  // [F5] acquire: pairs with [F3]; the slot's words and text of version c are visible.
   std::uint64_t version = words[ms::kSeqWord].load(std::memory_order_acquire);
   if (version != c) {
-    // Not published yet, or overwritten: published_ tells which ([M4] is stored after [M3]).
-    if (c >= s.published_.load(std::memory_order_acquire)) {  // [M4]
-      if (!s.closed_.load(std::memory_order_acquire)) return status::empty;  // [M9] pairs with [M8]
-      if (c >= s.published_.load(std::memory_order_acquire)) return status::closed;  // [M4]
+    // Not published yet, or overwritten: published_ tells which ([F4] is stored after [F3]).
+    if (c >= s.published_.load(std::memory_order_acquire)) {  // [F4]
+      if (!s.closed_.load(std::memory_order_acquire)) return status::empty;  // [F9] pairs with [F8]
+      if (c >= s.published_.load(std::memory_order_acquire)) return status::closed;  // [F4]
     }
-    // Published: this load sees version c or a later one (the acquire above ordered it after [M3]).
-    version = words[ms::kSeqWord].load(std::memory_order_acquire);  // [M5]
+    // Published: this load sees version c or a later one (the acquire above ordered it after [F3]).
+    version = words[ms::kSeqWord].load(std::memory_order_acquire);  // [F5]
     if (version != c) return lost(c);
   }
   std::uint64_t image[ms::kWords];
-  for (std::size_t i = 0; i < ms::kWords; ++i) image[i] = words[i].load(std::memory_order_relaxed);  // [M6]
+  for (std::size_t i = 0; i < ms::kWords; ++i) image[i] = words[i].load(std::memory_order_relaxed);  // [F6]
   image[ms::kSeqWord] = c;
   event copy;
   std::memcpy(&copy, image, sizeof copy);
@@ -399,19 +409,19 @@ status subscription::try_receive(event& out) noexcept {
     text_size = block.size();
     const std::size_t n = (text_size + sizeof(std::uint64_t) - 1) / sizeof(std::uint64_t);
     const std::atomic<std::uint64_t>* src = s.text_ + offset / sizeof(std::uint64_t);
-    for (std::size_t i = 0; i < n; ++i) text_[i] = src[i].load(std::memory_order_relaxed);  // [M6]
+    for (std::size_t i = 0; i < n; ++i) text_[i] = src[i].load(std::memory_order_relaxed);  // [F6]
   }
-  // [M6] acquire fence: if any load above saw a byte of a newer write, the re-checks below see that
-  // write's marker [M1] or its retirement of this event's text (both ordered before it by [M2]).
+  // [F6] acquire fence: if any load above saw a byte of a newer write, the re-checks below see that
+  // write's marker [F1] or its retirement of this event's text (both ordered before it by [F2]).
   std::atomic_thread_fence(std::memory_order_acquire);
   if (words[ms::kSeqWord].load(std::memory_order_relaxed) != c) return lost(c);
-  if (text_size != 0 && c < s.text_retained_from_.load(std::memory_order_relaxed)) return lost(c);  // [M7]
+  if (text_size != 0 && c < s.text_retained_from_.load(std::memory_order_relaxed)) return lost(c);  // [F7]
   if (text_size != 0) copy.set_arena_block(reinterpret_cast<const char*>(text_.get()), static_cast<std::uint32_t>(text_size));
   out = copy;
   cursor_ = c + 1;
   ++received_;
   if (policy_ == slow_reader::hold) {
-    // [M10] release: our reads of version c happen before the producer (acquire [M11]) overwrites it.
+    // [F10] release: our reads of version c happen before the producer (acquire [F11]) overwrites it.
     s.entries_[entry_].cursor.store(c + 1, std::memory_order_release);
     s.producer_wait_.notify_after_publish();
   }
@@ -433,7 +443,7 @@ status subscription::lost(std::uint64_t c) noexcept {
   missed_total_ += missed_last_;
   cursor_ = next;
   if (policy_ == slow_reader::hold) {
-    s.entries_[entry_].cursor.store(next, std::memory_order_release);  // [M10]
+    s.entries_[entry_].cursor.store(next, std::memory_order_release);  // [F10]
     s.producer_wait_.notify_after_publish();
   }
   return status::lagged;

@@ -213,13 +213,13 @@ class multicast_stream {
   // Refuses later sends (closed); subscribers read what is published, then get closed. Wakes every
   // blocked call. Idempotent; never blocks.
   void close() noexcept;
-  bool is_closed() const noexcept { return closed_.load(std::memory_order_acquire); }  // [M9] pairs with [M8]
+  bool is_closed() const noexcept { return closed_.load(std::memory_order_acquire); }  // [F9] pairs with [F8]
   // Events retained (at least options.capacity), and the ring's slot count.
   std::size_t capacity() const noexcept { return mask_; }
   std::size_t text_capacity() const noexcept { return text_bytes_; }
   backpressure policy() const noexcept { return policy_; }
   // The sequence number the next send gets (= events sent).
-  std::uint64_t next_seq() const noexcept { return published_.load(std::memory_order_acquire); }  // [M4]
+  std::uint64_t next_seq() const noexcept { return published_.load(std::memory_order_acquire); }  // [F4]
   // Sequence number of the oldest event still readable (a snapshot while the producer runs).
   std::uint64_t oldest_retained() const noexcept;
   multicast_counters counters() const noexcept;
@@ -273,6 +273,7 @@ class multicast_stream {
   alignas(detail::kFalseSharingRange) std::atomic<bool> closed_{false};
   detail::wait_word subscribers_wait_;  // subscribers park here for data or close
   detail::wait_word producer_wait_;     // the producer parks here for a hold subscriber or close
+  std::atomic<std::uint32_t> entries_used_{0};  // entries ever claimed (high-water mark): the scan bound
   std::atomic<std::uint32_t> attached_{0};  // relaxed: statistics only
   std::atomic<std::uint32_t> detached_{0};  // relaxed: statistics only
 };
