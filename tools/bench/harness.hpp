@@ -117,6 +117,7 @@ struct run_result {
   std::optional<double> bytes_per_sec;
   std::optional<double> p50_ns, p99_ns, p999_ns, max_ns;
   std::optional<double> bytes;           // bytes per buffered event / per stream
+  std::optional<double> lag_events;      // fanout: the slowest subscriber's largest backlog (events)
   void set_latency(const latency_histogram& h);
 };
 
@@ -142,7 +143,7 @@ struct impl_summary {
   std::string scenario, impl, label;
   param_list params;  // scenario params followed by the impl's own
   metric primary = metric::throughput;
-  std::optional<double> events_per_sec, min, max, bytes_per_sec, p50_ns, p99_ns, p999_ns, max_ns, bytes;
+  std::optional<double> events_per_sec, min, max, bytes_per_sec, p50_ns, p99_ns, p999_ns, max_ns, bytes, lag_events;
   int runs = 0;
   double c2c_ns_before = 0, c2c_ns_after = 0;
   double primary_median = 0, primary_min = 0, primary_max = 0;
@@ -165,5 +166,6 @@ std::vector<scenario_entry> replay_scenarios();  // memory_buffered_event, llm_r
 std::vector<scenario_entry> manager_scenarios(); // manager_lookup, create_close, memory_idle_stream
 std::vector<scenario_entry> codec_scenarios();   // sse_decode, adapter_decode, sse_encode (needs rill_codec)
 std::vector<scenario_entry> pipeline_scenarios(); // pipeline_overhead, pipeline_dispatch
+std::vector<scenario_entry> fanout_scenarios();   // fanout
 
 }  // namespace rill_bench

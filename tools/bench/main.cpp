@@ -113,6 +113,8 @@ void print_table(const scenario_case& sc, const std::vector<impl_summary>& rows)
   std::printf("   %-26s %12s %12s %12s", "impl", "median", "min", "max");
   if (extra_p50) std::printf(" %9s", "p50");
   if (latency) std::printf(" %9s %9s %9s", "p99", "p99.9", "max");
+  const bool lag = std::any_of(rows.begin(), rows.end(), [](const impl_summary& r) { return r.lag_events.has_value(); });
+  if (lag) std::printf(" %9s", "lag");
   std::printf(" %9s", "c2c ns");
   if (headline != nullptr) std::printf(" %10s", "rill x");
   if (variant != nullptr) std::printf(" %14s", (variant->label.substr(variant->impl.size()) + " x").c_str());
@@ -125,6 +127,7 @@ void print_table(const scenario_case& sc, const std::vector<impl_summary>& rows)
       std::printf(" %9s %9s %9s", format_ns(r.p99_ns).c_str(), format_ns(r.p999_ns).c_str(),
                   format_ns(r.max_ns).c_str());
     }
+    if (lag) std::printf(" %9s", r.lag_events ? fmt("%.0f", *r.lag_events).c_str() : "-");
     std::printf(" %4.0f/%-4.0f", r.c2c_ns_before, r.c2c_ns_after);
     if (headline != nullptr) {
       std::printf(" %10s", is_rill(r) ? "-" : fmt("%.2fx", advantage(*headline, r)).c_str());
@@ -294,7 +297,8 @@ void write_json(const std::string& path, const machine_info& m, const std::vecto
       << ", \"max\": " << json_number(s.max) << ", \"bytes_per_sec\": " << json_number(s.bytes_per_sec)
       << ", \"p50_ns\": " << json_number(s.p50_ns) << ", \"p99_ns\": " << json_number(s.p99_ns)
       << ", \"p999_ns\": " << json_number(s.p999_ns) << ", \"max_ns\": " << json_number(s.max_ns)
-      << ", \"bytes\": " << json_number(s.bytes) << ", \"runs\": " << s.runs
+      << ", \"bytes\": " << json_number(s.bytes) << ", \"max_lag_events\": " << json_number(s.lag_events)
+      << ", \"runs\": " << s.runs
       << ", \"c2c_ns_before\": " << json_number(s.c2c_ns_before)
       << ", \"c2c_ns_after\": " << json_number(s.c2c_ns_after) << "}";
   }
@@ -326,7 +330,8 @@ int main(int argc, char** argv) {
   using namespace rill_bench;
   std::vector<scenario_entry> scenarios;
   for (auto part :
-       {spsc_scenarios(), mpmc_scenarios(), replay_scenarios(), manager_scenarios(), pipeline_scenarios()}) {
+       {spsc_scenarios(), mpmc_scenarios(), replay_scenarios(), manager_scenarios(), pipeline_scenarios(),
+        fanout_scenarios()}) {
     for (auto& s : part) scenarios.push_back(std::move(s));
   }
 #if RILL_BENCH_CODEC

@@ -107,6 +107,10 @@ class mutex_deque {
     not_empty_.notify_all();
     not_full_.notify_all();
   }
+  std::size_t size() {
+    std::lock_guard lock(mutex_);
+    return items_.size();
+  }
   bool closed_and_empty() {
     std::lock_guard lock(mutex_);
     return closed_ && items_.empty();
