@@ -278,25 +278,32 @@ std::size_t stream::try_send_batch(std::span<const event> events, status* why) n
   if (ch == nullptr) {
     s = status::full;
   } else if (uses_spsc_ring(kind_, policy_)) {
-    // One acquire of the consumer's index and one release of ours for the whole batch.
+    // At most one acquire of the consumer's index for the whole batch.
+    // Each slot publishes itself as soon as it is filled ([S1]); the tail moves once for the batch. The
+    // ring geometry and the clock are copied to locals: the slot copies (char stores) could otherwise
+    // alias them and force reloads on every event.
     auto& c = *static_cast<detail::spsc_channel*>(ch);
     const std::size_t room = std::min(events.size(), c.free_slots(events.size()));
-    const std::uint64_t first_seq = c.next_sequence();
+    event* const ring = c.producer_slots();
+    const std::uint64_t mask = c.producer_mask();
+    const std::uint64_t first = c.next_sequence();
+    const clock_kind stamping = stamping_;
     std::size_t i = 0;
     for (; i < room; ++i) {
-      s = check_sendable(events[i]);
-      if (s != status::ok) break;
-      event* slot = c.slot_after_tail(i);
-      *slot = events[i];
-      if (!slot->text_is_inline()) {
+      const event& e = events[i];
+      s = check_sendable(e);
+      if (s != status::ok) [[unlikely]] break;
+      event* slot = &ring[(first + i) & mask];
+      detail::spsc_channel::fill(slot, e);
+      if (!e.text_is_inline()) [[unlikely]] {
         s = prepare_text(*slot, c.arena());
-        if (s != status::ok) break;
+        if (s != status::ok) break;  // this slot stays unpublished; the next send overwrites it
       }
-      slot->set_seq(first_seq + i);
-      stamp(*slot, now);
+      if (stamping != clock_kind::none) slot->set_timestamp(stamping, now);
+      detail::spsc_channel::publish_slot(slot, first + i);
     }
     if (i != 0) {
-      c.publish_many(i);
+      c.advance(i);
       consumers_.notify_after_publish();
     }
     done = i;
@@ -385,40 +392,49 @@ status stream::commit(send_claim& claim) noexcept {
   void* ch = channel();
   const bool spsc_ring = uses_spsc_ring(kind_, policy_);
   detail::record_arena& arena = *arena_of(ch);
-  event& slot = *claim.slot_;
-  status s = slot.validate();
-  if (s == status::ok && slot.text_is_in_arena()) s = status::invalid;  // reserved text is referred to as external
-  if (s == status::ok && slot.text_is_external()) {
-    const std::size_t size = slot.text_size();
-    const std::string_view first = slot.field(0);
+  event& staged = claim.staging_;
+  status s = staged.validate();
+  if (s == status::ok && staged.text_is_in_arena()) s = status::invalid;  // reserved text is referred to as external
+  if (s == status::ok && staged.text_is_external()) {
+    const std::size_t size = staged.text_size();
+    const std::string_view first = staged.field(0);
     const bool in_reserved = claim.text_ != nullptr && size <= claim.text_capacity_ &&
                              (size == 0 || first.data() == claim.text_);
     if (in_reserved) {
-      slot.move_text_to_arena(claim.text_);  // fields already laid out in place: memmove to themselves
-      claim.text_ = nullptr;                 // now owned by the event
+      staged.move_text_to_arena(claim.text_);  // fields already laid out in place: memmove to themselves
+      claim.text_ = nullptr;                   // now owned by the event
     } else if (size > max_text()) {
       s = status::too_large;
     } else {
-      s = prepare_text(slot, arena);
+      s = prepare_text(staged, arena);
     }
   }
   if (claim.text_ != nullptr) arena.release(claim.text_);  // reserved but unused
+  event* const slot = claim.slot_;
   if (s == status::ok) {
-    stamp(slot, read_stamp_clock());
+    const std::uint64_t now = read_stamp_clock();
     if (spsc_ring) {
-      static_cast<detail::spsc_channel*>(ch)->publish(&slot);
+      auto& c = *static_cast<detail::spsc_channel*>(ch);
+      detail::spsc_channel::fill(slot, staged);  // the one copy claim staging costs
+      stamp(*slot, now);
+      c.publish(slot);
     } else {
-      static_cast<detail::mpmc_channel*>(ch)->publish(&slot, claim.ticket_);
+      *slot = staged;
+      stamp(*slot, now);
+      static_cast<detail::mpmc_channel*>(ch)->publish(slot, claim.ticket_);
     }
     consumers_.notify_after_publish();
   } else if (!spsc_ring) {
-    if (slot.text_is_in_arena()) arena.release(slot.text_block().data());
-    slot = event{};  // void slot: consumers skip it
+    if (staged.text_is_in_arena()) arena.release(staged.text_block().data());
+    *slot = event{};  // void slot: consumers skip it
     counters_of(ch)->voided.fetch_add(1, std::memory_order_relaxed);  // a count; orders nothing
-    static_cast<detail::mpmc_channel*>(ch)->publish(&slot, claim.ticket_);
+    static_cast<detail::mpmc_channel*>(ch)->publish(slot, claim.ticket_);
     consumers_.notify_after_publish();  // events behind the void slot become reachable
   }
-  claim = send_claim{};
+  claim.slot_ = nullptr;
+  claim.ticket_ = 0;
+  claim.text_ = nullptr;
+  claim.text_capacity_ = 0;
   return s;
 }
 
@@ -432,7 +448,10 @@ void stream::abort(send_claim& claim) noexcept {
     static_cast<detail::mpmc_channel*>(ch)->publish(claim.slot_, claim.ticket_);
     consumers_.notify_after_publish();  // events behind the void slot become reachable
   }
-  claim = send_claim{};
+  claim.slot_ = nullptr;
+  claim.ticket_ = 0;
+  claim.text_ = nullptr;
+  claim.text_capacity_ = 0;
 }
 
 status stream::receive_until(received& out, time_point deadline) noexcept {

@@ -570,6 +570,68 @@ TEST_P(StreamContract, ClaimBuildsInPlaceAndCommitPublishes) {
   EXPECT_EQ(s.approx_arena_used(), 0u);
 }
 
+TEST_P(StreamContract, ClaimStagesTheEventInTheClaimUntilCommit) {
+  stream s(options(4));
+  rill::send_claim claim;
+  ASSERT_EQ(s.try_claim(claim), status::ok);
+  // slot() is the claim's own staging event, never ring memory a consumer may be polling.
+  const auto* slot_bytes = reinterpret_cast<const char*>(&claim.slot());
+  const auto* claim_bytes = reinterpret_cast<const char*>(&claim);
+  EXPECT_GE(slot_bytes, claim_bytes);
+  EXPECT_LE(slot_bytes + sizeof(event), claim_bytes + sizeof(claim));
+  ::new (&claim.slot()) event(event::text_delta(5, "staged"));
+  received r;
+  EXPECT_EQ(s.try_receive(r), status::empty) << "a built but uncommitted event is invisible";
+  ASSERT_EQ(s.commit(claim), status::ok);
+  ASSERT_EQ(s.try_receive(r), status::ok);
+  EXPECT_EQ(r->text(), "staged");
+  EXPECT_EQ(r->index(), 5);
+  EXPECT_EQ(r->seq(), 0u);
+
+  if (GetParam().policy == backpressure::drop_oldest) return;  // a claim on a full ring evicts there
+  // A full ring refuses the claim; a claim holds the last free slot until commit or abort.
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(s.try_send(event::keep_alive()), status::ok);
+  ASSERT_EQ(s.try_claim(claim), status::ok);
+  ::new (&claim.slot()) event(event::text_delta(6, "last"));
+  ASSERT_EQ(s.commit(claim), status::ok);
+  rill::send_claim refused;
+  EXPECT_EQ(s.try_claim(refused), status::full);
+  EXPECT_FALSE(refused.active());
+  for (std::uint64_t k = 1; k <= 4; ++k) {
+    ASSERT_EQ(s.try_receive(r), status::ok);
+    EXPECT_EQ(r->seq(), k);
+  }
+  EXPECT_EQ(r->text(), "last");
+  EXPECT_EQ(s.try_receive(r), status::empty);
+}
+
+TEST_P(StreamContract, RefusedEventInABatchLeavesNothingVisibleBehindIt) {
+  stream s(options(8));
+  // Wrap the ring first, so the slots behind the failure hold an older lap's published events.
+  received r;
+  for (int i = 0; i < 11; ++i) {
+    ASSERT_EQ(s.try_send(event::keep_alive()), status::ok);
+    ASSERT_EQ(s.try_receive(r), status::ok);
+  }
+  const event batch[] = {event::text_delta(0, "a"), event::text_delta(1, "b"), event(),  // invalid
+                         event::text_delta(3, "d")};
+  status why = status::ok;
+  EXPECT_EQ(s.try_send_batch(batch, &why), 2u);
+  EXPECT_EQ(why, status::invalid);
+  ASSERT_EQ(s.try_receive(r), status::ok);
+  EXPECT_EQ(r->text(), "a");
+  EXPECT_EQ(r->seq(), 11u);
+  ASSERT_EQ(s.try_receive(r), status::ok);
+  EXPECT_EQ(r->text(), "b");
+  std::size_t drained = 0;
+  EXPECT_EQ(s.try_drain([&](const event&, bool) { ++drained; }, 8), 0u);
+  EXPECT_EQ(s.try_receive(r), status::empty);
+  ASSERT_EQ(s.try_send(event::text_delta(9, "next")), status::ok);
+  ASSERT_EQ(s.try_receive(r), status::ok);
+  EXPECT_EQ(r->text(), "next");
+  EXPECT_EQ(r->seq(), 13u);
+}
+
 TEST_P(StreamContract, FailedCommitAndAbortDeliverNothing) {
   stream s(options(8, 2048));
   rill::send_claim claim;

@@ -160,6 +160,9 @@ class alignas(64) event {
   static constexpr std::uint8_t kFlagOversizeField = 1u << 3; // a leading field exceeded 65535 bytes
   static constexpr std::uint8_t kClockShift = 4;              // bits 4-5: clock_kind of the timestamp
   static constexpr std::uint8_t kClockMask = 3u << kClockShift;
+  // Byte offset of the 8-byte, 8-aligned sequence number (seq()). rill's SPSC ring publishes each slot
+  // through this word (an atomic store into it), so its position is part of the layout contract.
+  static constexpr std::size_t kSeqOffset = 8;
 
   constexpr event() noexcept = default;
 
@@ -344,6 +347,7 @@ struct event_layout_check {
   static_assert(alignof(event) == 64, "an event never straddles two cache lines");
   static_assert(std::is_trivially_copyable_v<event>, "events are copied with memcpy between threads");
   static_assert(offsetof(event, payload_) == 24, "header is 24 bytes");
+  static_assert(offsetof(event, seq_) == event::kSeqOffset, "the SPSC ring publishes slots through seq_");
 };
 
 // Inline text capacity for a kind (total bytes of its fields that fit in the event).

@@ -130,11 +130,13 @@ class received {
   stream* owner_ = nullptr;  // set only while arena text is held
 };
 
-// A slot (and optional text space) reserved by try_claim(), filled in place, then commit()ted.
+// A slot (and optional text space) reserved by try_claim(), built in the claim, then commit()ted.
 class send_claim {
  public:
-  // The slot to build the event in, e.g. `::new (&c.slot()) rill::event(rill::event::text_delta(0, t))`.
-  event& slot() noexcept { return *slot_; }
+  // The event to build, e.g. `::new (&c.slot()) rill::event(rill::event::text_delta(0, t))`. It lives in
+  // the claim, not in the ring: commit() copies it (64 bytes) into the slot try_claim() reserved, so a
+  // consumer polling that slot never sees it half-built. Valid until commit() or abort().
+  event& slot() noexcept { return staging_; }
   // Reserved arena bytes for the event's text (text_capacity() bytes), or nullptr if none were asked for.
   // Build the event's text here and refer to it with an external-text factory (any text the event borrows
   // from elsewhere is copied at commit instead).
@@ -144,7 +146,8 @@ class send_claim {
 
  private:
   friend class stream;
-  event* slot_ = nullptr;
+  event staging_;
+  event* slot_ = nullptr;  // the reserved ring slot
   std::uint64_t ticket_ = 0;
   char* text_ = nullptr;
   std::size_t text_capacity_ = 0;
@@ -188,10 +191,11 @@ class stream {
   // failing one were sent; `*sent` says how many).
   status send_batch(std::span<const event> events, std::size_t* sent = nullptr) noexcept;
 
-  // Reserves the next slot, and `text_bytes` of arena space if asked, for in-place construction. Never
-  // blocks. ok, full, closed, too_large. On ok the caller must commit() or abort() before its next claim.
+  // Reserves the next slot, and `text_bytes` of arena space if asked; the caller builds the event in
+  // claim.slot() (and its text in claim.text()). Never blocks. ok, full, closed, too_large. On ok the caller
+  // must commit() or abort() before its next claim.
   status try_claim(send_claim& claim, std::size_t text_bytes = 0) noexcept;
-  // Publishes a claimed slot. ok; invalid if the event built in it fails validation (nothing is delivered:
+  // Copies the claim's event into its slot and publishes it. ok; invalid if the event fails validation (nothing is delivered:
   // SPSC un-claims the slot, MPMC publishes a void slot that consumers skip); full or too_large if
   // borrowed text does not fit the arena (same handling).
   status commit(send_claim& claim) noexcept;
@@ -418,15 +422,17 @@ inline status stream::try_send_once(const event& e, std::uint64_t now) noexcept 
 }
 
 inline status stream::try_send_spsc(detail::spsc_channel& ch, const event& e, std::uint64_t now) noexcept {
-  event* slot = ch.try_reserve();
+  std::uint64_t position;
+  event* slot = ch.try_reserve(position);
   if (slot == nullptr) return status::full;
-  *slot = e;
-  if (!slot->text_is_inline()) [[unlikely]] {
+  const clock_kind stamping = stamping_;  // read before the copy, whose byte stores could alias it
+  detail::spsc_channel::fill(slot, e);    // every byte but the sequence word, which publish() writes
+  if (!e.text_is_inline()) [[unlikely]] {
     const status s = prepare_text(*slot, ch.arena());
     if (s != status::ok) return s;  // nothing published; the slot is simply reused
   }
-  stamp(*slot, now);
-  ch.publish(slot);
+  if (stamping != clock_kind::none) slot->set_timestamp(stamping, now);
+  ch.publish(slot, position);
   return status::ok;
 }
 
