@@ -3,12 +3,21 @@
 //   valgrind --tool=callgrind --toggle-collect=rill_hotpath_*
 // which counts only the loop functions below (set-up, first-send allocation and warm-up are excluded).
 //
-//   hotpath_perf PATH [ITERATIONS]     PATH: inline | inline_nostamp | arena | claim_commit | manager_get | list
+//   hotpath_perf PATH [ITERATIONS]     PATH: inline | inline_nostamp | arena | claim_commit | manager_get
+//                                           | peer_boost_spsc | peer_moodycamel_rwq | list
+//
+// The peer_* paths are the same push + pop of a 64-byte element through boost::lockfree::spsc_queue and
+// moodycamel::ReaderWriterQueue, for comparison only (they have no budget): rill's send + receive does
+// more (validation, stamping, sequence numbers, the wake-up checks), and these show how much more.
 //
 // Each loop is a separate extern "C" noinline function, so its name is stable for --toggle-collect.
+#include <boost/lockfree/spsc_queue.hpp>
+#include <readerwriterqueue/readerwriterqueue.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -70,6 +79,42 @@ __attribute__((noinline)) std::uint64_t rill_hotpath_claim_commit(rill::stream& 
   return sum;
 }
 
+// A 64-byte element, as rill-bench's peers carry.
+struct alignas(64) peer_item {
+  std::uint64_t seq = 0;
+  std::uint64_t value = 0;
+  unsigned char pad[48] = {};
+};
+
+using boost_queue = boost::lockfree::spsc_queue<peer_item>;
+using rwq_queue = moodycamel::ReaderWriterQueue<peer_item>;
+
+// One push + one pop through boost::lockfree::spsc_queue (comparison only).
+__attribute__((noinline)) std::uint64_t rill_hotpath_peer_boost(boost_queue& q, const peer_item& e,
+                                                               std::uint64_t iterations) {
+  peer_item out;
+  std::uint64_t sum = 0;
+  for (std::uint64_t i = 0; i < iterations; ++i) {
+    if (!q.push(e)) fail("boost push refused");
+    if (!q.pop(out)) fail("boost pop found nothing");
+    sum += out.seq;
+  }
+  return sum;
+}
+
+// One try_enqueue + one try_dequeue through moodycamel::ReaderWriterQueue (comparison only).
+__attribute__((noinline)) std::uint64_t rill_hotpath_peer_rwq(rwq_queue& q, const peer_item& e,
+                                                             std::uint64_t iterations) {
+  peer_item out;
+  std::uint64_t sum = 0;
+  for (std::uint64_t i = 0; i < iterations; ++i) {
+    if (!q.try_enqueue(e)) fail("rwq enqueue refused");
+    if (!q.try_dequeue(out)) fail("rwq dequeue found nothing");
+    sum += out.seq;
+  }
+  return sum;
+}
+
 // One stream_manager::get() hit, cycling over `ids`.
 __attribute__((noinline)) std::uint64_t rill_hotpath_manager_get(const rill::stream_manager& m,
                                                                 const std::vector<std::string>& ids,
@@ -91,7 +136,7 @@ int main(int argc, char** argv) {
   const std::string path = argc > 1 ? argv[1] : "list";
   const std::uint64_t iterations = argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 100000;
   if (path == "list") {
-    std::printf("inline\ninline_nostamp\narena\nclaim_commit\nmanager_get\n");
+    std::printf("inline\ninline_nostamp\narena\nclaim_commit\nmanager_get\npeer_boost_spsc\npeer_moodycamel_rwq\n");
     return 0;
   }
   std::uint64_t sum = 0;
@@ -124,6 +169,14 @@ int main(int argc, char** argv) {
     }
     ref.reset();
     sum += rill_hotpath_manager_get(m, ids, iterations);
+  } else if (path == "peer_boost_spsc") {
+    auto q = std::make_unique<boost_queue>(1024);
+    const peer_item e{};
+    sum += rill_hotpath_peer_boost(*q, e, iterations);
+  } else if (path == "peer_moodycamel_rwq") {
+    auto q = std::make_unique<rwq_queue>(1024);
+    const peer_item e{};
+    sum += rill_hotpath_peer_rwq(*q, e, iterations);
   } else {
     std::fprintf(stderr, "hotpath_perf: unknown path %s (try: list)\n", path.c_str());
     return 2;

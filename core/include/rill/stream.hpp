@@ -284,12 +284,16 @@ class stream {
   counters_block* counters_of(void* ch) const noexcept;
 
   status prepare_text(event& slot, detail::record_arena& arena) noexcept;
+  static_assert(kEventKindCount <= 64, "check_sendable's fast path tests kinds in one 64-bit mask");
+  static constexpr std::uint64_t kFastSendableKinds =
+      ((std::uint64_t{1} << kEventKindCount) - 1) & ~std::uint64_t{1} & ~kKindsWithRequiredFields;
   status check_sendable(const event& e) const noexcept {
     const auto kind = static_cast<std::size_t>(e.kind());
-    // Fast path: a known kind with inline text and no required fields needs no further checks.
-    if (kind != 0 && kind < kEventKindCount &&
-        (e.flags() & (event::kFlagExternalText | event::kFlagArenaText | event::kFlagOversizeField)) == 0 &&
-        ((kKindsWithRequiredFields >> kind) & 1u) == 0) [[likely]] {
+    // Fast path: a known kind with inline text and no required fields needs no further checks. One bit
+    // test covers "known, not none, no required field" (kEventKindCount <= 64, asserted below).
+    if (kind < 64 && ((kFastSendableKinds >> kind) & 1u) != 0 &&
+        (e.flags() & (event::kFlagExternalText | event::kFlagArenaText | event::kFlagOversizeField)) == 0)
+        [[likely]] {
       return status::ok;
     }
     const status s = e.validate();
@@ -456,10 +460,11 @@ inline status stream::try_receive_once(received& out) noexcept {
   if (ch == nullptr) return status::empty;
   if (kind_ == flavour::spsc && policy_ != backpressure::drop_oldest) {
     auto& c = *static_cast<detail::spsc_channel*>(ch);
-    const event* slot = c.try_front();
+    std::uint64_t position;
+    const event* slot = c.try_front(position);
     if (slot == nullptr) return status::empty;
     out.event_ = *slot;
-    c.pop();
+    c.pop_one(position);
   } else {
     auto& c = *static_cast<detail::mpmc_channel*>(ch);
     while (true) {

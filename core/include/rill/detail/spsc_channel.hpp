@@ -107,8 +107,14 @@ class spsc_channel {
 
   // The oldest published event, or nullptr when none is visible.
   event* try_front() noexcept {
+    std::uint64_t position;
+    return try_front(position);
+  }
+  // As above, also giving the event's position for pop_one(position).
+  event* try_front(std::uint64_t& position) noexcept {
     const std::uint64_t head = head_.load(std::memory_order_relaxed);  // own index: only we write it
     event* slot = &consumer_slots_[head & consumer_mask_];
+    position = head;
     // [S4] acquire: pairs with [S1]; the slot's bytes are visible once its sequence number is ours.
     return seq_word(slot).load(std::memory_order_acquire) == head ? slot : nullptr;
   }
@@ -128,6 +134,10 @@ class spsc_channel {
   event* ring_end() noexcept { return consumer_slots_ + consumer_mask_ + 1; }
   event* slot_after_head(std::size_t i) noexcept {
     return &consumer_slots_[(head_.load(std::memory_order_relaxed) + i) & consumer_mask_];  // own index
+  }
+  // Frees the slot try_front(position) gave.
+  void pop_one(std::uint64_t position) noexcept {
+    head_.store(position + 1, std::memory_order_release);  // [S3] as in pop()
   }
   // Frees the `count` oldest slots.
   void pop(std::size_t count = 1) noexcept {
