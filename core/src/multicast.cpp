@@ -374,6 +374,20 @@ std::uint64_t subscription::lag() const noexcept {
 }
 
 status subscription::try_receive(event& out) noexcept {
+  const status s = read_next(out);
+  if (s == status::ok) publish_cursor();
+  return s;
+}
+
+void subscription::publish_cursor() noexcept {
+  if (policy_ != slow_reader::hold || stream_ == nullptr) return;
+  // [F10] release: our reads of the events below the cursor happen before the producer (acquire [F11])
+  // overwrites them.
+  stream_->entries_[entry_].cursor.store(cursor_, std::memory_order_release);
+  stream_->producer_wait_.notify_after_publish();
+}
+
+status subscription::read_next(event& out) noexcept {
   using ms = multicast_stream;
   if (stream_ == nullptr) return status::detached;
   ms& s = *stream_;
@@ -420,11 +434,6 @@ status subscription::try_receive(event& out) noexcept {
   out = copy;
   cursor_ = c + 1;
   ++received_;
-  if (policy_ == slow_reader::hold) {
-    // [F10] release: our reads of version c happen before the producer (acquire [F11]) overwrites it.
-    s.entries_[entry_].cursor.store(c + 1, std::memory_order_release);
-    s.producer_wait_.notify_after_publish();
-  }
   return status::ok;
 }
 
@@ -442,10 +451,7 @@ status subscription::lost(std::uint64_t c) noexcept {
   missed_last_ = next - c;
   missed_total_ += missed_last_;
   cursor_ = next;
-  if (policy_ == slow_reader::hold) {
-    s.entries_[entry_].cursor.store(next, std::memory_order_release);  // [F10]
-    s.producer_wait_.notify_after_publish();
-  }
+  publish_cursor();  // [F10]
   return status::lagged;
 }
 

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <stdexcept>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -391,6 +392,78 @@ TEST(MulticastStream, StampsEventsWithTheConfiguredClock) {
   ASSERT_EQ(a.try_receive(e), status::ok);
   EXPECT_EQ(e.timestamp_clock(), rill::clock_kind::coarse);
   EXPECT_NE(e.timestamp(), 0u);
+}
+
+TEST(MulticastStream, DrainHandsOverReadyEventsWithEndOfBatch) {
+  multicast_stream s(small(16));
+  subscription sub;
+  ASSERT_EQ(s.subscribe(sub, {slow_reader::hold, start_at::newest}), status::ok);
+  for (std::uint64_t i = 0; i < 10; ++i) ASSERT_EQ(s.try_send(event::text_delta(0, long_text(i))), status::ok);
+  std::vector<std::uint64_t> seqs;
+  std::vector<bool> ends;
+  status why = status::ok;
+  auto handler = [&](const event& e, bool end_of_batch) {
+    EXPECT_EQ(e.text(), long_text(e.seq()));
+    seqs.push_back(e.seq());
+    ends.push_back(end_of_batch);
+  };
+  EXPECT_EQ(sub.try_drain(handler, 4, &why), 4u);
+  EXPECT_EQ(why, status::ok);
+  EXPECT_EQ(sub.try_drain(handler, 100, &why), 6u);
+  EXPECT_EQ(why, status::ok);
+  EXPECT_EQ(sub.try_drain(handler, 100, &why), 0u);
+  EXPECT_EQ(why, status::empty);
+  ASSERT_EQ(seqs.size(), 10u);
+  for (std::uint64_t i = 0; i < 10; ++i) {
+    EXPECT_EQ(seqs[i], i);
+    EXPECT_EQ(ends[i], i == 3 || i == 9) << i;
+  }
+  s.close();
+  EXPECT_EQ(sub.try_drain(handler, 100, &why), 0u);
+  EXPECT_EQ(why, status::closed);
+}
+
+TEST(MulticastStream, DrainPublishesAHoldersCursorOncePerBatch) {
+  multicast_stream s(small(4));  // 8 slots
+  subscription holder;
+  ASSERT_EQ(s.subscribe(holder, {slow_reader::hold, start_at::newest}), status::ok);
+  for (int i = 0; i < 8; ++i) ASSERT_EQ(s.try_send(event::keep_alive()), status::ok);
+  EXPECT_EQ(s.try_send(event::keep_alive()), status::full);
+  std::size_t seen = 0;
+  EXPECT_EQ(holder.try_drain([&](const event&, bool) { ++seen; }, 8), 8u);
+  for (int i = 0; i < 8; ++i) EXPECT_EQ(s.try_send(event::keep_alive()), status::ok) << i;
+  EXPECT_EQ(seen, 8u);
+}
+
+TEST(MulticastStream, DrainStopsAtALagAndReportsIt) {
+  multicast_stream s(small(4));  // 7 retained
+  subscription sub;
+  ASSERT_EQ(s.subscribe(sub, {slow_reader::skip, start_at::newest}), status::ok);
+  for (int i = 0; i < 20; ++i) ASSERT_EQ(s.try_send(event::keep_alive()), status::ok);
+  status why = status::ok;
+  std::size_t seen = 0;
+  EXPECT_EQ(sub.try_drain([&](const event&, bool) { ++seen; }, 100, &why), 0u);
+  EXPECT_EQ(why, status::lagged);
+  EXPECT_EQ(sub.missed_last(), 13u);
+  EXPECT_EQ(sub.try_drain([&](const event&, bool) { ++seen; }, 100, &why), 7u);
+  EXPECT_EQ(why, status::ok);
+}
+
+TEST(MulticastStream, DrainConsumesTheEventWhoseHandlerThrew) {
+  multicast_stream s(small(8));
+  subscription sub;
+  ASSERT_EQ(s.subscribe(sub, {slow_reader::hold, start_at::newest}), status::ok);
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(s.try_send(event::keep_alive()), status::ok);
+  EXPECT_THROW(sub.try_drain(
+                   [](const event& e, bool) {
+                     if (e.seq() == 2) throw std::runtime_error("handler failed");
+                   },
+                   10),
+               std::runtime_error);
+  EXPECT_EQ(sub.next_seq(), 3u);
+  event e;
+  ASSERT_EQ(sub.try_receive(e), status::ok);
+  EXPECT_EQ(e.seq(), 3u);
 }
 
 }  // namespace

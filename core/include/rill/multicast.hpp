@@ -135,6 +135,15 @@ class subscription {
   // As receive, giving up with status::cancelled when `token` is stopped.
   status receive(event& out, std::stop_token token) noexcept;
 
+  // Hands up to `max_events` events that are ready now to `handler(const event&, bool end_of_batch)`, in
+  // order; each event's long text is valid during its call. Never blocks. Returns how many were handled;
+  // `*why` (optional) gets ok when it handled any and stopped at the batch's end, else what stopped it
+  // (empty, lagged, detached, closed, as try_receive). A hold subscriber publishes its cursor once per
+  // batch, not per event. If the handler throws, the events handled so far, the one that threw included,
+  // are consumed and the exception propagates.
+  template <class Handler>
+  std::size_t try_drain(Handler&& handler, std::size_t max_events, status* why = nullptr);
+
   // Leaves the stream (a hold subscriber stops holding the producer back). Idempotent; never blocks.
   void detach() noexcept;
   bool attached() const noexcept { return stream_ != nullptr; }
@@ -153,6 +162,12 @@ class subscription {
   friend class multicast_stream;
   void take(subscription& other) noexcept;
   status lost(std::uint64_t cursor) noexcept;
+  // try_receive without publishing a hold subscriber's cursor.
+  status read_next(event& out) noexcept;
+  // Publishes a hold subscriber's cursor and wakes a producer waiting for it.
+  void publish_cursor() noexcept;
+  // Events published and not yet read (0 when detached).
+  std::uint64_t ready() const noexcept { return lag(); }
 
   multicast_stream* stream_ = nullptr;
   std::uint32_t entry_ = 0;
@@ -277,5 +292,39 @@ class multicast_stream {
   std::atomic<std::uint32_t> attached_{0};  // relaxed: statistics only
   std::atomic<std::uint32_t> detached_{0};  // relaxed: statistics only
 };
+
+// ---- template definitions ----
+
+template <class Handler>
+std::size_t subscription::try_drain(Handler&& handler, std::size_t max_events, status* why) {
+  const std::uint64_t ready_now = ready();
+  const std::size_t batch = ready_now < max_events ? static_cast<std::size_t>(ready_now) : max_events;
+  std::size_t handled = 0;
+  status s = status::ok;
+  struct publish_on_exit {  // the cursor moves past what was handled even if the handler throws
+    subscription* self;
+    std::size_t& handled;
+    ~publish_on_exit() {
+      if (handled != 0) self->publish_cursor();
+    }
+  } guard{this, handled};
+  event e;
+  if (batch == 0) {
+    s = read_next(e);  // nothing counted as ready: empty, closed or detached (or a race: one event)
+    if (s == status::ok) {
+      ++handled;
+      handler(static_cast<const event&>(e), true);
+    }
+  } else {
+    for (; handled < batch; ) {
+      s = read_next(e);
+      if (s != status::ok) break;
+      ++handled;
+      handler(static_cast<const event&>(e), handled == batch);
+    }
+  }
+  if (why != nullptr) *why = handled != 0 && s == status::ok ? status::ok : s;
+  return handled;
+}
 
 }  // namespace rill
