@@ -278,10 +278,12 @@ std::size_t stream::try_send_batch(std::span<const event> events, status* why) n
   if (ch == nullptr) {
     s = status::full;
   } else if (uses_spsc_ring(kind_, policy_)) {
-    // At most one acquire of the consumer's index for the whole batch.
-    // Each slot publishes itself as soon as it is filled ([S1]); the tail moves once for the batch. The
-    // ring geometry and the clock are copied to locals: the slot copies (char stores) could otherwise
-    // alias them and force reloads on every event.
+    // At most one acquire of the consumer's index for the whole batch. The slots are filled first and
+    // then published last to first ([S1] each): a consumer polling the first slot sees it only when the
+    // whole batch is written, so it never pulls a line the producer is still writing (publishing each
+    // slot as it was filled measured slower than one tail store per batch). Any order is correct: each
+    // slot is validated by its own sequence word. The ring geometry and the clock are copied to locals:
+    // the slot copies (char stores) could otherwise alias them and force reloads on every event.
     auto& c = *static_cast<detail::spsc_channel*>(ch);
     const std::size_t room = std::min(events.size(), c.free_slots(events.size()));
     event* const ring = c.producer_slots();
@@ -300,8 +302,8 @@ std::size_t stream::try_send_batch(std::span<const event> events, status* why) n
         if (s != status::ok) break;  // this slot stays unpublished; the next send overwrites it
       }
       if (stamping != clock_kind::none) slot->set_timestamp(stamping, now);
-      detail::spsc_channel::publish_slot(slot, first + i);
     }
+    for (std::size_t j = i; j-- > 0;) detail::spsc_channel::publish_slot(&ring[(first + j) & mask], first + j);
     if (i != 0) {
       c.advance(i);
       consumers_.notify_after_publish();
