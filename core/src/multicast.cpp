@@ -4,6 +4,7 @@
 #include <cstring>
 #include <new>
 #include <stdexcept>
+#include <utility>
 
 #include "rill/detail/assert.hpp"
 #include "rill/detail/wait_loop.hpp"
@@ -18,6 +19,17 @@ constexpr std::size_t kMinTextBytes = 256;
 constexpr std::size_t kMaxSubscribers = 4096;
 constexpr std::uint64_t kHasText = std::uint64_t{1} << 63;  // text_pos_ flag: the slot's event has ring text
 constexpr std::align_val_t kRingAlignment{detail::kFalseSharingRange};
+
+// Relaxed stores / loads of a slot's eight words, unrolled (a loop that skips the version word costs a
+// branch per word). Word `Skip` (the version) is left alone.
+template <std::size_t Skip, std::size_t... I>
+inline void store_words(std::atomic<std::uint64_t>* words, const std::uint64_t* image, std::index_sequence<I...>) noexcept {
+  ((I != Skip ? words[I].store(image[I], std::memory_order_relaxed) : void()), ...);
+}
+template <std::size_t... I>
+inline void load_words(const std::atomic<std::uint64_t>* words, std::uint64_t* image, std::index_sequence<I...>) noexcept {
+  ((image[I] = words[I].load(std::memory_order_relaxed)), ...);
+}
 
 std::atomic<std::uint64_t>* allocate_words(std::size_t count, std::uint64_t initial) {
   auto* words = static_cast<std::atomic<std::uint64_t>*>(
@@ -60,7 +72,7 @@ std::string_view to_string(start_at start) noexcept {
 // Construction
 
 multicast_stream::multicast_stream(const multicast_options& options)
-    : mask_(0), text_bytes_(0), max_subscribers_(0), spin_iterations_(options.spin_iterations),
+    : mask_(0), refill_slack_(0), text_bytes_(0), max_subscribers_(0), spin_iterations_(options.spin_iterations),
       policy_(options.policy), stamping_(options.stamping) {
   if (options.capacity < 1 || options.capacity > kMaxCapacity) {
     throw std::invalid_argument("rill::multicast_stream: capacity must be 1 to 2^30");
@@ -78,6 +90,7 @@ multicast_stream::multicast_stream(const multicast_options& options)
   if (options.text_bytes > kMaxCapacity) throw std::invalid_argument("rill::multicast_stream: text_bytes over 2^30");
   const std::size_t slots = detail::round_up_pow2(options.capacity + 1);
   mask_ = slots - 1;
+  refill_slack_ = slots / 16 > 1 ? slots / 16 - 1 : 0;
   text_bytes_ = options.text_bytes == 0 ? 0 : detail::round_up_pow2(std::max(options.text_bytes, kMinTextBytes));
   max_subscribers_ = static_cast<std::uint32_t>(options.max_subscribers);
 
@@ -105,6 +118,7 @@ multicast_stream::~multicast_stream() {
 // Producer
 
 status multicast_stream::check_sendable(const event& e) const noexcept {
+  if (e.validates_trivially()) [[likely]] return status::ok;
   const status s = e.validate();
   if (s != status::ok) return s;
   if (e.text_is_in_arena()) return status::invalid;  // arena text belongs to some stream's arena
@@ -146,8 +160,10 @@ status multicast_stream::send(const event& e, std::stop_token token) noexcept {
 
 // May the producer write sequence `seq` (and text up to `text_end`) without overwriting anything a hold
 // subscriber has not read, judging by the gate of the last scan?
-bool multicast_stream::gate_allows(std::uint64_t seq, std::uint64_t text_end, bool has_text) const noexcept {
-  if (seq - gate_ > mask_) return false;  // writing seq overwrites seq - slots, which a holder still needs
+bool multicast_stream::gate_allows(std::uint64_t seq, std::uint64_t text_end, bool has_text,
+                                   std::uint64_t slack) const noexcept {
+  // Writing seq overwrites seq - slots, which a holder still needs; `slack` asks for that many more slots.
+  if (seq + slack - gate_ > mask_) return false;
   if (!has_text || gate_ == seq) return true;
   // Every text of events >= gate_ lies at or after the gate's recorded position.
   const std::uint64_t floor = text_pos_[gate_ & mask_] & ~kHasText;
@@ -202,8 +218,17 @@ status multicast_stream::try_publish(const event& e) noexcept {
     text_end = text_start + bytes;
   }
   if (!gate_allows(seq, text_end, has_text)) {
+    // Behind a holder that was a whole ring behind, wait until it freed a refill's worth of slots (1/16 of
+    // the ring), then write that many in a burst: one event per freed slot would move the slot lines and
+    // the holder's cursor line between the two cores for every event.
+    const std::uint64_t stale = gate_;
     refresh_gate(seq);
-    if (!gate_allows(seq, text_end, has_text)) return status::full;
+    if (!gate_allows(seq, text_end, has_text, refill_slack_)) {
+      // Keep failing the cached check until a refill is free. The minimum stays a safe bound: a holder
+      // that attached since the last scan may sit below the stale gate.
+      gate_ = std::min(stale, gate_);
+      return status::full;
+    }
   }
   if (has_text && text_end > text_bytes_) retire_text(seq, text_end - text_bytes_);
 
@@ -227,9 +252,7 @@ status multicast_stream::try_publish(const event& e) noexcept {
   }
   std::uint64_t image[kWords];
   std::memcpy(image, &ev, sizeof image);
-  for (std::size_t i = 0; i < kWords; ++i) {
-    if (i != kSeqWord) words[i].store(image[i], std::memory_order_relaxed);  // [F2]
-  }
+  store_words<kSeqWord>(words, image, std::make_index_sequence<kWords>{});  // [F2] relaxed, after the fence
   // [F3] release: the slot's words and its text are visible to a subscriber that reads this version.
   words[kSeqWord].store(seq, std::memory_order_release);
 
@@ -396,17 +419,23 @@ status subscription::read_next(event& out) noexcept {
   // [F5] acquire: pairs with [F3]; the slot's words and text of version c are visible.
   std::uint64_t version = words[ms::kSeqWord].load(std::memory_order_acquire);
   if (version != c) {
-    // Not published yet, or overwritten: published_ tells which ([F4] is stored after [F3]).
-    if (c >= s.published_.load(std::memory_order_acquire)) {  // [F4]
+    // A slot holds versions congruent to its index, in increasing order, or one of two markers: an older
+    // version (or kSlotNever) means "not visible yet", a newer one "overwritten", and kSlotWriting either
+    // (published_ tells which: [F4] is stored after [F3]). Deciding from the slot keeps the common
+    // "nothing yet" path off the producer's published_ line.
+    const bool older = version == ms::kSlotNever || (version != ms::kSlotWriting && version < c);
+    if (older || (version == ms::kSlotWriting && c >= s.published_.load(std::memory_order_acquire))) {  // [F4]
       if (!s.closed_.load(std::memory_order_acquire)) return status::empty;  // [F9] pairs with [F8]
       if (c >= s.published_.load(std::memory_order_acquire)) return status::closed;  // [F4]
     }
-    // Published: this load sees version c or a later one (the acquire above ordered it after [F3]).
-    version = words[ms::kSeqWord].load(std::memory_order_acquire);  // [F5]
+    if (older || version == ms::kSlotWriting) {
+      // Published ([F4] acquired above): this load sees version c or a later one.
+      version = words[ms::kSeqWord].load(std::memory_order_acquire);  // [F5]
+    }
     if (version != c) return lost(c);
   }
   std::uint64_t image[ms::kWords];
-  for (std::size_t i = 0; i < ms::kWords; ++i) image[i] = words[i].load(std::memory_order_relaxed);  // [F6]
+  load_words(words, image, std::make_index_sequence<ms::kWords>{});  // [F6] the copy, relaxed
   image[ms::kSeqWord] = c;
   event copy;
   std::memcpy(&copy, image, sizeof copy);

@@ -134,6 +134,23 @@ TEST(MulticastStream, HoldSubscriberStopsTheProducerAndLosesNothing) {
   EXPECT_EQ(holder.missed_total(), 0u);
 }
 
+TEST(MulticastStream, AfterAFullRingTheProducerResumesOnceASixteenthIsFree) {
+  multicast_stream s(small(64));  // 128 slots: refills of 8
+  subscription holder;
+  ASSERT_EQ(s.subscribe(holder, {slow_reader::hold, start_at::newest}), status::ok);
+  for (int i = 0; i < 128; ++i) ASSERT_EQ(s.try_send(event::keep_alive()), status::ok);
+  EXPECT_EQ(s.try_send(event::keep_alive()), status::full);
+  event e;
+  for (int i = 0; i < 7; ++i) ASSERT_EQ(holder.try_receive(e), status::ok);
+  EXPECT_EQ(s.try_send(event::keep_alive()), status::full);  // 7 free: not a refill yet
+  ASSERT_EQ(holder.try_receive(e), status::ok);
+  for (int i = 0; i < 8; ++i) EXPECT_EQ(s.try_send(event::keep_alive()), status::ok) << i;
+  EXPECT_EQ(s.try_send(event::keep_alive()), status::full);
+  std::uint64_t expected = 8;
+  while (holder.try_receive(e) == status::ok) EXPECT_EQ(e.seq(), expected++);
+  EXPECT_EQ(expected, 136u);
+}
+
 TEST(MulticastStream, DropPolicyCountsEventsRefusedForAHolder) {
   multicast_options o = small(2);  // 4 slots
   o.policy = rill::backpressure::drop;

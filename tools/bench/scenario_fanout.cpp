@@ -25,16 +25,17 @@ constexpr std::uint64_t kLagSampleEvery = 64;
 // ---- adapters: publish (producer), try_take / lag (subscriber i), in_order, finish ----
 
 struct rill_fanout {
-  explicit rill_fanout(std::size_t subscribers) : stream(options()), subs(subscribers) {
+  rill_fanout(std::size_t subscribers, rill::clock_kind stamping) : stream(options(stamping)), subs(subscribers) {
     for (auto& s : subs) {
       if (stream.subscribe(s.sub, {rill::slow_reader::hold, rill::start_at::newest}) != rill::status::ok) {
         throw verification_error("fanout: subscribe failed");
       }
     }
   }
-  static rill::multicast_options options() {
+  static rill::multicast_options options(rill::clock_kind stamping) {
     rill::multicast_options o;
     o.capacity = kFanoutCapacity - 1;  // 4096 slots, as the peers' queues
+    o.stamping = stamping;
     return o;
   }
   static const std::vector<rill::event>& pool() { return rill_pool(); }
@@ -111,9 +112,9 @@ struct alignas(rill::detail::kFalseSharingRange) subscriber_tally {
   std::uint64_t received = 0, sum = 0, max_lag = 0;
 };
 
-template <class Fanout>
-run_result fanout_run(const run_config& cfg, std::size_t subscribers) {
-  auto f = std::make_unique<Fanout>(subscribers);
+template <class Fanout, class... Args>
+run_result fanout_run(const run_config& cfg, std::size_t subscribers, Args... args) {
+  auto f = std::make_unique<Fanout>(subscribers, args...);
   const auto& pool = Fanout::pool();
   std::atomic<std::uint64_t> produced{kNotDone};
   std::uint64_t producer_sum = 0;
@@ -179,9 +180,9 @@ run_result fanout_run(const run_config& cfg, std::size_t subscribers) {
   return r;
 }
 
-template <class Fanout>
-std::function<run_result(const run_config&)> fanout_case(std::size_t subscribers) {
-  return [subscribers](const run_config& cfg) { return fanout_run<Fanout>(cfg, subscribers); };
+template <class Fanout, class... Args>
+std::function<run_result(const run_config&)> fanout_case(std::size_t subscribers, Args... args) {
+  return [=](const run_config& cfg) { return fanout_run<Fanout>(cfg, subscribers, args...); };
 }
 
 }  // namespace
@@ -192,11 +193,12 @@ std::vector<scenario_entry> fanout_scenarios() {
                    std::vector<scenario_case> cases;
                    for (const std::size_t n : {std::size_t{1}, std::size_t{4}}) {
                      scenario_case sc{"fanout", {{"subscribers", std::to_string(n)}}, metric::throughput, {}, ""};
-                     sc.impls = {{"rill", {}, fanout_case<rill_fanout>(n)},
+                     sc.impls = {{"rill", {}, fanout_case<rill_fanout>(n, rill::clock_kind::coarse)},
+                                 {"rill", {{"stamping", "none"}}, fanout_case<rill_fanout>(n, rill::clock_kind::none)},
                                  {"moodycamel_rwq", {}, fanout_case<rwq_fanout>(n)},
                                  {"mutex_deque", {}, fanout_case<mutex_fanout>(n)}};
                      sc.note = "producer on cpu0, subscribers alternate cpu1, cpu0, ...; events/s at the producer; "
-                               "rill: one multicast_stream (4096 slots, hold subscribers); peers: one 4096-element "
+                               "rill: one multicast_stream (4096 slots, hold subscribers; default coarse stamping, or none); peers: one 4096-element "
                                "queue per subscriber, the producer copies each event into every queue; lag: the "
                                "slowest subscriber's largest sampled backlog (events)";
                      cases.push_back(std::move(sc));

@@ -268,6 +268,17 @@ class alignas(64) event {
   // Checks the event is sendable: a known kind, required fields present, leading fields within limits.
   // Does not look at arena spans (the stream does). status::invalid or status::too_large on failure.
   status validate() const noexcept;
+  // True for the common case that needs no further checks: a known kind other than none, without required
+  // fields, with inline text (validate() would return ok). One bit test and one flag test, inline, so a
+  // send can skip the call; false says only "run validate()".
+  bool validates_trivially() const noexcept {
+    static_assert(kEventKindCount <= 64, "the kind test uses one 64-bit mask");
+    constexpr std::uint64_t kTrivialKinds =
+        ((std::uint64_t{1} << kEventKindCount) - 1) & ~std::uint64_t{1} & ~kKindsWithRequiredFields;
+    const auto k = static_cast<unsigned>(kind_);
+    return k < 64 && ((kTrivialKinds >> k) & 1u) != 0 &&
+           (flags_ & (kFlagExternalText | kFlagArenaText | kFlagOversizeField)) == 0;
+  }
 
   // Equal when kind, index, choice, aux, the kind bit, numeric payload and every text field are equal.
   // Ignores seq, timestamp and where the text lives (inline, external or arena).

@@ -9,7 +9,9 @@
 //
 // Slow readers. Each subscriber picks what happens when it falls a whole ring behind:
 //   slow_reader::hold    the producer waits for it (send() blocks, try_send() returns full, or the event is
-//                        dropped under backpressure::drop). Nothing is lost to this subscriber.
+//                        dropped under backpressure::drop). Nothing is lost to this subscriber. Once it
+//                        has been a whole ring behind, the producer resumes when it has freed 1/16 of the
+//                        ring (one slot for rings under 32 slots), so the two sides work in bursts.
 //   slow_reader::skip    the producer overwrites; the subscriber's next receive returns status::lagged with
 //                        the exact number of events it missed, then continues at the oldest retained event.
 //   slow_reader::detach  as skip, but the subscriber is cut off: status::detached from then on.
@@ -252,7 +254,7 @@ class multicast_stream {
   std::atomic<std::uint64_t>* slot_words(std::uint64_t seq) const noexcept { return slots_ + (seq & mask_) * kWords; }
   status check_sendable(const event& e) const noexcept;
   status try_publish(const event& e) noexcept;
-  bool gate_allows(std::uint64_t seq, std::uint64_t text_end, bool has_text) const noexcept;
+  bool gate_allows(std::uint64_t seq, std::uint64_t text_end, bool has_text, std::uint64_t slack = 0) const noexcept;
   void refresh_gate(std::uint64_t seq) noexcept;
   void retire_text(std::uint64_t seq, std::uint64_t reclaimed) noexcept;
   status attach(subscription& out, const subscribe_options& options, std::uint64_t start, bool exact_start);
@@ -263,6 +265,7 @@ class multicast_stream {
   std::atomic<std::uint64_t>* text_ = nullptr;   // text_bytes_ / 8 words
   entry* entries_ = nullptr;
   std::uint64_t mask_;
+  std::uint64_t refill_slack_;  // slots a full ring must free beyond one before the producer resumes
   std::uint64_t text_bytes_;
   std::uint32_t max_subscribers_;
   std::uint32_t spin_iterations_;
