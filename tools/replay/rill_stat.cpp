@@ -1,4 +1,4 @@
-// `rill stat FILE|-`: renders rill metrics snapshots (rill::to_json, rill/metrics.hpp) as readable tables.
+// `rill stat FILE|-`: renders rill metrics snapshots (rill::to_json, rill/metrics_exposition.hpp) as readable tables.
 //
 // The input holds one snapshot, or several one after another (JSON lines, as a gateway that prints a
 // snapshot every second writes them). Each snapshot is rendered as soon as it is complete, so
