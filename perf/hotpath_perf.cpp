@@ -4,6 +4,7 @@
 // which counts only the loop functions below (set-up, first-send allocation and warm-up are excluded).
 //
 //   hotpath_perf PATH [ITERATIONS]     PATH: inline | inline_nostamp | arena | claim_commit | manager_get
+//                                           | multicast | multicast_text
 //                                           | peer_boost_spsc | peer_moodycamel_rwq | list
 //
 // The peer_* paths are the same push + pop of a 64-byte element through boost::lockfree::spsc_queue and
@@ -23,6 +24,7 @@
 #include <vector>
 
 #include "rill/manager.hpp"
+#include "rill/multicast.hpp"
 #include "rill/stream.hpp"
 
 namespace {
@@ -47,6 +49,19 @@ const char kLongText[] =
 }  // namespace
 
 extern "C" {
+
+// One multicast try_send + one try_receive by a hold subscriber (its cursor published per event).
+__attribute__((noinline)) std::uint64_t rill_hotpath_multicast(rill::multicast_stream& s, rill::subscription& sub,
+                                                              const rill::event& e, std::uint64_t iterations) {
+  rill::event out;
+  std::uint64_t sum = 0;
+  for (std::uint64_t i = 0; i < iterations; ++i) {
+    if (s.try_send(e) != rill::status::ok) fail("multicast send refused");
+    if (sub.try_receive(out) != rill::status::ok) fail("multicast receive found nothing");
+    sum += out.seq();
+  }
+  return sum;
+}
 
 // One try_send + one try_receive of a 64-byte event with inline text.
 __attribute__((noinline)) std::uint64_t rill_hotpath_send_receive(rill::stream& s, const rill::event& e,
@@ -136,7 +151,8 @@ int main(int argc, char** argv) {
   const std::string path = argc > 1 ? argv[1] : "list";
   const std::uint64_t iterations = argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 100000;
   if (path == "list") {
-    std::printf("inline\ninline_nostamp\narena\nclaim_commit\nmanager_get\npeer_boost_spsc\npeer_moodycamel_rwq\n");
+    std::printf("inline\ninline_nostamp\narena\nclaim_commit\nmanager_get\nmulticast\nmulticast_text\npeer_boost_spsc\n"
+                "peer_moodycamel_rwq\n");
     return 0;
   }
   std::uint64_t sum = 0;
@@ -150,6 +166,20 @@ int main(int argc, char** argv) {
     }
     r.reset();
     sum += rill_hotpath_send_receive(s, e, iterations);
+  } else if (path == "multicast" || path == "multicast_text") {
+    rill::multicast_options o;
+    o.capacity = 1023;
+    o.text_bytes = 64 * 1024;
+    rill::multicast_stream s(o);
+    rill::subscription sub;
+    if (s.subscribe(sub, {rill::slow_reader::hold, rill::start_at::newest}) != rill::status::ok) fail("subscribe");
+    const rill::event e = path == "multicast_text" ? rill::event::text_delta(0, kLongText)  // copied to the text ring
+                                                   : rill::event::text_delta(0, "hello");
+    rill::event out;
+    for (int i = 0; i < 2048; ++i) {  // warm-up, not counted: every slot and text page written once
+      if (s.try_send(e) != rill::status::ok || sub.try_receive(out) != rill::status::ok) fail("multicast warm-up");
+    }
+    sum += rill_hotpath_multicast(s, sub, e, iterations);
   } else if (path == "claim_commit") {
     rill::stream s(options(rill::clock_kind::coarse));
     rill::received r;
