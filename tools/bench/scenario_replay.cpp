@@ -265,7 +265,10 @@ run_result replay(Channels& channels, std::size_t streams, const run_config& cfg
         const auto handle = [&](rill::event_kind kind, std::uint64_t seq, std::size_t size, char first,
                                 std::uint64_t stamp) {
           const std::uint64_t now = tsc();
-          histogram.add(static_cast<std::uint64_t>(static_cast<double>(now - stamp) * tick_ns));
+          // rdtsc is not ordered after the loads before it, and the vCPUs' counters may differ by a few
+          // ticks: a read can precede the producer's stamp. Such a sample counts as 0, not as 2^64 ticks.
+          const std::uint64_t ticks = now > stamp ? now - stamp : 0;
+          histogram.add(static_cast<std::uint64_t>(static_cast<double>(ticks) * tick_ns));
           if (seq != c.seq || !matches(c.step(), kind, size, first)) [[unlikely]] {
             failure.fail("stream " + std::to_string(s) + " event " + std::to_string(c.seq) + " wrong");
           }
