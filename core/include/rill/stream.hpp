@@ -45,6 +45,7 @@
 #include "rill/detail/parking.hpp"
 #include "rill/detail/record_arena.hpp"
 #include "rill/detail/spsc_channel.hpp"
+#include "rill/detail/wait_loop.hpp"
 #include "rill/event.hpp"
 #include "rill/status.hpp"
 
@@ -593,34 +594,11 @@ status stream::drain_until(Handler&& handler, std::size_t max_events, time_point
 template <class Attempt>
 status stream::wait_for(detail::wait_word& word, status retry_status, Attempt&& attempt, time_point deadline,
                         const std::stop_token* token, bool count_wait) {
-  status s = attempt();
-  if (s != retry_status) return s;
-  if (count_wait) {
-    if (void* ch = channel(); ch != nullptr) note_send_wait(ch);
-  }
-  for (std::uint32_t i = 0; i < spin_iterations_; ++i) {
-    detail::cpu_relax();
-    s = attempt();
-    if (s != retry_status) return s;
-  }
-  while (true) {
-    if (token != nullptr && token->stop_requested()) return status::cancelled;
-    if (deadline != time_point::max() && std::chrono::steady_clock::now() >= deadline) return status::timeout;
-    const std::uint32_t announced = word.announce();
-    const bool handshake_holds = detail::heavy_barrier();
-    s = attempt();  // the re-check of the handshake (parking.hpp)
-    if (s != retry_status) return s;
-    if (token != nullptr && token->stop_requested()) return status::cancelled;
-    // Without the handshake's guarantee, sleep at most a millisecond at a time rather than trust a wake-up.
-    const time_point park_until =
-        handshake_holds ? deadline : std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(1));
-    if (word.park(announced, park_until) == detail::park_result::timed_out && park_until == deadline) {
-      s = attempt();
-      return s != retry_status ? s : status::timeout;
-    }
-    s = attempt();
-    if (s != retry_status) return s;
-  }
+  return detail::wait_loop(word, retry_status, std::forward<Attempt>(attempt), deadline, token, spin_iterations_,
+                           [&]() noexcept {
+                             if (!count_wait) return;
+                             if (void* ch = channel(); ch != nullptr) note_send_wait(ch);
+                           });
 }
 
 }  // namespace rill
