@@ -13,27 +13,22 @@
 
 #include "rill/manager.hpp"
 #include "rill/metrics.hpp"
+#include "stamped_events.hpp"
 #include "stress_scale.hpp"
 
 namespace {
 
+using rill::test::at;
+using rill::test::kMs;
 using rill::event_kind;
 using rill::status;
 using rill::stream_manager;
 using rill::stream_ref;
 
-constexpr std::uint64_t kMs = 1'000'000;
-
 std::string numbered(std::string_view prefix, std::uint64_t n) {
   std::string s(prefix);
   s += std::to_string(n);
   return s;
-}
-
-rill::event at(const rill::event& e, std::uint64_t ns) {
-  rill::event stamped = e;
-  stamped.set_timestamp(rill::clock_kind::steady, ns);
-  return stamped;
 }
 
 TEST(ManagerMetricsStress, SnapshotsWhileConsumersObserveAndStreamsChurn) {

@@ -10,15 +10,18 @@
 
 #include "rill/manager.hpp"
 #include "rill/metrics.hpp"
+#include "stamped_events.hpp"
 
 namespace {
 
+using rill::test::at;
+using rill::test::kMs;
+using rill::test::small_stream;
+using rill::test::usage;
 using rill::event_kind;
 using rill::status;
 using rill::stream_manager;
 using rill::stream_ref;
-
-constexpr std::uint64_t kMs = 1'000'000;
 
 rill::manager_options metrics_manager(rill::aggregator* totals = nullptr) {
   rill::manager_options o;
@@ -33,31 +36,6 @@ rill::manager_options metrics_manager(rill::aggregator* totals = nullptr) {
 
 void drain_reclamation(stream_manager& m) {
   for (int i = 0; i < 4; ++i) m.reclaim();  // three advances cover the two-epoch grace period
-}
-
-rill::event at(const rill::event& e, std::uint64_t ns) {
-  rill::event stamped = e;
-  stamped.set_timestamp(rill::clock_kind::steady, ns);
-  return stamped;
-}
-
-rill::usage_counts usage(std::uint32_t in, std::uint32_t out) {
-  rill::usage_counts u;
-  u.input_tokens = in;
-  u.output_tokens = out;
-  return u;
-}
-
-// Start at 1 s, message at +1 ms, first token 250 ms later, 50 output tokens over the last second.
-std::vector<rill::event> small_stream() {
-  const std::uint64_t t0 = 1000 * kMs;
-  return {at(rill::event::stream_start("anthropic", "claude-x"), t0),
-          at(rill::event::message_start("msg_1", "claude-x"), t0 + 1 * kMs),
-          at(rill::event::text_delta(0, "Hel"), t0 + 251 * kMs),
-          at(rill::event::usage(usage(100, 10)), t0 + 300 * kMs),
-          at(rill::event::text_delta(0, "lo"), t0 + 451 * kMs),
-          at(rill::event::usage(usage(100, 50)), t0 + 1251 * kMs),
-          at(rill::event::message_stop(rill::stop_reason::end_turn), t0 + 1251 * kMs)};
 }
 
 // Sends `events`, then takes every buffered event and observes it: what a consumer of a managed stream does.

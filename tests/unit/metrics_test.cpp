@@ -7,40 +7,16 @@
 #include <vector>
 
 #include "rill/metrics.hpp"
+#include "stamped_events.hpp"
 #include "rill/metrics_exposition.hpp"
 
 namespace {
 
+using rill::test::at;
+using rill::test::kMs;
+using rill::test::small_stream;
+using rill::test::usage;
 using namespace std::chrono_literals;
-
-constexpr std::uint64_t kMs = 1'000'000;
-
-// Stamps `e` with steady_clock nanoseconds `ns`, the clock a precise producer uses.
-rill::event at(const rill::event& e, std::uint64_t ns) {
-  rill::event stamped = e;
-  stamped.set_timestamp(rill::clock_kind::steady, ns);
-  return stamped;
-}
-
-rill::usage_counts usage(std::uint32_t in, std::uint32_t out, std::uint32_t cache_read = 0) {
-  rill::usage_counts u;
-  u.input_tokens = in;
-  u.output_tokens = out;
-  u.cache_read_tokens = cache_read;
-  return u;
-}
-
-// A small Anthropic-like stream, stamped: start at 1 s, message at +1 ms, first token 250 ms later.
-std::vector<rill::event> small_stream() {
-  const std::uint64_t t0 = 1000 * kMs;
-  return {at(rill::event::stream_start("anthropic", "claude-x"), t0),
-          at(rill::event::message_start("msg_1", "claude-x"), t0 + 1 * kMs),
-          at(rill::event::text_delta(0, "Hel"), t0 + 251 * kMs),
-          at(rill::event::usage(usage(100, 10)), t0 + 300 * kMs),
-          at(rill::event::text_delta(0, "lo"), t0 + 451 * kMs),
-          at(rill::event::usage(usage(100, 50)), t0 + 1251 * kMs),
-          at(rill::event::message_stop(rill::stop_reason::end_turn), t0 + 1251 * kMs)};
-}
 
 TEST(StreamMetrics, TtftDurationAndRateFromStampedEvents) {
   rill::stream_metrics m;
