@@ -23,11 +23,13 @@ constexpr std::align_val_t kRingAlignment{detail::kFalseSharingRange};
 // Relaxed stores / loads of a slot's eight words, unrolled (a loop that skips the version word costs a
 // branch per word). Word `Skip` (the version) is left alone.
 template <std::size_t Skip, std::size_t... I>
-inline void store_words(std::atomic<std::uint64_t>* words, const std::uint64_t* image, std::index_sequence<I...>) noexcept {
+inline void store_words(std::atomic<std::uint64_t>* words, const std::uint64_t* image,
+                        std::index_sequence<I...>) noexcept {
   ((I != Skip ? words[I].store(image[I], std::memory_order_relaxed) : void()), ...);
 }
 template <std::size_t... I>
-inline void load_words(const std::atomic<std::uint64_t>* words, std::uint64_t* image, std::index_sequence<I...>) noexcept {
+inline void load_words(const std::atomic<std::uint64_t>* words, std::uint64_t* image,
+                       std::index_sequence<I...>) noexcept {
   ((image[I] = words[I].load(std::memory_order_relaxed)), ...);
 }
 
@@ -53,17 +55,22 @@ struct alignas(detail::kFalseSharingRange) multicast_stream::entry {
 
 std::string_view to_string(slow_reader policy) noexcept {
   switch (policy) {
-    case slow_reader::hold: return "hold";
-    case slow_reader::skip: return "skip";
-    case slow_reader::detach: return "detach";
+    case slow_reader::hold:
+      return "hold";
+    case slow_reader::skip:
+      return "skip";
+    case slow_reader::detach:
+      return "detach";
   }
   return "unknown";
 }
 
 std::string_view to_string(start_at start) noexcept {
   switch (start) {
-    case start_at::newest: return "newest";
-    case start_at::oldest: return "oldest";
+    case start_at::newest:
+      return "newest";
+    case start_at::oldest:
+      return "oldest";
   }
   return "unknown";
 }
@@ -72,8 +79,13 @@ std::string_view to_string(start_at start) noexcept {
 // Construction
 
 multicast_stream::multicast_stream(const multicast_options& options)
-    : mask_(0), refill_slack_(0), text_bytes_(0), max_subscribers_(0), spin_iterations_(options.spin_iterations),
-      policy_(options.policy), stamping_(options.stamping) {
+    : mask_(0),
+      refill_slack_(0),
+      text_bytes_(0),
+      max_subscribers_(0),
+      spin_iterations_(options.spin_iterations),
+      policy_(options.policy),
+      stamping_(options.stamping) {
   if (options.capacity < 1 || options.capacity > kMaxCapacity) {
     throw std::invalid_argument("rill::multicast_stream: capacity must be 1 to 2^30");
   }
@@ -87,11 +99,13 @@ multicast_stream::multicast_stream(const multicast_options& options)
       options.stamping != clock_kind::tsc && options.stamping != clock_kind::steady) {
     throw std::invalid_argument("rill::multicast_stream: unknown stamping clock");
   }
-  if (options.text_bytes > kMaxCapacity) throw std::invalid_argument("rill::multicast_stream: text_bytes over 2^30");
+  if (options.text_bytes > kMaxCapacity)
+    throw std::invalid_argument("rill::multicast_stream: text_bytes over 2^30");
   const std::size_t slots = detail::round_up_pow2(options.capacity + 1);
   mask_ = slots - 1;
   refill_slack_ = slots / 16 > 1 ? slots / 16 - 1 : 0;
-  text_bytes_ = options.text_bytes == 0 ? 0 : detail::round_up_pow2(std::max(options.text_bytes, kMinTextBytes));
+  text_bytes_ =
+      options.text_bytes == 0 ? 0 : detail::round_up_pow2(std::max(options.text_bytes, kMinTextBytes));
   max_subscribers_ = static_cast<std::uint32_t>(options.max_subscribers);
 
   // Allocation order: anything that throws after the first allocation frees what came before.
@@ -118,7 +132,8 @@ multicast_stream::~multicast_stream() {
 // Producer
 
 status multicast_stream::check_sendable(const event& e) const noexcept {
-  if (e.validates_trivially()) [[likely]] return status::ok;
+  if (e.validates_trivially()) [[likely]]
+    return status::ok;
   const status s = e.validate();
   if (s != status::ok) return s;
   if (e.text_is_in_arena()) return status::invalid;  // arena text belongs to some stream's arena
@@ -128,9 +143,11 @@ status multicast_stream::check_sendable(const event& e) const noexcept {
 
 status multicast_stream::try_send(const event& e) noexcept {
   // [F9'] relaxed: a hint like stream's [C5]; a send racing close() may still publish.
-  if (closed_.load(std::memory_order_relaxed)) [[unlikely]] return status::closed;
+  if (closed_.load(std::memory_order_relaxed)) [[unlikely]]
+    return status::closed;
   const status valid = check_sendable(e);
-  if (valid != status::ok) [[unlikely]] return valid;
+  if (valid != status::ok) [[unlikely]]
+    return valid;
   const status s = try_publish(e);
   if (s == status::full && policy_ == backpressure::drop) {
     dropped_.store(dropped_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);  // single writer
@@ -141,7 +158,8 @@ status multicast_stream::try_send(const event& e) noexcept {
 status multicast_stream::send_until(const event& e, time_point deadline) noexcept {
   if (policy_ != backpressure::block) return try_send(e);
   return detail::wait_loop(
-      producer_wait_, status::full, [&]() noexcept { return try_send(e); }, deadline, nullptr, spin_iterations_,
+      producer_wait_, status::full, [&]() noexcept { return try_send(e); }, deadline, nullptr,
+      spin_iterations_,
       [this]() noexcept {
         send_waits_.store(send_waits_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
       });
@@ -153,7 +171,8 @@ status multicast_stream::send(const event& e, std::stop_token token) noexcept {
   std::stop_callback wake(token, [this]() noexcept { producer_wait_.wake_all(); });
   return detail::wait_loop(
       producer_wait_, status::full, [&]() noexcept { return try_send(e); }, time_point::max(), &token,
-      spin_iterations_, [this]() noexcept {
+      spin_iterations_,
+      [this]() noexcept {
         send_waits_.store(send_waits_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
       });
 }
@@ -214,7 +233,8 @@ status multicast_stream::try_publish(const event& e) noexcept {
   if (has_text) {
     const std::uint64_t bytes = detail::align_up(text_size, sizeof(std::uint64_t));
     const std::uint64_t offset = text_start & (text_bytes_ - 1);
-    if (offset + bytes > text_bytes_) text_start += text_bytes_ - offset;  // records never wrap: skip the tail
+    if (offset + bytes > text_bytes_)
+      text_start += text_bytes_ - offset;  // records never wrap: skip the tail
     text_end = text_start + bytes;
   }
   if (!gate_allows(seq, text_end, has_text)) {
@@ -247,7 +267,8 @@ status multicast_stream::try_publish(const event& e) noexcept {
     char* const staging = reinterpret_cast<char*>(staging_.get());
     if (ev.text_is_external()) ev.move_text_to_arena(staging);
     std::atomic<std::uint64_t>* const dest = text_ + (text_start & (text_bytes_ - 1)) / sizeof(std::uint64_t);
-    for (std::size_t i = 0; i < text_words; ++i) dest[i].store(staging_[i], std::memory_order_relaxed);  // [F2]
+    for (std::size_t i = 0; i < text_words; ++i)
+      dest[i].store(staging_[i], std::memory_order_relaxed);  // [F2]
     ev.set_arena_block(reinterpret_cast<const char*>(dest), static_cast<std::uint32_t>(text_size));
   }
   std::uint64_t image[kWords];
@@ -302,8 +323,8 @@ status multicast_stream::attach(subscription& out, const subscribe_options& opti
   if (index == max_subscribers_) return status::full;
   // [F15] release: raises the producer's scan bound before this entry can hold anything.
   std::uint32_t used = entries_used_.load(std::memory_order_relaxed);
-  while (used < index + 1 &&
-         !entries_used_.compare_exchange_weak(used, index + 1, std::memory_order_release, std::memory_order_relaxed)) {
+  while (used < index + 1 && !entries_used_.compare_exchange_weak(used, index + 1, std::memory_order_release,
+                                                                  std::memory_order_relaxed)) {
   }
   entry& slot = entries_[index];
   slot.cursor.store(start, std::memory_order_relaxed);  // published by the state store below
@@ -339,7 +360,7 @@ void multicast_stream::release_entry(std::uint32_t index) noexcept {
   // [F14] release: the next owner's claim (acq_rel CAS) sees this subscriber done with the entry.
   entries_[index].state.store(kEntryFree, std::memory_order_release);
   attached_.fetch_sub(1, std::memory_order_relaxed);  // statistics only
-  producer_wait_.notify_after_publish();  // a producer waiting for this holder re-scans
+  producer_wait_.notify_after_publish();              // a producer waiting for this holder re-scans
 }
 
 // =====================================================================================================
@@ -424,8 +445,9 @@ status subscription::read_next(event& out) noexcept {
     // (published_ tells which: [F4] is stored after [F3]). Deciding from the slot keeps the common
     // "nothing yet" path off the producer's published_ line.
     const bool older = version == ms::kSlotNever || (version != ms::kSlotWriting && version < c);
-    if (older || (version == ms::kSlotWriting && c >= s.published_.load(std::memory_order_acquire))) {  // [F4]
-      if (!s.closed_.load(std::memory_order_acquire)) return status::empty;  // [F9] pairs with [F8]
+    if (older ||
+        (version == ms::kSlotWriting && c >= s.published_.load(std::memory_order_acquire))) {  // [F4]
+      if (!s.closed_.load(std::memory_order_acquire)) return status::empty;          // [F9] pairs with [F8]
       if (c >= s.published_.load(std::memory_order_acquire)) return status::closed;  // [F4]
     }
     if (older || version == ms::kSlotWriting) {
@@ -444,7 +466,8 @@ status subscription::read_next(event& out) noexcept {
     // The copy may be torn; bound the text copy before trusting it, validate after.
     const std::string_view block = copy.text_block();
     const auto* base = reinterpret_cast<const char*>(s.text_);
-    const std::uintptr_t offset = reinterpret_cast<std::uintptr_t>(block.data()) - reinterpret_cast<std::uintptr_t>(base);
+    const std::uintptr_t offset =
+        reinterpret_cast<std::uintptr_t>(block.data()) - reinterpret_cast<std::uintptr_t>(base);
     if (s.text_ == nullptr || offset % sizeof(std::uint64_t) != 0 || offset > s.text_bytes_ ||
         block.size() > s.text_bytes_ - offset) {
       return lost(c);  // only a torn copy gets here: the version re-check below would fail
@@ -459,7 +482,8 @@ status subscription::read_next(event& out) noexcept {
   std::atomic_thread_fence(std::memory_order_acquire);
   if (words[ms::kSeqWord].load(std::memory_order_relaxed) != c) return lost(c);
   if (text_size != 0 && c < s.text_retained_from_.load(std::memory_order_relaxed)) return lost(c);  // [F7]
-  if (text_size != 0) copy.set_arena_block(reinterpret_cast<const char*>(text_.get()), static_cast<std::uint32_t>(text_size));
+  if (text_size != 0)
+    copy.set_arena_block(reinterpret_cast<const char*>(text_.get()), static_cast<std::uint32_t>(text_size));
   out = copy;
   cursor_ = c + 1;
   ++received_;
@@ -491,8 +515,8 @@ status subscription::receive(event& out) noexcept {
 status subscription::receive_until(event& out, std::chrono::steady_clock::time_point deadline) noexcept {
   if (stream_ == nullptr) return status::detached;
   return detail::wait_loop(
-      stream_->subscribers_wait_, status::empty, [&]() noexcept { return try_receive(out); }, deadline, nullptr,
-      stream_->spin_iterations_, []() noexcept {});
+      stream_->subscribers_wait_, status::empty, [&]() noexcept { return try_receive(out); }, deadline,
+      nullptr, stream_->spin_iterations_, []() noexcept {});
 }
 
 status subscription::receive(event& out, std::stop_token token) noexcept {

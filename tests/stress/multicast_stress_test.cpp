@@ -23,8 +23,12 @@ using rill::status;
 using rill::subscription;
 
 // Event i's text: inline for most, 41 to 700 bytes for every fifth (so the text ring wraps and overwrites).
-std::size_t text_size(std::uint64_t i) { return i % 5 == 0 ? 41 + (rill::test::mix(i) % 660) : 1 + i % 30; }
-char text_byte(std::uint64_t i, std::size_t k) { return static_cast<char>('a' + (i * 7 + k) % 26); }
+std::size_t text_size(std::uint64_t i) {
+  return i % 5 == 0 ? 41 + (rill::test::mix(i) % 660) : 1 + i % 30;
+}
+char text_byte(std::uint64_t i, std::size_t k) {
+  return static_cast<char>('a' + (i * 7 + k) % 26);
+}
 
 event make_event(std::uint64_t i, std::string& buffer) {
   buffer.resize(text_size(i));
@@ -64,7 +68,8 @@ tally drain(subscription& sub, std::uint64_t pause_every) {
       if (!matches(e)) ++t.content_errors;
       expected = e.seq() + 1;
       ++t.received;
-      if (pause_every != 0 && t.received % pause_every == 0) std::this_thread::sleep_for(std::chrono::microseconds(200));
+      if (pause_every != 0 && t.received % pause_every == 0)
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
     } else if (s == status::lagged) {
       t.missed += sub.missed_last();
       expected += sub.missed_last();
@@ -133,7 +138,8 @@ TEST(MulticastStress, HoldSubscribersReceiveEverythingInOrder) {
   std::vector<tally> results(subs.size());
   std::vector<std::thread> readers;
   for (std::size_t i = 0; i < subs.size(); ++i) {
-    readers.emplace_back([&, i] { results[i] = i == 1 ? drain_batches(subs[i]) : drain(subs[i], i == 2 ? 4096 : 0); });
+    readers.emplace_back(
+        [&, i] { results[i] = i == 1 ? drain_batches(subs[i]) : drain(subs[i], i == 2 ? 4096 : 0); });
   }
   produce(s, events);
   for (auto& r : readers) r.join();
@@ -244,7 +250,8 @@ TEST(MulticastStress, SubscribersAttachDetachAndResumeUnderLoad) {
   EXPECT_EQ(t_steady.order_errors + t_steady.content_errors, 0u);
   EXPECT_EQ(s.counters().subscribers, 1u);  // only `steady` is still attached
   std::printf("sessions %llu, resumes %llu, events delivered to churning subscribers %llu\n",
-              static_cast<unsigned long long>(sessions.load()), static_cast<unsigned long long>(resumes.load()),
+              static_cast<unsigned long long>(sessions.load()),
+              static_cast<unsigned long long>(resumes.load()),
               static_cast<unsigned long long>(delivered.load()));
 }
 

@@ -20,8 +20,9 @@
 #if defined(RILL_SANITIZER_BUILD)
 
 TEST(MulticastRelacy, SkippedUnderSanitizers) {
-  GTEST_SKIP() << "Relacy replaces the global operator new/delete and runs fibers the sanitizers are not told "
-                  "about; release and debug builds run these models";
+  GTEST_SKIP()
+      << "Relacy replaces the global operator new/delete and runs fibers the sanitizers are not told "
+         "about; release and debug builds run these models";
 }
 
 #else
@@ -62,7 +63,7 @@ struct seqlock : rl::test_suite<seqlock<Kind>, 2> {
   }
 
   void rewrite() {
-    version(RL_INFO).store(kWriting, rl::mo_relaxed);  // [F1]
+    version(RL_INFO).store(kWriting, rl::mo_relaxed);                                               // [F1]
     if (Kind != seqlock_kind::no_producer_fence) rl::atomic_thread_fence(rl::mo_release, RL_INFO);  // [F2]
     word_a(RL_INFO).store(20, rl::mo_relaxed);
     word_b(RL_INFO).store(21, rl::mo_relaxed);
@@ -75,7 +76,7 @@ struct seqlock : rl::test_suite<seqlock<Kind>, 2> {
     const std::uint64_t b = word_b(RL_INFO).load(rl::mo_relaxed);
     if (Kind != seqlock_kind::no_subscriber_fence) rl::atomic_thread_fence(rl::mo_acquire, RL_INFO);  // [F6]
     if (version(RL_INFO).load(rl::mo_relaxed) != 1) return;  // overwritten meanwhile: discarded
-    RL_ASSERT(a == 10 && b == 11);  // delivered: must be version 1, whole
+    RL_ASSERT(a == 10 && b == 11);                           // delivered: must be version 1, whole
   }
 };
 
@@ -97,12 +98,12 @@ struct holder : rl::test_suite<holder<Kind>, 2> {
 
   void thread(unsigned index) {
     if (index == 0) {
-      published(RL_INFO).store(1, rl::mo_release);  // [F4]
+      published(RL_INFO).store(1, rl::mo_release);                                      // [F4]
       if (Kind == holder_kind::code) rl::atomic_thread_fence(rl::mo_seq_cst, RL_INFO);  // [F12] (membarrier)
-      scan_saw_holder = state(RL_INFO).load(rl::mo_acquire) == 2;  // [F11]
+      scan_saw_holder = state(RL_INFO).load(rl::mo_acquire) == 2;                       // [F11]
     } else {
-      state(RL_INFO).store(2, rl::mo_seq_cst);  // [F13] kEntryHolding
-      rl::atomic_thread_fence(rl::mo_seq_cst, RL_INFO);  // [F13] heavy_barrier()
+      state(RL_INFO).store(2, rl::mo_seq_cst);               // [F13] kEntryHolding
+      rl::atomic_thread_fence(rl::mo_seq_cst, RL_INFO);      // [F13] heavy_barrier()
       holder_saw = published(RL_INFO).load(rl::mo_acquire);  // [F4]
     }
   }
@@ -125,20 +126,24 @@ void expect_violation() {
   EXPECT_EQ(r.result, rl::test_result_user_assert_failed) << r.log;
 }
 
-TEST(MulticastRelacy, ValidatedCopyIsNeverTorn) { expect_holds<seqlock<seqlock_kind::code>>(); }
+TEST(MulticastRelacy, ValidatedCopyIsNeverTorn) {
+  expect_holds<seqlock<seqlock_kind::code> >();
+}
 
 TEST(MulticastRelacy, WithoutTheProducersFenceATornCopyValidates) {
-  expect_violation<seqlock<seqlock_kind::no_producer_fence>>();
+  expect_violation<seqlock<seqlock_kind::no_producer_fence> >();
 }
 
 TEST(MulticastRelacy, WithoutTheSubscribersFenceATornCopyValidates) {
-  expect_violation<seqlock<seqlock_kind::no_subscriber_fence>>();
+  expect_violation<seqlock<seqlock_kind::no_subscriber_fence> >();
 }
 
-TEST(MulticastRelacy, AttachingHolderIsSeenOrSeesThePublication) { expect_holds<holder<holder_kind::code>>(); }
+TEST(MulticastRelacy, AttachingHolderIsSeenOrSeesThePublication) {
+  expect_holds<holder<holder_kind::code> >();
+}
 
 TEST(MulticastRelacy, WithoutTheProducersBarrierBothMissEachOther) {
-  expect_violation<holder<holder_kind::no_producer_barrier>>();
+  expect_violation<holder<holder_kind::no_producer_barrier> >();
 }
 
 }  // namespace

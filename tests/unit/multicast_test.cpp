@@ -4,8 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <stdexcept>
 #include <cstring>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -253,7 +253,7 @@ TEST(MulticastStream, HoldSubscriberKeepsItsTextFromBeingOverwritten) {
   ASSERT_EQ(s.try_send(event::text_delta(0, long_text(0))), status::ok);
   ASSERT_EQ(s.try_send(event::text_delta(0, long_text(1))), status::ok);
   EXPECT_EQ(s.try_send(event::text_delta(0, long_text(2))), status::full);  // would overwrite event 0's text
-  ASSERT_EQ(s.try_send(event::text_delta(0, "short")), status::ok);        // inline text needs no room
+  ASSERT_EQ(s.try_send(event::text_delta(0, "short")), status::ok);         // inline text needs no room
   event e;
   ASSERT_EQ(holder.try_receive(e), status::ok);
   EXPECT_EQ(e.text(), long_text(0));
@@ -268,7 +268,8 @@ TEST(MulticastStream, HoldSubscriberKeepsItsTextFromBeingOverwritten) {
 
 TEST(MulticastStream, ResumeAfterASequenceInsideRetention) {
   multicast_stream s(small(16));  // 31 retained
-  for (std::uint64_t i = 0; i < 50; ++i) ASSERT_EQ(s.try_send(event::text_delta(0, long_text(i))), status::ok);
+  for (std::uint64_t i = 0; i < 50; ++i)
+    ASSERT_EQ(s.try_send(event::text_delta(0, long_text(i))), status::ok);
   subscription sub;
   ASSERT_EQ(s.resume(sub, 30), status::ok);
   EXPECT_EQ(sub.next_seq(), 31u);
@@ -415,7 +416,8 @@ TEST(MulticastStream, DrainHandsOverReadyEventsWithEndOfBatch) {
   multicast_stream s(small(16));
   subscription sub;
   ASSERT_EQ(s.subscribe(sub, {slow_reader::hold, start_at::newest}), status::ok);
-  for (std::uint64_t i = 0; i < 10; ++i) ASSERT_EQ(s.try_send(event::text_delta(0, long_text(i))), status::ok);
+  for (std::uint64_t i = 0; i < 10; ++i)
+    ASSERT_EQ(s.try_send(event::text_delta(0, long_text(i))), status::ok);
   std::vector<std::uint64_t> seqs;
   std::vector<bool> ends;
   status why = status::ok;

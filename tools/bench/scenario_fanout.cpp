@@ -25,7 +25,8 @@ constexpr std::uint64_t kLagSampleEvery = 64;
 // ---- adapters: publish (producer), try_take / lag (subscriber i), in_order, finish ----
 
 struct rill_fanout {
-  rill_fanout(std::size_t subscribers, rill::clock_kind stamping) : stream(options(stamping)), subs(subscribers) {
+  rill_fanout(std::size_t subscribers, rill::clock_kind stamping)
+      : stream(options(stamping)), subs(subscribers) {
     for (auto& s : subs) {
       if (stream.subscribe(s.sub, {rill::slow_reader::hold, rill::start_at::newest}) != rill::status::ok) {
         throw verification_error("fanout: subscribe failed");
@@ -72,7 +73,9 @@ struct rwq_fanout {
       wait.reset();
     }
   }
-  const bench_item* try_take(std::size_t i) noexcept { return subs[i]->queue.try_dequeue(subs[i]->slot) ? &subs[i]->slot : nullptr; }
+  const bench_item* try_take(std::size_t i) noexcept {
+    return subs[i]->queue.try_dequeue(subs[i]->slot) ? &subs[i]->slot : nullptr;
+  }
   std::uint64_t lag(std::size_t i) const noexcept { return subs[i]->queue.size_approx(); }
   static bool in_order(const bench_item& e, std::uint64_t k) noexcept { return e.seq == (k & kPoolMask); }
   void finish() noexcept {}
@@ -92,7 +95,9 @@ struct mutex_fanout {
   void publish(const bench_item& e, backoff&) {
     for (auto& s : subs) s->queue.push(e);  // waits for room, as a channel send
   }
-  const bench_item* try_take(std::size_t i) { return subs[i]->queue.try_pop(subs[i]->slot) ? &subs[i]->slot : nullptr; }
+  const bench_item* try_take(std::size_t i) {
+    return subs[i]->queue.try_pop(subs[i]->slot) ? &subs[i]->slot : nullptr;
+  }
   std::uint64_t lag(std::size_t i) { return subs[i]->queue.size(); }
   static bool in_order(const bench_item& e, std::uint64_t k) noexcept { return e.seq == (k & kPoolMask); }
   void finish() {
@@ -149,7 +154,9 @@ run_result fanout_run(const run_config& cfg, std::size_t subscribers, Args... ar
       std::uint64_t k = 0;
       while (true) {
         if (const auto* e = f->try_take(s)) {
-          if (!Fanout::in_order(*e, k)) [[unlikely]] failure.fail("subscriber " + std::to_string(s) + ": element " + std::to_string(k) + " out of order");
+          if (!Fanout::in_order(*e, k)) [[unlikely]]
+            failure.fail("subscriber " + std::to_string(s) + ": element " + std::to_string(k) +
+                         " out of order");
           t.sum += checksum_of(*e);
           if (++k % kLagSampleEvery == 0) t.max_lag = std::max(t.max_lag, f->lag(s));
           wait.reset();
@@ -189,22 +196,25 @@ std::function<run_result(const run_config&)> fanout_case(std::size_t subscribers
 
 std::vector<scenario_entry> fanout_scenarios() {
   std::vector<scenario_entry> out;
-  out.push_back({"fanout", [](const run_config&) {
-                   std::vector<scenario_case> cases;
-                   for (const std::size_t n : {std::size_t{1}, std::size_t{4}}) {
-                     scenario_case sc{"fanout", {{"subscribers", std::to_string(n)}}, metric::throughput, {}, ""};
-                     sc.impls = {{"rill", {}, fanout_case<rill_fanout>(n, rill::clock_kind::coarse)},
-                                 {"rill", {{"stamping", "none"}}, fanout_case<rill_fanout>(n, rill::clock_kind::none)},
-                                 {"moodycamel_rwq", {}, fanout_case<rwq_fanout>(n)},
-                                 {"mutex_deque", {}, fanout_case<mutex_fanout>(n)}};
-                     sc.note = "producer on cpu0, subscribers alternate cpu1, cpu0, ...; events/s at the producer; "
-                               "rill: one multicast_stream (4096 slots, hold subscribers; default coarse stamping, or none); peers: one 4096-element "
-                               "queue per subscriber, the producer copies each event into every queue; lag: the "
-                               "slowest subscriber's largest sampled backlog (events)";
-                     cases.push_back(std::move(sc));
-                   }
-                   return cases;
-                 }});
+  out.push_back(
+      {"fanout", [](const run_config&) {
+         std::vector<scenario_case> cases;
+         for (const std::size_t n : {std::size_t{1}, std::size_t{4}}) {
+           scenario_case sc{"fanout", {{"subscribers", std::to_string(n)}}, metric::throughput, {}, ""};
+           sc.impls = {{"rill", {}, fanout_case<rill_fanout>(n, rill::clock_kind::coarse)},
+                       {"rill", {{"stamping", "none"}}, fanout_case<rill_fanout>(n, rill::clock_kind::none)},
+                       {"moodycamel_rwq", {}, fanout_case<rwq_fanout>(n)},
+                       {"mutex_deque", {}, fanout_case<mutex_fanout>(n)}};
+           sc.note =
+               "producer on cpu0, subscribers alternate cpu1, cpu0, ...; events/s at the producer; "
+               "rill: one multicast_stream (4096 slots, hold subscribers; default coarse stamping, "
+               "or none); peers: one 4096-element queue per subscriber, the producer copies each "
+               "event into every queue; lag: the slowest subscriber's largest sampled backlog "
+               "(events)";
+           cases.push_back(std::move(sc));
+         }
+         return cases;
+       }});
   return out;
 }
 

@@ -88,9 +88,9 @@ struct subscribe_options {
 
 // A snapshot of a multicast stream's counters (exact when no thread is using the stream).
 struct multicast_counters {
-  std::uint64_t sent = 0;             // events published (the next sequence number)
-  std::uint64_t dropped = 0;          // events refused under backpressure::drop while a hold subscriber lagged
-  std::uint64_t send_waits = 0;       // sends that had to wait for a hold subscriber
+  std::uint64_t sent = 0;        // events published (the next sequence number)
+  std::uint64_t dropped = 0;     // events refused under backpressure::drop while a hold subscriber lagged
+  std::uint64_t send_waits = 0;  // sends that had to wait for a hold subscriber
   std::uint64_t oldest_retained = 0;  // sequence number of the oldest event a subscriber can still read
   std::uint32_t subscribers = 0;      // attached now
   std::uint32_t detached = 0;         // subscribers cut off under slow_reader::detach, in total
@@ -251,10 +251,13 @@ class multicast_stream {
   static constexpr std::size_t kWords = sizeof(event) / sizeof(std::uint64_t);
   static constexpr std::size_t kSeqWord = 1;  // the event's sequence number doubles as the slot's version
 
-  std::atomic<std::uint64_t>* slot_words(std::uint64_t seq) const noexcept { return slots_ + (seq & mask_) * kWords; }
+  std::atomic<std::uint64_t>* slot_words(std::uint64_t seq) const noexcept {
+    return slots_ + (seq & mask_) * kWords;
+  }
   status check_sendable(const event& e) const noexcept;
   status try_publish(const event& e) noexcept;
-  bool gate_allows(std::uint64_t seq, std::uint64_t text_end, bool has_text, std::uint64_t slack = 0) const noexcept;
+  bool gate_allows(std::uint64_t seq, std::uint64_t text_end, bool has_text,
+                   std::uint64_t slack = 0) const noexcept;
   void refresh_gate(std::uint64_t seq) noexcept;
   void retire_text(std::uint64_t seq, std::uint64_t reclaimed) noexcept;
   status attach(subscription& out, const subscribe_options& options, std::uint64_t start, bool exact_start);
@@ -274,14 +277,14 @@ class multicast_stream {
 
   // ---- producer-owned ----
   alignas(detail::kFalseSharingRange) std::uint64_t next_ = 0;
-  std::uint64_t gate_ = 0;          // min cursor of hold subscribers at the last scan (or next_ if none)
-  std::uint64_t text_head_ = 0;     // next free text ring position (monotonic)
-  std::uint64_t text_scan_ = 0;     // first sequence number whose text may still be retained
-  std::uint64_t text_from_ = 0;     // producer's copy of text_retained_from_
+  std::uint64_t gate_ = 0;       // min cursor of hold subscribers at the last scan (or next_ if none)
+  std::uint64_t text_head_ = 0;  // next free text ring position (monotonic)
+  std::uint64_t text_scan_ = 0;  // first sequence number whose text may still be retained
+  std::uint64_t text_from_ = 0;  // producer's copy of text_retained_from_
   std::unique_ptr<std::uint64_t[]> text_pos_;  // per slot: text start position | kHasText, or text_head_
   std::unique_ptr<std::uint64_t[]> staging_;   // borrowed text gathered before it is stored
-  std::atomic<std::uint64_t> dropped_{0};     // single writer (producer); relaxed: statistics only
-  std::atomic<std::uint64_t> send_waits_{0};  // same
+  std::atomic<std::uint64_t> dropped_{0};      // single writer (producer); relaxed: statistics only
+  std::atomic<std::uint64_t> send_waits_{0};   // same
 
   // ---- written by the producer per send, read by subscribers when a slot is not ready ----
   alignas(detail::kFalseSharingRange) std::atomic<std::uint64_t> published_{0};
@@ -289,11 +292,11 @@ class multicast_stream {
   alignas(detail::kFalseSharingRange) std::atomic<std::uint64_t> text_retained_from_{0};
   // ---- rarely written: close, parking, attach/detach ----
   alignas(detail::kFalseSharingRange) std::atomic<bool> closed_{false};
-  detail::wait_word subscribers_wait_;  // subscribers park here for data or close
-  detail::wait_word producer_wait_;     // the producer parks here for a hold subscriber or close
+  detail::wait_word subscribers_wait_;          // subscribers park here for data or close
+  detail::wait_word producer_wait_;             // the producer parks here for a hold subscriber or close
   std::atomic<std::uint32_t> entries_used_{0};  // entries ever claimed (high-water mark): the scan bound
-  std::atomic<std::uint32_t> attached_{0};  // relaxed: statistics only
-  std::atomic<std::uint32_t> detached_{0};  // relaxed: statistics only
+  std::atomic<std::uint32_t> attached_{0};      // relaxed: statistics only
+  std::atomic<std::uint32_t> detached_{0};      // relaxed: statistics only
 };
 
 // ---- template definitions ----
@@ -319,7 +322,7 @@ std::size_t subscription::try_drain(Handler&& handler, std::size_t max_events, s
       handler(static_cast<const event&>(e), true);
     }
   } else {
-    for (; handled < batch; ) {
+    while (handled < batch) {
       s = read_next(e);
       if (s != status::ok) break;
       ++handled;

@@ -20,8 +20,9 @@ namespace rill::detail {
 // (time_point::max() for none); status::cancelled when `token` (may be null) is stopped. `on_first_wait`
 // runs once, when the first attempt failed (e.g. to count a wait).
 template <class Attempt, class OnFirstWait>
-status wait_loop(wait_word& word, status retry, Attempt&& attempt, std::chrono::steady_clock::time_point deadline,
-                 const std::stop_token* token, std::uint32_t spins, OnFirstWait&& on_first_wait) {
+status wait_loop(wait_word& word, status retry, Attempt&& attempt,
+                 std::chrono::steady_clock::time_point deadline, const std::stop_token* token,
+                 std::uint32_t spins, OnFirstWait&& on_first_wait) {
   using time_point = std::chrono::steady_clock::time_point;
   status s = attempt();
   if (s != retry) return s;
@@ -41,7 +42,8 @@ status wait_loop(wait_word& word, status retry, Attempt&& attempt, std::chrono::
     if (token != nullptr && token->stop_requested()) return status::cancelled;
     // Without the handshake's guarantee, sleep at most a millisecond at a time rather than trust a wake-up.
     const time_point park_until =
-        handshake_holds ? deadline : std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(1));
+        handshake_holds ? deadline
+                        : std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(1));
     if (word.park(announced, park_until) == park_result::timed_out && park_until == deadline) {
       s = attempt();
       return s != retry ? s : status::timeout;
