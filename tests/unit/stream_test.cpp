@@ -713,3 +713,24 @@ TEST(RecordArena, FillerRecordsPadTheEndAndReleaseWithTheNextRecord) {
 }
 
 }  // namespace
+
+// The MPMC ring keeps its turns remapped so that consecutive tickets sit on different cache lines; every
+// capacity must still map each ticket to its own turn (a collision would lose or repeat events).
+TEST(MpmcStream, EveryCapacityDeliversThreeLapsInOrder) {
+  for (const std::size_t capacity : {2u, 16u, 32u, 64u, 256u, 4096u}) {
+    rill::stream_options o;
+    o.kind = rill::flavour::mpmc;
+    o.capacity = capacity;
+    o.stamping = rill::clock_kind::none;
+    rill::stream s(o);
+    rill::received r;
+    std::uint64_t next = 0;
+    for (std::uint64_t sent = 0; sent < 3 * capacity;) {
+      const std::uint64_t progress = sent + next;
+      while (sent < 3 * capacity && s.try_send(rill::event::keep_alive()) == rill::status::ok) ++sent;
+      while (s.try_receive(r) == rill::status::ok) ASSERT_EQ(r->seq(), next++) << "capacity " << capacity;
+      ASSERT_NE(sent + next, progress) << "stuck at capacity " << capacity;  // a lost turn stalls the ring
+    }
+    EXPECT_EQ(next, 3 * capacity) << "capacity " << capacity;
+  }
+}

@@ -31,8 +31,8 @@ class mpmc_channel {
   // `room_waiters`: where producers blocked on a full arena park (null when no producer ever blocks).
   mpmc_channel(event* slots, std::atomic<std::uint64_t>* turns, std::size_t capacity, char* arena_memory,
                std::size_t arena_bytes, wait_word* room_waiters) noexcept
-      : slots_(slots), turns_(turns), mask_(capacity - 1) {
-    for (std::size_t i = 0; i < capacity; ++i) new (&turns_[i]) std::atomic<std::uint64_t>(i);
+      : slots_(slots), turns_(turns), mask_(capacity - 1), turn_shift_(turn_shift_for(capacity)) {
+    for (std::size_t i = 0; i < capacity; ++i) new (&turns_[turn_index(i)]) std::atomic<std::uint64_t>(i);
     if (arena_memory != nullptr) arena_.init(arena_memory, arena_bytes, room_waiters);
   }
 
@@ -43,7 +43,7 @@ class mpmc_channel {
     std::uint64_t tail = tail_.load(std::memory_order_relaxed);  // [M0] a guess; the turn check decides
     while (true) {
       // [M1] acquire: pairs with [M4]; the consumer that freed this slot finished reading it.
-      const std::uint64_t turn = turns_[tail & mask_].load(std::memory_order_acquire);
+      const std::uint64_t turn = turns_[turn_index(tail)].load(std::memory_order_acquire);
       const auto diff = static_cast<std::int64_t>(turn - tail);
       if (diff == 0) {
         // [M0'] relaxed CAS: the slot's ownership is already acquired through its turn ([M1]).
@@ -62,7 +62,7 @@ class mpmc_channel {
   void publish(event* slot, std::uint64_t ticket) noexcept {
     slot->set_seq(ticket);
     // [M2] release: the event and its arena record are visible to the consumer that acquires [M3].
-    turns_[ticket & mask_].store(ticket + 1, std::memory_order_release);
+    turns_[turn_index(ticket)].store(ticket + 1, std::memory_order_release);
   }
 
   // ---- consumer ----
@@ -72,7 +72,7 @@ class mpmc_channel {
     std::uint64_t head = head_.load(std::memory_order_relaxed);  // [M5] a guess; the turn check decides
     while (true) {
       // [M3] acquire: pairs with [M2]; the slot's bytes are visible.
-      const std::uint64_t turn = turns_[head & mask_].load(std::memory_order_acquire);
+      const std::uint64_t turn = turns_[turn_index(head)].load(std::memory_order_acquire);
       const auto diff = static_cast<std::int64_t>(turn - (head + 1));
       if (diff == 0) {
         // [M5'] relaxed CAS: ownership comes from the turn ([M3]).
@@ -90,7 +90,7 @@ class mpmc_channel {
   // Hands the slot of `ticket` to the producer of ticket + capacity.
   void release_slot(std::uint64_t ticket) noexcept {
     // [M4] release: our reads of the slot happen before its next producer writes it; pairs with [M1].
-    turns_[ticket & mask_].store(ticket + mask_ + 1, std::memory_order_release);
+    turns_[turn_index(ticket)].store(ticket + mask_ + 1, std::memory_order_release);
   }
 
   // ---- either side, approximate ----
@@ -102,9 +102,28 @@ class mpmc_channel {
   const record_arena& arena() const noexcept { return arena_; }
 
  private:
+  // Turns are 8 bytes, 16 to a 128-byte pair of lines. Stored in ticket order, consecutive tickets (claimed
+  // by different producers, taken by different consumers at the same moment) would share a line; instead
+  // ticket i's turn lives at (i mod groups) * 16 + i / groups, with groups = capacity / 16, so consecutive
+  // tickets land 128 bytes apart (atomic_queue's index remapping). A bijection of [0, capacity); identity
+  // below 32 slots.
+  static constexpr unsigned kTurnsPerGroupLog2 = 4;
+  static unsigned turn_shift_for(std::size_t capacity) noexcept {
+    unsigned log2 = 0;
+    while ((std::size_t{1} << log2) < capacity) ++log2;
+    return log2 > kTurnsPerGroupLog2 ? log2 - kTurnsPerGroupLog2 : 0;  // log2(groups); 0: identity
+  }
+  std::size_t turn_index(std::uint64_t ticket) const noexcept {
+    const std::uint64_t i = ticket & mask_;
+    if (turn_shift_ == 0) return i;
+    const std::uint64_t group_mask = (std::uint64_t{1} << turn_shift_) - 1;
+    return ((i & group_mask) << kTurnsPerGroupLog2) | (i >> turn_shift_);
+  }
+
   event* const slots_;
   std::atomic<std::uint64_t>* const turns_;
   const std::uint64_t mask_;
+  const unsigned turn_shift_;
   alignas(kFalseSharingRange) std::atomic<std::uint64_t> tail_{0};
   alignas(kFalseSharingRange) std::atomic<std::uint64_t> head_{0};
   alignas(kFalseSharingRange) record_arena arena_;
