@@ -20,7 +20,7 @@ struct alignas(detail::kFalseSharingRange) stream::counters_block {
 
 namespace {
 
-bool uses_spsc_ring(flavour kind, backpressure policy) noexcept {
+bool spsc_ring_for(flavour kind, backpressure policy) noexcept {
   return kind == flavour::spsc && policy != backpressure::drop_oldest;
 }
 
@@ -98,10 +98,22 @@ std::string_view to_string(backpressure p) noexcept {
   return "unknown";
 }
 
+std::uint8_t stream::initial_state(flavour kind, backpressure policy, clock_kind stamping) noexcept {
+  std::uint8_t state = spsc_ring_for(kind, policy) ? 0 : kMpmcRingState;
+  switch (stamping) {
+    case clock_kind::none: break;
+    case clock_kind::coarse: state |= kCoarseStampState; break;
+    case clock_kind::tsc: state |= kTscStampState; break;
+    case clock_kind::steady: state |= kSteadyStampState; break;
+  }
+  return state;
+}
+
 stream::stream(const stream_options& options)
-    : kind_(checked(options.kind)),
-      policy_(checked(options.policy)),
-      stamping_(checked(options.stamping)),
+    : state_(initial_state(checked(options.kind), checked(options.policy), checked(options.stamping))),
+      kind_(options.kind),
+      policy_(options.policy),
+      stamping_(options.stamping),
       capacity_(static_cast<std::uint32_t>(normalized_capacity(options.capacity))),
       arena_bytes_(static_cast<std::uint32_t>(normalized_arena(options.arena_bytes))),
       spin_iterations_(options.spin_iterations) {
@@ -113,7 +125,7 @@ stream::~stream() {
   void* ch = channel_.load(std::memory_order_acquire);  // [C1] the last user is gone; see the constructor
   if (ch == nullptr) return;
   char* base = static_cast<char*>(ch) - channel_layout::channel_offset;
-  if (uses_spsc_ring(kind_, policy_)) {
+  if (uses_spsc_ring()) {
     static_cast<detail::spsc_channel*>(ch)->~spsc_channel();
   } else {
     static_cast<detail::mpmc_channel*>(ch)->~mpmc_channel();
@@ -123,7 +135,7 @@ stream::~stream() {
 }
 
 void* stream::allocate_channel() noexcept {
-  const bool spsc_ring = uses_spsc_ring(kind_, policy_);
+  const bool spsc_ring = uses_spsc_ring();
   const channel_layout layout(spsc_ring, capacity_, arena_bytes_);
   char* base = static_cast<char*>(::operator new(layout.total, kChannelAlignment, std::nothrow));
   if (base == nullptr) return nullptr;
@@ -159,7 +171,7 @@ void* stream::allocate_channel() noexcept {
 }
 
 detail::record_arena* stream::arena_of(void* ch) const noexcept {
-  if (uses_spsc_ring(kind_, policy_)) return &static_cast<detail::spsc_channel*>(ch)->arena();
+  if (uses_spsc_ring()) return &static_cast<detail::spsc_channel*>(ch)->arena();
   return &static_cast<detail::mpmc_channel*>(ch)->arena();
 }
 
@@ -185,10 +197,51 @@ status stream::prepare_text(event& slot, detail::record_arena& arena) noexcept {
     slot.set_arena_block(nullptr, 0);  // empty long text cannot happen, but stay well-defined
     return status::ok;
   }
-  char* dest = uses_spsc_ring(kind_, policy_) ? arena.try_claim<false>(size) : arena.try_claim<true>(size);
+  char* dest = uses_spsc_ring() ? arena.try_claim<false>(size) : arena.try_claim<true>(size);
   if (dest == nullptr) return status::full;
   slot.move_text_to_arena(dest);
   return status::ok;
+}
+
+inline status stream::try_send_once(const event& e, std::uint64_t now) noexcept {
+  const status valid = check_sendable(e);
+  if (valid != status::ok) [[unlikely]] return valid;
+  void* ch = channel_or_allocate();
+  if (ch == nullptr) [[unlikely]] return status::full;  // the lazy allocation failed
+  status s;
+  if (uses_spsc_ring()) {
+    s = try_send_spsc(*static_cast<detail::spsc_channel*>(ch), e, now);
+  } else {
+    s = try_send_mpmc(*static_cast<detail::mpmc_channel*>(ch), e, now);
+  }
+  if (s == status::ok) {
+    consumers_.notify_after_publish();
+  } else if (s == status::full && policy_ != backpressure::block) {
+    note_dropped(ch);  // refused under a dropping policy: the newest event is the one dropped
+  }
+  return s;
+}
+
+inline status stream::try_send_spsc(detail::spsc_channel& ch, const event& e, std::uint64_t now) noexcept {
+  std::uint64_t position;
+  event* slot = ch.try_reserve(position);
+  if (slot == nullptr) return status::full;
+  const clock_kind stamping = stamping_;  // read before the copy, whose byte stores could alias it
+  detail::spsc_channel::fill(slot, e);    // every byte but the sequence word, which publish() writes
+  if (!e.text_is_inline()) [[unlikely]] {
+    const status s = prepare_text(*slot, ch.arena());
+    if (s != status::ok) return s;  // nothing published; the slot is simply reused
+  }
+  if (stamping != clock_kind::none) slot->set_timestamp(stamping, now);
+  ch.publish(slot, position);
+  return status::ok;
+}
+
+// Every send try_send()'s inline path does not finish: closed, not yet allocated, full, validation, long
+// text, MPMC rings, and the steady clock.
+status stream::try_send_general(const event& e) noexcept {
+  if ((state_.load(std::memory_order_relaxed) & kClosedState) != 0) return status::closed;  // [C5]
+  return try_send_once(e, read_stamp_clock());
 }
 
 status stream::try_send_mpmc(detail::mpmc_channel& ch, const event& e, std::uint64_t now) noexcept {
@@ -267,7 +320,7 @@ status stream::send(const event& e, std::stop_token token) noexcept {
 }
 
 std::size_t stream::try_send_batch(std::span<const event> events, status* why) noexcept {
-  if (closed_.load(std::memory_order_relaxed)) {  // [C5]
+  if ((state_.load(std::memory_order_relaxed) & kClosedState) != 0) {  // [C5]
     if (why != nullptr) *why = status::closed;
     return 0;
   }
@@ -277,7 +330,7 @@ std::size_t stream::try_send_batch(std::span<const event> events, status* why) n
   void* ch = channel_or_allocate();
   if (ch == nullptr) {
     s = status::full;
-  } else if (uses_spsc_ring(kind_, policy_)) {
+  } else if (uses_spsc_ring()) {
     // At most one acquire of the consumer's index for the whole batch. The slots are filled first and
     // then published last to first ([S1] each): a consumer polling the first slot sees it only when the
     // whole batch is written, so it never pulls a line the producer is still writing (publishing each
@@ -354,11 +407,11 @@ status stream::send_batch(std::span<const event> events, std::size_t* sent) noex
 
 status stream::try_claim(send_claim& claim, std::size_t text_bytes) noexcept {
   RILL_ASSERT(!claim.active(), "try_claim on a claim that was neither committed nor aborted");
-  if (closed_.load(std::memory_order_relaxed)) return status::closed;  // [C5]
+  if ((state_.load(std::memory_order_relaxed) & kClosedState) != 0) return status::closed;  // [C5]
   if (text_bytes > max_text()) return status::too_large;
   void* ch = channel_or_allocate();
   if (ch == nullptr) return status::full;
-  const bool spsc_ring = uses_spsc_ring(kind_, policy_);
+  const bool spsc_ring = uses_spsc_ring();
   detail::record_arena& arena = *arena_of(ch);
   char* text = nullptr;
   if (text_bytes != 0) {
@@ -392,7 +445,7 @@ status stream::try_claim(send_claim& claim, std::size_t text_bytes) noexcept {
 status stream::commit(send_claim& claim) noexcept {
   RILL_ASSERT(claim.active(), "commit without an active claim");
   void* ch = channel();
-  const bool spsc_ring = uses_spsc_ring(kind_, policy_);
+  const bool spsc_ring = uses_spsc_ring();
   detail::record_arena& arena = *arena_of(ch);
   event& staged = claim.staging_;
   status s = staged.validate();
@@ -444,7 +497,7 @@ void stream::abort(send_claim& claim) noexcept {
   RILL_ASSERT(claim.active(), "abort without an active claim");
   void* ch = channel();
   if (claim.text_ != nullptr) arena_of(ch)->release(claim.text_);
-  if (!uses_spsc_ring(kind_, policy_)) {
+  if (!uses_spsc_ring()) {
     *claim.slot_ = event{};
     counters_of(ch)->voided.fetch_add(1, std::memory_order_relaxed);  // a count; orders nothing
     static_cast<detail::mpmc_channel*>(ch)->publish(claim.slot_, claim.ticket_);
@@ -471,13 +524,13 @@ status stream::receive(received& out, std::stop_token token) noexcept {
 void stream::close() noexcept {
   // [C4] seq_cst: ordered before the wake-ups below; a sender or receiver that parks after it re-checks
   // and sees it (its announce RMW on the same word reads from wake_all's RMW).
-  closed_.store(true, std::memory_order_seq_cst);
+  state_.fetch_or(kClosedState, std::memory_order_seq_cst);
   consumers_.wake_all();
   producers_.wake_all();
 }
 
 stream::ring_positions stream::positions(void* ch) const noexcept {
-  if (uses_spsc_ring(kind_, policy_)) {
+  if (uses_spsc_ring()) {
     const auto& c = *static_cast<detail::spsc_channel*>(ch);
     return {c.accepted(), c.consumed()};
   }

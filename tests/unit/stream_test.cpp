@@ -654,18 +654,28 @@ TEST_P(StreamContract, FailedCommitAndAbortDeliverNothing) {
 }
 
 TEST_P(StreamContract, StampsEventsWithTheChosenClock) {
-  stream_options o = options();
-  stream coarse(o);
   event e = event::keep_alive();
   e.set_timestamp(rill::clock_kind::steady, 42);
-  ASSERT_EQ(coarse.try_send(e), status::ok);
   received r;
-  ASSERT_EQ(coarse.try_receive(r), status::ok);
-  EXPECT_EQ(r->timestamp_clock(), rill::clock_kind::coarse);
-  EXPECT_GT(r->timestamp(), 0u);
+  // Each clock, through try_send (its inline path takes coarse and tsc) and through a batch.
+  for (const rill::clock_kind clock : {rill::clock_kind::coarse, rill::clock_kind::tsc, rill::clock_kind::steady}) {
+    stream_options o = options();
+    o.stamping = clock;
+    stream s(o);
+    ASSERT_EQ(s.try_send(e), status::ok);
+    ASSERT_EQ(s.try_receive(r), status::ok);
+    EXPECT_EQ(r->timestamp_clock(), clock);
+    EXPECT_GT(r->timestamp(), 0u);
+    EXPECT_NE(r->timestamp(), 42u);
+    ASSERT_EQ(s.try_send_batch(std::span<const event>(&e, 1)), 1u);
+    ASSERT_EQ(s.try_receive(r), status::ok);
+    EXPECT_EQ(r->timestamp_clock(), clock);
+    EXPECT_GT(r->timestamp(), 0u);
+  }
 
-  o.stamping = rill::clock_kind::none;
-  stream own(o);
+  // The default is no stamping: the producer's own stamp travels unchanged.
+  EXPECT_EQ(stream_options{}.stamping, rill::clock_kind::none);
+  stream own(options());
   ASSERT_EQ(own.try_send(e), status::ok);
   ASSERT_EQ(own.try_receive(r), status::ok);
   EXPECT_EQ(r->timestamp_clock(), rill::clock_kind::steady);

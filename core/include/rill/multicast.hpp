@@ -73,8 +73,8 @@ struct multicast_options {
   // or returns full (try_send); drop rejects the event (full) and counts it dropped. drop_oldest is not
   // meaningful here (skip subscribers already see the newest events) and is refused.
   backpressure policy = backpressure::block;
-  // Clock the stream stamps each event with (see stream_options::stamping).
-  clock_kind stamping = clock_kind::coarse;
+  // Clock the stream stamps each event with (see stream_options::stamping; none by default).
+  clock_kind stamping = clock_kind::none;
   // Subscribers attached at the same time; subscribe() returns full past it. 1 to 4096.
   std::size_t max_subscribers = 64;
   // Pause-loop iterations a blocking call spins before it parks.

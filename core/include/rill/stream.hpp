@@ -77,9 +77,11 @@ struct stream_options {
   std::size_t arena_bytes = 64 * 1024;
   flavour kind = flavour::spsc;
   backpressure policy = backpressure::block;
-  // Clock the stream stamps each event with on send (clock.hpp); clock_kind::none keeps the producer's own
-  // timestamp. coarse costs about 3 ns per send (per batch for send_batch), tsc about 9 ns.
-  clock_kind stamping = clock_kind::coarse;
+  // Clock the stream stamps each event with on send (clock.hpp). none (the default) keeps the producer's
+  // own timestamp, so a producer that stamps once per upstream chunk pays once. A clock read per send is
+  // the dearest part of a send: on rill's reference VM coarse and tsc each cap one-way SPSC at about
+  // 52 M events/s, against about 120 M without (docs/benchmarking.md). send_batch reads it once per batch.
+  clock_kind stamping = clock_kind::none;
   // Allocate the ring and arena on the first send (an idle stream costs only its control block) instead of
   // in the constructor.
   bool allocate_on_first_send = true;
@@ -243,7 +245,9 @@ class stream {
   // Refuses later sends (status::closed), lets consumers drain what is buffered, then end; wakes every
   // blocked sender and receiver. Idempotent. Never blocks.
   void close() noexcept;
-  bool is_closed() const noexcept { return closed_.load(std::memory_order_acquire); }  // [C3] pairs with [C4]
+  bool is_closed() const noexcept {
+    return (state_.load(std::memory_order_acquire) & kClosedState) != 0;  // [C3] pairs with [C4]
+  }
   std::size_t capacity() const noexcept { return capacity_; }
   std::size_t arena_capacity() const noexcept { return arena_bytes_; }
   flavour kind() const noexcept { return kind_; }
@@ -288,15 +292,15 @@ class stream {
   static_assert(kEventKindCount <= 64, "check_sendable's fast path tests kinds in one 64-bit mask");
   static constexpr std::uint64_t kFastSendableKinds =
       ((std::uint64_t{1} << kEventKindCount) - 1) & ~std::uint64_t{1} & ~kKindsWithRequiredFields;
-  status check_sendable(const event& e) const noexcept {
+  // A known kind with inline text and no required fields needs no further checks. One bit test covers
+  // "known, not none, no required field" (kEventKindCount <= 64, asserted above).
+  static bool trivially_sendable(const event& e) noexcept {
     const auto kind = static_cast<std::size_t>(e.kind());
-    // Fast path: a known kind with inline text and no required fields needs no further checks. One bit
-    // test covers "known, not none, no required field" (kEventKindCount <= 64, asserted below).
-    if (kind < 64 && ((kFastSendableKinds >> kind) & 1u) != 0 &&
-        (e.flags() & (event::kFlagExternalText | event::kFlagArenaText | event::kFlagOversizeField)) == 0)
-        [[likely]] {
-      return status::ok;
-    }
+    return kind < 64 && ((kFastSendableKinds >> kind) & 1u) != 0 &&
+           (e.flags() & (event::kFlagExternalText | event::kFlagArenaText | event::kFlagOversizeField)) == 0;
+  }
+  status check_sendable(const event& e) const noexcept {
+    if (trivially_sendable(e)) [[likely]] return status::ok;
     const status s = e.validate();
     if (s != status::ok) return s;
     if (e.text_is_in_arena()) return status::invalid;  // only try_claim()'s reserved text may be arena text
@@ -313,6 +317,22 @@ class stream {
     if (stamping_ != clock_kind::none) slot.set_timestamp(stamping_, now);
   }
 
+  // state_ bits. The ring kind and the clock are fixed at construction; close() sets kClosedState.
+  static constexpr std::uint8_t kMpmcRingState = 1u << 0;     // the channel is an mpmc_channel
+  static constexpr std::uint8_t kCoarseStampState = 1u << 1;  // stamping == clock_kind::coarse
+  static constexpr std::uint8_t kTscStampState = 1u << 2;     // stamping == clock_kind::tsc
+  static constexpr std::uint8_t kSteadyStampState = 1u << 3;  // stamping == clock_kind::steady
+  static constexpr std::uint8_t kClosedState = 1u << 7;
+  // States try_send's inline path leaves to try_send_general(): closed, an MPMC ring (MPMC flavour or
+  // drop_oldest), and the steady clock (22 ns a read: the call is the least of its cost).
+  static constexpr std::uint8_t kGeneralSendStates = kClosedState | kMpmcRingState | kSteadyStampState;
+  static std::uint8_t initial_state(flavour kind, backpressure policy, clock_kind stamping) noexcept;
+  bool uses_spsc_ring() const noexcept {
+    // The ring bit never changes after construction: relaxed is enough.
+    return (state_.load(std::memory_order_relaxed) & kMpmcRingState) == 0;
+  }
+
+  status try_send_general(const event& e) noexcept;
   status try_send_once(const event& e, std::uint64_t now) noexcept;
   status try_send_spsc(detail::spsc_channel& ch, const event& e, std::uint64_t now) noexcept;
   status try_send_mpmc(detail::mpmc_channel& ch, const event& e, std::uint64_t now) noexcept;
@@ -342,7 +362,9 @@ class stream {
 
   // ---- control block: read-mostly, shared by both sides ----
   std::atomic<void*> channel_{nullptr};
-  std::atomic<bool> closed_{false};
+  // What the inline send path needs, in one byte: the ring kind, the stamping clock and the closed flag
+  // (the k...State bits). Written only by close().
+  std::atomic<std::uint8_t> state_;
   const flavour kind_;
   const backpressure policy_;
   const clock_kind stamping_;
@@ -402,43 +424,31 @@ inline void received::reset() noexcept {
   }
 }
 
+// The common case inline, in as few instructions as possible: an SPSC ring with room, an event that needs
+// no validation beyond its kind, and no clock, the coarse one or the TSC. A one-way stream is bound by how
+// many slot transfers each core keeps in flight, and every instruction here shrinks that window (each one
+// removed measured as throughput). Everything else goes to try_send_general(), out of line.
 inline status stream::try_send(const event& e) noexcept {
-  if (closed_.load(std::memory_order_relaxed)) [[unlikely]] return status::closed;  // [C5] see close()
-  return try_send_once(e, read_stamp_clock());
-}
-
-inline status stream::try_send_once(const event& e, std::uint64_t now) noexcept {
-  const status valid = check_sendable(e);
-  if (valid != status::ok) [[unlikely]] return valid;
-  void* ch = channel_or_allocate();
-  if (ch == nullptr) [[unlikely]] return status::full;  // the lazy allocation failed
-  status s;
-  if (kind_ == flavour::spsc && policy_ != backpressure::drop_oldest) {
-    s = try_send_spsc(*static_cast<detail::spsc_channel*>(ch), e, now);
-  } else {
-    s = try_send_mpmc(*static_cast<detail::mpmc_channel*>(ch), e, now);
+  // [C5] relaxed: see close(). The same load says whether this stream's sends can take the path below.
+  const std::uint8_t state = state_.load(std::memory_order_relaxed);
+  if ((state & kGeneralSendStates) == 0 && trivially_sendable(e)) [[likely]] {
+    if (void* ch = channel(); ch != nullptr) [[likely]] {
+      auto& c = *static_cast<detail::spsc_channel*>(ch);
+      std::uint64_t position;
+      if (event* slot = c.try_reserve(position); slot != nullptr) [[likely]] {
+        detail::spsc_channel::fill(slot, e);  // every byte but the sequence word, which publish() writes
+        if ((state & kCoarseStampState) != 0) {
+          slot->set_timestamp(clock_kind::coarse, clock::coarse_now_ns());
+        } else if ((state & kTscStampState) != 0) {
+          slot->set_timestamp(clock_kind::tsc, clock::tsc_now());
+        }
+        c.publish(slot, position);
+        consumers_.notify_after_publish();
+        return status::ok;
+      }
+    }
   }
-  if (s == status::ok) {
-    consumers_.notify_after_publish();
-  } else if (s == status::full && policy_ != backpressure::block) {
-    note_dropped(ch);  // refused under a dropping policy: the newest event is the one dropped
-  }
-  return s;
-}
-
-inline status stream::try_send_spsc(detail::spsc_channel& ch, const event& e, std::uint64_t now) noexcept {
-  std::uint64_t position;
-  event* slot = ch.try_reserve(position);
-  if (slot == nullptr) return status::full;
-  const clock_kind stamping = stamping_;  // read before the copy, whose byte stores could alias it
-  detail::spsc_channel::fill(slot, e);    // every byte but the sequence word, which publish() writes
-  if (!e.text_is_inline()) [[unlikely]] {
-    const status s = prepare_text(*slot, ch.arena());
-    if (s != status::ok) return s;  // nothing published; the slot is simply reused
-  }
-  if (stamping != clock_kind::none) slot->set_timestamp(stamping, now);
-  ch.publish(slot, position);
-  return status::ok;
+  return try_send_general(e);
 }
 
 inline status stream::try_receive(received& out) noexcept {
@@ -446,7 +456,7 @@ inline status stream::try_receive(received& out) noexcept {
   const status s = try_receive_once(out);
   if (s != status::empty) return s;
   // [C3] acquire: every send that completed before close() is visible now, so one more look is exact.
-  if (!closed_.load(std::memory_order_acquire)) return status::empty;
+  if (!is_closed()) return status::empty;
   const status again = try_receive_once(out);
   if (again != status::empty) return again;
   return drained() ? status::closed : status::empty;
@@ -459,7 +469,7 @@ inline bool stream::drained() const noexcept { return approx_size() == 0; }
 inline status stream::try_receive_once(received& out) noexcept {
   void* ch = channel();
   if (ch == nullptr) return status::empty;
-  if (kind_ == flavour::spsc && policy_ != backpressure::drop_oldest) {
+  if (uses_spsc_ring()) [[likely]] {
     auto& c = *static_cast<detail::spsc_channel*>(ch);
     std::uint64_t position;
     const event* slot = c.try_front(position);
@@ -488,7 +498,7 @@ std::size_t stream::try_drain(Handler&& handler, std::size_t max_events) {
   void* ch = channel();
   if (ch == nullptr || max_events == 0) return 0;
   std::size_t handled = 0;
-  if (kind_ == flavour::spsc && policy_ != backpressure::drop_oldest) {
+  if (uses_spsc_ring()) {
     auto& c = *static_cast<detail::spsc_channel*>(ch);
     const std::size_t n = c.available(max_events);
     if (n == 0) return 0;
@@ -581,7 +591,7 @@ status stream::drain_until(Handler&& handler, std::size_t max_events, time_point
       [&] {
         n = try_drain(handler, max_events);
         if (n != 0) return status::ok;
-        if (!closed_.load(std::memory_order_acquire)) return status::empty;  // [C3]
+        if (!is_closed()) return status::empty;  // [C3]
         n = try_drain(handler, max_events);
         if (n != 0) return status::ok;
         return drained() ? status::closed : status::empty;
