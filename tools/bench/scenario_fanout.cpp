@@ -201,14 +201,14 @@ std::vector<scenario_entry> fanout_scenarios() {
          std::vector<scenario_case> cases;
          for (const std::size_t n : {std::size_t{1}, std::size_t{4}}) {
            scenario_case sc{"fanout", {{"subscribers", std::to_string(n)}}, metric::throughput, {}, ""};
-           sc.impls = {{"rill", {}, fanout_case<rill_fanout>(n, rill::clock_kind::coarse)},
-                       {"rill", {{"stamping", "none"}}, fanout_case<rill_fanout>(n, rill::clock_kind::none)},
+           sc.impls = {{"rill", {}, fanout_case<rill_fanout>(n, rill::clock_kind::none)},
+                       {"rill", {{"stamping", "coarse"}}, fanout_case<rill_fanout>(n, rill::clock_kind::coarse)},
                        {"moodycamel_rwq", {}, fanout_case<rwq_fanout>(n)},
                        {"mutex_deque", {}, fanout_case<mutex_fanout>(n)}};
            sc.note =
                "producer on cpu0, subscribers alternate cpu1, cpu0, ...; events/s at the producer; "
-               "rill: one multicast_stream (4096 slots, hold subscribers; default coarse stamping, "
-               "or none); peers: one 4096-element queue per subscriber, the producer copies each "
+               "rill: one multicast_stream (4096 slots, hold subscribers; no stamping by default, "
+               "or coarse); peers: one 4096-element queue per subscriber, the producer copies each "
                "event into every queue; lag: the slowest subscriber's largest sampled backlog "
                "(events)";
            cases.push_back(std::move(sc));

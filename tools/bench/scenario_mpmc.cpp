@@ -275,11 +275,11 @@ std::vector<scenario_entry> mpmc_scenarios() {
                                       {},
                                       ""};
                      sc.impls = {
-                         {"rill_mpmc", {}, mpmc_case<rill_mpmc_queue>(producers, consumers, rill::clock_kind::coarse)},
+                         {"rill_mpmc", {}, mpmc_case<rill_mpmc_queue>(producers, consumers, rill::clock_kind::none)},
                          {"moodycamel_cq", {}, mpmc_case<moodycamel_cq_queue>(producers, consumers)},
                          {"boost_queue", {}, mpmc_case<boost_queue_queue>(producers, consumers)},
-                         {"rill_mpmc", {{"stamping", "none"}},
-                          mpmc_case<rill_mpmc_queue>(producers, consumers, rill::clock_kind::none)},
+                         {"rill_mpmc", {{"stamping", "coarse"}},
+                          mpmc_case<rill_mpmc_queue>(producers, consumers, rill::clock_kind::coarse)},
                          {"mutex_deque", {}, mpmc_case<mutex_deque_mpmc_queue>(producers, consumers)},
                      };
                      sc.note = "threads pinned alternately to cpu0/cpu1 (more threads than CPUs: a spinning "

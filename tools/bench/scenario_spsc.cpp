@@ -365,6 +365,54 @@ run_result c2c_floor_run(const run_config& cfg) {
   return r;
 }
 
+// The floor of any ring of 64-byte slots: the same ping-pong through two bare rings of kCapacity slots,
+// each slot published by its own sequence word and nothing else (no index, no validation, no API). Unlike
+// c2c_floor, every trip writes a line the other core read one lap ago, which costs a coherence transfer
+// that reusing one line does not.
+run_result ring_floor_run(const run_config& cfg) {
+  struct alignas(64) slot {
+    std::atomic<std::uint64_t> seq{~std::uint64_t{0}};
+    std::uint64_t payload[7] = {};
+  };
+  static_assert(sizeof(slot) == 64);
+  std::vector<slot> ping(kCapacity), pong(kCapacity);
+  const double tick_ns = ns_per_tick();
+  const std::uint64_t limit = max_round_trips(cfg);
+  latency_histogram histogram;
+  std::atomic<bool> done{false};
+  std::vector<std::function<void(const std::atomic<bool>&)>> workers;
+  workers.emplace_back([&](const std::atomic<bool>& stop) {
+    for (std::uint64_t i = 0; i < limit && !stop.load(std::memory_order_relaxed); ++i) {
+      slot& out = ping[i & (kCapacity - 1)];
+      slot& in = pong[i & (kCapacity - 1)];
+      const std::uint64_t t0 = tsc();
+      for (std::uint64_t& word : out.payload) word = i;
+      out.seq.store(i, std::memory_order_release);  // publishes the payload; pairs with the echo's acquire
+      while (in.seq.load(std::memory_order_acquire) != i) rill::detail::cpu_relax();
+      const std::uint64_t t1 = tsc();
+      histogram.add(static_cast<std::uint64_t>(static_cast<double>(t1 - t0) * tick_ns));
+    }
+    done.store(true, std::memory_order_release);
+  });
+  workers.emplace_back([&](const std::atomic<bool>&) {
+    for (std::uint64_t i = 0;; ++i) {
+      slot& in = ping[i & (kCapacity - 1)];
+      slot& out = pong[i & (kCapacity - 1)];
+      while (in.seq.load(std::memory_order_acquire) != i) {  // pairs with the ping's release
+        if (done.load(std::memory_order_acquire)) return;
+        rill::detail::cpu_relax();
+      }
+      for (std::size_t k = 0; k < 7; ++k) out.payload[k] = in.payload[k];
+      out.seq.store(i, std::memory_order_release);
+    }
+  });
+  run_workers(std::move(workers), cfg.run_time);
+  run_result r;
+  r.set_latency(histogram);
+  r.events_per_sec = 1e9 / *r.p50_ns;
+  return r;
+}
+
 // ---- blocking_handoff: the consumer parks on an empty queue; the producer sends after a pause ----
 
 constexpr auto kHandoffGap = std::chrono::microseconds(100);  // long enough for any spin phase to end
@@ -439,7 +487,7 @@ run_result mutex_handoff(const run_config& cfg) {
       [&] { q.close(); });
 }
 
-const param_list kNoStamping = {{"stamping", "none"}};
+const param_list kCoarseStamping = {{"stamping", "coarse"}};
 
 }  // namespace
 
@@ -449,10 +497,11 @@ std::vector<scenario_entry> spsc_scenarios() {
   out.push_back({"spsc_throughput", [](const run_config&) {
                    scenario_case sc{"spsc_throughput", {}, metric::throughput, {}, ""};
                    sc.impls = {
-                       {"rill", {}, one_way_case<rill_queue>(clock_kind::coarse)},
+                       {"rill", {}, one_way_case<rill_queue>(clock_kind::none)},
                        {"moodycamel_rwq", {}, one_way_case<moodycamel_rwq_queue>()},
                        {"boost_spsc", {}, one_way_case<boost_spsc_queue>()},
-                       {"rill", kNoStamping, one_way_case<rill_queue>(clock_kind::none)},
+                       {"rill", kCoarseStamping, one_way_case<rill_queue>(clock_kind::coarse)},
+                       {"rill", {{"stamping", "tsc"}}, one_way_case<rill_queue>(clock_kind::tsc)},
                        {"mutex_deque", {}, one_way_case<mutex_deque_queue>()},
                    };
                    sc.note = "one element per call, capacity 65536, cpu0 -> cpu1; events/s";
@@ -461,10 +510,10 @@ std::vector<scenario_entry> spsc_scenarios() {
   out.push_back({"spsc_batch_throughput", [](const run_config&) {
                    scenario_case sc{"spsc_batch_throughput", {{"batch", "64"}}, metric::throughput, {}, ""};
                    sc.impls = {
-                       {"rill", {}, batched_case<rill_batch_queue>(clock_kind::coarse)},
+                       {"rill", {}, batched_case<rill_batch_queue>(clock_kind::none)},
                        {"boost_spsc", {}, batched_case<boost_spsc_batch_queue>()},
                        {"moodycamel_cq", {}, batched_case<moodycamel_cq_batch_queue>()},
-                       {"rill", kNoStamping, batched_case<rill_batch_queue>(clock_kind::none)},
+                       {"rill", kCoarseStamping, batched_case<rill_batch_queue>(clock_kind::coarse)},
                    };
                    sc.note = "64 per call: rill try_send_batch + try_drain, boost push/pop ranges, "
                              "moodycamel bulk calls with tokens; events/s";
@@ -473,15 +522,17 @@ std::vector<scenario_entry> spsc_scenarios() {
   out.push_back({"ping_pong_rtt", [](const run_config&) {
                    scenario_case sc{"ping_pong_rtt", {}, metric::latency, {}, ""};
                    sc.impls = {
-                       {"rill", {}, round_trip_case<rill_queue>(clock_kind::coarse)},
+                       {"rill", {}, round_trip_case<rill_queue>(clock_kind::none)},
                        {"c2c_floor", {}, c2c_floor_run},
+                       {"ring_floor", {}, ring_floor_run},
                        {"moodycamel_rwq", {}, round_trip_case<moodycamel_rwq_queue>()},
                        {"boost_spsc", {}, round_trip_case<boost_spsc_queue>()},
-                       {"rill", kNoStamping, round_trip_case<rill_queue>(clock_kind::none)},
+                       {"rill", kCoarseStamping, round_trip_case<rill_queue>(clock_kind::coarse)},
                        {"mutex_deque", {}, round_trip_case<mutex_deque_queue>()},
                    };
                    sc.note = "round trip through two queues, timed per trip with rdtsc (one read's cost is in "
-                             "each sample); c2c_floor = the same trip on two bare atomics";
+                             "each sample); c2c_floor = the same trip on two bare atomics, ring_floor = on two bare rings of "
+                             "sequence-published 64-byte slots";
                    return std::vector<scenario_case>{sc};
                  }});
   out.push_back({"blocking_handoff", [](const run_config&) {
