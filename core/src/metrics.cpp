@@ -18,7 +18,10 @@ inline void bump(std::atomic<std::uint64_t>& a, std::uint64_t by = 1) noexcept {
   a.store(a.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
 }
 
+// An event's time: its stamp, or, for an unstamped event (a stream with the default stamping = none and a
+// producer that did not stamp), the moment it is observed, read from the coarse clock (same epoch).
 inline std::int64_t steady_ns(const event& e) noexcept {
+  if (e.timestamp_clock() == clock_kind::none) return static_cast<std::int64_t>(clock::coarse_now_ns());
   return std::chrono::duration_cast<std::chrono::nanoseconds>(e.steady_time().time_since_epoch()).count();
 }
 

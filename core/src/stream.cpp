@@ -100,6 +100,7 @@ std::string_view to_string(backpressure p) noexcept {
 
 std::uint8_t stream::initial_state(flavour kind, backpressure policy, clock_kind stamping) noexcept {
   std::uint8_t state = spsc_ring_for(kind, policy) ? 0 : kMpmcRingState;
+  if (policy == backpressure::block) state |= kBlockPolicyState;
   switch (stamping) {
     case clock_kind::none: break;
     case clock_kind::coarse: state |= kCoarseStampState; break;

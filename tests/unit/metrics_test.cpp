@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "rill/metrics.hpp"
@@ -31,6 +32,21 @@ TEST(StreamMetrics, TtftDurationAndRateFromStampedEvents) {
   // 50 tokens from the first token (t0 + 251 ms) to the last event (t0 + 1251 ms): 1 s.
   EXPECT_DOUBLE_EQ(s.output_tokens_per_sec, 50.0);
   EXPECT_EQ(s.errors, 0u);
+}
+
+// Events from a stream that does not stamp (the default) are timed when observed: a TTFT and a duration
+// still come out. The 30 ms sleeps are far above the coarse clock's 1-4 ms tick; only lower bounds are checked.
+TEST(StreamMetrics, UnstampedEventsAreTimedWhenObserved) {
+  rill::stream_metrics m;
+  m.observe(rill::event::message_start("msg_1"));
+  std::this_thread::sleep_for(30ms);
+  m.observe(rill::event::text_delta(0, "Hi"));
+  std::this_thread::sleep_for(30ms);
+  m.observe(rill::event::message_stop(rill::stop_reason::end_turn));
+  const auto s = m.snapshot();
+  EXPECT_GE(s.ttft_ns, static_cast<std::int64_t>(20 * kMs));
+  EXPECT_GE(s.duration_ns, 40 * kMs);
+  EXPECT_EQ(s.total_events, 3u);
 }
 
 TEST(StreamMetrics, ExactCountsByKindAndGapHistogram) {

@@ -7,10 +7,11 @@
 // own: the stream's send and receive paths never touch it. A stream_manager built with
 // manager_options::track_metrics gives each of its streams one (stream_ref::metrics(); its snapshot appears in
 // stream_info::metrics); the stream's consumer still feeds it. Times come from the events' own stamps
-// (event::steady_time()), so they measure when the stream accepted each event, not when the consumer got
-// round to it. With the default coarse stamping (clock.hpp) a stamp has the kernel tick's resolution, 1 to
-// 4 ms: a TTFT or an inter-event gap is exact to that tick, and gaps shorter than a tick read as 0. Streams
-// stamped with clock_kind::tsc or ::steady give nanosecond figures.
+// (event::steady_time()), so on a stamping stream they measure when the stream accepted each event, not when
+// the consumer got round to it. An unstamped event (stream_options::stamping is none by default) is timed
+// when observe() sees it, with the coarse clock. With coarse times (clock.hpp) a time has the kernel tick's
+// resolution, 1 to 4 ms: a TTFT or an inter-event gap is exact to that tick, and gaps shorter than a tick read
+// as 0. Streams stamped with clock_kind::tsc or ::steady give nanosecond figures.
 //
 // Guarantees
 //   - observe() (the per-event path) never allocates, locks or throws: relaxed atomic loads and stores on

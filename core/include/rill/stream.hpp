@@ -317,11 +317,12 @@ class stream {
     if (stamping_ != clock_kind::none) slot.set_timestamp(stamping_, now);
   }
 
-  // state_ bits. The ring kind and the clock are fixed at construction; close() sets kClosedState.
+  // state_ bits. The ring kind, the clock and the policy are fixed at construction; close() sets kClosedState.
   static constexpr std::uint8_t kMpmcRingState = 1u << 0;     // the channel is an mpmc_channel
   static constexpr std::uint8_t kCoarseStampState = 1u << 1;  // stamping == clock_kind::coarse
   static constexpr std::uint8_t kTscStampState = 1u << 2;     // stamping == clock_kind::tsc
   static constexpr std::uint8_t kSteadyStampState = 1u << 3;  // stamping == clock_kind::steady
+  static constexpr std::uint8_t kBlockPolicyState = 1u << 4;  // policy == backpressure::block
   static constexpr std::uint8_t kClosedState = 1u << 7;
   // States try_send's inline path leaves to try_send_general(): closed, an MPMC ring (MPMC flavour or
   // drop_oldest), and the steady clock (22 ns a read: the call is the least of its cost).
@@ -352,7 +353,7 @@ class stream {
   std::size_t try_drain_mpmc(detail::mpmc_channel& c, Handler& handler, std::size_t max_events);
   void release_text(const event& e) noexcept;
   void after_consume() noexcept {
-    if (policy_ == backpressure::block) producers_.notify_after_publish();
+    if ((state_.load(std::memory_order_relaxed) & kBlockPolicyState) != 0) producers_.notify_after_publish();
   }
 
   // Waits for `attempt()` to return something other than `retry_status`, spinning then parking on `word`.
@@ -434,13 +435,16 @@ inline status stream::try_send(const event& e) noexcept {
   if ((state & kGeneralSendStates) == 0 && trivially_sendable(e)) [[likely]] {
     if (void* ch = channel(); ch != nullptr) [[likely]] {
       auto& c = *static_cast<detail::spsc_channel*>(ch);
-      std::uint64_t position;
-      if (event* slot = c.try_reserve(position); slot != nullptr) [[likely]] {
+      const std::uint64_t position = c.next_sequence();
+      if (c.has_room(position)) [[likely]] {
+        event* const slot = c.producer_slot(position);
         detail::spsc_channel::fill(slot, e);  // every byte but the sequence word, which publish() writes
-        if ((state & kCoarseStampState) != 0) {
-          slot->set_timestamp(clock_kind::coarse, clock::coarse_now_ns());
-        } else if ((state & kTscStampState) != 0) {
-          slot->set_timestamp(clock_kind::tsc, clock::tsc_now());
+        if ((state & (kCoarseStampState | kTscStampState)) != 0) [[unlikely]] {
+          if ((state & kCoarseStampState) != 0) {
+            slot->set_timestamp(clock_kind::coarse, clock::coarse_now_ns());
+          } else {
+            slot->set_timestamp(clock_kind::tsc, clock::tsc_now());
+          }
         }
         c.publish(slot, position);
         consumers_.notify_after_publish();
@@ -469,11 +473,12 @@ inline bool stream::drained() const noexcept { return approx_size() == 0; }
 inline status stream::try_receive_once(received& out) noexcept {
   void* ch = channel();
   if (ch == nullptr) return status::empty;
-  if (uses_spsc_ring()) [[likely]] {
+  const std::uint8_t state = state_.load(std::memory_order_relaxed);  // only its fixed bits are used here
+  if ((state & kMpmcRingState) == 0) [[likely]] {
     auto& c = *static_cast<detail::spsc_channel*>(ch);
-    std::uint64_t position;
-    const event* slot = c.try_front(position);
-    if (slot == nullptr) return status::empty;
+    const std::uint64_t position = c.consumer_position();
+    event* const slot = c.consumer_slot(position);
+    if (!detail::spsc_channel::is_published(slot, position)) return status::empty;
     out.event_ = *slot;
     c.pop_one(position);
   } else {
@@ -489,7 +494,7 @@ inline status stream::try_receive_once(received& out) noexcept {
     }
   }
   if (out.event_.text_is_in_arena()) out.owner_ = this;
-  after_consume();
+  if ((state & kBlockPolicyState) != 0) producers_.notify_after_publish();  // after_consume(), state at hand
   return status::ok;
 }
 

@@ -53,15 +53,20 @@ class spsc_channel {
   }
   // As above, also giving the slot's position (its sequence number) for publish(slot, position).
   event* try_reserve(std::uint64_t& position) noexcept {
-    const std::uint64_t tail = tail_.load(std::memory_order_relaxed);  // own index: only we write it
-    if (tail - cached_head_ > mask_) {
+    position = next_sequence();
+    return has_room(position) ? producer_slot(position) : nullptr;
+  }
+  // The parts of try_reserve, for a caller that tests room without a pointer (one branch fewer): whether the
+  // slot for `position` (next_sequence()) is free, and that slot.
+  bool has_room(std::uint64_t position) noexcept {
+    if (position - cached_head_ > mask_) {
       // [S2] acquire: pairs with [S3]; the consumer finished reading the slot before it moved head_.
       cached_head_ = head_.load(std::memory_order_acquire);
-      if (tail - cached_head_ > mask_) return nullptr;
+      return position - cached_head_ <= mask_;
     }
-    position = tail;
-    return &slots_[tail & mask_];
+    return true;
   }
+  event* producer_slot(std::uint64_t position) const noexcept { return &slots_[position & mask_]; }
   // Copies every byte of `src` into `slot` but the sequence word (publish() writes that one).
   static void fill(event* slot, const event& src) noexcept {
     constexpr std::size_t seq_end = event::kSeqOffset + sizeof(std::uint64_t);
@@ -112,11 +117,17 @@ class spsc_channel {
   }
   // As above, also giving the event's position for pop_one(position).
   event* try_front(std::uint64_t& position) noexcept {
-    const std::uint64_t head = head_.load(std::memory_order_relaxed);  // own index: only we write it
-    event* slot = &consumer_slots_[head & consumer_mask_];
-    position = head;
+    position = consumer_position();
+    event* slot = consumer_slot(position);
+    return is_published(slot, position) ? slot : nullptr;
+  }
+  // The parts of try_front: the consumer's position, its slot, and whether that slot holds the event of
+  // that position.
+  std::uint64_t consumer_position() const noexcept { return head_.load(std::memory_order_relaxed); }  // own index
+  event* consumer_slot(std::uint64_t position) const noexcept { return &consumer_slots_[position & consumer_mask_]; }
+  static bool is_published(event* slot, std::uint64_t position) noexcept {
     // [S4] acquire: pairs with [S1]; the slot's bytes are visible once its sequence number is ours.
-    return seq_word(slot).load(std::memory_order_acquire) == head ? slot : nullptr;
+    return seq_word(slot).load(std::memory_order_acquire) == position;
   }
   // Number of published events visible to the consumer, at most `limit` (reads their sequence words).
   std::size_t available(std::size_t limit) noexcept {
