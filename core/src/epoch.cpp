@@ -34,6 +34,7 @@ thread_local slot_releaser t_releaser;
 }  // namespace
 
 void register_reader() noexcept {
+  ensure_barrier_decided();  // before this thread's first light_barrier() (see parking.hpp)
   thread_state& t = t_reader;
   t.registered = true;
   for (std::size_t i = 0; i < kMaxReaderSlots; ++i) {

@@ -32,10 +32,21 @@ long futex(std::atomic<std::uint32_t>* word, int op, std::uint32_t value, const 
 
 }  // namespace
 
-const bool g_asymmetric_barrier = register_membarrier();
+std::atomic<bool> g_asymmetric_barrier{false};
+
+void ensure_barrier_decided() noexcept {
+  // Relaxed store: the function-local static's initialization is the synchronization; every caller returns
+  // after it completed (a magic static's guard has acquire/release semantics).
+  static const bool decided = [] {
+    g_asymmetric_barrier.store(register_membarrier(), std::memory_order_relaxed);
+    return true;
+  }();
+  (void)decided;
+}
 
 bool heavy_barrier() noexcept {
-  if (g_asymmetric_barrier) {
+  ensure_barrier_decided();
+  if (g_asymmetric_barrier.load(std::memory_order_relaxed)) {  // decided above, never changes after
     // [W3] runs a full barrier on every running thread of this process, so each publisher's store before
     // its [W1] compiler fence is visible to our re-check, or its [W4] load sees our [W2] announcement.
     if (::syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0) return true;

@@ -16,13 +16,22 @@
 
 namespace rill::detail {
 
-// True once membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) is registered for this process. Decided once, at
-// static initialization of librill (a registration costs one syscall).
-extern const bool g_asymmetric_barrier;
+// True once membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) is registered for this process. Written once, by
+// the first ensure_barrier_decided() (a registration costs one syscall), and never changed after.
+extern std::atomic<bool> g_asymmetric_barrier;
+
+// Decides g_asymmetric_barrier on the first call (a function-local static: thread-safe, and every later
+// call synchronizes with that decision). Every owner of a wait_word and every epoch reader calls it before
+// it can publish or park, so both halves of a handshake read the same, final value. Deciding it during
+// static initialization instead would let code that runs in another library's static initializers read
+// false on one side and true on the other, which breaks the handshake.
+void ensure_barrier_decided() noexcept;
 
 // Publisher side of the handshake: a compiler-only fence when the parker uses membarrier, else a full fence.
 inline void light_barrier() noexcept {
-  if (g_asymmetric_barrier) [[likely]] {
+  // Relaxed: written once before any wait_word or epoch reader exists (ensure_barrier_decided() in their
+  // set-up), and that set-up happens before this call.
+  if (g_asymmetric_barrier.load(std::memory_order_relaxed)) [[likely]] {
     std::atomic_signal_fence(std::memory_order_seq_cst);  // [W1] compiler fence: membarrier supplies the rest
   } else {
     std::atomic_thread_fence(std::memory_order_seq_cst);  // [W1'] full fence: pairs with [W3'] on the parker
@@ -39,6 +48,8 @@ enum class park_result : std::uint8_t { woken, timed_out };
 class wait_word {
  public:
   static constexpr std::uint32_t kWaiterBit = 1;
+
+  wait_word() noexcept { ensure_barrier_decided(); }
 
   // Parker, step 1: announce a sleeper. Returns the word value to pass to park().
   std::uint32_t announce() noexcept {
