@@ -323,12 +323,10 @@ std::function<run_result(const run_config&)> round_trip_case(Args... args) {
   };
 }
 
-// The physical floor: the same ping-pong on one atomic per direction (two core-to-core hops).
-run_result c2c_floor_run(const run_config& cfg) {
-  struct alignas(rill::detail::kFalseSharingRange) padded {
-    std::atomic<std::uint64_t> value{0};
-  };
-  padded ping, pong;
+// The floor rows' ping-pong without a queue API: `round_trip(i)` (ping thread, cpu0) sends trip i and waits
+// for its echo; `echo(done)` (pong thread, cpu1) echoes trips until `done`. Trips count from 1.
+template <class RoundTrip, class Echo>
+run_result timed_floor(const run_config& cfg, RoundTrip round_trip, Echo echo) {
   const double tick_ns = ns_per_tick();
   const std::uint64_t limit = max_round_trips(cfg);
   latency_histogram histogram;
@@ -337,32 +335,46 @@ run_result c2c_floor_run(const run_config& cfg) {
   workers.emplace_back([&](const std::atomic<bool>& stop) {
     for (std::uint64_t i = 1; i <= limit && !stop.load(std::memory_order_relaxed); ++i) {
       const std::uint64_t t0 = tsc();
-      ping.value.store(i, std::memory_order_release);
-      while (pong.value.load(std::memory_order_acquire) != i) rill::detail::cpu_relax();
+      round_trip(i);
       const std::uint64_t t1 = tsc();
       histogram.add(static_cast<std::uint64_t>(static_cast<double>(t1 - t0) * tick_ns));
     }
-    done.store(true, std::memory_order_release);
+    done.store(true, std::memory_order_release);  // pairs with the echo's acquire: no trip follows
   });
-  workers.emplace_back([&](const std::atomic<bool>&) {
-    std::uint64_t seen = 0;
-    while (true) {
-      const std::uint64_t v = ping.value.load(std::memory_order_acquire);
-      if (v != seen) {
-        pong.value.store(v, std::memory_order_release);
-        seen = v;
-      } else if (done.load(std::memory_order_acquire)) {
-        break;
-      } else {
-        rill::detail::cpu_relax();
-      }
-    }
-  });
+  workers.emplace_back([&](const std::atomic<bool>&) { echo(done); });
   run_workers(std::move(workers), cfg.run_time);
   run_result r;
   r.set_latency(histogram);
   r.events_per_sec = 1e9 / *r.p50_ns;
   return r;
+}
+
+// The physical floor: the same ping-pong on one atomic per direction (two core-to-core hops).
+run_result c2c_floor_run(const run_config& cfg) {
+  struct alignas(rill::detail::kFalseSharingRange) padded {
+    std::atomic<std::uint64_t> value{0};
+  };
+  padded ping, pong;
+  return timed_floor(
+      cfg,
+      [&](std::uint64_t i) {
+        ping.value.store(i, std::memory_order_release);
+        while (pong.value.load(std::memory_order_acquire) != i) rill::detail::cpu_relax();
+      },
+      [&](const std::atomic<bool>& done) {
+        std::uint64_t seen = 0;
+        while (true) {
+          const std::uint64_t v = ping.value.load(std::memory_order_acquire);
+          if (v != seen) {
+            pong.value.store(v, std::memory_order_release);
+            seen = v;
+          } else if (done.load(std::memory_order_acquire)) {
+            break;
+          } else {
+            rill::detail::cpu_relax();
+          }
+        }
+      });
 }
 
 // The floor of any ring of 64-byte slots: the same ping-pong through two bare rings of kCapacity slots,
@@ -371,46 +383,32 @@ run_result c2c_floor_run(const run_config& cfg) {
 // that reusing one line does not.
 run_result ring_floor_run(const run_config& cfg) {
   struct alignas(64) slot {
-    std::atomic<std::uint64_t> seq{~std::uint64_t{0}};
+    std::atomic<std::uint64_t> seq{0};  // trips count from 1: no slot starts published
     std::uint64_t payload[7] = {};
   };
   static_assert(sizeof(slot) == 64);
   std::vector<slot> ping(kCapacity), pong(kCapacity);
-  const double tick_ns = ns_per_tick();
-  const std::uint64_t limit = max_round_trips(cfg);
-  latency_histogram histogram;
-  std::atomic<bool> done{false};
-  std::vector<std::function<void(const std::atomic<bool>&)>> workers;
-  workers.emplace_back([&](const std::atomic<bool>& stop) {
-    for (std::uint64_t i = 0; i < limit && !stop.load(std::memory_order_relaxed); ++i) {
-      slot& out = ping[i & (kCapacity - 1)];
-      slot& in = pong[i & (kCapacity - 1)];
-      const std::uint64_t t0 = tsc();
-      for (std::uint64_t& word : out.payload) word = i;
-      out.seq.store(i, std::memory_order_release);  // publishes the payload; pairs with the echo's acquire
-      while (in.seq.load(std::memory_order_acquire) != i) rill::detail::cpu_relax();
-      const std::uint64_t t1 = tsc();
-      histogram.add(static_cast<std::uint64_t>(static_cast<double>(t1 - t0) * tick_ns));
-    }
-    done.store(true, std::memory_order_release);
-  });
-  workers.emplace_back([&](const std::atomic<bool>&) {
-    for (std::uint64_t i = 0;; ++i) {
-      slot& in = ping[i & (kCapacity - 1)];
-      slot& out = pong[i & (kCapacity - 1)];
-      while (in.seq.load(std::memory_order_acquire) != i) {  // pairs with the ping's release
-        if (done.load(std::memory_order_acquire)) return;
-        rill::detail::cpu_relax();
-      }
-      for (std::size_t k = 0; k < 7; ++k) out.payload[k] = in.payload[k];
-      out.seq.store(i, std::memory_order_release);
-    }
-  });
-  run_workers(std::move(workers), cfg.run_time);
-  run_result r;
-  r.set_latency(histogram);
-  r.events_per_sec = 1e9 / *r.p50_ns;
-  return r;
+  return timed_floor(
+      cfg,
+      [&](std::uint64_t i) {
+        slot& out = ping[i & (kCapacity - 1)];
+        slot& in = pong[i & (kCapacity - 1)];
+        for (std::uint64_t& word : out.payload) word = i;
+        out.seq.store(i, std::memory_order_release);  // publishes the payload; pairs with the echo's acquire
+        while (in.seq.load(std::memory_order_acquire) != i) rill::detail::cpu_relax();
+      },
+      [&](const std::atomic<bool>& done) {
+        for (std::uint64_t i = 1;; ++i) {
+          slot& in = ping[i & (kCapacity - 1)];
+          slot& out = pong[i & (kCapacity - 1)];
+          while (in.seq.load(std::memory_order_acquire) != i) {  // pairs with the ping's release
+            if (done.load(std::memory_order_acquire)) return;
+            rill::detail::cpu_relax();
+          }
+          for (std::size_t k = 0; k < 7; ++k) out.payload[k] = in.payload[k];
+          out.seq.store(i, std::memory_order_release);
+        }
+      });
 }
 
 // ---- blocking_handoff: the consumer parks on an empty queue; the producer sends after a pause ----
