@@ -501,8 +501,9 @@ void stream_manager::close_removed(shard_table* old, managed_stream* const* remo
   retire(old, removed, count);
 }
 
-std::size_t stream_manager::close_all() {
-  std::size_t closed = 0;
+template <class Select>
+std::size_t stream_manager::remove_from_shards(Select&& select) {
+  std::size_t total = 0;
   std::vector<managed_stream*> removed;
   for (std::size_t s = 0; s <= shard_mask_; ++s) {
     shard_writer& writer = writers_[s];
@@ -510,16 +511,24 @@ std::size_t stream_manager::close_all() {
     shard_table* old = tables_[s].load(std::memory_order_relaxed);  // serialized by the mutex
     if (old == nullptr) continue;
     removed.clear();
-    for (std::uint32_t i = 0; i <= old->mask; ++i) {
-      if (old->slots()[i].entry != nullptr) removed.push_back(old->slots()[i].entry);
-    }
-    tables_[s].store(nullptr, std::memory_order_release);  // [I2]
+    shard_table* next = select(*old, removed);
+    if (next == old) continue;
+    tables_[s].store(next, std::memory_order_release);  // [I2]
     for (managed_stream* entry : removed) release_handle(writer, entry->handle);
     lock.unlock();
     close_removed(old, removed.data(), removed.size());
-    closed += removed.size();
+    total += removed.size();
   }
-  return closed;
+  return total;
+}
+
+std::size_t stream_manager::close_all() {
+  return remove_from_shards([](shard_table& old, std::vector<managed_stream*>& removed) -> shard_table* {
+    for (std::uint32_t i = 0; i <= old.mask; ++i) {
+      if (old.slots()[i].entry != nullptr) removed.push_back(old.slots()[i].entry);
+    }
+    return nullptr;
+  });
 }
 
 void stream_manager::observe(managed_stream& entry, std::int64_t now_ns) const noexcept {
@@ -529,34 +538,19 @@ void stream_manager::observe(managed_stream& entry, std::int64_t now_ns) const n
 
 std::size_t stream_manager::cleanup_inactive(std::chrono::nanoseconds threshold) {
   const std::int64_t limit = threshold.count();
-  std::size_t closed = 0;
-  std::vector<managed_stream*> removed;
-  for (std::size_t s = 0; s <= shard_mask_; ++s) {
-    shard_writer& writer = writers_[s];
-    std::unique_lock lock(writer.mutex);
-    shard_table* old = tables_[s].load(std::memory_order_relaxed);  // serialized by the mutex
-    if (old == nullptr) continue;
+  return remove_from_shards([&](shard_table& old, std::vector<managed_stream*>& removed) -> shard_table* {
     const std::int64_t now = steady_now_ns();
     auto inactive = [&](const managed_stream* e) { return now - e->state.seen.at_ns >= limit; };
-    removed.clear();
-    for (std::uint32_t i = 0; i <= old->mask; ++i) {
-      managed_stream* entry = old->slots()[i].entry;
+    for (std::uint32_t i = 0; i <= old.mask; ++i) {
+      managed_stream* entry = old.slots()[i].entry;
       if (entry == nullptr) continue;
       observe(*entry, now);
       if (inactive(entry)) removed.push_back(entry);
     }
-    if (removed.empty()) continue;
-    shard_table* next = nullptr;
-    if (removed.size() != old->count) {
-      next = rebuilt(*old, slots_for(old->count - removed.size()), [&](const managed_stream* e) { return !inactive(e); });
-    }
-    tables_[s].store(next, std::memory_order_release);  // [I2]
-    for (managed_stream* entry : removed) release_handle(writer, entry->handle);
-    lock.unlock();
-    close_removed(old, removed.data(), removed.size());
-    closed += removed.size();
-  }
-  return closed;
+    if (removed.empty()) return &old;
+    if (removed.size() == old.count) return nullptr;
+    return rebuilt(old, slots_for(old.count - removed.size()), [&](const managed_stream* e) { return !inactive(e); });
+  });
 }
 
 // ---- introspection ----

@@ -399,6 +399,12 @@ class stream_manager {
   // After the shard's lock is released: counts the removed entries out of live_count_, closes their streams
   // and retires them with the table they were unlinked from.
   void close_removed(detail::shard_table* old, detail::managed_stream* const* removed, std::size_t count);
+  // The walk close_all() and cleanup_inactive() share: per shard, under its writer mutex, `select(table,
+  // removed)` appends the entries to take out of the shard's table and returns the table that replaces it
+  // (the same table: nothing changes). Removed entries are unlinked and closed as in close(). Returns how
+  // many were removed.
+  template <class Select>
+  std::size_t remove_from_shards(Select&& select);
 
   stream_options defaults_;
   bool track_metrics_ = false;
