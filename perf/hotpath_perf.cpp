@@ -9,7 +9,7 @@
 //
 // The peer_* paths are the same push + pop of a 64-byte element through boost::lockfree::spsc_queue and
 // moodycamel::ReaderWriterQueue, for comparison only (they have no budget): rill's send + receive does
-// more (validation, stamping, sequence numbers, the wake-up checks), and these show how much more.
+// more (validation, sequence numbers, the wake-up checks, a stamp when asked), and these show how much more.
 //
 // Each loop is a separate extern "C" noinline function, so its name is stable for --toggle-collect.
 #include <boost/lockfree/spsc_queue.hpp>
