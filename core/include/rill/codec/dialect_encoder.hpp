@@ -43,7 +43,8 @@ struct dialect_options {
   std::string fallback_id = "rill";
   std::string fallback_model = "unknown";
   // Unix seconds for OpenAI `created` / `created_at`. 0: taken from the first event's timestamp when it has a
-  // clock (event::system_time), else written as 0.
+  // clock (event::system_time), else written as 0. Streams do not stamp events by default
+  // (stream_options::stamping), so a gateway sets this (the request's time) or stamps its events.
   std::int64_t created = 0;
   // OpenAI Chat: write the final `choices: []` usage chunk (what `stream_options.include_usage` asks for).
   bool chat_include_usage = true;
