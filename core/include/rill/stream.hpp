@@ -80,7 +80,7 @@ struct stream_options {
   // Clock the stream stamps each event with on send (clock.hpp). none (the default) keeps the producer's
   // own timestamp, so a producer that stamps once per upstream chunk pays once. A clock read per send is
   // the dearest part of a send: on rill's reference VM coarse and tsc each cap one-way SPSC at about
-  // 52 M events/s, against about 120 M without (docs/benchmarking.md). send_batch reads it once per batch.
+  // 52 M events/s, against about 90 M without (docs/benchmarking.md). send_batch reads it once per batch.
   clock_kind stamping = clock_kind::none;
   // Allocate the ring and arena on the first send (an idle stream costs only its control block) instead of
   // in the constructor.
@@ -363,8 +363,8 @@ class stream {
 
   // ---- control block: read-mostly, shared by both sides ----
   std::atomic<void*> channel_{nullptr};
-  // What the inline send path needs, in one byte: the ring kind, the stamping clock and the closed flag
-  // (the k...State bits). Written only by close().
+  // What the inline paths need, in one byte: the ring kind, the stamping clock, the policy and the closed
+  // flag (the k...State bits). Written only by close().
   std::atomic<std::uint8_t> state_;
   const flavour kind_;
   const backpressure policy_;
