@@ -15,21 +15,17 @@
 #include "rill/metrics.hpp"
 #include "stamped_events.hpp"
 #include "stress_scale.hpp"
+#include "stream_ids.hpp"
 
 namespace {
 
 using rill::test::at;
 using rill::test::kMs;
+using rill::test::numbered;
 using rill::event_kind;
 using rill::status;
 using rill::stream_manager;
 using rill::stream_ref;
-
-std::string numbered(std::string_view prefix, std::uint64_t n) {
-  std::string s(prefix);
-  s += std::to_string(n);
-  return s;
-}
 
 TEST(ManagerMetricsStress, SnapshotsWhileConsumersObserveAndStreamsChurn) {
   rill::aggregator totals;

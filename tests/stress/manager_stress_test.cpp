@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "stress_scale.hpp"
+#include "stream_ids.hpp"
 
 namespace {
 
@@ -23,12 +24,7 @@ using namespace std::chrono_literals;
 using rill::status;
 using rill::stream_manager;
 using rill::stream_ref;
-
-std::string numbered(std::string_view prefix, std::uint64_t n) {
-  std::string s(prefix);
-  s += std::to_string(n);
-  return s;
-}
+using rill::test::numbered;
 
 long resident_bytes() {
   std::ifstream statm("/proc/self/statm");
