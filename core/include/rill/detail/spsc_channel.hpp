@@ -110,19 +110,9 @@ class spsc_channel {
 
   // ---- consumer ----
 
-  // The oldest published event, or nullptr when none is visible.
-  event* try_front() noexcept {
-    std::uint64_t position;
-    return try_front(position);
-  }
-  // As above, also giving the event's position for pop_one(position).
-  event* try_front(std::uint64_t& position) noexcept {
-    position = consumer_position();
-    event* slot = consumer_slot(position);
-    return is_published(slot, position) ? slot : nullptr;
-  }
-  // The parts of try_front: the consumer's position, its slot, and whether that slot holds the event of
-  // that position.
+  // The oldest event, in three parts so the caller tests publication without a pointer: the consumer's
+  // position, its slot, and whether that slot holds the event of that position (then take it and
+  // pop_one(position)).
   std::uint64_t consumer_position() const noexcept { return head_.load(std::memory_order_relaxed); }  // own index
   event* consumer_slot(std::uint64_t position) const noexcept { return &consumer_slots_[position & consumer_mask_]; }
   static bool is_published(event* slot, std::uint64_t position) noexcept {
@@ -135,7 +125,7 @@ class spsc_channel {
     std::size_t n = 0;
     while (n < limit) {
       event* slot = &consumer_slots_[(head + n) & consumer_mask_];
-      if (seq_word(slot).load(std::memory_order_acquire) != head + n) break;  // [S4] as in try_front
+      if (seq_word(slot).load(std::memory_order_acquire) != head + n) break;  // [S4] as in is_published
       ++n;
     }
     return n;
@@ -146,7 +136,7 @@ class spsc_channel {
   event* slot_after_head(std::size_t i) noexcept {
     return &consumer_slots_[(head_.load(std::memory_order_relaxed) + i) & consumer_mask_];  // own index
   }
-  // Frees the slot try_front(position) gave.
+  // Frees the slot at `position` (consumer_position() when it was taken).
   void pop_one(std::uint64_t position) noexcept {
     head_.store(position + 1, std::memory_order_release);  // [S3] as in pop()
   }
