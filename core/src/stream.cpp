@@ -1,6 +1,7 @@
 #include "rill/stream.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <new>
 #include <stdexcept>
@@ -29,6 +30,16 @@ std::size_t normalized_capacity(std::size_t requested) {
   return std::max<std::size_t>(2, detail::round_up_pow2(requested));
 }
 
+unsigned log2_of(std::size_t power_of_two) noexcept { return static_cast<unsigned>(std::countr_zero(power_of_two)); }
+
+std::size_t normalized_lanes(const stream_options& options) {
+  if (options.lanes == 0 || options.lanes > 64) throw std::invalid_argument("rill::stream: lanes outside 1..64");
+  if (options.lanes > 1 && options.kind != flavour::mpmc) {
+    throw std::invalid_argument("rill::stream: lanes > 1 need flavour::mpmc");
+  }
+  return detail::round_up_pow2(options.lanes);
+}
+
 std::size_t normalized_arena(std::size_t requested) {
   if (requested == 0) return 0;
   if (requested > (std::size_t{1} << 31)) throw std::invalid_argument("rill::stream: arena above 2 GiB");
@@ -55,7 +66,8 @@ clock_kind checked(clock_kind c) {
 // The counters block is one false-sharing range, at the start of the channel's allocation.
 constexpr std::size_t kCountersBytes = detail::kFalseSharingRange;
 
-// Layout of the one allocation behind a channel: counters, the channel object, slots, turns (MPMC), arena.
+// Layout of the one allocation behind a channel: counters, the channel object (MPMC: one per lane), slots,
+// turns (MPMC), arena. Lane k owns slots and turns [k * capacity / lanes, (k + 1) * capacity / lanes).
 struct channel_layout {
   static constexpr std::size_t channel_offset = kCountersBytes;
   std::size_t slots_offset;
@@ -63,8 +75,9 @@ struct channel_layout {
   std::size_t arena_offset;
   std::size_t total;
 
-  channel_layout(bool spsc_ring, std::size_t capacity, std::size_t arena_bytes) noexcept {
-    const std::size_t channel_size = spsc_ring ? sizeof(detail::spsc_channel) : sizeof(detail::mpmc_channel);
+  channel_layout(bool spsc_ring, std::size_t capacity, std::size_t lanes, std::size_t arena_bytes) noexcept {
+    const std::size_t channel_size =
+        spsc_ring ? sizeof(detail::spsc_channel) : lanes * sizeof(detail::mpmc_channel);
     slots_offset = detail::align_up(channel_offset + channel_size, detail::kFalseSharingRange);
     turns_offset = slots_offset + capacity * sizeof(event);
     const std::size_t turns_size = spsc_ring ? 0 : capacity * sizeof(std::atomic<std::uint64_t>);
@@ -74,6 +87,38 @@ struct channel_layout {
 };
 
 constexpr std::align_val_t kChannelAlignment{detail::kFalseSharingRange};
+
+// Which MPMC lane a thread uses. A producer always sends into lane (its ordinal mod lanes): one producer's
+// events then stay in one FIFO ring, which keeps their order. A consumer looks first in lane (its ordinal
+// + rotation) mod lanes, then in the others. The rotation is the stream's consumed count / 4096, refreshed
+// every 256 takes: consumers with distinct ordinals keep to distinct lanes (no contention on one head)
+// while all of them move on together, so no lane waits long for a consumer (a busy lane cannot starve the
+// others). Per thread, not per stream: a thread that uses several laned streams has one ordinal for all.
+struct lane_affinity {
+  bool has_producer_ordinal = false;
+  bool has_consumer_ordinal = false;
+  std::uint32_t producer_ordinal = 0;
+  std::uint32_t consumer_ordinal = 0;
+  std::uint32_t consumer_rotation = 0;
+  std::uint32_t takes_until_rotation = 0;
+};
+constexpr std::uint32_t kTakesPerRotationCheck = 256;
+constexpr unsigned kEventsPerRotationLog2 = 12;
+thread_local lane_affinity t_lane_affinity;
+// Ordinals for threads' first laned send and receive. Relaxed: each is only a distinct number.
+std::atomic<std::uint32_t> g_next_producer_ordinal{0};
+std::atomic<std::uint32_t> g_next_consumer_ordinal{0};
+
+detail::mpmc_channel& producer_lane(detail::mpmc_channel& ch) noexcept {
+  const std::uint32_t lanes = ch.lanes();
+  if (lanes == 1) return ch;
+  lane_affinity& me = t_lane_affinity;
+  if (!me.has_producer_ordinal) {
+    me.producer_ordinal = g_next_producer_ordinal.fetch_add(1, std::memory_order_relaxed);  // a number only
+    me.has_producer_ordinal = true;
+  }
+  return ch.lane(me.producer_ordinal & (lanes - 1));
+}
 
 // Waiting for another thread to finish a step it has already begun: pause first, then yield the core (it
 // may be the one that thread needs, with more threads than cores).
@@ -115,7 +160,9 @@ stream::stream(const stream_options& options)
       kind_(options.kind),
       policy_(options.policy),
       stamping_(options.stamping),
-      capacity_(static_cast<std::uint32_t>(normalized_capacity(options.capacity))),
+      capacity_log2_(static_cast<std::uint8_t>(
+          log2_of(std::max(normalized_capacity(options.capacity), 2 * normalized_lanes(options))))),
+      lanes_log2_(static_cast<std::uint8_t>(log2_of(normalized_lanes(options)))),
       arena_bytes_(static_cast<std::uint32_t>(normalized_arena(options.arena_bytes))),
       spin_iterations_(options.spin_iterations) {
   static_assert(sizeof(counters_block) == kCountersBytes);
@@ -124,12 +171,16 @@ stream::stream(const stream_options& options)
 
 stream::~stream() {
   void* ch = channel_.load(std::memory_order_acquire);  // [C1] the last user is gone; see the constructor
-  if (ch == nullptr) return;
+  if (ch != nullptr) destroy_channel(ch);
+}
+
+void stream::destroy_channel(void* ch) noexcept {
   char* base = static_cast<char*>(ch) - channel_layout::channel_offset;
   if (uses_spsc_ring()) {
     static_cast<detail::spsc_channel*>(ch)->~spsc_channel();
   } else {
-    static_cast<detail::mpmc_channel*>(ch)->~mpmc_channel();
+    auto& lane0 = *static_cast<detail::mpmc_channel*>(ch);
+    for (std::uint32_t i = lane0.lanes(); i-- > 0;) lane0.lane(i).~mpmc_channel();
   }
   reinterpret_cast<counters_block*>(base)->~counters_block();
   ::operator delete(base, kChannelAlignment);
@@ -137,7 +188,9 @@ stream::~stream() {
 
 void* stream::allocate_channel() noexcept {
   const bool spsc_ring = uses_spsc_ring();
-  const channel_layout layout(spsc_ring, capacity_, arena_bytes_);
+  const std::size_t capacity = this->capacity();
+  const std::size_t lanes = this->lanes();
+  const channel_layout layout(spsc_ring, capacity, lanes, arena_bytes_);
   char* base = static_cast<char*>(::operator new(layout.total, kChannelAlignment, std::nothrow));
   if (base == nullptr) return nullptr;
   // The arena must start zeroed (record_arena.hpp says why); slots need no initialization.
@@ -150,11 +203,18 @@ void* stream::allocate_channel() noexcept {
   void* ch;
   if (spsc_ring) {
     ch = new (base + layout.channel_offset)
-        detail::spsc_channel(slots, capacity_, arena, arena_bytes_, room_waiters);
+        detail::spsc_channel(slots, capacity, arena, arena_bytes_, room_waiters);
   } else {
+    // Lane 0 holds the arena and the lane count; each lane gets an equal share of slots and turns.
     auto* turns = reinterpret_cast<std::atomic<std::uint64_t>*>(base + layout.turns_offset);
-    ch = new (base + layout.channel_offset)
-        detail::mpmc_channel(slots, turns, capacity_, arena, arena_bytes_, room_waiters);
+    auto* lane_objects = reinterpret_cast<detail::mpmc_channel*>(base + layout.channel_offset);
+    const std::size_t per_lane = capacity / lanes;
+    for (std::size_t i = 0; i < lanes; ++i) {
+      new (&lane_objects[i]) detail::mpmc_channel(slots + i * per_lane, turns + i * per_lane, per_lane,
+                                                  i == 0 ? arena : nullptr, arena_bytes_, room_waiters,
+                                                  static_cast<std::uint32_t>(lanes));
+    }
+    ch = lane_objects;
   }
   void* expected = nullptr;
   // [C2] release: the constructed channel is visible to every thread that acquires the pointer ([C1]).
@@ -162,12 +222,7 @@ void* stream::allocate_channel() noexcept {
   if (channel_.compare_exchange_strong(expected, ch, std::memory_order_release, std::memory_order_acquire)) {
     return ch;
   }
-  if (spsc_ring) {
-    static_cast<detail::spsc_channel*>(ch)->~spsc_channel();
-  } else {
-    static_cast<detail::mpmc_channel*>(ch)->~mpmc_channel();
-  }
-  ::operator delete(base, kChannelAlignment);
+  destroy_channel(ch);
   return expected;
 }
 
@@ -241,12 +296,33 @@ inline status stream::try_send_spsc(detail::spsc_channel& ch, const event& e, st
 // Every send try_send()'s inline path does not finish: closed, not yet allocated, full, validation, long
 // text, MPMC rings, and the steady clock.
 status stream::try_send_general(const event& e) noexcept {
-  if ((state_.load(std::memory_order_relaxed) & kClosedState) != 0) return status::closed;  // [C5]
+  const std::uint8_t state = state_.load(std::memory_order_relaxed);  // [C5], as in try_send()
+  if ((state & kClosedState) != 0) return status::closed;
+  // The common MPMC send, as lean as try_send()'s inline SPSC path: an allocated ring, an event that needs
+  // no checks beyond its kind, a free slot in this producer's lane, no clock or the coarse one or the TSC.
+  if ((state & (kMpmcRingState | kSteadyStampState)) == kMpmcRingState && trivially_sendable(e)) [[likely]] {
+    if (void* ch = channel(); ch != nullptr) [[likely]] {
+      detail::mpmc_channel& lane = producer_lane(*static_cast<detail::mpmc_channel*>(ch));
+      std::uint64_t ticket;
+      if (event* slot = lane.try_claim(ticket); slot != nullptr) [[likely]] {
+        *slot = e;
+        if ((state & kCoarseStampState) != 0) {
+          slot->set_timestamp(clock_kind::coarse, clock::coarse_now_ns());
+        } else if ((state & kTscStampState) != 0) {
+          slot->set_timestamp(clock_kind::tsc, clock::tsc_now());
+        }
+        lane.publish(slot, ticket);
+        consumers_.notify_after_publish();
+        return status::ok;
+      }
+    }
+  }
   return try_send_once(e, read_stamp_clock());
 }
 
 status stream::try_send_mpmc(detail::mpmc_channel& ch, const event& e, std::uint64_t now) noexcept {
   const bool single_producer = kind_ == flavour::spsc;
+  detail::mpmc_channel& lane = producer_lane(ch);
   char* text = nullptr;
   std::size_t text_size = 0;
   if (e.text_is_external()) {
@@ -254,19 +330,20 @@ status stream::try_send_mpmc(detail::mpmc_channel& ch, const event& e, std::uint
     for (std::uint32_t attempt = 0; text_size != 0; ++attempt) {
       text = single_producer ? ch.arena().try_claim<false>(text_size) : ch.arena().try_claim<true>(text_size);
       if (text != nullptr) break;
-      // Arena full: drop_oldest frees text by evicting the oldest events; others report full. With nothing
-      // left in the ring, consumers hold all the text: that is full under every policy. Otherwise an
-      // eviction can fail only transiently (see the ring loop below), so back off and retry.
+      // Arena full: drop_oldest frees text by evicting the oldest events of this producer's lane; others
+      // report full. With nothing left in the lane, consumers or other lanes hold the text: that is full
+      // under every policy. Otherwise an eviction can fail only transiently (see the ring loop below), so
+      // back off and retry.
       if (policy_ != backpressure::drop_oldest) return status::full;
-      if (!evict_oldest(ch)) {
-        if (ch.consumed() == ch.accepted()) return status::full;
+      if (!evict_oldest(ch, lane)) {
+        if (lane.consumed() == lane.accepted()) return status::full;
         backoff(attempt);
       }
     }
   }
   std::uint64_t ticket;
   event* slot;
-  for (std::uint32_t attempt = 0; (slot = ch.try_claim(ticket)) == nullptr; ++attempt) {
+  for (std::uint32_t attempt = 0; (slot = lane.try_claim(ticket)) == nullptr; ++attempt) {
     if (policy_ != backpressure::drop_oldest) {
       if (text != nullptr) ch.arena().release(text);
       return status::full;
@@ -275,27 +352,68 @@ status stream::try_send_mpmc(detail::mpmc_channel& ch, const event& e, std::uint
     // producer has claimed but not yet published it, or a consumer has taken but not yet freed the slot
     // we need. Both finish within a few instructions unless preempted, so back off (pause, then yield)
     // and retry rather than refuse the send.
-    if (!evict_oldest(ch)) backoff(attempt);
+    if (!evict_oldest(ch, lane)) backoff(attempt);
   }
   *slot = e;
   if (text != nullptr) slot->move_text_to_arena(text);
   stamp(*slot, now);
-  ch.publish(slot, ticket);
+  lane.publish(slot, ticket);
   return status::ok;
 }
 
-// drop_oldest: the producer takes the oldest event as a consumer would and discards it. False when nothing
-// could be taken right now.
-bool stream::evict_oldest(detail::mpmc_channel& ch) noexcept {
+// drop_oldest: the producer takes the oldest event of its lane as a consumer would and discards it. False
+// when nothing could be taken right now.
+bool stream::evict_oldest(detail::mpmc_channel& ch, detail::mpmc_channel& lane) noexcept {
   std::uint64_t ticket;
-  event* slot = ch.try_take(ticket);
+  event* slot = lane.try_take(ticket);
   if (slot == nullptr) return false;
   const event victim = *slot;
-  ch.release_slot(ticket);
+  lane.release_slot(ticket);
   if (victim.kind() == event_kind::none) return true;  // a void slot: counted when it was voided
   if (victim.text_is_in_arena()) ch.arena().release(victim.text_block().data());
   note_evicted(&ch);
   return true;
+}
+
+// The lanes' total consumed count, in units of 2^kEventsPerRotationLog2 events.
+std::uint32_t rotation_of(const detail::mpmc_channel& ch) noexcept {
+  std::uint64_t consumed = 0;
+  for (std::uint32_t i = 0; i < ch.lanes(); ++i) consumed += ch.lane(i).consumed();
+  return static_cast<std::uint32_t>(consumed >> kEventsPerRotationLog2);
+}
+
+bool stream::take_mpmc(detail::mpmc_channel& ch, event& out) noexcept {
+  const std::uint32_t lanes = ch.lanes();
+  lane_affinity* me = nullptr;
+  std::uint32_t first = 0;
+  if (lanes > 1) {
+    me = &t_lane_affinity;
+    if (!me->has_consumer_ordinal) {
+      me->consumer_ordinal = g_next_consumer_ordinal.fetch_add(1, std::memory_order_relaxed);  // a number only
+      me->has_consumer_ordinal = true;
+      me->consumer_rotation = rotation_of(ch);
+      me->takes_until_rotation = kTakesPerRotationCheck;
+    }
+    first = me->consumer_ordinal + me->consumer_rotation;
+  }
+  for (std::uint32_t step = 0; step < lanes; ++step) {
+    detail::mpmc_channel& lane = ch.lane((first + step) & (lanes - 1));
+    std::uint64_t ticket;
+    while (const event* slot = lane.try_take(ticket)) {
+      out = *slot;
+      lane.release_slot(ticket);
+      if (out.kind() == event_kind::none) [[unlikely]] {
+        after_consume();  // a void slot (failed commit or abort) is skipped, but its room is real
+        continue;
+      }
+      if (me != nullptr && --me->takes_until_rotation == 0) {
+        me->consumer_rotation = rotation_of(ch);
+        me->takes_until_rotation = kTakesPerRotationCheck;
+      }
+      return true;
+    }
+  }
+  return false;
 }
 
 void stream::release_text(const event& e) noexcept {
@@ -424,11 +542,15 @@ status stream::try_claim(send_claim& claim, std::size_t text_bytes) noexcept {
   }
   event* slot;
   std::uint64_t ticket = 0;
+  std::uint32_t lane_index = 0;
   if (spsc_ring) {
     slot = static_cast<detail::spsc_channel*>(ch)->try_reserve();
   } else {
     auto& c = *static_cast<detail::mpmc_channel*>(ch);
-    while ((slot = c.try_claim(ticket)) == nullptr && policy_ == backpressure::drop_oldest && evict_oldest(c)) {
+    detail::mpmc_channel& lane = producer_lane(c);
+    lane_index = static_cast<std::uint32_t>(&lane - &c);
+    while ((slot = lane.try_claim(ticket)) == nullptr && policy_ == backpressure::drop_oldest &&
+           evict_oldest(c, lane)) {
     }
   }
   if (slot == nullptr) {
@@ -438,6 +560,7 @@ status stream::try_claim(send_claim& claim, std::size_t text_bytes) noexcept {
   }
   claim.slot_ = slot;
   claim.ticket_ = ticket;
+  claim.lane_ = lane_index;
   claim.text_ = text;
   claim.text_capacity_ = text_bytes;
   return status::ok;
@@ -477,18 +600,19 @@ status stream::commit(send_claim& claim) noexcept {
     } else {
       *slot = staged;
       stamp(*slot, now);
-      static_cast<detail::mpmc_channel*>(ch)->publish(slot, claim.ticket_);
+      static_cast<detail::mpmc_channel*>(ch)->lane(claim.lane_).publish(slot, claim.ticket_);
     }
     consumers_.notify_after_publish();
   } else if (!spsc_ring) {
     if (staged.text_is_in_arena()) arena.release(staged.text_block().data());
     *slot = event{};  // void slot: consumers skip it
     counters_of(ch)->voided.fetch_add(1, std::memory_order_relaxed);  // a count; orders nothing
-    static_cast<detail::mpmc_channel*>(ch)->publish(slot, claim.ticket_);
+    static_cast<detail::mpmc_channel*>(ch)->lane(claim.lane_).publish(slot, claim.ticket_);
     consumers_.notify_after_publish();  // events behind the void slot become reachable
   }
   claim.slot_ = nullptr;
   claim.ticket_ = 0;
+  claim.lane_ = 0;
   claim.text_ = nullptr;
   claim.text_capacity_ = 0;
   return s;
@@ -501,11 +625,12 @@ void stream::abort(send_claim& claim) noexcept {
   if (!uses_spsc_ring()) {
     *claim.slot_ = event{};
     counters_of(ch)->voided.fetch_add(1, std::memory_order_relaxed);  // a count; orders nothing
-    static_cast<detail::mpmc_channel*>(ch)->publish(claim.slot_, claim.ticket_);
+    static_cast<detail::mpmc_channel*>(ch)->lane(claim.lane_).publish(claim.slot_, claim.ticket_);
     consumers_.notify_after_publish();  // events behind the void slot become reachable
   }
   claim.slot_ = nullptr;
   claim.ticket_ = 0;
+  claim.lane_ = 0;
   claim.text_ = nullptr;
   claim.text_capacity_ = 0;
 }
@@ -536,7 +661,12 @@ stream::ring_positions stream::positions(void* ch) const noexcept {
     return {c.accepted(), c.consumed()};
   }
   const auto& c = *static_cast<detail::mpmc_channel*>(ch);
-  return {c.accepted(), c.consumed()};
+  ring_positions sum{0, 0};
+  for (std::uint32_t i = 0; i < c.lanes(); ++i) {
+    sum.accepted += c.lane(i).accepted();
+    sum.consumed += c.lane(i).consumed();
+  }
+  return sum;
 }
 
 std::size_t stream::approx_size() const noexcept {

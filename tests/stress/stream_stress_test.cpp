@@ -126,11 +126,13 @@ TEST(StreamStress, SpscBatchedSendAndDrainKeepOrder) {
 
 // Per-producer order and exactly-once delivery across 4 producers and 2 consumers (6 threads, 2 cores).
 // Each event is a user event: code = producer, data = its 8-byte event number followed by the payload.
-void run_mpmc(backpressure policy, std::uint64_t per_producer) {
+// With lanes, producers share lanes (lanes 2) or own one each (lanes 4), and consumers cross lanes.
+void run_mpmc(backpressure policy, std::uint64_t per_producer, std::uint32_t lanes = 1) {
   constexpr int kProducers = 4, kConsumers = 2;
   stream_options o;
   o.kind = flavour::mpmc;
   o.policy = policy;
+  o.lanes = lanes;
   o.capacity = 1024;
   o.arena_bytes = 1 << 18;
   stream s(o);
@@ -211,6 +213,15 @@ TEST(StreamStress, MpmcFourProducersTwoConsumersBlock) { run_mpmc(backpressure::
 TEST(StreamStress, MpmcFourProducersTwoConsumersDrop) { run_mpmc(backpressure::drop, scaled(1'000'000, 5'000)); }
 TEST(StreamStress, MpmcFourProducersTwoConsumersDropOldest) {
   run_mpmc(backpressure::drop_oldest, scaled(1'000'000, 5'000));
+}
+TEST(StreamStress, MpmcFourLanesFourProducersTwoConsumersBlock) {
+  run_mpmc(backpressure::block, scaled(2'000'000, 5'000), 4);
+}
+TEST(StreamStress, MpmcTwoLanesFourProducersTwoConsumersDrop) {
+  run_mpmc(backpressure::drop, scaled(1'000'000, 5'000), 2);
+}
+TEST(StreamStress, MpmcFourLanesFourProducersTwoConsumersDropOldest) {
+  run_mpmc(backpressure::drop_oldest, scaled(1'000'000, 5'000), 4);
 }
 
 // drop_oldest on SPSC: the producer never waits; the consumer sees strictly increasing sequence numbers,

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -24,17 +25,25 @@ using rill::stream_options;
 struct variant {
   flavour kind;
   backpressure policy;
+  std::uint32_t lanes = 1;
 };
 
 std::string variant_name(const testing::TestParamInfo<variant>& info) {
-  return std::string(rill::to_string(info.param.kind)) + "_" + std::string(rill::to_string(info.param.policy));
+  std::string name =
+      std::string(rill::to_string(info.param.kind)) + "_" + std::string(rill::to_string(info.param.policy));
+  if (info.param.lanes != 1) name += "_lanes" + std::to_string(info.param.lanes);
+  return name;
 }
 
+// Every contract test runs on each flavour and policy, and on MPMC split into lanes. Each test has one
+// thread sending at a time, which always lands in a single lane, so a laned stream gets `lanes` times the
+// capacity: the room one producer sees is then the same in every variant.
 class StreamContract : public testing::TestWithParam<variant> {
  protected:
   stream_options options(std::size_t capacity = 8, std::size_t arena = 4096) const {
     stream_options o;
-    o.capacity = capacity;
+    o.capacity = capacity * GetParam().lanes;
+    o.lanes = GetParam().lanes;
     o.arena_bytes = arena;
     o.kind = GetParam().kind;
     o.policy = GetParam().policy;
@@ -53,7 +62,10 @@ INSTANTIATE_TEST_SUITE_P(AllVariants, StreamContract,
                                          variant{flavour::spsc, backpressure::drop_oldest},
                                          variant{flavour::mpmc, backpressure::block},
                                          variant{flavour::mpmc, backpressure::drop},
-                                         variant{flavour::mpmc, backpressure::drop_oldest}),
+                                         variant{flavour::mpmc, backpressure::drop_oldest},
+                                         variant{flavour::mpmc, backpressure::block, 4},
+                                         variant{flavour::mpmc, backpressure::drop, 4},
+                                         variant{flavour::mpmc, backpressure::drop_oldest, 4}),
                          variant_name);
 
 void expect_quiescent_invariant(const stream& s) {
@@ -81,9 +93,11 @@ TEST_P(StreamContract, DeliversInOrderWithSequenceNumbers) {
 }
 
 TEST_P(StreamContract, CapacityAndArenaRoundUpToPowersOfTwo) {
-  EXPECT_EQ(stream(options(3, 300)).capacity(), 4u);
+  const std::size_t lanes = GetParam().lanes;
+  EXPECT_EQ(stream(options(3, 300)).capacity(), lanes == 1 ? 4u : 16u);  // 3 * 4 lanes = 12 -> 16
   EXPECT_EQ(stream(options(1000, 300)).arena_capacity(), 512u);
-  EXPECT_EQ(stream(options(0, 1)).capacity(), 2u);
+  EXPECT_EQ(stream(options(0, 1)).capacity(), 2 * lanes);  // at least 2 slots a lane
+  EXPECT_EQ(stream(options(8, 1)).lanes(), lanes);
   EXPECT_EQ(stream(options(8, 1)).arena_capacity(), rill::detail::record_arena::kMinBytes);
   EXPECT_EQ(stream(options(8, 0)).arena_capacity(), 0u);
   EXPECT_THROW(stream(options((std::size_t{1} << 30) + 1)), std::invalid_argument);
@@ -232,11 +246,16 @@ TEST_P(StreamContract, StopTokenCancelsBlockedCalls) {
   EXPECT_EQ(receive_result.load(), status::cancelled);
 
   if (GetParam().policy != backpressure::block) return;
-  ASSERT_EQ(s.try_send(event::keep_alive()), status::ok);
-  ASSERT_EQ(s.try_send(event::keep_alive()), status::ok);
+  // The sender fills the ring itself: on a laned stream, the room a thread sees is its own lane's.
   std::stop_source stop_send;
   std::atomic<status> send_result{status::ok};
-  std::thread sender([&] { send_result.store(s.send(event::keep_alive(), stop_send.get_token())); });
+  std::atomic<bool> filling_done{false};
+  std::thread sender([&] {
+    const bool filled = s.try_send(event::keep_alive()) == status::ok && s.try_send(event::keep_alive()) == status::ok;
+    filling_done = true;
+    if (filled) send_result.store(s.send(event::keep_alive(), stop_send.get_token()));
+  });
+  while (!filling_done) std::this_thread::yield();
   std::this_thread::sleep_for(20ms);
   stop_send.request_stop();
   sender.join();
@@ -245,6 +264,8 @@ TEST_P(StreamContract, StopTokenCancelsBlockedCalls) {
 
   std::stop_source already;
   already.request_stop();
+  while (s.try_send(event::keep_alive()) == status::ok) {  // fills this thread's lane (lanes > 1)
+  }
   EXPECT_EQ(s.send(event::keep_alive(), already.get_token()), status::cancelled);
 }
 
@@ -266,10 +287,15 @@ TEST_P(StreamContract, CloseWakesBlockedReceiversAndSenders) {
 
   if (GetParam().policy != backpressure::block) return;
   stream full(options(2));
-  ASSERT_EQ(full.try_send(event::keep_alive()), status::ok);
-  ASSERT_EQ(full.try_send(event::keep_alive()), status::ok);
   std::atomic<status> result{status::ok};
-  std::thread sender([&] { result.store(full.send(event::keep_alive())); });
+  std::atomic<bool> filling_done{false};
+  std::thread sender([&] {  // fills the ring itself, as in StopTokenCancelsBlockedCalls
+    const bool filled =
+        full.try_send(event::keep_alive()) == status::ok && full.try_send(event::keep_alive()) == status::ok;
+    filling_done = true;
+    if (filled) result.store(full.send(event::keep_alive()));
+  });
+  while (!filling_done) std::this_thread::yield();
   std::this_thread::sleep_for(20ms);
   full.close();
   sender.join();
@@ -743,4 +769,121 @@ TEST(MpmcStream, EveryCapacityDeliversThreeLapsInOrder) {
     }
     EXPECT_EQ(next, 3 * capacity) << "capacity " << capacity;
   }
+}
+
+// ---- lanes: an MPMC stream's capacity split over one ring per producer ----
+namespace {
+
+rill::stream_options laned(std::uint32_t lanes, std::size_t capacity, rill::backpressure policy) {
+  rill::stream_options o;
+  o.kind = rill::flavour::mpmc;
+  o.lanes = lanes;
+  o.capacity = capacity;
+  o.policy = policy;
+  return o;
+}
+
+// A user event carrying its producer (the code) and its number among that producer's sends (8 data bytes).
+rill::event numbered_event(std::uint16_t producer, std::uint64_t n) {
+  char bytes[sizeof n];
+  std::memcpy(bytes, &n, sizeof n);
+  return rill::event::user(producer, {bytes, sizeof bytes});
+}
+std::uint64_t number_of(const rill::event& e) {
+  std::uint64_t n = 0;
+  std::memcpy(&n, e.text().data(), sizeof n);
+  return n;
+}
+
+// Sends numbered events from `producer` until the stream refuses one; returns how many went.
+std::uint64_t send_until_refused(rill::stream& s, std::uint16_t producer) {
+  std::uint64_t n = 0;
+  while (s.try_send(numbered_event(producer, n)) == rill::status::ok) ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST(MpmcLanes, OptionIsValidatedAndRounded) {
+  using rill::backpressure;
+  EXPECT_EQ(rill::stream{}.lanes(), 1u);
+  EXPECT_EQ(rill::stream(laned(3, 64, backpressure::block)).lanes(), 4u);
+  EXPECT_EQ(rill::stream(laned(64, 64, backpressure::block)).lanes(), 64u);
+  EXPECT_EQ(rill::stream(laned(4, 2, backpressure::block)).capacity(), 8u) << "at least 2 slots a lane";
+  EXPECT_THROW(rill::stream(laned(0, 64, backpressure::block)), std::invalid_argument);
+  EXPECT_THROW(rill::stream(laned(65, 64, backpressure::block)), std::invalid_argument);
+  rill::stream_options spsc = laned(2, 64, backpressure::drop_oldest);
+  spsc.kind = rill::flavour::spsc;
+  EXPECT_THROW(rill::stream{spsc}, std::invalid_argument) << "lanes need flavour::mpmc";
+}
+
+// Threads that start sending one after another take consecutive ordinals (so the tests send from fresh
+// threads, never from the test's own, which may hold an ordinal from an earlier test). Four of them fill
+// the four lanes: each gets exactly capacity / lanes slots, and together they fill the stream. One consumer then
+// gets every event, each producer's in order, and end-of-stream only after all lanes are drained.
+TEST(MpmcLanes, EachProducerFillsItsOwnLaneAndConsumersDrainThemAll) {
+  rill::stream s(laned(4, 64, rill::backpressure::drop));
+  std::vector<std::uint64_t> sent(4, 0);
+  for (std::uint16_t p = 0; p < 4; ++p) {
+    std::thread([&, p] { sent[p] = send_until_refused(s, p); }).join();
+  }
+  for (std::uint16_t p = 0; p < 4; ++p) EXPECT_EQ(sent[p], 16u) << "producer " << p;
+  EXPECT_EQ(s.approx_size(), 64u);
+  s.close();
+  std::vector<std::uint64_t> next(4, 0);
+  rill::received r;
+  rill::status st;
+  while ((st = s.try_receive(r)) == rill::status::ok) {
+    const std::uint16_t p = r->user_code();
+    ASSERT_LT(p, 4u);
+    EXPECT_EQ(number_of(*r), next[p]++) << "producer " << p << " out of order";
+  }
+  EXPECT_EQ(st, rill::status::closed);
+  EXPECT_EQ(next, sent);
+  const rill::stream_counters c = s.counters();
+  EXPECT_EQ(c.sent, 64u + 4u);  // one refusal per producer, counted dropped
+  EXPECT_EQ(c.dropped, 4u);
+  EXPECT_EQ(c.received, 64u);
+  EXPECT_EQ(c.buffered, 0u);
+}
+
+// A consumer moves to the next lane every 4096 events the stream hands out, so one full lane cannot keep
+// it from another: the first 8192 events must include both producers', though each lane holds 8192.
+TEST(MpmcLanes, AConsumerTurnsToEveryLane) {
+  constexpr std::uint64_t kPerLane = 8192;
+  rill::stream s(laned(2, 2 * kPerLane, rill::backpressure::block));
+  for (std::uint16_t p = 0; p < 2; ++p) {
+    std::thread([&, p] { EXPECT_EQ(send_until_refused(s, p), kPerLane); }).join();
+  }
+  std::vector<std::uint64_t> next(2, 0);
+  rill::received r;
+  for (std::uint64_t i = 0; i < 2 * kPerLane; ++i) {
+    ASSERT_EQ(s.try_receive(r), rill::status::ok) << i;
+    const std::uint16_t p = r->user_code();
+    ASSERT_LT(p, 2u);
+    ASSERT_EQ(number_of(*r), next[p]++) << "producer " << p << " out of order";
+    if (i + 1 == kPerLane) {
+      EXPECT_GT(next[0], 0u) << "the first " << kPerLane << " events all came from producer 1";
+      EXPECT_GT(next[1], 0u) << "the first " << kPerLane << " events all came from producer 0";
+    }
+  }
+  EXPECT_EQ(s.try_receive(r), rill::status::empty);
+}
+
+// drop_oldest evicts the oldest event of the sender's own lane; other producers' events stay.
+TEST(MpmcLanes, DropOldestEvictsFromTheSendersLane) {
+  rill::stream s(laned(2, 4, rill::backpressure::drop_oldest));  // 2 slots a lane
+  std::thread([&] {
+    ASSERT_EQ(s.try_send(numbered_event(0, 0)), rill::status::ok);
+    ASSERT_EQ(s.try_send(numbered_event(0, 1)), rill::status::ok);
+  }).join();
+  std::thread([&] {  // a fresh thread, so the next ordinal and the other lane (this thread may have one)
+    for (std::uint64_t n = 0; n < 3; ++n) ASSERT_EQ(s.try_send(numbered_event(1, n)), rill::status::ok);
+  }).join();
+  std::vector<std::vector<std::uint64_t>> got(2);
+  rill::received r;
+  while (s.try_receive(r) == rill::status::ok) got[r->user_code()].push_back(number_of(*r));
+  EXPECT_EQ(got[0], (std::vector<std::uint64_t>{0, 1}));
+  EXPECT_EQ(got[1], (std::vector<std::uint64_t>{1, 2})) << "event 0 of producer 1 was the one evicted";
+  EXPECT_EQ(s.counters().dropped, 1u);
 }

@@ -210,7 +210,9 @@ int print_targets(const std::vector<impl_summary>& all) {
     check("ping_pong_rtt p50 vs boost_spsc", find(all, "ping_pong_rtt", rill), find(all, "ping_pong_rtt", "boost_spsc"),
           1.0);
   }
-  for (const char* rill : {"rill_mpmc"}) {
+  // MPMC: one lane per producer, the counterpart of moodycamel_cq's producer tokens (the table also shows
+  // the default single ring).
+  for (const char* rill : {"rill_mpmc[lanes=2]"}) {
     for (const char* consumers : {"1", "2"}) {
       const param_list p = {{"producers", "2"}, {"consumers", consumers}};
       check((std::string("mpmc_throughput 2p") + consumers + "c vs moodycamel_cq").c_str(),

@@ -6,13 +6,15 @@
 //   flavour::spsc   one producer thread and one consumer thread at a time (a debug build asserts nothing
 //                   about threads; using two producers is undefined behaviour). Wait-free try_ operations.
 //   flavour::mpmc   any number of producers and consumers. Lock-free claims (Vyukov's bounded queue): each
-//                   producer's events reach every consumer in the order that producer sent them.
+//                   producer's events reach every consumer in the order that producer sent them. With
+//                   stream_options::lanes > 1 the capacity is split over that many such rings, so producers
+//                   on different cores do not contend for one tail (see lanes below).
 //
 // Guarantees
 //   - try_send / try_receive / try_drain / try_claim never block, never allocate (except the one-time lazy
 //     allocation of the ring and arena on a stream's first send, see stream_options), never throw.
 //   - Events are delivered in send order (SPSC), or in ticket order, which preserves each producer's order
-//     (MPMC). Every event is delivered at most once.
+//     (MPMC; with lanes, ticket order within each lane). Every event is delivered at most once.
 //   - A send that returns status::ok is delivered to a consumer unless the stream is destroyed first, or it
 //     is evicted under backpressure::drop_oldest (counted in dropped). One exception: a send racing with a
 //     close() called on another thread may return ok after a consumer already saw end-of-stream; its event
@@ -24,7 +26,8 @@
 //   - Fairness between blocked producers or consumers; approx_size() and counters are snapshots while
 //     threads run.
 //   - MPMC: a producer preempted between claiming a slot and publishing it holds back consumers (they see
-//     the stream as empty past that slot) until it runs again.
+//     its lane as empty past that slot) until it runs again.
+//   - MPMC with lanes: any order across producers; a producer's room is its lane's share of the capacity.
 #pragma once
 
 #include <algorithm>
@@ -82,6 +85,15 @@ struct stream_options {
   // the dearest part of a send: on rill's reference VM coarse and tsc each cap one-way SPSC at about
   // 52 M events/s, against about 90 M without (docs/benchmarking.md). send_batch reads it once per batch.
   clock_kind stamping = clock_kind::none;
+  // MPMC only: how many rings (lanes) the capacity is split over; rounded up to a power of two, 1 to 64.
+  // Each producer thread always sends into one lane: its ordinal among the threads that sent to any laned
+  // stream, modulo the lane count. So each producer's order still holds, and N producer threads that
+  // start sending together land in distinct lanes when lanes >= N. Consumers take from a lane of their
+  // own and move on when it is empty, or after 256 events so that no lane waits long. The price: no order
+  // across producers, and one producer can fill only capacity / lanes slots (capacity is raised to at
+  // least 2 slots a lane). 1, the default, is one ring with a single ticket order. lanes > 1 with flavour::
+  // spsc is invalid (std::invalid_argument).
+  std::uint32_t lanes = 1;
   // Allocate the ring and arena on the first send (an idle stream costs only its control block) instead of
   // in the constructor.
   bool allocate_on_first_send = true;
@@ -152,6 +164,7 @@ class send_claim {
   event staging_;
   event* slot_ = nullptr;  // the reserved ring slot
   std::uint64_t ticket_ = 0;
+  std::uint32_t lane_ = 0;  // MPMC: the lane slot_ belongs to
   char* text_ = nullptr;
   std::size_t text_capacity_ = 0;
 };
@@ -248,7 +261,9 @@ class stream {
   bool is_closed() const noexcept {
     return (state_.load(std::memory_order_acquire) & kClosedState) != 0;  // [C3] pairs with [C4]
   }
-  std::size_t capacity() const noexcept { return capacity_; }
+  std::size_t capacity() const noexcept { return std::size_t{1} << capacity_log2_; }
+  // MPMC rings the capacity is split over (stream_options::lanes, rounded); 1 otherwise.
+  std::size_t lanes() const noexcept { return std::size_t{1} << lanes_log2_; }
   std::size_t arena_capacity() const noexcept { return arena_bytes_; }
   flavour kind() const noexcept { return kind_; }
   backpressure policy() const noexcept { return policy_; }
@@ -318,7 +333,7 @@ class stream {
   }
 
   // state_ bits. The ring kind, the clock and the policy are fixed at construction; close() sets kClosedState.
-  static constexpr std::uint8_t kMpmcRingState = 1u << 0;     // the channel is an mpmc_channel
+  static constexpr std::uint8_t kMpmcRingState = 1u << 0;     // the channel is mpmc_channel lane 0
   static constexpr std::uint8_t kCoarseStampState = 1u << 1;  // stamping == clock_kind::coarse
   static constexpr std::uint8_t kTscStampState = 1u << 2;     // stamping == clock_kind::tsc
   static constexpr std::uint8_t kSteadyStampState = 1u << 3;  // stamping == clock_kind::steady
@@ -337,7 +352,11 @@ class stream {
   status try_send_once(const event& e, std::uint64_t now) noexcept;
   status try_send_spsc(detail::spsc_channel& ch, const event& e, std::uint64_t now) noexcept;
   status try_send_mpmc(detail::mpmc_channel& ch, const event& e, std::uint64_t now) noexcept;
-  bool evict_oldest(detail::mpmc_channel& ch) noexcept;
+  bool evict_oldest(detail::mpmc_channel& ch, detail::mpmc_channel& lane) noexcept;
+  // Takes the next event (void slots skipped) from this thread's lane, else from the others; copies it
+  // into `out` and frees its slot. False when every lane looked empty.
+  bool take_mpmc(detail::mpmc_channel& ch, event& out) noexcept;
+  void destroy_channel(void* ch) noexcept;
   status try_receive_once(received& out) noexcept;
   void note_dropped(void* ch) noexcept;
   void note_send_wait(void* ch) noexcept;
@@ -369,7 +388,9 @@ class stream {
   const flavour kind_;
   const backpressure policy_;
   const clock_kind stamping_;
-  const std::uint32_t capacity_;
+  // Capacity and lane count are powers of two: their exponents fit in a byte each, keeping the block 32 B.
+  const std::uint8_t capacity_log2_;
+  const std::uint8_t lanes_log2_;
   const std::uint32_t arena_bytes_;
   const std::uint32_t spin_iterations_;
   detail::wait_word consumers_;  // consumers park here for data or close
@@ -481,17 +502,8 @@ inline status stream::try_receive_once(received& out) noexcept {
     if (!detail::spsc_channel::is_published(slot, position)) return status::empty;
     out.event_ = *slot;
     c.pop_one(position);
-  } else {
-    auto& c = *static_cast<detail::mpmc_channel*>(ch);
-    while (true) {
-      std::uint64_t ticket;
-      const event* slot = c.try_take(ticket);
-      if (slot == nullptr) return status::empty;
-      out.event_ = *slot;
-      c.release_slot(ticket);
-      if (out.event_.kind() != event_kind::none) [[likely]] break;
-      after_consume();  // a void slot (failed commit or abort) is skipped, but its room is real
-    }
+  } else if (!take_mpmc(*static_cast<detail::mpmc_channel*>(ch), out.event_)) {
+    return status::empty;
   }
   if (out.event_.text_is_in_arena()) out.owner_ = this;
   if ((state & kBlockPolicyState) != 0) producers_.notify_after_publish();  // after_consume(), state at hand
@@ -539,18 +551,7 @@ std::size_t stream::try_drain_mpmc(detail::mpmc_channel& c, Handler& handler, st
   std::size_t handled = 0;
   event pending;
   bool have_pending = false;
-  auto self_after_consume = [this]() noexcept { after_consume(); };
-  auto take = [&](event& out) noexcept {
-    while (true) {
-      std::uint64_t ticket;
-      const event* slot = c.try_take(ticket);
-      if (slot == nullptr) return false;
-      out = *slot;
-      c.release_slot(ticket);
-      if (out.kind() != event_kind::none) return true;
-      self_after_consume();  // a void slot is skipped, but its room is real
-    }
-  };
+  auto take = [&](event& out) noexcept { return take_mpmc(c, out); };
   struct release_after {
     stream* self;
     const event& e;
