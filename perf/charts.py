@@ -14,15 +14,20 @@ import sys
 import tempfile
 
 
+# Params that name a variant of one implementation (a bar of its own), not a case of the scenario.
+IMPL_PARAMS = ("stamping", "lanes")
+
+
 def case_name(result):
-    params = "".join(f" {k}={str(v).lower()}" for k, v in result["params"].items() if k != "stamping")
+    params = "".join(f" {k}={str(v).lower()}" for k, v in result["params"].items() if k not in IMPL_PARAMS)
     return result["scenario"] + params
 
 
 def impl_label(result):
     label = result["impl"]
-    if "stamping" in result["params"]:
-        label += f" (stamping={result['params']['stamping']})"
+    for key in IMPL_PARAMS:
+        if key in result["params"]:
+            label += f" ({key}={result['params'][key]})"
     return label
 
 
