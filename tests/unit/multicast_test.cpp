@@ -172,6 +172,10 @@ TEST(MulticastStream, HoldSubscriberBlocksAWaitingProducerUntilItReads) {
     for (int i = 0; i < 100; ++i) ASSERT_EQ(s.send(event::text_delta(0, long_text(i, 60))), status::ok);
     s.close();
   });
+  // Read only once the producer has had to wait: a reader that kept pace from the start could let all 100
+  // sends through without one (it did once, under ASan). The wait is counted before the producer sleeps,
+  // and the unread holder makes it certain.
+  while (s.counters().send_waits == 0) std::this_thread::yield();
   event e;
   std::uint64_t expected = 0;
   status st;
