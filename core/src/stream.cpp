@@ -306,11 +306,7 @@ status stream::try_send_general(const event& e) noexcept {
       std::uint64_t ticket;
       if (event* slot = lane.try_claim(ticket); slot != nullptr) [[likely]] {
         *slot = e;
-        if ((state & kCoarseStampState) != 0) {
-          slot->set_timestamp(clock_kind::coarse, clock::coarse_now_ns());
-        } else if ((state & kTscStampState) != 0) {
-          slot->set_timestamp(clock_kind::tsc, clock::tsc_now());
-        }
+        stamp_from_state(*slot, state);
         lane.publish(slot, ticket);
         consumers_.notify_after_publish();
         return status::ok;

@@ -88,8 +88,9 @@ struct stream_options {
   // MPMC only: how many rings (lanes) the capacity is split over; rounded up to a power of two, 1 to 64.
   // Each producer thread always sends into one lane: its ordinal among the threads that sent to any laned
   // stream, modulo the lane count. So each producer's order still holds, and N producer threads that
-  // start sending together land in distinct lanes when lanes >= N. Consumers take from a lane of their
-  // own and move on when it is empty, or after 256 events so that no lane waits long. The price: no order
+  // start sending together land in distinct lanes when lanes >= N. Each consumer looks first in a lane of
+  // its own, then in the others; all consumers move on by one lane every 4096 events the stream hands out,
+  // so no lane waits long for a consumer. The price: no order
   // across producers, and one producer can fill only capacity / lanes slots (capacity is raised to at
   // least 2 slots a lane). 1, the default, is one ring with a single ticket order. lanes > 1 with flavour::
   // spsc is invalid (std::invalid_argument).
@@ -298,8 +299,6 @@ class stream {
     return ch != nullptr ? ch : allocate_channel();
   }
   void* allocate_channel() noexcept;
-  detail::spsc_channel* spsc() const noexcept { return static_cast<detail::spsc_channel*>(channel()); }
-  detail::mpmc_channel* mpmc() const noexcept { return static_cast<detail::mpmc_channel*>(channel()); }
   detail::record_arena* arena_of(void* ch) const noexcept;
   counters_block* counters_of(void* ch) const noexcept;
 
@@ -330,6 +329,14 @@ class stream {
   }
   void stamp(event& slot, std::uint64_t now) const noexcept {
     if (stamping_ != clock_kind::none) slot.set_timestamp(stamping_, now);
+  }
+  // The lean send paths' stamp, chosen from the state byte: coarse or TSC (steady never takes them).
+  static void stamp_from_state(event& slot, std::uint8_t state) noexcept {
+    if ((state & kCoarseStampState) != 0) {
+      slot.set_timestamp(clock_kind::coarse, clock::coarse_now_ns());
+    } else if ((state & kTscStampState) != 0) {
+      slot.set_timestamp(clock_kind::tsc, clock::tsc_now());
+    }
   }
 
   // state_ bits. The ring kind, the clock and the policy are fixed at construction; close() sets kClosedState.
@@ -460,13 +467,7 @@ inline status stream::try_send(const event& e) noexcept {
       if (c.has_room(position)) [[likely]] {
         event* const slot = c.producer_slot(position);
         detail::spsc_channel::fill(slot, e);  // every byte but the sequence word, which publish() writes
-        if ((state & (kCoarseStampState | kTscStampState)) != 0) [[unlikely]] {
-          if ((state & kCoarseStampState) != 0) {
-            slot->set_timestamp(clock_kind::coarse, clock::coarse_now_ns());
-          } else {
-            slot->set_timestamp(clock_kind::tsc, clock::tsc_now());
-          }
-        }
+        if ((state & (kCoarseStampState | kTscStampState)) != 0) [[unlikely]] stamp_from_state(*slot, state);
         c.publish(slot, position);
         consumers_.notify_after_publish();
         return status::ok;
@@ -551,7 +552,6 @@ std::size_t stream::try_drain_mpmc(detail::mpmc_channel& c, Handler& handler, st
   std::size_t handled = 0;
   event pending;
   bool have_pending = false;
-  auto take = [&](event& out) noexcept { return take_mpmc(c, out); };
   struct release_after {
     stream* self;
     const event& e;
@@ -561,7 +561,7 @@ std::size_t stream::try_drain_mpmc(detail::mpmc_channel& c, Handler& handler, st
   };
   while (handled < max_events) {
     event next;
-    const bool more = handled + (have_pending ? 1 : 0) < max_events && take(next);
+    const bool more = handled + (have_pending ? 1 : 0) < max_events && take_mpmc(c, next);
     if (have_pending) {
       struct drop_ahead {
         stream* self;
