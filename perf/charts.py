@@ -15,7 +15,7 @@ import tempfile
 
 
 # Params that name a variant of one implementation (a bar of its own), not a case of the scenario.
-IMPL_PARAMS = ("stamping", "lanes")
+IMPL_PARAMS = ("stamping", "lanes", "consume")
 
 
 def case_name(result):

@@ -110,7 +110,7 @@ void print_table(const scenario_case& sc, const std::vector<impl_summary>& rows)
   // are the primary metric's.
   const bool latency = std::any_of(rows.begin(), rows.end(), [](const impl_summary& r) { return r.p50_ns.has_value(); });
   const bool extra_p50 = latency && sc.primary != metric::latency;
-  std::printf("   %-26s %12s %12s %12s", "impl", "median", "min", "max");
+  std::printf("   %-30s %12s %12s %12s", "impl", "median", "min", "max");
   if (extra_p50) std::printf(" %9s", "p50");
   if (latency) std::printf(" %9s %9s %9s", "p99", "p99.9", "max");
   const bool lag = std::any_of(rows.begin(), rows.end(), [](const impl_summary& r) { return r.lag_events.has_value(); });
@@ -120,7 +120,7 @@ void print_table(const scenario_case& sc, const std::vector<impl_summary>& rows)
   if (variant != nullptr) std::printf(" %14s", (variant->label.substr(variant->impl.size()) + " x").c_str());
   std::printf("\n");
   for (const auto& r : rows) {
-    std::printf("   %-26s %12s %12s %12s", r.label.c_str(), format_primary(r.primary, r.primary_median).c_str(),
+    std::printf("   %-30s %12s %12s %12s", r.label.c_str(), format_primary(r.primary, r.primary_median).c_str(),
                 format_primary(r.primary, r.primary_min).c_str(), format_primary(r.primary, r.primary_max).c_str());
     if (extra_p50) std::printf(" %9s", format_ns(r.p50_ns).c_str());
     if (latency) {
