@@ -643,6 +643,24 @@ status stream::receive(received& out, std::stop_token token) noexcept {
                   &token, false);
 }
 
+received_batch::received_batch(std::size_t capacity) {
+  if (capacity == 0) throw std::invalid_argument("rill::received_batch: capacity must be at least 1");
+  events_ = std::make_unique<event[]>(capacity);
+  capacity_ = capacity;
+}
+
+status stream::receive_batch_until(received_batch& out, time_point deadline) noexcept {
+  return wait_for(consumers_, status::empty, [&]() noexcept { return try_receive_batch(out); }, deadline,
+                  nullptr, false);
+}
+
+status stream::receive_batch(received_batch& out, std::stop_token token) noexcept {
+  if (!token.stop_possible()) return receive_batch(out);
+  std::stop_callback wake(token, [this]() noexcept { consumers_.wake_all(); });
+  return wait_for(consumers_, status::empty, [&]() noexcept { return try_receive_batch(out); },
+                  time_point::max(), &token, false);
+}
+
 void stream::close() noexcept {
   // [C4] seq_cst: ordered before the wake-ups below; a sender or receiver that parks after it re-checks
   // and sees it (its announce RMW on the same word reads from wake_all's RMW).

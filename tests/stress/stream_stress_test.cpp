@@ -21,6 +21,7 @@ using rill::backpressure;
 using rill::event;
 using rill::flavour;
 using rill::received;
+using rill::received_batch;
 using rill::status;
 using rill::stream;
 using rill::stream_options;
@@ -89,24 +90,41 @@ TEST(StreamStress, SpscDeliversFiftyMillionEventsInOrderWithMatchingContent) {
               static_cast<unsigned long long>(c.send_waits));
 }
 
-TEST(StreamStress, SpscBatchedSendAndDrainKeepOrder) {
-  const std::uint64_t total = scaled(20'000'000, 20'000);
-  stream_options o;
-  o.capacity = 1024;
-  o.arena_bytes = 1 << 18;
-  stream s(o);
-  const payload_source payloads;
-  std::thread producer([&] {
-    std::vector<event> batch;
-    for (std::uint64_t i = 0; i < total;) {
-      batch.clear();
-      for (std::uint64_t k = 0; k < 64 && i < total; ++k, ++i) {
-        batch.push_back(event::text_delta(static_cast<std::uint16_t>(i), payloads.text_for(i)));
+// An SPSC stream fed by a producer thread in batches of 64 (send_batch), then closed. Events carry
+// payloads.text_for(i); `sum` gets the checksum of everything sent.
+struct batched_spsc_feed {
+  explicit batched_spsc_feed(std::uint64_t event_count) : total(event_count), s(options()) {
+    producer = std::thread([this] {
+      std::vector<event> batch;
+      for (std::uint64_t i = 0; i < this->total;) {
+        batch.clear();
+        for (std::uint64_t k = 0; k < 64 && i < this->total; ++k, ++i) {
+          batch.push_back(event::text_delta(static_cast<std::uint16_t>(i), payloads.text_for(i)));
+          sum += checksum(payloads.text_for(i), i);
+        }
+        ASSERT_EQ(s.send_batch(batch), status::ok);
       }
-      ASSERT_EQ(s.send_batch(batch), status::ok);
-    }
-    s.close();
-  });
+      s.close();
+    });
+  }
+  static stream_options options() {
+    stream_options o;
+    o.capacity = 1024;
+    o.arena_bytes = 1 << 18;
+    return o;
+  }
+  const std::uint64_t total;
+  const payload_source payloads;
+  stream s;
+  std::uint64_t sum = 0;  // read after producer.join()
+  std::thread producer;
+};
+
+TEST(StreamStress, SpscBatchedSendAndDrainKeepOrder) {
+  batched_spsc_feed feed(scaled(20'000'000, 20'000));
+  stream& s = feed.s;
+  const std::uint64_t total = feed.total;
+  const payload_source& payloads = feed.payloads;
   std::uint64_t expected = 0, mismatches = 0, batches = 0, ends = 0;
   std::size_t handled = 0;
   while (s.drain_until(
@@ -118,16 +136,49 @@ TEST(StreamStress, SpscBatchedSendAndDrainKeepOrder) {
              64, stream::time_point::max(), &handled) == status::ok) {
     ++batches;
   }
-  producer.join();
+  feed.producer.join();
   EXPECT_EQ(mismatches, 0u);
   EXPECT_EQ(expected, total);
   EXPECT_EQ(ends, batches) << "exactly one end-of-batch per drain call";
 }
 
+// The copy-out consumer: batches of 48 (so they straddle the producer's batches of 64) hold their arena
+// text while the producer refills the freed slots; every event arrives once, in order, with its content.
+TEST(StreamStress, SpscBatchedSendAndReceiveBatchKeepOrder) {
+  batched_spsc_feed feed(scaled(20'000'000, 20'000));
+  stream& s = feed.s;
+  const std::uint64_t total = feed.total;
+  const payload_source& payloads = feed.payloads;
+  std::uint64_t expected = 0, mismatches = 0, consumer_sum = 0, oversized = 0;
+  received_batch batch(48);
+  while (s.receive_batch(batch) == status::ok) {
+    if (batch.empty() || batch.size() > batch.capacity()) ++oversized;
+    for (const event& e : batch) {
+      if (e.seq() != expected || e.text() != payloads.text_for(expected)) ++mismatches;
+      consumer_sum += checksum(e.text(), e.seq());
+      ++expected;
+    }
+  }
+  feed.producer.join();
+  EXPECT_EQ(mismatches, 0u);
+  EXPECT_EQ(oversized, 0u);
+  EXPECT_EQ(expected, total);
+  EXPECT_EQ(consumer_sum, feed.sum);
+  batch.reset();
+  EXPECT_EQ(s.approx_arena_used(), 0u) << "every record was released";
+  const auto c = s.counters();
+  EXPECT_EQ(c.received, total);
+  EXPECT_EQ(c.dropped, 0u);
+}
+
 // Per-producer order and exactly-once delivery across 4 producers and 2 consumers (6 threads, 2 cores).
 // Each event is a user event: code = producer, data = its 8-byte event number followed by the payload.
 // With lanes, producers share lanes (lanes 2) or own one each (lanes 4), and consumers cross lanes.
-void run_mpmc(backpressure policy, std::uint64_t per_producer, std::uint32_t lanes = 1) {
+// Consumers take one event per call (receive) or copy out up to 32 at a time (receive_batch).
+enum class consumer_kind { one_at_a_time, batches };
+
+void run_mpmc(backpressure policy, std::uint64_t per_producer, std::uint32_t lanes = 1,
+              consumer_kind consumers = consumer_kind::one_at_a_time) {
   constexpr int kProducers = 4, kConsumers = 2;
   stream_options o;
   o.kind = flavour::mpmc;
@@ -170,26 +221,34 @@ void run_mpmc(backpressure policy, std::uint64_t per_producer, std::uint32_t lan
     threads.emplace_back([&] {
       std::vector<std::int64_t> last(kProducers, -1);
       std::uint64_t local_sum = 0, local_count = 0;
-      received r;
-      while (s.receive(r) == status::ok) {
-        const int p = r->user_code();
-        const std::string_view data = r->text();
+      auto check = [&](const event& e) {
+        const int p = e.user_code();
+        const std::string_view data = e.text();
         std::uint64_t i = 0;
         if (p >= kProducers || data.size() < sizeof i) {
           ++content_errors;
-          continue;
+          return;
         }
         std::memcpy(&i, data.data(), sizeof i);
         const std::string_view text = data.substr(sizeof i);
         if (i >= per_producer || text != payloads.text_for((static_cast<std::uint64_t>(p) << 40) | i)) {
           ++content_errors;
-          continue;
+          return;
         }
         if (static_cast<std::int64_t>(i) <= last[p]) ++order_errors;  // this consumer saw p's events out of order
         last[p] = static_cast<std::int64_t>(i);
         if (seen[p][i].exchange(1, std::memory_order_relaxed) != 0) ++duplicates;
         local_sum += checksum(text, i);
         ++local_count;
+      };
+      if (consumers == consumer_kind::batches) {
+        received_batch batch(32);
+        while (s.receive_batch(batch) == status::ok) {
+          for (const event& e : batch) check(e);
+        }
+      } else {
+        received r;
+        while (s.receive(r) == status::ok) check(*r);
       }
       received_sum += local_sum;
       received_count += local_count;
@@ -222,6 +281,12 @@ TEST(StreamStress, MpmcTwoLanesFourProducersTwoConsumersDrop) {
 }
 TEST(StreamStress, MpmcFourLanesFourProducersTwoConsumersDropOldest) {
   run_mpmc(backpressure::drop_oldest, scaled(1'000'000, 5'000), 4);
+}
+TEST(StreamStress, MpmcFourProducersTwoBatchConsumersBlock) {
+  run_mpmc(backpressure::block, scaled(2'000'000, 5'000), 1, consumer_kind::batches);
+}
+TEST(StreamStress, MpmcFourLanesFourProducersTwoBatchConsumersDropOldest) {
+  run_mpmc(backpressure::drop_oldest, scaled(1'000'000, 5'000), 4, consumer_kind::batches);
 }
 
 // drop_oldest on SPSC: the producer never waits; the consumer sees strictly increasing sequence numbers,

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstring>
 #include <stdexcept>
+#include <stop_token>
 #include <string>
 #include <thread>
 #include <vector>
@@ -18,6 +19,7 @@ using rill::event;
 using rill::event_kind;
 using rill::flavour;
 using rill::received;
+using rill::received_batch;
 using rill::status;
 using rill::stream;
 using rill::stream_options;
@@ -561,6 +563,166 @@ TEST_P(StreamContract, BlockingDrainWaitsForDataAndEndsOnClose) {
   EXPECT_EQ(total, 1u);
   EXPECT_EQ(s.drain_until([](const event&, bool) {}, 8, std::chrono::steady_clock::now() + 1ms), status::closed);
 }
+
+TEST_P(StreamContract, BatchReceiveCopiesOutInOrderAndFreesTheSlotsAtOnce) {
+  stream s(options(8));
+  for (int i = 0; i < 8; ++i) ASSERT_EQ(s.try_send(event::text_delta(0, std::to_string(i))), status::ok);
+  received_batch batch(3);
+  ASSERT_EQ(s.try_receive_batch(batch), status::ok);
+  ASSERT_EQ(batch.size(), 3u);
+  // The three slots are free while the batch still holds its copies: the producer refills them.
+  for (int i = 8; i < 11; ++i) ASSERT_EQ(s.try_send(event::text_delta(0, std::to_string(i))), status::ok);
+  std::vector<std::string> texts;
+  std::vector<std::uint64_t> seqs;
+  std::vector<std::size_t> sizes;
+  do {
+    sizes.push_back(batch.size());
+    for (const event& e : batch) {
+      texts.emplace_back(e.text());
+      seqs.push_back(e.seq());
+    }
+  } while (s.try_receive_batch(batch) == status::ok);
+  EXPECT_TRUE(batch.empty()) << "a receive that finds nothing leaves the batch empty";
+  EXPECT_EQ(sizes, (std::vector<std::size_t>{3, 3, 3, 2}));
+  ASSERT_EQ(texts.size(), 11u);
+  for (std::size_t i = 0; i < texts.size(); ++i) {
+    EXPECT_EQ(texts[i], std::to_string(i));
+    EXPECT_EQ(seqs[i], i);
+  }
+  const auto c = s.counters();
+  EXPECT_EQ(c.received, 11u);
+  expect_quiescent_invariant(s);
+}
+
+TEST_P(StreamContract, BatchReceiveHoldsArenaTextUntilReleased) {
+  stream s(options(8, 2048));
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(s.try_send(event::text_delta(0, long_text(300, static_cast<char>(i)))), status::ok);
+  }
+  received_batch batch(8);
+  ASSERT_EQ(s.try_receive_batch(batch), status::ok);
+  ASSERT_EQ(batch.size(), 3u);
+  EXPECT_TRUE(batch.holds_arena_text());
+  const std::size_t held = s.approx_arena_used();
+  EXPECT_GT(held, 900u);
+  // The producer sends more long text while the batch holds its three records: they stay intact.
+  constexpr int extra = 2;
+  for (int i = 0; i < extra; ++i) {
+    ASSERT_EQ(s.try_send(event::text_delta(0, long_text(300, static_cast<char>(10 + i)))), status::ok);
+  }
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(batch[i].text_is_in_arena());
+    EXPECT_EQ(batch[i].text(), long_text(300, static_cast<char>(i)));
+  }
+  // The next receive releases what the batch held before it copies the next events out.
+  ASSERT_EQ(s.try_receive_batch(batch), status::ok);
+  ASSERT_EQ(batch.size(), static_cast<std::size_t>(extra));
+  for (int i = 0; i < extra; ++i) EXPECT_EQ(batch[i].text(), long_text(300, static_cast<char>(10 + i)));
+  batch.reset();
+  EXPECT_TRUE(batch.empty());
+  EXPECT_FALSE(batch.holds_arena_text());
+  EXPECT_EQ(s.approx_arena_used(), 0u) << "every record released";
+  expect_quiescent_invariant(s);
+}
+
+TEST_P(StreamContract, BatchWithInlineTextOnlyHoldsNoArenaText) {
+  stream s(options(8));
+  ASSERT_EQ(s.try_send(event::text_delta(0, "short")), status::ok);
+  received_batch batch(4);
+  ASSERT_EQ(s.try_receive_batch(batch), status::ok);
+  EXPECT_FALSE(batch.holds_arena_text());
+  EXPECT_EQ(batch.events().size(), 1u);
+  EXPECT_EQ(batch.events()[0].text(), "short");
+}
+
+TEST_P(StreamContract, MovedBatchKeepsItsTextAndTheSourceIsRefused) {
+  stream s(options(8, 2048));
+  ASSERT_EQ(s.try_send(event::text_delta(0, long_text(200, 3))), status::ok);
+  ASSERT_EQ(s.try_send(event::text_delta(0, "after")), status::ok);
+  received_batch first(1);
+  ASSERT_EQ(s.try_receive_batch(first), status::ok);
+  received_batch moved(std::move(first));
+  EXPECT_EQ(moved.capacity(), 1u);
+  ASSERT_EQ(moved.size(), 1u);
+  EXPECT_EQ(moved[0].text(), long_text(200, 3));
+  EXPECT_TRUE(moved.holds_arena_text());
+  EXPECT_EQ(first.capacity(), 0u);  // NOLINT(bugprone-use-after-move): moved-from state is specified
+  EXPECT_TRUE(first.empty());
+  EXPECT_EQ(s.try_receive_batch(first), status::invalid) << "a moved-from batch has no room";
+  EXPECT_EQ(s.approx_size(), 1u) << "nothing was taken for it";
+  received_batch other(4);
+  other = std::move(moved);
+  EXPECT_EQ(other[0].text(), long_text(200, 3));
+  other.reset();
+  EXPECT_EQ(s.approx_arena_used(), 0u);
+  ASSERT_EQ(s.try_receive_batch(other), status::ok);
+  EXPECT_EQ(other[0].text(), "after");
+}
+
+TEST_P(StreamContract, BatchReceiveEndsAfterCloseAndDrain) {
+  stream s(options(8));
+  ASSERT_EQ(s.try_send(event::keep_alive()), status::ok);
+  ASSERT_EQ(s.try_send(event::keep_alive()), status::ok);
+  s.close();
+  received_batch batch(8);
+  ASSERT_EQ(s.receive_batch(batch), status::ok);
+  EXPECT_EQ(batch.size(), 2u);
+  EXPECT_EQ(s.receive_batch(batch), status::closed);
+  EXPECT_TRUE(batch.empty());
+  EXPECT_EQ(s.try_receive_batch(batch), status::closed);
+}
+
+TEST_P(StreamContract, BlockingBatchReceiveWaitsTimesOutAndCancels) {
+  stream s(options(8));
+  received_batch batch(8);
+  EXPECT_EQ(s.receive_batch_for(batch, 5ms), status::timeout);
+  EXPECT_TRUE(batch.empty());
+  std::thread producer([&] {
+    std::this_thread::sleep_for(10ms);
+    ASSERT_EQ(s.try_send(event::keep_alive()), status::ok);
+  });
+  EXPECT_EQ(s.receive_batch(batch), status::ok);
+  EXPECT_EQ(batch.size(), 1u);
+  producer.join();
+  std::stop_source stop;
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(10ms);
+    stop.request_stop();
+  });
+  EXPECT_EQ(s.receive_batch(batch, stop.get_token()), status::cancelled);
+  canceller.join();
+  std::thread closer([&] {
+    std::this_thread::sleep_for(10ms);
+    s.close();
+  });
+  EXPECT_EQ(s.receive_batch_until(batch, stream::time_point::max()), status::closed);
+  closer.join();
+}
+
+TEST_P(StreamContract, BatchReceiveWakesABlockedProducer) {
+  if (GetParam().policy != backpressure::block) GTEST_SKIP() << "only block makes a producer wait";
+  stream s(options(4));
+  constexpr int kEvents = 200;
+  std::thread producer([&] {
+    for (int i = 0; i < kEvents; ++i) ASSERT_EQ(s.send(event::text_delta(0, std::to_string(i))), status::ok);
+    s.close();
+  });
+  // Receive only once the producer waits for room, so the batch receive is what must wake it.
+  const auto give_up = std::chrono::steady_clock::now() + 10s;
+  while (s.counters().send_waits == 0 && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::yield();
+  }
+  ASSERT_GT(s.counters().send_waits, 0u) << "the producer never filled the ring";
+  received_batch batch(3);
+  int next = 0;
+  while (s.receive_batch(batch) == status::ok) {
+    for (const event& e : batch) EXPECT_EQ(e.text(), std::to_string(next++));
+  }
+  producer.join();
+  EXPECT_EQ(next, kEvents);
+}
+
+TEST(ReceivedBatch, ZeroCapacityIsRefused) { EXPECT_THROW(received_batch(0), std::invalid_argument); }
 
 TEST_P(StreamContract, ClaimBuildsInPlaceAndCommitPublishes) {
   stream s(options(8, 2048));

@@ -11,8 +11,9 @@
 //                   on different cores do not contend for one tail (see lanes below).
 //
 // Guarantees
-//   - try_send / try_receive / try_drain / try_claim never block, never allocate (except the one-time lazy
-//     allocation of the ring and arena on a stream's first send, see stream_options), never throw.
+//   - try_send / try_receive / try_receive_batch / try_drain / try_claim never block, never allocate (except
+//     the one-time lazy allocation of the ring and arena on a stream's first send, see stream_options),
+//     never throw.
 //   - Events are delivered in send order (SPSC), or in ticket order, which preserves each producer's order
 //     (MPMC; with lanes, ticket order within each lane). Every event is delivered at most once.
 //   - A send that returns status::ok is delivered to a consumer unless the stream is destroyed first, or it
@@ -36,6 +37,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <iterator>
+#include <memory>
 #include <span>
 #include <stop_token>
 #include <string_view>
@@ -146,6 +148,60 @@ class received {
   stream* owner_ = nullptr;  // set only while arena text is held
 };
 
+// Up to capacity() events copied out of a stream by try_receive_batch() or receive_batch(). The copies free
+// their ring slots at once, so producers refill them while the consumer works on the batch; arena text
+// stays reserved (and its views valid) until reset(), the next receive into this batch, or destruction.
+// Move-only. Must not outlive the stream it last received from. For SPSC streams, reset or destroy it on
+// the consumer thread. Not thread-safe: one thread uses a batch at a time.
+class received_batch {
+ public:
+  // Allocates room for `capacity` events, once (receives never allocate). Throws std::invalid_argument
+  // for capacity 0 and std::bad_alloc.
+  explicit received_batch(std::size_t capacity);
+  received_batch(received_batch&& other) noexcept
+      : events_(std::move(other.events_)),
+        capacity_(std::exchange(other.capacity_, 0)),
+        size_(std::exchange(other.size_, 0)),
+        owner_(std::exchange(other.owner_, nullptr)) {}
+  received_batch& operator=(received_batch&& other) noexcept {
+    if (this != &other) {
+      reset();
+      events_ = std::move(other.events_);
+      capacity_ = std::exchange(other.capacity_, 0);
+      size_ = std::exchange(other.size_, 0);
+      owner_ = std::exchange(other.owner_, nullptr);
+    }
+    return *this;
+  }
+  received_batch(const received_batch&) = delete;
+  received_batch& operator=(const received_batch&) = delete;
+  ~received_batch() { reset(); }
+
+  // The most events one receive copies (0 only after being moved from).
+  std::size_t capacity() const noexcept { return capacity_; }
+  // Events held now, in the order the stream delivered them.
+  std::size_t size() const noexcept { return size_; }
+  bool empty() const noexcept { return size_ == 0; }
+  const event& operator[](std::size_t i) const noexcept {
+    RILL_ASSERT(i < size_, "received_batch index out of range");
+    return events_[i];
+  }
+  const event* begin() const noexcept { return events_.get(); }
+  const event* end() const noexcept { return events_.get() + size_; }
+  std::span<const event> events() const noexcept { return {events_.get(), size_}; }
+  // True while some held event keeps arena text reserved.
+  bool holds_arena_text() const noexcept { return owner_ != nullptr; }
+  // Releases every held event's arena text and empties the batch; their text views become invalid.
+  inline void reset() noexcept;
+
+ private:
+  friend class stream;
+  std::unique_ptr<event[]> events_;
+  std::size_t capacity_ = 0;
+  std::size_t size_ = 0;
+  stream* owner_ = nullptr;  // set only while some held event has arena text
+};
+
 // A slot (and optional text space) reserved by try_claim(), built in the claim, then commit()ted.
 class send_claim {
  public:
@@ -236,6 +292,23 @@ class stream {
   // ok, closed or cancelled.
   status receive(received& out, std::stop_token token) noexcept;
 
+  // Copies up to out.capacity() buffered events, in order, into `out` (releasing what it held first) and
+  // frees their slots before returning, so producers can refill them while the caller works on the copies
+  // (try_drain holds them until its handler returns). Never blocks. ok (out holds at least one event),
+  // empty, closed once the stream is closed and drained, or invalid for a moved-from batch (capacity 0);
+  // out is empty unless ok.
+  status try_receive_batch(received_batch& out) noexcept;
+  // Waits for at least one event, then as try_receive_batch. ok, closed or invalid.
+  status receive_batch(received_batch& out) noexcept { return receive_batch_until(out, time_point::max()); }
+  // ok, closed, timeout or invalid.
+  status receive_batch_until(received_batch& out, time_point deadline) noexcept;
+  template <class Rep, class Period>
+  status receive_batch_for(received_batch& out, std::chrono::duration<Rep, Period> timeout) noexcept {
+    return receive_batch_until(out, deadline_after(timeout));
+  }
+  // ok, closed, cancelled or invalid.
+  status receive_batch(received_batch& out, std::stop_token token) noexcept;
+
   // Hands up to `max_events` buffered events to `handler(const event&, bool end_of_batch)` in order,
   // in place (no copy); their arena text is valid during the call and released after it. Never blocks.
   // Returns how many were handled. If the handler throws, the events handled so far, the one that threw
@@ -281,6 +354,7 @@ class stream {
 
  private:
   friend class received;
+  friend class received_batch;
   struct counters_block;  // slow-path counters, allocated with the channel
 
   template <class Rep, class Period>
@@ -365,6 +439,7 @@ class stream {
   bool take_mpmc(detail::mpmc_channel& ch, event& out) noexcept;
   void destroy_channel(void* ch) noexcept;
   status try_receive_once(received& out) noexcept;
+  status try_receive_batch_once(received_batch& out) noexcept;
   void note_dropped(void* ch) noexcept;
   void note_send_wait(void* ch) noexcept;
   void note_evicted(void* ch) noexcept;
@@ -453,6 +528,16 @@ inline void received::reset() noexcept {
   }
 }
 
+inline void received_batch::reset() noexcept {
+  if (owner_ != nullptr) {
+    for (const event& e : events()) {
+      if (e.text_is_in_arena()) owner_->release_text(e);
+    }
+    owner_ = nullptr;
+  }
+  size_ = 0;
+}
+
 // The common case inline, in as few instructions as possible: an SPSC ring with room, an event that needs
 // no validation beyond its kind, and no clock, the coarse one or the TSC. A one-way stream is bound by how
 // many slot transfers each core keeps in flight, and every instruction here shrinks that window (each one
@@ -508,6 +593,44 @@ inline status stream::try_receive_once(received& out) noexcept {
   }
   if (out.event_.text_is_in_arena()) out.owner_ = this;
   if ((state & kBlockPolicyState) != 0) producers_.notify_after_publish();  // after_consume(), state at hand
+  return status::ok;
+}
+
+inline status stream::try_receive_batch(received_batch& out) noexcept {
+  out.reset();
+  if (out.capacity_ == 0) [[unlikely]] return status::invalid;  // a moved-from batch
+  const status s = try_receive_batch_once(out);
+  if (s != status::empty) return s;
+  if (!is_closed()) return status::empty;  // [C3] as in try_receive
+  const status again = try_receive_batch_once(out);
+  if (again != status::empty) return again;
+  return drained() ? status::closed : status::empty;
+}
+
+inline status stream::try_receive_batch_once(received_batch& out) noexcept {
+  void* ch = channel();
+  if (ch == nullptr) return status::empty;
+  event* const to = out.events_.get();
+  std::size_t n = 0;
+  if (uses_spsc_ring()) [[likely]] {
+    auto& c = *static_cast<detail::spsc_channel*>(ch);
+    n = c.available(out.capacity_);
+    if (n == 0) return status::empty;
+    c.copy_out(to, n);
+    c.pop(n);
+  } else {
+    auto& c = *static_cast<detail::mpmc_channel*>(ch);
+    while (n < out.capacity_ && take_mpmc(c, to[n])) ++n;
+    if (n == 0) return status::empty;
+  }
+  out.size_ = n;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (to[i].text_is_in_arena()) [[unlikely]] {
+      out.owner_ = this;
+      break;
+    }
+  }
+  after_consume();
   return status::ok;
 }
 

@@ -14,6 +14,7 @@
 // out a ring slot for the caller to build in (rill::stream's try_claim stages the event in the claim).
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -135,6 +136,13 @@ class spsc_channel {
   event* ring_end() noexcept { return consumer_slots_ + consumer_mask_ + 1; }
   event* slot_after_head(std::size_t i) noexcept {
     return &consumer_slots_[(head_.load(std::memory_order_relaxed) + i) & consumer_mask_];  // own index
+  }
+  // Copies the `count` oldest slots (published: available() counted them) to `to`, in order.
+  void copy_out(event* to, std::size_t count) const noexcept {
+    const std::size_t first = head_.load(std::memory_order_relaxed) & consumer_mask_;  // own index
+    const std::size_t before_end = std::min(count, consumer_mask_ + 1 - first);
+    std::memcpy(static_cast<void*>(to), consumer_slots_ + first, before_end * sizeof(event));
+    std::memcpy(static_cast<void*>(to + before_end), consumer_slots_, (count - before_end) * sizeof(event));
   }
   // Frees the slot at `position` (consumer_position() when it was taken).
   void pop_one(std::uint64_t position) noexcept {
