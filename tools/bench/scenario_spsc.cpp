@@ -185,6 +185,19 @@ struct rill_batch_queue {
   rill::stream stream;
 };
 
+// The same stream consumed by copying each batch out (try_receive_batch), as boost's range pop does: the
+// like-for-like row for the boost_spsc one, as rill_batch_queue is for boost_spsc[consume=in_place].
+struct rill_copy_out_batch_queue : rill_batch_queue {
+  using rill_batch_queue::rill_batch_queue;
+  template <class Handler>
+  std::size_t pop_many(Handler&& handle) {
+    if (stream.try_receive_batch(batch) != rill::status::ok) return 0;
+    for (const rill::event& e : batch) handle(e);
+    return batch.size();
+  }
+  alignas(rill::detail::kFalseSharingRange) rill::received_batch batch{kBatch};  // consumer-written
+};
+
 struct boost_spsc_batch_queue {
   static const std::vector<bench_item>& pool() { return item_pool(); }
   std::size_t push_many(const bench_item* first, std::size_t n) noexcept { return queue.push(first, n); }
@@ -199,8 +212,8 @@ struct boost_spsc_batch_queue {
   alignas(rill::detail::kFalseSharingRange) bench_item buffer[kBatch];  // consumer-written: off the producer's lines
 };
 
-// The same queue consumed in place (consume_all hands each element in its slot, as rill's try_drain does)
-// instead of copied out: the two consumers differ in when the ring lines are read, which the table shows.
+// The same queue consumed in place (consume_all hands over each element in its slot, as rill's try_drain
+// does) instead of copied out: the two consumers differ in when the ring lines are read, which the table shows.
 struct boost_spsc_in_place_batch_queue : boost_spsc_batch_queue {
   template <class Handler>
   std::size_t pop_many(Handler&& handle) {
@@ -522,9 +535,13 @@ std::vector<scenario_entry> spsc_scenarios() {
                        {"moodycamel_cq", {}, batched_case<moodycamel_cq_batch_queue>()},
                        {"rill", kCoarseStamping, batched_case<rill_batch_queue>(clock_kind::coarse)},
                        {"boost_spsc", {{"consume", "in_place"}}, batched_case<boost_spsc_in_place_batch_queue>()},
+                       {"rill",
+                        {{"consume", "copy_out"}},
+                        batched_case<rill_copy_out_batch_queue>(clock_kind::none)},
                    };
-                   sc.note = "64 per call: rill try_send_batch + try_drain, boost push/pop ranges "
-                             "([consume=in_place]: consume_all), moodycamel bulk calls with tokens; events/s";
+                   sc.note = "64 per call: rill try_send_batch + try_drain ([consume=copy_out]: try_receive_batch), "
+                             "boost push/pop ranges ([consume=in_place]: consume_all), moodycamel bulk calls with "
+                             "tokens; events/s";
                    return std::vector<scenario_case>{sc};
                  }});
   out.push_back({"ping_pong_rtt", [](const run_config&) {
