@@ -1,8 +1,10 @@
-// stream_manager microbenchmarks: lookup by id (with and without a reference count), by handle, and
-// create+close pairs, at 1k and 64k streams (perf/manager_perf.cpp covers 1M streams, churn and memory).
+// stream_manager microbenchmarks: lookup by id (with and without a reference count), hit and miss, by
+// handle, and create+close pairs, at 1k, 100k and 1M streams (perf/manager_perf.cpp and rill-bench's
+// manager_lookup add a concurrent writer and memory).
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <random>
 #include <string>
@@ -12,15 +14,23 @@
 
 namespace {
 
+// A session id shaped like a UUID; `tag` 0 for the ids a fixture creates, 1 for ids it never creates.
+std::string session_id(std::size_t i, unsigned tag) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "sess-%08zx-000%u-4000-8000-%012zx", i, tag, i * 2654435761u);
+  return buf;
+}
+
+// `streams` live streams, plus as many ids of the same shape that are not in the manager (for misses).
+// Lookups walk a shuffled window of 4096 of them, so at 1M streams most lookups miss the CPU caches.
 struct fixture {
   explicit fixture(std::size_t streams) {
     rill::manager_options options;
     options.stream_defaults.capacity = 64;
     manager = std::make_unique<rill::stream_manager>(options);
+    ids.reserve(streams);
     for (std::size_t i = 0; i < streams; ++i) {
-      char buf[48];
-      std::snprintf(buf, sizeof buf, "sess-%08zx-0000-4000-8000-%012zx", i, i * 2654435761u);
-      ids.emplace_back(buf);
+      ids.push_back(session_id(i, 0));
       rill::stream_ref r;
       if (manager->create(ids.back(), r) != rill::status::ok) std::abort();
       handles.push_back(r.handle());
@@ -28,18 +38,24 @@ struct fixture {
     std::mt19937_64 rng(7);
     order.resize(4096);
     for (auto& o : order) o = static_cast<std::uint32_t>(rng() % streams);
+    for (std::uint32_t o : order) missing_ids.push_back(session_id(o, 1));
   }
   std::unique_ptr<rill::stream_manager> manager;
   std::vector<std::string> ids;
   std::vector<rill::stream_handle> handles;
   std::vector<std::uint32_t> order;
+  std::vector<std::string> missing_ids;  // missing_ids[k] looks like ids[order[k]] but was never created
 };
 
+// One fixture per size, built on first use and kept for the process (a 1M-stream fixture takes a second).
 fixture& shared_fixture(std::size_t streams) {
-  static fixture small(1000);
-  static fixture large(65536);
-  return streams <= 1000 ? small : large;
+  static std::map<std::size_t, std::unique_ptr<fixture>> fixtures;
+  auto& f = fixtures[streams];
+  if (!f) f = std::make_unique<fixture>(streams);
+  return *f;
 }
+
+void stream_counts(benchmark::internal::Benchmark* b) { b->Arg(1000)->Arg(100000)->Arg(1000000); }
 
 void BM_get_by_id(benchmark::State& state) {
   fixture& f = shared_fixture(static_cast<std::size_t>(state.range(0)));
@@ -50,8 +66,23 @@ void BM_get_by_id(benchmark::State& state) {
     benchmark::DoNotOptimize(s);
     benchmark::DoNotOptimize(r.get());
   }
+  if (r.get() == nullptr) state.SkipWithError("a lookup of a live stream missed");
 }
-BENCHMARK(BM_get_by_id)->Arg(1000)->Arg(65536);
+BENCHMARK(BM_get_by_id)->Apply(stream_counts);
+
+// A lookup of an id that is not there: the same hash and probe, ending in not_found.
+void BM_get_by_id_miss(benchmark::State& state) {
+  fixture& f = shared_fixture(static_cast<std::size_t>(state.range(0)));
+  rill::stream_ref r;
+  std::size_t i = 0, found = 0;
+  for (auto _ : state) {
+    const auto s = f.manager->get(f.missing_ids[i++ & 4095], r);
+    benchmark::DoNotOptimize(s);
+    found += s == rill::status::ok ? 1 : 0;
+  }
+  if (found != 0) state.SkipWithError("a lookup of a missing id found a stream");
+}
+BENCHMARK(BM_get_by_id_miss)->Apply(stream_counts);
 
 void BM_visit_by_id(benchmark::State& state) {
   fixture& f = shared_fixture(static_cast<std::size_t>(state.range(0)));
@@ -61,7 +92,7 @@ void BM_visit_by_id(benchmark::State& state) {
     benchmark::DoNotOptimize(s);
   }
 }
-BENCHMARK(BM_visit_by_id)->Arg(1000)->Arg(65536);
+BENCHMARK(BM_visit_by_id)->Apply(stream_counts);
 
 void BM_visit_by_handle(benchmark::State& state) {
   fixture& f = shared_fixture(static_cast<std::size_t>(state.range(0)));
@@ -72,7 +103,7 @@ void BM_visit_by_handle(benchmark::State& state) {
     benchmark::DoNotOptimize(s);
   }
 }
-BENCHMARK(BM_visit_by_handle)->Arg(1000)->Arg(65536);
+BENCHMARK(BM_visit_by_handle)->Apply(stream_counts);
 
 void BM_get_by_id_hot_stream(benchmark::State& state) {
   fixture& f = shared_fixture(1000);
@@ -107,7 +138,7 @@ void BM_create_close_pair(benchmark::State& state) {
     }
   }
 }
-BENCHMARK(BM_create_close_pair)->Arg(1000)->Arg(65536);
+BENCHMARK(BM_create_close_pair)->Apply(stream_counts);
 
 }  // namespace
 
