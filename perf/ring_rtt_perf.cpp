@@ -1,0 +1,264 @@
+// ring_rtt_perf: what a round trip through a ring costs on this machine, against two core-to-core hops.
+//
+//   ring_rtt_perf [--rounds N] [--trips N]
+//
+// Ping (cpu0) sends one message and waits for its echo from pong (cpu1); nothing else is in flight. The
+// same trip runs over several layouts, interleaved round by round (each layout once per round):
+//   c2c                  one atomic word per direction, rewritten every trip (rill-bench's c2c_floor);
+//   ring L x S           L 64-byte slots per direction, slot k on cache line k*S, each slot published by
+//                        its own sequence word and nothing else (rill-bench's ring_floor is 65536 x 1);
+//   ring 65536 x 1 +pfw  the same, each side also write-prefetching the slot it fills next;
+//   rill capacity C      two rill::stream (SPSC, default options, capacity C), try_send / try_receive.
+// Each layout reports the medians over rounds of its per-round p50 and mid-half mean (ns; every sample
+// includes one rdtsc read), and the mean's ratio to c2c's. A core-to-core probe runs before and after
+// every round; rounds whose probes differ by more than 1.5x ran on a different vCPU placement and are left
+// out of the medians (counted).
+//
+// What it shows (docs/benchmarking.md, "Round trip"): a ring costs two hops only while it cycles through
+// a few dozen cache lines that are not neighbours; once a ring's lines outnumber what stays hot, or its
+// slots sit on adjacent lines, every trip costs about 40 ns more, whatever the prefetching.
+#include <pthread.h>
+#include <sched.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "rill/clock.hpp"
+#include "rill/detail/layout.hpp"
+#include "rill/stream.hpp"
+
+namespace {
+
+void pin_to(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  if (pthread_setaffinity_np(pthread_self(), sizeof set, &set) != 0) {
+    std::fprintf(stderr, "ring_rtt_perf: cannot pin to cpu%d; results are not comparable\n", cpu);
+  }
+}
+
+struct alignas(64) slot {
+  std::atomic<std::uint64_t> seq{0};  // trips count from 1: no slot starts published
+  std::uint64_t payload[7] = {};
+};
+static_assert(sizeof(slot) == 64);
+
+// One direction of a bare ring: `lines` slots, slot k on line k * stride.
+class bare_ring {
+ public:
+  bare_ring(std::size_t lines, std::size_t stride)
+      : lines_(lines), stride_(stride), slots_(std::make_unique<slot[]>(lines * stride)) {}
+  slot& at(std::uint64_t trip) noexcept { return slots_[(trip % lines_) * stride_]; }
+
+ private:
+  std::size_t lines_, stride_;
+  std::unique_ptr<slot[]> slots_;
+};
+
+// The middle of a sample of round trips: its p50 and the mean of its middle half, both in ns. This VM's
+// TSC advances in steps of about 10 ns, so the p50 moves in those steps; the interquartile mean does not.
+struct trip_ns {
+  double p50 = 0;
+  double iq_mean = 0;
+};
+
+// Runs `trips` round trips: `ping(i)` on cpu0 sends trip i and waits for its echo, `pong(i)` on cpu1 waits
+// for trip i and echoes it. Times every trip after the first 10% (warm-up).
+template <class Ping, class Pong>
+trip_ns round_trip_ns(std::uint64_t trips, Ping ping, Pong pong) {
+  std::vector<std::uint64_t> ticks;
+  ticks.reserve(trips);
+  std::atomic<bool> ready{false};
+  std::thread echo([&] {
+    pin_to(1);
+    ready.store(true, std::memory_order_release);  // pairs with the acquire below: pong is pinned first
+    for (std::uint64_t i = 1; i <= trips; ++i) pong(i);
+  });
+  pin_to(0);
+  while (!ready.load(std::memory_order_acquire)) rill::detail::cpu_relax();
+  const std::uint64_t warmup = trips / 10;
+  for (std::uint64_t i = 1; i <= trips; ++i) {
+    const std::uint64_t t0 = rill::clock::tsc_now();
+    ping(i);
+    const std::uint64_t t1 = rill::clock::tsc_now();
+    if (i > warmup) ticks.push_back(t1 - t0);
+  }
+  echo.join();
+  std::sort(ticks.begin(), ticks.end());
+  const double ns_per_tick = rill::clock::tsc_calibration().ns_per_tick;
+  double middle = 0;
+  for (std::size_t k = ticks.size() / 4; k < ticks.size() * 3 / 4; ++k)
+    middle += static_cast<double>(ticks[k]);
+  return {static_cast<double>(ticks[ticks.size() / 2]) * ns_per_tick,
+          middle / static_cast<double>(ticks.size() * 3 / 4 - ticks.size() / 4) * ns_per_tick};
+}
+
+trip_ns c2c_round_trip(std::uint64_t trips) {
+  struct alignas(rill::detail::kFalseSharingRange) word {
+    std::atomic<std::uint64_t> value{0};
+  };
+  auto there = std::make_unique<word>();
+  auto back = std::make_unique<word>();
+  return round_trip_ns(
+      trips,
+      [&](std::uint64_t i) {
+        there->value.store(i, std::memory_order_release);  // pairs with pong's acquire
+        while (back->value.load(std::memory_order_acquire) != i) rill::detail::cpu_relax();
+      },
+      [&](std::uint64_t i) {
+        while (there->value.load(std::memory_order_acquire) != i) rill::detail::cpu_relax();
+        back->value.store(i, std::memory_order_release);  // pairs with ping's acquire
+      });
+}
+
+trip_ns ring_round_trip(std::uint64_t trips, std::size_t lines, std::size_t stride, bool prefetch_next) {
+  bare_ring there(lines, stride), back(lines, stride);
+  return round_trip_ns(
+      trips,
+      [&](std::uint64_t i) {
+        slot& out = there.at(i);
+        for (std::uint64_t& w : out.payload) w = i;
+        out.seq.store(i, std::memory_order_release);  // publishes the payload; pairs with pong's acquire
+        while (back.at(i).seq.load(std::memory_order_acquire) != i) rill::detail::cpu_relax();
+        if (prefetch_next) __builtin_prefetch(&there.at(i + 1), 1);
+      },
+      [&](std::uint64_t i) {
+        slot& in = there.at(i);
+        while (in.seq.load(std::memory_order_acquire) != i) rill::detail::cpu_relax();  // pairs with ping
+        slot& out = back.at(i);
+        for (std::size_t k = 0; k < 7; ++k) out.payload[k] = in.payload[k];
+        out.seq.store(i, std::memory_order_release);  // pairs with ping's acquire
+        if (prefetch_next) __builtin_prefetch(&back.at(i + 1), 1);
+      });
+}
+
+trip_ns rill_round_trip(std::uint64_t trips, std::size_t capacity) {
+  rill::stream_options options;
+  options.capacity = capacity;
+  options.allocate_on_first_send = false;
+  rill::stream there(options), back(options);
+  const rill::event message = rill::event::text_delta(0, "ping");
+  std::uint64_t wrong = 0;
+  const trip_ns result = round_trip_ns(
+      trips,
+      [&](std::uint64_t i) {
+        while (there.try_send(message) != rill::status::ok) rill::detail::cpu_relax();
+        rill::received r;
+        while (back.try_receive(r) != rill::status::ok) rill::detail::cpu_relax();
+        if (r->seq() != i - 1) ++wrong;
+      },
+      [&](std::uint64_t) {
+        rill::received r;
+        while (there.try_receive(r) != rill::status::ok) rill::detail::cpu_relax();
+        while (back.try_send(*r) != rill::status::ok) rill::detail::cpu_relax();
+      });
+  if (wrong != 0) {
+    std::fprintf(stderr, "ring_rtt_perf: %llu echoes out of order through rill\n",
+                 static_cast<unsigned long long>(wrong));
+    std::exit(1);
+  }
+  return result;
+}
+
+struct layout {
+  layout(std::string n, std::function<trip_ns(std::uint64_t trips)> r)
+      : name(std::move(n)), run(std::move(r)) {}
+  std::string name;
+  std::function<trip_ns(std::uint64_t trips)> run;
+  std::vector<double> p50s, iq_means;  // one each per kept round
+};
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+std::uint64_t parse_count(const char* flag, const char* text) {
+  char* end = nullptr;
+  const unsigned long long v = std::strtoull(text, &end, 10);
+  if (end == text || *end != '\0' || v == 0) {
+    std::fprintf(stderr, "ring_rtt_perf: %s needs a positive number, got '%s'\n", flag, text);
+    std::exit(2);
+  }
+  return v;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::uint64_t rounds = 7, trips = 50000;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--rounds" && i + 1 < argc) {
+      rounds = parse_count("--rounds", argv[++i]);
+    } else if (arg == "--trips" && i + 1 < argc) {
+      trips = std::max<std::uint64_t>(parse_count("--trips", argv[++i]), 100);
+    } else {
+      std::fprintf(stderr, "usage: ring_rtt_perf [--rounds N] [--trips N]\n");
+      return 2;
+    }
+  }
+
+  std::vector<layout> layouts;
+  layouts.emplace_back("c2c (one word per direction)", c2c_round_trip);
+  for (std::size_t lines : {2, 4, 16, 64, 256, 1024, 65536}) {
+    for (std::size_t stride : {1, 2, 3}) {
+      if (stride == 3 && lines != 64 && lines != 256) continue;
+      layouts.emplace_back("ring " + std::to_string(lines) + " x " + std::to_string(stride),
+                           [=](std::uint64_t t) { return ring_round_trip(t, lines, stride, false); });
+    }
+  }
+  layouts.emplace_back("ring 65536 x 1 +pfw",
+                       [](std::uint64_t t) { return ring_round_trip(t, 65536, 1, true); });
+  for (std::size_t capacity : {4, 64, 1024, 65536}) {
+    layouts.emplace_back("rill capacity " + std::to_string(capacity),
+                         [=](std::uint64_t t) { return rill_round_trip(t, capacity); });
+  }
+
+  const double probe_trips = 20000;
+  std::printf("ring_rtt_perf: %llu rounds of %llu round trips per layout, ping on cpu0, pong on cpu1\n",
+              static_cast<unsigned long long>(rounds), static_cast<unsigned long long>(trips));
+  std::uint64_t skipped = 0;
+  for (std::uint64_t r = 0; r < rounds; ++r) {
+    const double before = c2c_round_trip(static_cast<std::uint64_t>(probe_trips)).iq_mean / 2;
+    std::vector<trip_ns> round;
+    for (layout& l : layouts) round.push_back(l.run(trips));
+    const double after = c2c_round_trip(static_cast<std::uint64_t>(probe_trips)).iq_mean / 2;
+    const bool same_placement = std::max(before, after) <= 1.5 * std::min(before, after);
+    std::printf("round %llu: core-to-core %.0f / %.0f ns%s\n", static_cast<unsigned long long>(r + 1), before,
+                after, same_placement ? "" : "  (placement changed: left out)");
+    if (!same_placement) {
+      ++skipped;
+      continue;
+    }
+    for (std::size_t i = 0; i < layouts.size(); ++i) {
+      layouts[i].p50s.push_back(round[i].p50);
+      layouts[i].iq_means.push_back(round[i].iq_mean);
+    }
+  }
+  if (skipped == rounds) {
+    std::printf("every round changed placement; nothing to report\n");
+    return 1;
+  }
+  const double floor = median(layouts[0].iq_means);
+  std::printf("\n%-30s %10s %16s %12s\n", "layout", "p50 (ns)", "mid-half mean", "x two hops");
+  for (const layout& l : layouts) {
+    std::printf("%-30s %10.0f %16.1f %11.2fx\n", l.name.c_str(), median(l.p50s), median(l.iq_means),
+                median(l.iq_means) / floor);
+  }
+  std::printf("(medians over %llu rounds; %llu left out for a placement change)\n",
+              static_cast<unsigned long long>(rounds - skipped), static_cast<unsigned long long>(skipped));
+  return 0;
+}
