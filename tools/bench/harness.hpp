@@ -24,7 +24,17 @@ struct run_config {
   int repetitions = 5;                      // runs per implementation, interleaved
   bool quick = false;                       // CI/smoke sizes
   int c2c_rounds = 20000;                   // round trips per core-to-core probe
+  // The vCPU placement the tables measure: the core-to-core latency probed at start-up (0: no check). A
+  // run whose probes before or after fall outside [home / kPlacementBand, home * kPlacementBand] ran on
+  // another placement and is run again after an idle pause, up to `retakes` times (see in_home_placement).
+  double home_c2c_ns = 0;
+  int retakes = 3;
 };
+
+// How far a probe may stray from the home core-to-core latency and still be the same vCPU placement. This
+// VM's placements differ by 1.7x or more (SMT siblings 15-29 ns, near 40-60 ns, 85-150 ns, far 190-350 ns).
+inline constexpr double kPlacementBand = 1.6;
+bool in_home_placement(const run_config& cfg, double c2c_before_ns, double c2c_after_ns) noexcept;
 
 // ---- verification ------------------------------------------------------------------------------------
 
@@ -136,6 +146,8 @@ struct scenario_case {
   metric primary = metric::throughput;
   std::vector<impl_case> impls;
   std::string note;   // printed under the table (what the row measures, the clock cost)
+  // One thread measures, so where the two vCPUs sit does not matter: no placement re-takes.
+  bool one_thread = false;
 };
 
 // Aggregate of one implementation's runs.
@@ -145,12 +157,15 @@ struct impl_summary {
   metric primary = metric::throughput;
   std::optional<double> events_per_sec, min, max, bytes_per_sec, p50_ns, p99_ns, p999_ns, max_ns, bytes, lag_events;
   int runs = 0;
+  int retaken = 0;         // runs done again because their probes showed another vCPU placement
+  int off_placement = 0;   // runs kept although their probes showed another placement (re-takes used up)
   double c2c_ns_before = 0, c2c_ns_after = 0;
   double primary_median = 0, primary_min = 0, primary_max = 0;
 };
 
 // Runs every implementation of `sc` `cfg.repetitions` times, interleaved (A B C A B C ...), probing the
-// core-to-core latency before and after each run. Prints progress to stderr.
+// core-to-core latency before and after each run; a run outside the home placement is run again at once
+// (up to cfg.retakes times) unless the scenario is one_thread. Prints progress to stderr.
 std::vector<impl_summary> run_interleaved(const scenario_case& sc, const run_config& cfg);
 
 // ---- scenario registry -------------------------------------------------------------------------------

@@ -271,6 +271,7 @@ std::vector<scenario_entry> codec_scenarios() {
   out.push_back({"sse_decode", [](const run_config& cfg) {
                    auto corpus = corpus_for(cfg);
                    scenario_case sc{"sse_decode", {}, metric::byte_rate, {}, ""};
+                   sc.one_thread = true;
                    sc.impls = {{"rill", {}, [corpus](const run_config& c) { return sse_decode_run(c, *corpus); }}};
                    sc.note = "SSE framing only: the four provider transcripts back to back (" +
                              std::to_string(corpus->total_bytes >> 20) +
@@ -284,6 +285,7 @@ std::vector<scenario_entry> codec_scenarios() {
                      const provider_transcript& t = corpus->by_dialect.at(p);
                      scenario_case sc{"adapter_decode", {{"provider", std::string(rill::codec::to_string(p))}},
                                       metric::byte_rate, {}, ""};
+                     sc.one_thread = true;
                      sc.impls = {{"rill", {}, [corpus, p](const run_config& c) {
                                     return adapter_decode_run(c, p, corpus->by_dialect.at(p));
                                   }}};
@@ -299,6 +301,7 @@ std::vector<scenario_entry> codec_scenarios() {
   out.push_back({"sse_encode", [](const run_config& cfg) {
                    auto corpus = encode_corpus_for(cfg);
                    scenario_case sc{"sse_encode", {}, metric::byte_rate, {}, ""};
+                   sc.one_thread = true;
                    sc.impls = {{"rill", {}, [corpus](const run_config& c) { return sse_encode_run(c, *corpus); }}};
                    sc.note = "rill events to SSE (id, event, one JSON data line), " +
                              std::to_string(corpus->transcript.events.size()) + " events, " +

@@ -277,6 +277,7 @@ std::vector<scenario_entry> manager_scenarios() {
                                         metric::throughput,
                                         {},
                                         ""};
+                       sc.one_thread = !churn;
                        sc.impls = {{"rill", {}, rill_lookup(streams, churn)},
                                    {"shared_mutex_map", {}, map_lookup(streams, churn)}};
                        sc.note = "get(id) with a reference (rill::stream_ref / std::shared_ptr) on cpu0 over "
@@ -289,6 +290,7 @@ std::vector<scenario_entry> manager_scenarios() {
   out.push_back({"create_close", [](const run_config&) {
                    scenario_case sc{"create_close", {}, metric::throughput, {}, ""};
                    sc.impls = {{"rill", {}, rill_create_close}, {"shared_mutex_map", {}, map_create_close}};
+                   sc.one_thread = true;
                    sc.note = "create + close pairs/s on one thread (cpu0)";
                    return std::vector<scenario_case>{sc};
                  }});
@@ -296,6 +298,7 @@ std::vector<scenario_entry> manager_scenarios() {
                    scenario_case sc{"memory_idle_stream", {{"streams", std::to_string(idle_count(cfg))}},
                                     metric::bytes, {}, ""};
                    sc.impls = {{"rill", {}, rill_idle}, {"shared_mutex_map", {}, map_idle}};
+                   sc.one_thread = true;
                    sc.note = "heap bytes in use (mallinfo2) per idle stream, index and id included";
                    return std::vector<scenario_case>{sc};
                  }});

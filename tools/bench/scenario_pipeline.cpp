@@ -188,6 +188,7 @@ std::vector<scenario_entry> pipeline_scenarios() {
   out.push_back({"pipeline_overhead", [](const run_config&) {
                    scenario_case sc{"pipeline_overhead", {}, metric::throughput, {}, ""};
                    sc.impls = {{"rill", {}, rill_overhead}, {"direct_call", {}, direct_overhead}};
+                   sc.one_thread = true;
                    sc.note = "pipeline_runner::process with one kind filter (7/8 of events pass) and one callback, "
                              "one thread (cpu0); ns per event = 1e9 / rate; direct_call: the same test and "
                              "std::function call by hand";

@@ -393,6 +393,7 @@ std::vector<scenario_entry> replay_scenarios() {
                                     {},
                                     ""};
                    sc.impls = {{"rill", {}, rill_buffered}, {"shared_mutex_map", {}, shared_mutex_map_buffered}};
+                   sc.one_thread = true;
                    sc.note = "heap bytes in use (mallinfo2) per buffered text delta, stream + ring + arena "
                              "included; events_per_sec = single-thread buffered sends/s";
                    return std::vector<scenario_case>{sc};
