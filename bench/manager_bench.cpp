@@ -55,7 +55,9 @@ fixture& shared_fixture(std::size_t streams) {
   return *f;
 }
 
-void stream_counts(benchmark::internal::Benchmark* b) { b->Arg(1000)->Arg(100000)->Arg(1000000); }
+void stream_counts(benchmark::internal::Benchmark* b) {
+  b->Arg(1000)->Arg(100000)->Arg(1000000);
+}
 
 void BM_get_by_id(benchmark::State& state) {
   fixture& f = shared_fixture(static_cast<std::size_t>(state.range(0)));

@@ -271,9 +271,10 @@ std::vector<impl_summary> run_interleaved(const scenario_case& sc, const run_con
         const double c2c_after = probe_c2c_ns(cfg.c2c_rounds);
         const bool home = sc.one_thread || in_home_placement(cfg, c2c_before, c2c_after);
         const bool again = !home && attempt < cfg.retakes;
+        const char* mark = home ? "" : again ? "  (another placement: again)" : "  (another placement: kept)";
         std::fprintf(stderr, "  %-40s run %d/%d  %-28s primary %12.1f  c2c %5.0f/%5.0f ns%s\n", title.c_str(),
                      rep + 1, cfg.repetitions, label_of(ic).c_str(), primary_of(r, sc.primary), c2c_before,
-                     c2c_after, again ? "  (another placement: again)" : home ? "" : "  (another placement: kept)");
+                     c2c_after, mark);
         if (again) {
           // The host moves the vCPUs apart after seconds of spinning; an idle pause lets it move them back.
           ++retaken[i];

@@ -157,15 +157,15 @@ struct impl_summary {
   metric primary = metric::throughput;
   std::optional<double> events_per_sec, min, max, bytes_per_sec, p50_ns, p99_ns, p999_ns, max_ns, bytes, lag_events;
   int runs = 0;
-  int retaken = 0;         // runs done again because their probes showed another vCPU placement
-  int off_placement = 0;   // runs kept although their probes showed another placement (re-takes used up)
+  int retaken = 0;        // runs done again because their probes showed another vCPU placement
+  int off_placement = 0;  // runs kept although their probes showed another placement (re-takes used up)
   double c2c_ns_before = 0, c2c_ns_after = 0;
   double primary_median = 0, primary_min = 0, primary_max = 0;
 };
 
 // Runs every implementation of `sc` `cfg.repetitions` times, interleaved (A B C A B C ...), probing the
-// core-to-core latency before and after each run; a run outside the home placement is run again at once
-// (up to cfg.retakes times) unless the scenario is one_thread. Prints progress to stderr.
+// core-to-core latency before and after each run; a run outside the home placement is run again after an
+// idle pause (up to cfg.retakes times) unless the scenario is one_thread. Prints progress to stderr.
 std::vector<impl_summary> run_interleaved(const scenario_case& sc, const run_config& cfg);
 
 // ---- scenario registry -------------------------------------------------------------------------------

@@ -146,9 +146,12 @@ void print_table(const scenario_case& sc, const std::vector<impl_summary>& rows)
     retaken += r.retaken;
     off_placement += r.off_placement;
   }
-  if (retaken != 0) std::printf("   (%d run(s) done again: their core-to-core probes showed another vCPU placement)\n", retaken);
+  if (retaken != 0) {
+    std::printf("   (%d run(s) done again: their core-to-core probes showed another vCPU placement)\n",
+                retaken);
+  }
   if (off_placement != 0) {
-    std::printf("   (%d run(s) kept from another vCPU placement after every re-take: read this table with care)\n",
+    std::printf("   (%d run(s) kept from another vCPU placement after every re-take: read with care)\n",
                 off_placement);
   }
 }
