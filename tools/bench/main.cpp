@@ -342,8 +342,8 @@ void usage(const std::vector<scenario_entry>& scenarios) {
       "  --json FILE  also write the results as JSON\n"
       "  --runs N     interleaved repetitions per implementation (default 5, at least 5 recommended)\n"
       "  --run-ms MS  time budget of one timed run (default 250, quick 50)\n"
-      "  --retakes N  times a run is done again when its core-to-core probes show another vCPU placement than\n"
-      "               at start-up (default 3; 0 keeps every run)\n"
+      "  --retakes N  how often a run is done again when its core-to-core probes show another vCPU\n"
+      "               placement than at start-up (default 3; 0 keeps every run)\n"
       "scenarios:");
   for (const auto& s : scenarios) std::printf(" %s", s.name.c_str());
   std::printf("\n");
@@ -428,10 +428,11 @@ int main(int argc, char** argv) {
               "one read per sample)\n",
               measured_tsc_cost_ns(), measured_steady_cost_ns());
   cfg.home_c2c_ns = home_placement_c2c_ns(cfg);
-  std::printf("core-to-core one-way latency now: %.0f ns (probed again before and after every run; a two-thread "
-              "run whose probes fall outside %.0f-%.0f ns ran on another vCPU placement and is done again, up to "
-              "%d times)\n",
-              cfg.home_c2c_ns, cfg.home_c2c_ns / kPlacementBand, cfg.home_c2c_ns * kPlacementBand, cfg.retakes);
+  std::printf(
+      "core-to-core one-way latency now: %.0f ns (probed again before and after every run; a two-thread "
+      "run whose probes fall outside %.0f-%.0f ns ran on another vCPU placement and is done again, up to "
+      "%d times)\n",
+      cfg.home_c2c_ns, cfg.home_c2c_ns / kPlacementBand, cfg.home_c2c_ns * kPlacementBand, cfg.retakes);
   if (machine.cores < 4) {
     std::printf("note: a %u-CPU machine is noisy (other work, vCPU placement); compare ratios, not absolutes\n",
                 machine.cores);
