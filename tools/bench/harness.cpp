@@ -125,12 +125,28 @@ double probe_c2c_ns(int rounds) {
   return std::chrono::duration<double, std::nano>(end - start).count() / (2.0 * rounds);
 }
 
+namespace {
+
+// Between re-takes: idle for this long, probe, and again, until a probe reads the home placement or the
+// wait is over. The host moves the vCPUs apart after seconds of spinning and back after a while idle.
 constexpr std::chrono::milliseconds kPlacementPause{250};
+constexpr std::chrono::seconds kPlacementWait{10};
+
+bool in_band(const run_config& cfg, double c2c_ns) noexcept {
+  return c2c_ns >= cfg.home_c2c_ns / kPlacementBand && c2c_ns <= cfg.home_c2c_ns * kPlacementBand;
+}
+
+void wait_for_home_placement(const run_config& cfg) {
+  const auto deadline = steady::now() + kPlacementWait;
+  do {
+    std::this_thread::sleep_for(kPlacementPause);
+  } while (!in_band(cfg, probe_c2c_ns(cfg.c2c_rounds)) && steady::now() < deadline);
+}
+
+}  // namespace
 
 bool in_home_placement(const run_config& cfg, double c2c_before_ns, double c2c_after_ns) noexcept {
-  if (cfg.home_c2c_ns <= 0) return true;
-  const double low = cfg.home_c2c_ns / kPlacementBand, high = cfg.home_c2c_ns * kPlacementBand;
-  return c2c_before_ns >= low && c2c_before_ns <= high && c2c_after_ns >= low && c2c_after_ns <= high;
+  return cfg.home_c2c_ns <= 0 || (in_band(cfg, c2c_before_ns) && in_band(cfg, c2c_after_ns));
 }
 
 // ---- clocks ------------------------------------------------------------------------------------------
@@ -276,9 +292,8 @@ std::vector<impl_summary> run_interleaved(const scenario_case& sc, const run_con
                      rep + 1, cfg.repetitions, label_of(ic).c_str(), primary_of(r, sc.primary), c2c_before,
                      c2c_after, mark);
         if (again) {
-          // The host moves the vCPUs apart after seconds of spinning; an idle pause lets it move them back.
           ++retaken[i];
-          std::this_thread::sleep_for(kPlacementPause * (attempt + 1));
+          wait_for_home_placement(cfg);
           continue;
         }
         if (!home) ++off_placement[i];

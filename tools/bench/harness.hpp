@@ -26,7 +26,8 @@ struct run_config {
   int c2c_rounds = 20000;                   // round trips per core-to-core probe
   // The vCPU placement the tables measure: the core-to-core latency probed at start-up (0: no check). A
   // run whose probes before or after fall outside [home / kPlacementBand, home * kPlacementBand] ran on
-  // another placement and is run again after an idle pause, up to `retakes` times (see in_home_placement).
+  // another placement and is run again once a probe reads the home placement again (idle pauses of 250 ms,
+  // at most 10 s), up to `retakes` times (see in_home_placement).
   double home_c2c_ns = 0;
   int retakes = 3;
 };
@@ -164,8 +165,8 @@ struct impl_summary {
 };
 
 // Runs every implementation of `sc` `cfg.repetitions` times, interleaved (A B C A B C ...), probing the
-// core-to-core latency before and after each run; a run outside the home placement is run again after an
-// idle pause (up to cfg.retakes times) unless the scenario is one_thread. Prints progress to stderr.
+// core-to-core latency before and after each run; a run outside the home placement is run again when the
+// placement is back (up to cfg.retakes times) unless the scenario is one_thread. Prints progress to stderr.
 std::vector<impl_summary> run_interleaved(const scenario_case& sc, const run_config& cfg);
 
 // ---- scenario registry -------------------------------------------------------------------------------
