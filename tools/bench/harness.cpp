@@ -132,22 +132,32 @@ namespace {
 constexpr std::chrono::milliseconds kPlacementPause{250};
 constexpr std::chrono::seconds kPlacementWait{10};
 
-bool in_band(const run_config& cfg, double c2c_ns) noexcept {
-  return c2c_ns >= cfg.home_c2c_ns / kPlacementBand && c2c_ns <= cfg.home_c2c_ns * kPlacementBand;
+steady::duration g_placement_spent{};  // discarded runs and placement waits so far (main thread only)
+
+bool in_band(double home_ns, double c2c_ns) noexcept {
+  return c2c_ns >= home_ns / kPlacementBand && c2c_ns <= home_ns * kPlacementBand;
 }
 
-void wait_for_home_placement(const run_config& cfg) {
+// The median of five probes 20 ms apart, so that neither one outlier nor a placement that lasts a moment
+// sets it.
+double home_placement_ns(const run_config& cfg) {
+  std::vector<double> probes;
+  for (int i = 0; i < 5; ++i) {
+    if (i != 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    probes.push_back(probe_c2c_ns(cfg.c2c_rounds));
+  }
+  std::sort(probes.begin(), probes.end());
+  return probes[probes.size() / 2];
+}
+
+void wait_for_home_placement(const run_config& cfg, double home_ns) {
   const auto deadline = steady::now() + kPlacementWait;
   do {
     std::this_thread::sleep_for(kPlacementPause);
-  } while (!in_band(cfg, probe_c2c_ns(cfg.c2c_rounds)) && steady::now() < deadline);
+  } while (!in_band(home_ns, probe_c2c_ns(cfg.c2c_rounds)) && steady::now() < deadline);
 }
 
 }  // namespace
-
-bool in_home_placement(const run_config& cfg, double c2c_before_ns, double c2c_after_ns) noexcept {
-  return cfg.home_c2c_ns <= 0 || (in_band(cfg, c2c_before_ns) && in_band(cfg, c2c_after_ns));
-}
 
 // ---- clocks ------------------------------------------------------------------------------------------
 
@@ -278,22 +288,25 @@ std::vector<impl_summary> run_interleaved(const scenario_case& sc, const run_con
   std::string title = sc.scenario;
   for (const auto& [k, v] : sc.params) title += " " + k + "=" + v;
   std::vector<int> retaken(n, 0), off_placement(n, 0);
+  const double home_ns = sc.one_thread || cfg.retakes == 0 ? 0 : home_placement_ns(cfg);
   for (int rep = 0; rep < cfg.repetitions; ++rep) {
     for (std::size_t i = 0; i < n; ++i) {
       const impl_case& ic = sc.impls[i];
       for (int attempt = 0;; ++attempt) {
+        const auto attempt_start = steady::now();
         const double c2c_before = probe_c2c_ns(cfg.c2c_rounds);
         run_result r = ic.run(cfg);
         const double c2c_after = probe_c2c_ns(cfg.c2c_rounds);
-        const bool home = sc.one_thread || in_home_placement(cfg, c2c_before, c2c_after);
-        const bool again = !home && attempt < cfg.retakes;
+        const bool home = home_ns == 0 || (in_band(home_ns, c2c_before) && in_band(home_ns, c2c_after));
+        const bool again = !home && attempt < cfg.retakes && g_placement_spent < cfg.placement_budget;
         const char* mark = home ? "" : again ? "  (another placement: again)" : "  (another placement: kept)";
         std::fprintf(stderr, "  %-40s run %d/%d  %-28s primary %12.1f  c2c %5.0f/%5.0f ns%s\n", title.c_str(),
                      rep + 1, cfg.repetitions, label_of(ic).c_str(), primary_of(r, sc.primary), c2c_before,
                      c2c_after, mark);
         if (again) {
           ++retaken[i];
-          wait_for_home_placement(cfg);
+          wait_for_home_placement(cfg, home_ns);
+          g_placement_spent += steady::now() - attempt_start;
           continue;
         }
         if (!home) ++off_placement[i];
@@ -315,6 +328,7 @@ std::vector<impl_summary> run_interleaved(const scenario_case& sc, const run_con
     s.params.insert(s.params.end(), ic.params.begin(), ic.params.end());
     s.primary = sc.primary;
     s.runs = static_cast<int>(runs[i].size());
+    s.home_c2c_ns = home_ns;
     s.retaken = retaken[i];
     s.off_placement = off_placement[i];
     s.events_per_sec = median_field(runs[i], &run_result::events_per_sec);

@@ -24,18 +24,19 @@ struct run_config {
   int repetitions = 5;                      // runs per implementation, interleaved
   bool quick = false;                       // CI/smoke sizes
   int c2c_rounds = 20000;                   // round trips per core-to-core probe
-  // The vCPU placement the tables measure: the core-to-core latency probed at start-up (0: no check). A
-  // run whose probes before or after fall outside [home / kPlacementBand, home * kPlacementBand] ran on
-  // another placement and is run again once a probe reads the home placement again (idle pauses of 250 ms,
-  // at most 10 s), up to `retakes` times (see in_home_placement).
-  double home_c2c_ns = 0;
+  // Each table measures one vCPU placement, its home: the median of five core-to-core probes taken as the
+  // table starts. A run whose probe before or after falls outside [home / kPlacementBand, home *
+  // kPlacementBand] ran on another placement; it is run again once a probe reads the home placement
+  // again (idle pauses of 250 ms, at most 10 s), up to `retakes` times (0: keep every run).
   int retakes = 3;
+  // Wall time the whole process may spend on runs it discards and on waiting for the placement; once it
+  // is spent, runs from another placement are kept (and counted as such).
+  std::chrono::seconds placement_budget{180};
 };
 
 // How far a probe may stray from the home core-to-core latency and still be the same vCPU placement. This
 // VM's placements differ by 1.7x or more (SMT siblings 15-29 ns, near 40-60 ns, 85-150 ns, far 190-350 ns).
 inline constexpr double kPlacementBand = 1.6;
-bool in_home_placement(const run_config& cfg, double c2c_before_ns, double c2c_after_ns) noexcept;
 
 // ---- verification ------------------------------------------------------------------------------------
 
@@ -158,6 +159,7 @@ struct impl_summary {
   metric primary = metric::throughput;
   std::optional<double> events_per_sec, min, max, bytes_per_sec, p50_ns, p99_ns, p999_ns, max_ns, bytes, lag_events;
   int runs = 0;
+  double home_c2c_ns = 0;  // the table's home placement (0: not checked, a one-thread scenario)
   int retaken = 0;        // runs done again because their probes showed another vCPU placement
   int off_placement = 0;  // runs kept although their probes showed another placement (re-takes used up)
   double c2c_ns_before = 0, c2c_ns_after = 0;

@@ -147,8 +147,9 @@ void print_table(const scenario_case& sc, const std::vector<impl_summary>& rows)
     off_placement += r.off_placement;
   }
   if (retaken != 0) {
-    std::printf("   (%d run(s) done again: their core-to-core probes showed another vCPU placement)\n",
-                retaken);
+    const double home = rows.front().home_c2c_ns;
+    std::printf("   (%d run(s) done again: core-to-core probes outside this table's %.0f-%.0f ns)\n", retaken,
+                home / kPlacementBand, home * kPlacementBand);
   }
   if (off_placement != 0) {
     std::printf("   (%d run(s) kept from another vCPU placement after every re-take: read with care)\n",
@@ -328,14 +329,6 @@ void write_json(const std::string& path, const machine_info& m, const std::vecto
   if (!f) throw std::runtime_error("cannot write " + path);
 }
 
-// The placement the run measures: the median of five probes at start-up, so one outlier does not set it.
-double home_placement_c2c_ns(const run_config& cfg) {
-  std::vector<double> probes;
-  for (int i = 0; i < 5; ++i) probes.push_back(probe_c2c_ns(cfg.c2c_rounds));
-  std::sort(probes.begin(), probes.end());
-  return probes[probes.size() / 2];
-}
-
 void usage(const std::vector<scenario_entry>& scenarios) {
   std::printf(
       "usage: rill-bench [--quick] [--scenario NAME[,NAME...]] [--impl LABEL[,LABEL...]] [--json FILE] [--runs N]\n"
@@ -413,6 +406,7 @@ int main(int argc, char** argv) {
   if (cfg.quick) {
     cfg.run_time = std::chrono::milliseconds(50);
     cfg.c2c_rounds = 5000;
+    cfg.placement_budget = std::chrono::seconds(20);  // --quick stays well under its 90 s
   }
   if (run_ms) cfg.run_time = std::chrono::milliseconds(*run_ms);
   for (const auto& name : selected) {
@@ -431,12 +425,12 @@ int main(int argc, char** argv) {
   std::printf("clock cost: rdtsc %.1f ns, steady_clock %.1f ns (read once per thread per run; latency rows carry "
               "one read per sample)\n",
               measured_tsc_cost_ns(), measured_steady_cost_ns());
-  cfg.home_c2c_ns = home_placement_c2c_ns(cfg);
+  std::printf("core-to-core one-way latency now: %.0f ns (probed again before and after every run)\n",
+              probe_c2c_ns(cfg.c2c_rounds));
   std::printf(
-      "core-to-core one-way latency now: %.0f ns (probed again before and after every run; a two-thread "
-      "run whose probes fall outside %.0f-%.0f ns ran on another vCPU placement and is done again, up to "
-      "%d times)\n",
-      cfg.home_c2c_ns, cfg.home_c2c_ns / kPlacementBand, cfg.home_c2c_ns * kPlacementBand, cfg.retakes);
+      "vCPU placement: each two-thread table keeps to the placement it starts in (c2c within %.1fx of "
+      "its probes at the start); a run from another is done again, up to %d times\n",
+      kPlacementBand, cfg.retakes);
   if (machine.cores < 4) {
     std::printf("note: a %u-CPU machine is noisy (other work, vCPU placement); compare ratios, not absolutes\n",
                 machine.cores);
