@@ -14,9 +14,6 @@
 // fell behind by more than the producer's L2 holds and reads lines the producer has already evicted to the
 // shared L3. The table gives each row's rate and producer cost per batch in each regime, and how many of its
 // runs landed in the backlog. Rounds whose core-to-core probes differ by more than 1.5x are left out.
-#include <pthread.h>
-#include <sched.h>
-
 #include <algorithm>
 #include <atomic>
 #include <boost/lockfree/spsc_queue.hpp>
@@ -33,11 +30,15 @@
 #include <utility>
 #include <vector>
 
+#include "perf_support.hpp"
 #include "rill/clock.hpp"
 #include "rill/detail/layout.hpp"
 #include "rill/stream.hpp"
 
 namespace {
+
+using rill_perf::median;
+constexpr const char* kProgram = "batch_regime_perf";
 
 constexpr std::size_t kCapacity = 65536;
 constexpr std::size_t kBatch = 64;
@@ -45,15 +46,6 @@ constexpr std::size_t kPool = 1024;  // elements cycle through a pool; element k
 
 // A run below this many empty polls per batch is in the backlog regime (the consumer almost never waits).
 constexpr double kBacklogEmptyPolls = 1.0;
-
-void pin_to(int cpu) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  if (pthread_setaffinity_np(pthread_self(), sizeof set, &set) != 0) {
-    std::fprintf(stderr, "batch_regime_perf: cannot pin to cpu%d; results are not comparable\n", cpu);
-  }
-}
 
 struct alignas(64) item {
   std::uint64_t index;
@@ -75,7 +67,7 @@ run_figures timed_run(std::chrono::milliseconds budget, Push push, Pop pop) {
   std::uint64_t received = 0, empty_polls = 0, wrong = 0, ticks = 0, whole_batches = 0;
   std::chrono::steady_clock::time_point start, end;
   std::thread consumer([&] {
-    pin_to(1);
+    rill_perf::pin_to(kProgram, 1);
     while (!go.load(std::memory_order_acquire)) rill::detail::cpu_relax();
     std::uint64_t k = 0, empty = 0, bad = 0;
     auto check = [&](std::uint64_t index) {
@@ -94,7 +86,7 @@ run_figures timed_run(std::chrono::milliseconds budget, Push push, Pop pop) {
     wrong = bad;
   });
   std::thread producer([&] {
-    pin_to(0);
+    rill_perf::pin_to(kProgram, 0);
     while (!go.load(std::memory_order_acquire)) rill::detail::cpu_relax();
     start = std::chrono::steady_clock::now();
     std::uint64_t sent = 0, spent = 0, whole = 0;
@@ -203,32 +195,6 @@ run_figures boost_run(std::chrono::milliseconds budget, bool copy_out) {
                    [&](auto& check) { return q->consume_all([&](const item& e) { check(e.index); }); });
 }
 
-// One-way core-to-core latency (ns): a ping-pong of one atomic word per direction, round trip / 2.
-double probe_c2c_ns() {
-  struct alignas(rill::detail::kFalseSharingRange) word {
-    std::atomic<std::uint64_t> value{0};
-  };
-  auto ping = std::make_unique<word>();
-  auto pong = std::make_unique<word>();
-  constexpr std::uint64_t kTrips = 20000;
-  std::thread echo([&] {
-    pin_to(1);
-    for (std::uint64_t i = 1; i <= kTrips; ++i) {
-      while (ping->value.load(std::memory_order_acquire) != i) rill::detail::cpu_relax();  // pairs with ping
-      pong->value.store(i, std::memory_order_release);
-    }
-  });
-  pin_to(0);
-  const auto start = std::chrono::steady_clock::now();
-  for (std::uint64_t i = 1; i <= kTrips; ++i) {
-    ping->value.store(i, std::memory_order_release);  // pairs with the echo's acquire
-    while (pong->value.load(std::memory_order_acquire) != i) rill::detail::cpu_relax();
-  }
-  const auto end = std::chrono::steady_clock::now();
-  echo.join();
-  return std::chrono::duration<double, std::nano>(end - start).count() / (2.0 * kTrips);
-}
-
 struct row {
   row(std::string n, std::function<run_figures(std::chrono::milliseconds)> r)
       : name(std::move(n)), run(std::move(r)) {}
@@ -236,22 +202,6 @@ struct row {
   std::function<run_figures(std::chrono::milliseconds)> run;
   std::vector<run_figures> runs;  // kept rounds only
 };
-
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-std::uint64_t parse_count(const char* flag, const char* text) {
-  char* end = nullptr;
-  const unsigned long long v = std::strtoull(text, &end, 10);
-  if (end == text || *end != '\0' || v == 0) {
-    std::fprintf(stderr, "batch_regime_perf: %s needs a positive number, got '%s'\n", flag, text);
-    std::exit(2);
-  }
-  return v;
-}
 
 }  // namespace
 
@@ -261,9 +211,9 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--rounds" && i + 1 < argc) {
-      rounds = parse_count("--rounds", argv[++i]);
+      rounds = rill_perf::parse_count(kProgram, "--rounds", argv[++i]);
     } else if (arg == "--run-ms" && i + 1 < argc) {
-      budget = std::chrono::milliseconds(parse_count("--run-ms", argv[++i]));
+      budget = std::chrono::milliseconds(rill_perf::parse_count(kProgram, "--run-ms", argv[++i]));
     } else {
       std::fprintf(stderr, "usage: batch_regime_perf [--rounds N] [--run-ms MS]\n");
       return 2;
@@ -281,12 +231,13 @@ int main(int argc, char** argv) {
   std::printf("per run: M events/s / producer ns per whole batch / consumer empty polls per batch\n");
   std::uint64_t skipped = 0;
   for (std::uint64_t r = 0; r < rounds; ++r) {
-    const double before = probe_c2c_ns();
     std::vector<run_figures> round;
-    for (row& x : rows) round.push_back(x.run(budget));
-    const double after = probe_c2c_ns();
-    const bool same_placement = std::max(before, after) <= 1.5 * std::min(before, after);
-    std::printf("round %2llu  c2c %3.0f/%3.0f ns", static_cast<unsigned long long>(r + 1), before, after);
+    const rill_perf::probed_round probes = rill_perf::between_probes(kProgram, [&] {
+      for (row& x : rows) round.push_back(x.run(budget));
+    });
+    const bool same_placement = probes.same_placement();
+    std::printf("round %2llu  c2c %3.0f/%3.0f ns", static_cast<unsigned long long>(r + 1), probes.before_ns,
+                probes.after_ns);
     for (std::size_t i = 0; i < rows.size(); ++i) {
       std::printf(" | %s %3.0f/%4.0f/%4.1f", rows[i].name.c_str(), round[i].events_per_sec / 1e6,
                   round[i].producer_ticks_per_batch * ns_per_tick, round[i].empty_polls_per_batch);

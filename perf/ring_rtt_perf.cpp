@@ -17,9 +17,6 @@
 // What it shows (docs/benchmarking.md, "Round trip"): a ring costs two hops only while it cycles through
 // a few dozen cache lines that are not neighbours; once a ring's lines outnumber what stays hot, or its
 // slots sit on adjacent lines, every trip costs about 40 ns more, whatever the prefetching.
-#include <pthread.h>
-#include <sched.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
@@ -33,20 +30,15 @@
 #include <utility>
 #include <vector>
 
+#include "perf_support.hpp"
 #include "rill/clock.hpp"
 #include "rill/detail/layout.hpp"
 #include "rill/stream.hpp"
 
 namespace {
 
-void pin_to(int cpu) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  if (pthread_setaffinity_np(pthread_self(), sizeof set, &set) != 0) {
-    std::fprintf(stderr, "ring_rtt_perf: cannot pin to cpu%d; results are not comparable\n", cpu);
-  }
-}
+using rill_perf::median;
+constexpr const char* kProgram = "ring_rtt_perf";
 
 struct alignas(64) slot {
   std::atomic<std::uint64_t> seq{0};  // trips count from 1: no slot starts published
@@ -81,11 +73,11 @@ trip_ns round_trip_ns(std::uint64_t trips, Ping ping, Pong pong) {
   ticks.reserve(trips);
   std::atomic<bool> ready{false};
   std::thread echo([&] {
-    pin_to(1);
+    rill_perf::pin_to(kProgram, 1);
     ready.store(true, std::memory_order_release);  // pairs with the acquire below: pong is pinned first
     for (std::uint64_t i = 1; i <= trips; ++i) pong(i);
   });
-  pin_to(0);
+  rill_perf::pin_to(kProgram, 0);
   while (!ready.load(std::memory_order_acquire)) rill::detail::cpu_relax();
   const std::uint64_t warmup = trips / 10;
   for (std::uint64_t i = 1; i <= trips; ++i) {
@@ -179,22 +171,6 @@ struct layout {
   std::vector<double> p50s, iq_means;  // one each per kept round
 };
 
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-std::uint64_t parse_count(const char* flag, const char* text) {
-  char* end = nullptr;
-  const unsigned long long v = std::strtoull(text, &end, 10);
-  if (end == text || *end != '\0' || v == 0) {
-    std::fprintf(stderr, "ring_rtt_perf: %s needs a positive number, got '%s'\n", flag, text);
-    std::exit(2);
-  }
-  return v;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -202,9 +178,9 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--rounds" && i + 1 < argc) {
-      rounds = parse_count("--rounds", argv[++i]);
+      rounds = rill_perf::parse_count(kProgram, "--rounds", argv[++i]);
     } else if (arg == "--trips" && i + 1 < argc) {
-      trips = std::max<std::uint64_t>(parse_count("--trips", argv[++i]), 100);
+      trips = std::max<std::uint64_t>(rill_perf::parse_count(kProgram, "--trips", argv[++i]), 100);
     } else {
       std::fprintf(stderr, "usage: ring_rtt_perf [--rounds N] [--trips N]\n");
       return 2;
@@ -227,18 +203,17 @@ int main(int argc, char** argv) {
                          [=](std::uint64_t t) { return rill_round_trip(t, capacity); });
   }
 
-  const double probe_trips = 20000;
   std::printf("ring_rtt_perf: %llu rounds of %llu round trips per layout, ping on cpu0, pong on cpu1\n",
               static_cast<unsigned long long>(rounds), static_cast<unsigned long long>(trips));
   std::uint64_t skipped = 0;
   for (std::uint64_t r = 0; r < rounds; ++r) {
-    const double before = c2c_round_trip(static_cast<std::uint64_t>(probe_trips)).iq_mean / 2;
     std::vector<trip_ns> round;
-    for (layout& l : layouts) round.push_back(l.run(trips));
-    const double after = c2c_round_trip(static_cast<std::uint64_t>(probe_trips)).iq_mean / 2;
-    const bool same_placement = std::max(before, after) <= 1.5 * std::min(before, after);
-    std::printf("round %llu: core-to-core %.0f / %.0f ns%s\n", static_cast<unsigned long long>(r + 1), before,
-                after, same_placement ? "" : "  (placement changed: left out)");
+    const rill_perf::probed_round probes = rill_perf::between_probes(kProgram, [&] {
+      for (layout& l : layouts) round.push_back(l.run(trips));
+    });
+    const bool same_placement = probes.same_placement();
+    std::printf("round %llu: core-to-core %.0f / %.0f ns%s\n", static_cast<unsigned long long>(r + 1),
+                probes.before_ns, probes.after_ns, same_placement ? "" : "  (placement changed: left out)");
     if (!same_placement) {
       ++skipped;
       continue;
