@@ -159,7 +159,7 @@ struct impl_summary {
   metric primary = metric::throughput;
   std::optional<double> events_per_sec, min, max, bytes_per_sec, p50_ns, p99_ns, p999_ns, max_ns, bytes, lag_events;
   int runs = 0;
-  double home_c2c_ns = 0;  // the table's home placement (0: not checked, a one-thread scenario)
+  double home_c2c_ns = 0;  // the table's home placement (0: not checked: one thread, or --retakes 0)
   int retaken = 0;        // runs done again because their probes showed another vCPU placement
   int off_placement = 0;  // runs kept although their probes showed another placement (re-takes used up)
   double c2c_ns_before = 0, c2c_ns_after = 0;

@@ -340,7 +340,7 @@ void usage(const std::vector<scenario_entry>& scenarios) {
       "  --runs N     interleaved repetitions per implementation (default 5, at least 5 recommended)\n"
       "  --run-ms MS  time budget of one timed run (default 250, quick 50)\n"
       "  --retakes N  how often a run is done again when its core-to-core probes show another vCPU\n"
-      "               placement than at start-up (default 3; 0 keeps every run)\n"
+      "               placement than at the start of its table (default 3; 0 keeps every run)\n"
       "scenarios:");
   for (const auto& s : scenarios) std::printf(" %s", s.name.c_str());
   std::printf("\n");
