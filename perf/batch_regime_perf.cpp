@@ -270,5 +270,5 @@ int main(int argc, char** argv) {
   }
   std::printf("(%llu round(s) left out for a placement change; backlog = under %.0f empty poll per batch)\n",
               static_cast<unsigned long long>(skipped), kBacklogEmptyPolls);
-  return skipped == rounds ? 1 : 0;
+  return 0;  // exit status 1 is kept for elements out of order
 }
