@@ -37,7 +37,7 @@
 
 namespace {
 
-using rill_perf::median;
+using rill_bench::median_of;
 constexpr const char* kProgram = "batch_regime_perf";
 
 constexpr std::size_t kCapacity = 65536;
@@ -67,8 +67,8 @@ run_figures timed_run(std::chrono::milliseconds budget, Push push, Pop pop) {
   std::uint64_t received = 0, empty_polls = 0, wrong = 0, ticks = 0, whole_batches = 0;
   std::chrono::steady_clock::time_point start, end;
   std::thread consumer([&] {
-    rill_perf::pin_to(kProgram, 1);
-    while (!go.load(std::memory_order_acquire)) rill::detail::cpu_relax();
+    rill_bench::pin_this_thread(1);
+    while (!go.load(std::memory_order_acquire)) rill::detail::cpu_relax();  // pairs with the release of go
     std::uint64_t k = 0, empty = 0, bad = 0;
     auto check = [&](std::uint64_t index) {
       bad += index != (k & (kPool - 1)) ? 1 : 0;
@@ -86,11 +86,11 @@ run_figures timed_run(std::chrono::milliseconds budget, Push push, Pop pop) {
     wrong = bad;
   });
   std::thread producer([&] {
-    rill_perf::pin_to(kProgram, 0);
-    while (!go.load(std::memory_order_acquire)) rill::detail::cpu_relax();
+    rill_bench::pin_this_thread(0);
+    while (!go.load(std::memory_order_acquire)) rill::detail::cpu_relax();  // pairs with the release of go
     start = std::chrono::steady_clock::now();
     std::uint64_t sent = 0, spent = 0, whole = 0;
-    while (!stop.load(std::memory_order_relaxed)) {
+    while (!stop.load(std::memory_order_relaxed)) {  // a time signal only: it orders no data
       for (int k = 0; k < 16; ++k) {
         std::size_t done = 0;
         while (done < kBatch) {
@@ -111,9 +111,9 @@ run_figures timed_run(std::chrono::milliseconds budget, Push push, Pop pop) {
     whole_batches = whole;
     produced.store(sent, std::memory_order_release);  // after the last push; pairs with the consumer
   });
-  go.store(true, std::memory_order_release);
+  go.store(true, std::memory_order_release);  // both threads start together; pairs with their acquires
   std::this_thread::sleep_for(budget);
-  stop.store(true, std::memory_order_relaxed);
+  stop.store(true, std::memory_order_relaxed);  // a time signal; the results travel through produced and join
   producer.join();
   consumer.join();
   if (wrong != 0) {
@@ -232,7 +232,7 @@ int main(int argc, char** argv) {
   std::uint64_t skipped = 0;
   for (std::uint64_t r = 0; r < rounds; ++r) {
     std::vector<run_figures> round;
-    const rill_perf::probed_round probes = rill_perf::between_probes(kProgram, [&] {
+    const rill_perf::probed_round probes = rill_perf::between_probes([&] {
       for (row& x : rows) round.push_back(x.run(budget));
     });
     const bool same_placement = probes.same_placement();
@@ -262,7 +262,7 @@ int main(int argc, char** argv) {
     auto cell = [&](int k) {
       char buf[64];
       if (rate[k].empty()) return std::string("-");
-      std::snprintf(buf, sizeof buf, "%.0f M/s, %.0f ns", median(rate[k]), median(cost[k]));
+      std::snprintf(buf, sizeof buf, "%.0f M/s, %.0f ns", median_of(rate[k]), median_of(cost[k]));
       return std::string(buf);
     };
     std::printf("%-16s %6zu/%-3zu %26s %26s\n", x.name.c_str(), rate[1].size(), x.runs.size(),

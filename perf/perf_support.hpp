@@ -1,59 +1,15 @@
-// What the pinned perf/*_perf.cpp programs share: pinning, the core-to-core probe, medians and flag parsing.
+// What the pinned perf/*_perf.cpp programs add to rill-bench's harness (pinning, the core-to-core probe and
+// medians come from tools/bench/harness.hpp): rounds bracketed by probes, and flag parsing.
 #pragma once
 
-#include <pthread.h>
-#include <sched.h>
-
 #include <algorithm>
-#include <atomic>
-#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <memory>
-#include <thread>
-#include <vector>
 
-#include "rill/detail/layout.hpp"
+#include "harness.hpp"
 
 namespace rill_perf {
-
-// Pins the calling thread to `cpu`; says so on stderr (naming `program`) when it cannot.
-inline void pin_to(const char* program, int cpu) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  if (pthread_setaffinity_np(pthread_self(), sizeof set, &set) != 0) {
-    std::fprintf(stderr, "%s: cannot pin to cpu%d; results are not comparable\n", program, cpu);
-  }
-}
-
-// One-way core-to-core latency (ns) between cpu0 (the calling thread, pinned here) and cpu1: a ping-pong of
-// one atomic word per direction, round trip / 2.
-inline double probe_c2c_ns(const char* program) {
-  struct alignas(rill::detail::kFalseSharingRange) word {
-    std::atomic<std::uint64_t> value{0};
-  };
-  auto ping = std::make_unique<word>();
-  auto pong = std::make_unique<word>();
-  constexpr std::uint64_t kTrips = 20000;
-  std::thread echo([&] {
-    pin_to(program, 1);
-    for (std::uint64_t i = 1; i <= kTrips; ++i) {
-      while (ping->value.load(std::memory_order_acquire) != i) rill::detail::cpu_relax();  // pairs with ping
-      pong->value.store(i, std::memory_order_release);
-    }
-  });
-  pin_to(program, 0);
-  const auto start = std::chrono::steady_clock::now();
-  for (std::uint64_t i = 1; i <= kTrips; ++i) {
-    ping->value.store(i, std::memory_order_release);  // pairs with the echo's acquire
-    while (pong->value.load(std::memory_order_acquire) != i) rill::detail::cpu_relax();
-  }
-  const auto end = std::chrono::steady_clock::now();
-  echo.join();
-  return std::chrono::duration<double, std::nano>(end - start).count() / (2.0 * kTrips);
-}
 
 // The core-to-core probes around one round of runs, and whether they read the same vCPU placement (this
 // VM's placements differ by 1.7x or more; a round across two of them compares nothing).
@@ -64,16 +20,11 @@ struct probed_round {
 
 // Probes, calls `round()`, probes again.
 template <class Round>
-probed_round between_probes(const char* program, Round&& round) {
-  const double before = probe_c2c_ns(program);
+probed_round between_probes(Round&& round) {
+  constexpr int kProbeTrips = 20000;
+  const double before = rill_bench::probe_c2c_ns(kProbeTrips);
   round();
-  return {before, probe_c2c_ns(program)};
-}
-
-inline double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
+  return {before, rill_bench::probe_c2c_ns(kProbeTrips)};
 }
 
 // A positive decimal count for `flag`; exits with status 2 on anything else.

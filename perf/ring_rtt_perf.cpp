@@ -37,7 +37,7 @@
 
 namespace {
 
-using rill_perf::median;
+using rill_bench::median_of;
 constexpr const char* kProgram = "ring_rtt_perf";
 
 struct alignas(64) slot {
@@ -73,12 +73,12 @@ trip_ns round_trip_ns(std::uint64_t trips, Ping ping, Pong pong) {
   ticks.reserve(trips);
   std::atomic<bool> ready{false};
   std::thread echo([&] {
-    rill_perf::pin_to(kProgram, 1);
+    rill_bench::pin_this_thread(1);
     ready.store(true, std::memory_order_release);  // pairs with the acquire below: pong is pinned first
     for (std::uint64_t i = 1; i <= trips; ++i) pong(i);
   });
-  rill_perf::pin_to(kProgram, 0);
-  while (!ready.load(std::memory_order_acquire)) rill::detail::cpu_relax();
+  rill_bench::pin_this_thread(0);
+  while (!ready.load(std::memory_order_acquire)) rill::detail::cpu_relax();  // pairs with pong's release
   const std::uint64_t warmup = trips / 10;
   for (std::uint64_t i = 1; i <= trips; ++i) {
     const std::uint64_t t0 = rill::clock::tsc_now();
@@ -106,10 +106,12 @@ trip_ns c2c_round_trip(std::uint64_t trips) {
       trips,
       [&](std::uint64_t i) {
         there->value.store(i, std::memory_order_release);  // pairs with pong's acquire
-        while (back->value.load(std::memory_order_acquire) != i) rill::detail::cpu_relax();
+        while (back->value.load(std::memory_order_acquire) != i)
+          rill::detail::cpu_relax();  // pairs with pong
       },
       [&](std::uint64_t i) {
-        while (there->value.load(std::memory_order_acquire) != i) rill::detail::cpu_relax();
+        while (there->value.load(std::memory_order_acquire) != i)
+          rill::detail::cpu_relax();                      // pairs with ping
         back->value.store(i, std::memory_order_release);  // pairs with ping's acquire
       });
 }
@@ -122,6 +124,7 @@ trip_ns ring_round_trip(std::uint64_t trips, std::size_t lines, std::size_t stri
         slot& out = there.at(i);
         for (std::uint64_t& w : out.payload) w = i;
         out.seq.store(i, std::memory_order_release);  // publishes the payload; pairs with pong's acquire
+        // Pairs with pong's release: the echoed payload is visible.
         while (back.at(i).seq.load(std::memory_order_acquire) != i) rill::detail::cpu_relax();
         if (prefetch_next) __builtin_prefetch(&there.at(i + 1), 1);
       },
@@ -208,7 +211,7 @@ int main(int argc, char** argv) {
   std::uint64_t skipped = 0;
   for (std::uint64_t r = 0; r < rounds; ++r) {
     std::vector<trip_ns> round;
-    const rill_perf::probed_round probes = rill_perf::between_probes(kProgram, [&] {
+    const rill_perf::probed_round probes = rill_perf::between_probes([&] {
       for (layout& l : layouts) round.push_back(l.run(trips));
     });
     const bool same_placement = probes.same_placement();
@@ -227,11 +230,11 @@ int main(int argc, char** argv) {
     std::printf("every round changed placement; nothing to report\n");
     return 0;  // not an error: exit status 1 is kept for echoes out of order
   }
-  const double floor = median(layouts[0].iq_means);
+  const double floor = median_of(layouts[0].iq_means);
   std::printf("\n%-30s %10s %16s %12s\n", "layout", "p50 (ns)", "mid-half mean", "x two hops");
   for (const layout& l : layouts) {
-    std::printf("%-30s %10.0f %16.1f %11.2fx\n", l.name.c_str(), median(l.p50s), median(l.iq_means),
-                median(l.iq_means) / floor);
+    std::printf("%-30s %10.0f %16.1f %11.2fx\n", l.name.c_str(), median_of(l.p50s), median_of(l.iq_means),
+                median_of(l.iq_means) / floor);
   }
   std::printf("(medians over %llu rounds; %llu left out for a placement change)\n",
               static_cast<unsigned long long>(rounds - skipped), static_cast<unsigned long long>(skipped));

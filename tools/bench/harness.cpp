@@ -146,8 +146,7 @@ double home_placement_ns(const run_config& cfg) {
     if (i != 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
     probes.push_back(probe_c2c_ns(cfg.c2c_rounds));
   }
-  std::sort(probes.begin(), probes.end());
-  return probes[probes.size() / 2];
+  return median_of(std::move(probes));
 }
 
 void wait_for_home_placement(const run_config& cfg, double home_ns) {
@@ -245,14 +244,14 @@ void run_result::set_latency(const latency_histogram& h) {
   max_ns = h.max();
 }
 
-namespace {
-
 double median_of(std::vector<double> v) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
   const std::size_t n = v.size();
   return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
+
+namespace {
 
 std::optional<double> median_field(const std::vector<run_result>& runs, std::optional<double> run_result::*field) {
   std::vector<double> v;

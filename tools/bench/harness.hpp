@@ -123,6 +123,9 @@ class latency_histogram {
 
 using param_list = std::vector<std::pair<std::string, std::string>>;
 
+// The median of `v` (the mean of the middle two for an even count; 0 when empty).
+double median_of(std::vector<double> v);
+
 // What one timed run measured. Fields that do not apply stay empty (null in JSON).
 struct run_result {
   std::optional<double> events_per_sec;  // events (or operations) per second
