@@ -7,7 +7,9 @@
 //   c2c                  one atomic word per direction, rewritten every trip (rill-bench's c2c_floor);
 //   ring L x S           L 64-byte slots per direction, slot k on cache line k*S, each slot published by
 //                        its own sequence word and nothing else (rill-bench's ring_floor is 65536 x 1);
-//   ring 65536 x 1 +pfw  the same, each side also write-prefetching the slot it fills next;
+//   ring 65536 x 1 +pfw D   the same, each side also write-prefetching the slot it fills D trips ahead;
+//   ring 65536 x S huge  the same on 2 MiB pages (madvise(MADV_HUGEPAGE); the program reports whether the
+//                        kernel granted them);
 //   rill capacity C      two rill::stream (SPSC, default options, capacity C), try_send / try_receive.
 // Each layout reports the medians over rounds of its per-round p50 and mid-half mean (ns; every sample
 // includes one rdtsc read), and the mean's ratio to c2c's. A core-to-core probe runs before and after
@@ -16,15 +18,19 @@
 //
 // What it shows (docs/benchmarking.md, "Round trip"): a ring costs two hops only while it cycles through
 // a few dozen cache lines that are not neighbours; once a ring's lines outnumber what stays hot, or its
-// slots sit on adjacent lines, every trip costs about 40 ns more, whatever the prefetching.
+// slots sit on adjacent lines, every trip costs about 40 ns more, whatever the prefetch distance or page size.
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <functional>
 #include <memory>
+#include <new>  // std::bad_alloc
 #include <string>
 #include <thread>
 #include <utility>
@@ -46,17 +52,48 @@ struct alignas(64) slot {
 };
 static_assert(sizeof(slot) == 64);
 
-// One direction of a bare ring: `lines` slots, slot k on line k * stride.
+constexpr std::size_t kHugePage = std::size_t{2} << 20;
+
+// One direction of a bare ring: `lines` slots, slot k on line k * stride. Its memory is 2 MiB-aligned either
+// way, so the two page sizes differ in nothing else; `huge_pages` asks the kernel to back it with 2 MiB pages.
 class bare_ring {
  public:
-  bare_ring(std::size_t lines, std::size_t stride)
-      : lines_(lines), stride_(stride), slots_(std::make_unique<slot[]>(lines * stride)) {}
+  bare_ring(std::size_t lines, std::size_t stride, bool huge_pages)
+      : lines_(lines),
+        stride_(stride),
+        bytes_((lines * stride * sizeof(slot) + kHugePage - 1) / kHugePage * kHugePage),
+        memory_(std::aligned_alloc(kHugePage, bytes_)) {
+    if (memory_ == nullptr) throw std::bad_alloc();
+    if (huge_pages) madvise(memory_, bytes_, MADV_HUGEPAGE);  // advice only: huge_page_kib() tells the outcome
+    slots_ = static_cast<slot*>(memory_);
+    std::uninitialized_value_construct_n(slots_, lines * stride);  // touches every slot: the pages exist now
+  }
+  bare_ring(const bare_ring&) = delete;
+  bare_ring& operator=(const bare_ring&) = delete;
+  ~bare_ring() { std::free(memory_); }  // slot is trivially destructible
   slot& at(std::uint64_t trip) noexcept { return slots_[(trip % lines_) * stride_]; }
 
  private:
-  std::size_t lines_, stride_;
-  std::unique_ptr<slot[]> slots_;
+  std::size_t lines_, stride_, bytes_;
+  void* memory_;
+  slot* slots_ = nullptr;
 };
+
+// This process's anonymous memory on huge pages (KiB), from /proc/self/smaps_rollup; 0 when unreadable.
+std::uint64_t huge_page_kib() {
+  std::ifstream in("/proc/self/smaps_rollup");
+  std::string key;
+  std::uint64_t kib = 0;
+  while (in >> key) {
+    if (key == "AnonHugePages:") {
+      in >> kib;
+      return kib;
+    }
+    in.ignore(1 << 12, '\n');
+  }
+  return 0;
+}
+std::uint64_t g_most_huge_page_kib = 0;  // the most seen while a huge-page ring pair existed
 
 // The middle of a sample of round trips: its p50 and the mean of its middle half, both in ns. This VM's
 // TSC advances in steps of about 10 ns, so the p50 moves in those steps; the interquartile mean does not.
@@ -116,8 +153,17 @@ trip_ns c2c_round_trip(std::uint64_t trips) {
       });
 }
 
-trip_ns ring_round_trip(std::uint64_t trips, std::size_t lines, std::size_t stride, bool prefetch_next) {
-  bare_ring there(lines, stride), back(lines, stride);
+// PREFETCHW: fetch the line for writing. __builtin_prefetch(p, 1) emits it only when the target enables
+// PRFCHW (the baseline x86-64 target does not, and gets a read prefetch), so it is spelled out.
+inline void write_prefetch(const void* p) noexcept {
+  asm volatile("prefetchw %0" : : "m"(*static_cast<const char*>(p)));
+}
+
+// `prefetch_ahead`: 0 for none, else each side write-prefetches the slot it fills that many trips later.
+trip_ns ring_round_trip(std::uint64_t trips, std::size_t lines, std::size_t stride, std::uint64_t prefetch_ahead,
+                        bool huge_pages) {
+  bare_ring there(lines, stride, huge_pages), back(lines, stride, huge_pages);
+  if (huge_pages) g_most_huge_page_kib = std::max(g_most_huge_page_kib, huge_page_kib());
   return round_trip_ns(
       trips,
       [&](std::uint64_t i) {
@@ -126,7 +172,7 @@ trip_ns ring_round_trip(std::uint64_t trips, std::size_t lines, std::size_t stri
         out.seq.store(i, std::memory_order_release);  // publishes the payload; pairs with pong's acquire
         // Pairs with pong's release: the echoed payload is visible.
         while (back.at(i).seq.load(std::memory_order_acquire) != i) rill::detail::cpu_relax();
-        if (prefetch_next) __builtin_prefetch(&there.at(i + 1), 1);
+        if (prefetch_ahead != 0) write_prefetch(&there.at(i + prefetch_ahead));
       },
       [&](std::uint64_t i) {
         slot& in = there.at(i);
@@ -134,7 +180,7 @@ trip_ns ring_round_trip(std::uint64_t trips, std::size_t lines, std::size_t stri
         slot& out = back.at(i);
         for (std::size_t k = 0; k < 7; ++k) out.payload[k] = in.payload[k];
         out.seq.store(i, std::memory_order_release);  // pairs with ping's acquire
-        if (prefetch_next) __builtin_prefetch(&back.at(i + 1), 1);
+        if (prefetch_ahead != 0) write_prefetch(&back.at(i + prefetch_ahead));
       });
 }
 
@@ -196,11 +242,17 @@ int main(int argc, char** argv) {
     for (std::size_t stride : {1, 2, 3}) {
       if (stride == 3 && lines != 64 && lines != 256) continue;
       layouts.emplace_back("ring " + std::to_string(lines) + " x " + std::to_string(stride),
-                           [=](std::uint64_t t) { return ring_round_trip(t, lines, stride, false); });
+                           [=](std::uint64_t t) { return ring_round_trip(t, lines, stride, 0, false); });
     }
   }
-  layouts.emplace_back("ring 65536 x 1 +pfw",
-                       [](std::uint64_t t) { return ring_round_trip(t, 65536, 1, true); });
+  for (std::uint64_t ahead : {1, 4, 16, 64}) {
+    layouts.emplace_back("ring 65536 x 1 +pfw " + std::to_string(ahead),
+                         [=](std::uint64_t t) { return ring_round_trip(t, 65536, 1, ahead, false); });
+  }
+  for (std::size_t stride : {1, 2}) {
+    layouts.emplace_back("ring 65536 x " + std::to_string(stride) + " huge",
+                         [=](std::uint64_t t) { return ring_round_trip(t, 65536, stride, 0, true); });
+  }
   for (std::size_t capacity : {4, 64, 1024, 65536}) {
     layouts.emplace_back("rill capacity " + std::to_string(capacity),
                          [=](std::uint64_t t) { return rill_round_trip(t, capacity); });
@@ -238,5 +290,11 @@ int main(int argc, char** argv) {
   }
   std::printf("(medians over %llu rounds; %llu left out for a placement change)\n",
               static_cast<unsigned long long>(rounds - skipped), static_cast<unsigned long long>(skipped));
+  if (g_most_huge_page_kib != 0) {
+    std::printf("(huge rows: %llu KiB of this process's memory was on huge pages during them)\n",
+                static_cast<unsigned long long>(g_most_huge_page_kib));
+  } else {
+    std::printf("(huge rows: the kernel granted no huge pages, so they ran on 4 KiB pages)\n");
+  }
   return 0;
 }
