@@ -348,8 +348,9 @@ struct mutex_deque_channels {
     for (std::size_t s = 0; s < streams; ++s) list.push_back(std::make_unique<mutex_deque<owned_item>>(kReplayCapacity));
   }
   bool try_send(std::size_t s, const rill::event& e) {
+    // Stamped before the text copy, as rill's general send path reads its clock before copying text.
     owned_item item{e.kind(), sequence[s], tsc(), std::string(e.text_block())};
-    if (!list[s]->try_push(item)) return false;
+    if (!list[s]->try_push(std::move(item))) return false;
     ++sequence[s];
     return true;
   }

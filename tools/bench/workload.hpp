@@ -58,14 +58,10 @@ class mutex_deque {
     return true;
   }
   // Never waits. False when full or closed.
-  bool try_push(const T& item) {
-    std::unique_lock lock(mutex_);
-    if (closed_ || items_.size() >= capacity_) return false;
-    items_.push_back(item);
-    lock.unlock();
-    not_empty_.notify_one();
-    return true;
-  }
+  bool try_push(const T& item) { return try_emplace(item); }
+  // As above, moving the item in (a Go channel send copies a string's header, not its bytes); `item` is
+  // untouched on false.
+  bool try_push(T&& item) { return try_emplace(std::move(item)); }
   // Waits for an item. False once closed and empty.
   bool pop(T& out) {
     std::unique_lock lock(mutex_);
@@ -117,6 +113,16 @@ class mutex_deque {
   }
 
  private:
+  template <class U>
+  bool try_emplace(U&& item) {
+    std::unique_lock lock(mutex_);
+    if (closed_ || items_.size() >= capacity_) return false;
+    items_.push_back(std::forward<U>(item));
+    lock.unlock();
+    not_empty_.notify_one();
+    return true;
+  }
+
   std::mutex mutex_;
   std::condition_variable not_empty_;
   std::condition_variable not_full_;
