@@ -153,18 +153,22 @@ run_result fanout_run(const run_config& cfg, std::size_t subscribers, Args... ar
       subscriber_tally t;
       std::uint64_t k = 0;
       while (true) {
-        if (const auto* e = f->try_take(s)) {
-          if (!Fanout::in_order(*e, k)) [[unlikely]]
-            failure.fail("subscriber " + std::to_string(s) + ": element " + std::to_string(k) +
-                         " out of order");
-          t.sum += checksum_of(*e);
-          if (++k % kLagSampleEvery == 0) t.max_lag = std::max(t.max_lag, f->lag(s));
-          wait.reset();
-        } else if (produced.load(std::memory_order_acquire) == k) {  // pairs with the producer's release
-          break;
-        } else {
-          wait.pause();
+        const auto* e = f->try_take(s);
+        if (e == nullptr) {
+          if (produced.load(std::memory_order_acquire) == kNotDone) {  // pairs with the producer's release
+            wait.pause();
+            continue;
+          }
+          // Every publish happened before that store, so nothing to take now means this subscriber is
+          // drained; the counts are compared after the join (a lost event fails the run, not hangs it).
+          e = f->try_take(s);
+          if (e == nullptr) break;
         }
+        if (!Fanout::in_order(*e, k)) [[unlikely]]
+          failure.fail("subscriber " + std::to_string(s) + ": element " + std::to_string(k) + " out of order");
+        t.sum += checksum_of(*e);
+        if (++k % kLagSampleEvery == 0) t.max_lag = std::max(t.max_lag, f->lag(s));
+        wait.reset();
       }
       t.received = k;
       tallies[s] = t;

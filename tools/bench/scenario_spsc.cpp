@@ -3,6 +3,8 @@
 #include <concurrentqueue/concurrentqueue.h>
 #include <readerwriterqueue/readerwriterqueue.h>
 
+#include <algorithm>
+#include <iterator>
 #include <span>
 #include <string>
 #include <thread>
@@ -88,7 +90,7 @@ struct one_way_tally {
   failure_note failure;
 
   // Consumer thread. `pop(handle)` passes each element it takes to `handle` and returns how many it took;
-  // runs until all the producer's elements arrived, checking their order and summing their checksums.
+  // runs until the producer is done and the queue drained, checking order and summing checksums.
   template <class Queue, class Pop>
   void consume(Pop&& pop) {
     std::uint64_t k = 0, sum = 0;
@@ -101,8 +103,10 @@ struct one_way_tally {
     while (true) {
       if (pop(handle) != 0) {
         wait.reset();
-      } else if (produced.load(std::memory_order_acquire) == k) {  // pairs with the producer's release store
-        break;
+      } else if (produced.load(std::memory_order_acquire) != kNotDone) {  // pairs with the producer's release
+        // Every push happened before that store, so an empty pop now means the queue is drained: stop
+        // there, and let verified() compare the counts (a lost element fails the run instead of hanging it).
+        if (pop(handle) == 0) break;
       } else {
         wait.pause();
       }
@@ -346,25 +350,37 @@ std::function<run_result(const run_config&)> round_trip_case(Args... args) {
 }
 
 // The floor rows' ping-pong without a queue API: `round_trip(i)` (ping thread, cpu0) sends trip i and waits
-// for its echo; `echo(done)` (pong thread, cpu1) echoes trips until `done`. Trips count from 1.
-template <class RoundTrip, class Echo>
-run_result timed_floor(const run_config& cfg, RoundTrip round_trip, Echo echo) {
+// for its echo; `echo_correct(i)`, after the trip's timing as a queue row's check of its reply, says whether
+// the echo carried what was sent; `echo(done)` (pong thread, cpu1) echoes trips in order until `done` and
+// returns how many it echoed. Trips count from 1. Verified like the queue rows: every echo correct, as many
+// echoes as trips.
+template <class RoundTrip, class EchoCorrect, class Echo>
+run_result timed_floor(const run_config& cfg, const char* impl, RoundTrip round_trip, EchoCorrect echo_correct,
+                       Echo echo) {
   const double tick_ns = ns_per_tick();
   const std::uint64_t limit = max_round_trips(cfg);
   latency_histogram histogram;
   std::atomic<bool> done{false};
+  std::uint64_t trips = 0, wrong = 0, echoed = 0;  // each written by one worker, read after the join
   std::vector<std::function<void(const std::atomic<bool>&)>> workers;
   workers.emplace_back([&](const std::atomic<bool>& stop) {
-    for (std::uint64_t i = 1; i <= limit && !stop.load(std::memory_order_relaxed); ++i) {
+    std::uint64_t i = 1;
+    for (; i <= limit && !stop.load(std::memory_order_relaxed); ++i) {
       const std::uint64_t t0 = tsc();
       round_trip(i);
       const std::uint64_t t1 = tsc();
       histogram.add(static_cast<std::uint64_t>(static_cast<double>(t1 - t0) * tick_ns));
+      if (!echo_correct(i)) [[unlikely]] ++wrong;
     }
+    trips = i - 1;
     done.store(true, std::memory_order_release);  // pairs with the echo's acquire: no trip follows
   });
-  workers.emplace_back([&](const std::atomic<bool>&) { echo(done); });
+  workers.emplace_back([&](const std::atomic<bool>&) { echoed = echo(done); });
   run_workers(std::move(workers), cfg.run_time);
+  if (wrong != 0 || echoed != trips || histogram.count() != trips) {
+    throw verification_error(std::string("ping_pong_rtt ") + impl + ": " + std::to_string(trips) + " trips, " +
+                             std::to_string(echoed) + " echoed, " + std::to_string(wrong) + " echoes wrong");
+  }
   run_result r;
   r.set_latency(histogram);
   r.events_per_sec = 1e9 / *r.p50_ns;
@@ -378,17 +394,19 @@ run_result c2c_floor_run(const run_config& cfg) {
   };
   padded ping, pong;
   return timed_floor(
-      cfg,
+      cfg, "c2c_floor",
       [&](std::uint64_t i) {
         ping.value.store(i, std::memory_order_release);
         while (pong.value.load(std::memory_order_acquire) != i) rill::detail::cpu_relax();
       },
+      [](std::uint64_t) { return true; },  // the wait above accepts only the echo of i
       [&](const std::atomic<bool>& done) {
-        std::uint64_t seen = 0;
+        std::uint64_t seen = 0, in_order = 0;
         while (true) {
           const std::uint64_t v = ping.value.load(std::memory_order_acquire);
           if (v != seen) {
             pong.value.store(v, std::memory_order_release);
+            if (v == seen + 1) ++in_order;  // a skipped or repeated trip leaves the count short
             seen = v;
           } else if (done.load(std::memory_order_acquire)) {
             break;
@@ -396,6 +414,7 @@ run_result c2c_floor_run(const run_config& cfg) {
             rill::detail::cpu_relax();
           }
         }
+        return in_order;
       });
 }
 
@@ -411,7 +430,7 @@ run_result ring_floor_run(const run_config& cfg) {
   static_assert(sizeof(slot) == 64);
   std::vector<slot> ping(kCapacity), pong(kCapacity);
   return timed_floor(
-      cfg,
+      cfg, "ring_floor",
       [&](std::uint64_t i) {
         slot& out = ping[i & (kCapacity - 1)];
         slot& in = pong[i & (kCapacity - 1)];
@@ -419,12 +438,19 @@ run_result ring_floor_run(const run_config& cfg) {
         out.seq.store(i, std::memory_order_release);  // publishes the payload; pairs with the echo's acquire
         while (in.seq.load(std::memory_order_acquire) != i) rill::detail::cpu_relax();
       },
-      [&](const std::atomic<bool>& done) {
+      [&](std::uint64_t i) {
+        // The echo's payload (made visible by the acquire above; pong rewrites this slot only a lap later,
+        // after a ping this thread has not sent yet) is the one sent.
+        const slot& in = pong[i & (kCapacity - 1)];
+        return std::all_of(std::begin(in.payload), std::begin(in.payload) + 7,
+                           [i](std::uint64_t word) { return word == i; });
+      },
+      [&](const std::atomic<bool>& done) -> std::uint64_t {
         for (std::uint64_t i = 1;; ++i) {
           slot& in = ping[i & (kCapacity - 1)];
           slot& out = pong[i & (kCapacity - 1)];
           while (in.seq.load(std::memory_order_acquire) != i) {  // pairs with the ping's release
-            if (done.load(std::memory_order_acquire)) return;
+            if (done.load(std::memory_order_acquire)) return i - 1;
             rill::detail::cpu_relax();
           }
           for (std::size_t k = 0; k < 7; ++k) out.payload[k] = in.payload[k];
