@@ -63,7 +63,8 @@ struct run_figures {
 template <class Push, class Pop>
 run_figures timed_run(std::chrono::milliseconds budget, Push push, Pop pop) {
   std::atomic<bool> stop{false}, go{false};
-  std::atomic<std::uint64_t> produced{~std::uint64_t{0}};
+  constexpr std::uint64_t kNotDone = ~std::uint64_t{0};
+  std::atomic<std::uint64_t> produced{kNotDone};
   std::uint64_t received = 0, empty_polls = 0, wrong = 0, ticks = 0, whole_batches = 0;
   std::chrono::steady_clock::time_point start, end;
   std::thread consumer([&] {
@@ -77,7 +78,9 @@ run_figures timed_run(std::chrono::milliseconds budget, Push push, Pop pop) {
     while (true) {
       if (pop(check) != 0) continue;
       ++empty;
-      if (produced.load(std::memory_order_acquire) == k) break;  // pairs with the producer's release store
+      // Pairs with the producer's release store, after its last push: an empty pop after it means drained
+      // (the count is compared below, so a lost element fails the run instead of hanging it).
+      if (produced.load(std::memory_order_acquire) != kNotDone && pop(check) == 0) break;
       rill::detail::cpu_relax();
     }
     end = std::chrono::steady_clock::now();
@@ -116,9 +119,11 @@ run_figures timed_run(std::chrono::milliseconds budget, Push push, Pop pop) {
   stop.store(true, std::memory_order_relaxed);  // a time signal; the results travel through produced and join
   producer.join();
   consumer.join();
-  if (wrong != 0) {
-    std::fprintf(stderr, "batch_regime_perf: %llu elements out of order\n",
-                 static_cast<unsigned long long>(wrong));
+  const std::uint64_t sent = produced.load(std::memory_order_relaxed);  // the joins ordered it
+  if (wrong != 0 || received != sent) {
+    std::fprintf(stderr, "batch_regime_perf: %llu elements out of order, %llu of %llu received\n",
+                 static_cast<unsigned long long>(wrong), static_cast<unsigned long long>(received),
+                 static_cast<unsigned long long>(sent));
     std::exit(1);
   }
   run_figures f;

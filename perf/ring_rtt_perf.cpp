@@ -55,7 +55,8 @@ static_assert(sizeof(slot) == 64);
 constexpr std::size_t kHugePage = std::size_t{2} << 20;
 
 // One direction of a bare ring: `lines` slots, slot k on line k * stride. Its memory is 2 MiB-aligned either
-// way, so the two page sizes differ in nothing else; `huge_pages` asks the kernel to back it with 2 MiB pages.
+// way, so the two page sizes differ in nothing else; `huge_pages` asks the kernel to back it with 2 MiB pages,
+// and without it the ring asks for 4 KiB pages.
 class bare_ring {
  public:
   bare_ring(std::size_t lines, std::size_t stride, bool huge_pages)
@@ -64,7 +65,9 @@ class bare_ring {
         bytes_((lines * stride * sizeof(slot) + kHugePage - 1) / kHugePage * kHugePage),
         memory_(std::aligned_alloc(kHugePage, bytes_)) {
     if (memory_ == nullptr) throw std::bad_alloc();
-    if (huge_pages) madvise(memory_, bytes_, MADV_HUGEPAGE);  // advice only: huge_page_kib() tells the outcome
+    // Advice only (huge_page_kib() tells the outcome). The other rows opt out, in case the kernel puts every
+    // large aligned block on huge pages (transparent huge pages "always").
+    madvise(memory_, bytes_, huge_pages ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
     slots_ = static_cast<slot*>(memory_);
     std::uninitialized_value_construct_n(slots_, lines * stride);  // touches every slot: the pages exist now
   }
@@ -103,9 +106,10 @@ struct trip_ns {
 };
 
 // Runs `trips` round trips: `ping(i)` on cpu0 sends trip i and waits for its echo, `pong(i)` on cpu1 waits
-// for trip i and echoes it. Times every trip after the first 10% (warm-up).
-template <class Ping, class Pong>
-trip_ns round_trip_ns(std::uint64_t trips, Ping ping, Pong pong) {
+// for trip i and echoes it. Times every trip after the first 10% (warm-up). After each trip's timing,
+// `echo_correct(i)` says whether the echo carried what was sent; a wrong echo ends the program (exit 1).
+template <class Ping, class Pong, class EchoCorrect>
+trip_ns round_trip_ns(const char* what, std::uint64_t trips, Ping ping, Pong pong, EchoCorrect echo_correct) {
   std::vector<std::uint64_t> ticks;
   ticks.reserve(trips);
   std::atomic<bool> ready{false};
@@ -117,13 +121,20 @@ trip_ns round_trip_ns(std::uint64_t trips, Ping ping, Pong pong) {
   rill_bench::pin_this_thread(0);
   while (!ready.load(std::memory_order_acquire)) rill::detail::cpu_relax();  // pairs with pong's release
   const std::uint64_t warmup = trips / 10;
+  std::uint64_t wrong = 0;
   for (std::uint64_t i = 1; i <= trips; ++i) {
     const std::uint64_t t0 = rill::clock::tsc_now();
     ping(i);
     const std::uint64_t t1 = rill::clock::tsc_now();
     if (i > warmup) ticks.push_back(t1 - t0);
+    if (!echo_correct(i)) [[unlikely]] ++wrong;
   }
   echo.join();
+  if (wrong != 0) {
+    std::fprintf(stderr, "ring_rtt_perf: %llu wrong echoes through %s\n", static_cast<unsigned long long>(wrong),
+                 what);
+    std::exit(1);
+  }
   std::sort(ticks.begin(), ticks.end());
   const double ns_per_tick = rill::clock::tsc_calibration().ns_per_tick;
   double middle = 0;
@@ -140,7 +151,7 @@ trip_ns c2c_round_trip(std::uint64_t trips) {
   auto there = std::make_unique<word>();
   auto back = std::make_unique<word>();
   return round_trip_ns(
-      trips,
+      "c2c", trips,
       [&](std::uint64_t i) {
         there->value.store(i, std::memory_order_release);  // pairs with pong's acquire
         while (back->value.load(std::memory_order_acquire) != i)
@@ -150,7 +161,8 @@ trip_ns c2c_round_trip(std::uint64_t trips) {
         while (there->value.load(std::memory_order_acquire) != i)
           rill::detail::cpu_relax();                      // pairs with ping
         back->value.store(i, std::memory_order_release);  // pairs with ping's acquire
-      });
+      },
+      [](std::uint64_t) { return true; });  // ping's wait accepts only the echo of its own trip
 }
 
 // PREFETCHW: fetch the line for writing. __builtin_prefetch(p, 1) emits it only when the target enables
@@ -165,7 +177,7 @@ trip_ns ring_round_trip(std::uint64_t trips, std::size_t lines, std::size_t stri
   bare_ring there(lines, stride, huge_pages), back(lines, stride, huge_pages);
   if (huge_pages) g_most_huge_page_kib = std::max(g_most_huge_page_kib, huge_page_kib());
   return round_trip_ns(
-      trips,
+      "a bare ring", trips,
       [&](std::uint64_t i) {
         slot& out = there.at(i);
         for (std::uint64_t& w : out.payload) w = i;
@@ -181,6 +193,11 @@ trip_ns ring_round_trip(std::uint64_t trips, std::size_t lines, std::size_t stri
         for (std::size_t k = 0; k < 7; ++k) out.payload[k] = in.payload[k];
         out.seq.store(i, std::memory_order_release);  // pairs with ping's acquire
         if (prefetch_ahead != 0) write_prefetch(&back.at(i + prefetch_ahead));
+      },
+      [&](std::uint64_t i) {
+        // Pong rewrites this slot only a lap later, after a ping not sent yet.
+        const slot& in = back.at(i);
+        return std::all_of(std::begin(in.payload), std::end(in.payload), [i](std::uint64_t w) { return w == i; });
       });
 }
 
@@ -190,26 +207,21 @@ trip_ns rill_round_trip(std::uint64_t trips, std::size_t capacity) {
   options.allocate_on_first_send = false;
   rill::stream there(options), back(options);
   const rill::event message = rill::event::text_delta(0, "ping");
-  std::uint64_t wrong = 0;
-  const trip_ns result = round_trip_ns(
-      trips,
-      [&](std::uint64_t i) {
+  rill::received reply;
+  return round_trip_ns(
+      "rill", trips,
+      [&](std::uint64_t) {
         while (there.try_send(message) != rill::status::ok) rill::detail::cpu_relax();
-        rill::received r;
-        while (back.try_receive(r) != rill::status::ok) rill::detail::cpu_relax();
-        if (r->seq() != i - 1) ++wrong;
+        while (back.try_receive(reply) != rill::status::ok) rill::detail::cpu_relax();
       },
       [&](std::uint64_t) {
         rill::received r;
         while (there.try_receive(r) != rill::status::ok) rill::detail::cpu_relax();
         while (back.try_send(*r) != rill::status::ok) rill::detail::cpu_relax();
+      },
+      [&](std::uint64_t i) {  // the echo of trip i is the stream's event i - 1, with the text sent
+        return reply->seq() == i - 1 && reply->kind() == rill::event_kind::text_delta && reply->field(0) == "ping";
       });
-  if (wrong != 0) {
-    std::fprintf(stderr, "ring_rtt_perf: %llu echoes out of order through rill\n",
-                 static_cast<unsigned long long>(wrong));
-    std::exit(1);
-  }
-  return result;
 }
 
 struct layout {
