@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <string>
 #include <vector>
@@ -48,8 +49,11 @@ struct fixture {
 };
 
 // One fixture per size, built on first use and kept for the process (a 1M-stream fixture takes a second).
+// Locked: the two-thread benchmarks call this from both threads, and may be the first to (run alone).
 fixture& shared_fixture(std::size_t streams) {
+  static std::mutex guard;
   static std::map<std::size_t, std::unique_ptr<fixture>> fixtures;
+  std::lock_guard lock(guard);
   auto& f = fixtures[streams];
   if (!f) f = std::make_unique<fixture>(streams);
   return *f;
