@@ -3,9 +3,11 @@
 // (bench/support/synthetic_transcripts.hpp, shared with bench/codec_*_bench.cpp) built once per process;
 // adapter_decode decodes each response of it as its own stream, as a proxy does.
 // A run repeats whole passes over the transcript until its time budget is spent (at least one pass) and
-// checks every pass: event counts, decoded text checksums, output sizes; the last output is compared byte
-// for byte with a reference that was itself checked by decoding it. Reported: bytes/s of the transcript
-// read (decode) or of the SSE written (encode), and events/s.
+// checks every pass: event counts, checksums of the decoded data (sse_decode: against a plain line splitter
+// run once over the transcript; adapter_decode: against the text the generator wrote), output sizes; the
+// last encode output is compared byte for byte with a reference that was itself checked by decoding it
+// back into events. Reported: bytes/s of the transcript read (decode) or of the SSE written (encode), and
+// events/s.
 #include <atomic>
 #include <cstdint>
 #include <cstring>
@@ -17,6 +19,7 @@
 #include <vector>
 
 #include "harness.hpp"
+#include "rill/codec/json.hpp"
 #include "rill/codec/provider.hpp"
 #include "rill/codec/sse_decoder.hpp"
 #include "rill/codec/sse_encoder.hpp"
@@ -43,17 +46,55 @@ struct decode_corpus {
   std::map<provider, provider_transcript> by_dialect;
   std::size_t total_bytes = 0;
   std::size_t total_sse_events = 0;
+  std::size_t total_data_bytes = 0;               // the dispatched events' data, per reference_data()
+  std::uint64_t data_hash = rill_synthetic::kFnvOffset;  // fnv1a over that data, event by event, in order
 };
+
+// What an SSE parser must dispatch from `bytes`, worked out by the simplest reading of the format, to check
+// rill's decoder against: lines end in LF, CRLF or CR; a blank line dispatches the data gathered since the
+// last one (when there is any); `data` lines add their value (after one optional space) and join with LF;
+// other fields and comments are ignored. Slow and allocating: it runs once per corpus, untimed.
+void reference_data(std::string_view bytes, decode_corpus& c) {
+  std::string data;
+  bool have_data = false;
+  std::size_t at = 0;
+  while (at < bytes.size()) {
+    const std::size_t end = bytes.find_first_of("\r\n", at);
+    const std::string_view line = bytes.substr(at, end == std::string_view::npos ? std::string_view::npos : end - at);
+    at = end == std::string_view::npos ? bytes.size() : end + (bytes.substr(end, 2) == "\r\n" ? 2 : 1);
+    if (line.empty()) {
+      if (have_data) {
+        ++c.total_sse_events;
+        c.total_data_bytes += data.size();
+        c.data_hash = rill_synthetic::fnv1a(c.data_hash, data);
+      }
+      data.clear();
+      have_data = false;
+    } else if (line.substr(0, 5) == "data:") {
+      std::string_view value = line.substr(5);
+      if (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+      if (have_data) data += '\n';
+      data += value;
+      have_data = true;
+    }
+  }
+}
 
 std::shared_ptr<const decode_corpus> corpus_for(const run_config& cfg) {
   static std::map<int, std::shared_ptr<const decode_corpus>> cache;
   auto& slot = cache[turns(cfg)];
   if (slot) return slot;
   auto c = std::make_shared<decode_corpus>();
+  std::size_t generated_events = 0;
   for (const provider p : kDialects) {
     auto& t = c->by_dialect[p] = rill_synthetic::make_provider_transcript(p, turns(cfg), kDeltasPerTurn);
     c->total_bytes += t.bytes.size();
-    c->total_sse_events += t.sse_events;
+    generated_events += t.sse_events;
+    reference_data(t.bytes, *c);
+  }
+  if (c->total_sse_events != generated_events) {
+    throw verification_error("sse_decode: the reference splitter found " + std::to_string(c->total_sse_events) +
+                             " events where the generator wrote " + std::to_string(generated_events));
   }
   slot = c;
   return slot;
@@ -100,12 +141,17 @@ run_result timed_passes(const run_config& cfg, const std::string& context, std::
 // one valid stream): LF and CRLF, with and without `event:` lines.
 run_result sse_decode_run(const run_config& cfg, const decode_corpus& corpus) {
   rill::codec::sse_decoder decoder;
-  return timed_passes(cfg, "sse_decode", corpus.total_bytes, corpus.total_sse_events, [&](failure_note& failure) {
+  // One pass; with `checksum`, also hashes every dispatched data field (a byte-at-a-time hash would cost
+  // more than the framing, so the timed passes compare counts and byte totals, and one untimed pass before
+  // them the checksum).
+  auto pass = [&](failure_note& failure, bool checksum) {
     decoder.reset();
     std::size_t events = 0, data_bytes = 0;
+    std::uint64_t data_hash = rill_synthetic::kFnvOffset;
     auto sink = [&](const rill::codec::sse_event& ev) {
       ++events;
       data_bytes += ev.data.size();
+      if (checksum) data_hash = rill_synthetic::fnv1a(data_hash, ev.data);
     };
     for (const provider p : kDialects) {
       if (!feed_in_reads(decoder, corpus.by_dialect.at(p).bytes, sink)) {
@@ -117,14 +163,21 @@ run_result sse_decode_run(const run_config& cfg, const decode_corpus& corpus) {
       failure.fail("finish failed or reported a truncated event");
       return false;
     }
-    if (events != corpus.total_sse_events || decoder.bytes_consumed() != corpus.total_bytes || data_bytes == 0) {
-      failure.fail("dispatched " + std::to_string(events) + " events over " +
-                   std::to_string(decoder.bytes_consumed()) + " bytes, want " +
-                   std::to_string(corpus.total_sse_events) + " over " + std::to_string(corpus.total_bytes));
+    const bool checksum_differs = checksum && data_hash != corpus.data_hash;
+    if (events != corpus.total_sse_events || decoder.bytes_consumed() != corpus.total_bytes ||
+        data_bytes != corpus.total_data_bytes || checksum_differs) {
+      failure.fail("dispatched " + std::to_string(events) + " events, " + std::to_string(data_bytes) +
+                   " data bytes over " + std::to_string(decoder.bytes_consumed()) + " bytes, want " +
+                   std::to_string(corpus.total_sse_events) + ", " + std::to_string(corpus.total_data_bytes) +
+                   " over " + std::to_string(corpus.total_bytes) + (checksum_differs ? " (data checksum differs)" : ""));
       return false;
     }
     return true;
-  });
+  };
+  failure_note first;
+  if (!pass(first, true)) first.throw_if_failed("sse_decode");
+  return timed_passes(cfg, "sse_decode", corpus.total_bytes, corpus.total_sse_events,
+                      [&](failure_note& failure) { return pass(failure, false); });
 }
 
 // ---- adapter_decode ----------------------------------------------------------------------------------
@@ -205,8 +258,9 @@ struct encode_corpus {
   std::string reference;  // the SSE of every event, checked once by decoding it
 };
 
-// Builds the transcript and its reference SSE, and checks the reference with the SSE decoder: one block per
-// event, in order, `id:` = the seq, `event:` = the kind's name, data = one JSON object.
+// Builds the transcript and its reference SSE, and checks the reference with the SSE and JSON decoders: one
+// block per event, in order, `id:` = the seq, `event:` = the kind's name, data = the JSON of an event with
+// the same content and seq (json.hpp's exact round trip).
 std::shared_ptr<const encode_corpus> encode_corpus_for(const run_config& cfg) {
   static std::map<int, std::shared_ptr<const encode_corpus>> cache;
   auto& slot = cache[encode_responses(cfg)];
@@ -220,13 +274,16 @@ std::shared_ptr<const encode_corpus> encode_corpus_for(const run_config& cfg) {
     }
   }
   rill::codec::sse_decoder decoder;
+  rill::codec::json_decoder json;
+  rill::event decoded;
   std::size_t k = 0;
   std::string wrong;
   auto sink = [&](const rill::codec::sse_event& ev) {
     if (k >= events.size()) {
       wrong = "more blocks than events";
     } else if (ev.id != std::to_string(events[k].seq()) || ev.event_type != rill::to_string(events[k].kind()) ||
-               ev.data.size() < 2 || ev.data.front() != '{' || ev.data.back() != '}') {
+               json.decode(ev.data, decoded) != rill::status::ok || !decoded.same_content(events[k]) ||
+               decoded.seq() != events[k].seq()) {
       if (wrong.empty()) wrong = "block " + std::to_string(k) + " does not match its event";
     }
     ++k;
