@@ -142,10 +142,11 @@ void run(std::size_t streams, std::size_t lookups) {
   const long baseline_rss_after = resident_bytes();
 
   std::printf("\n== %zu streams (ids %zu bytes, %zu shards) ==\n", streams, ids[0].size(), m.shard_count());
-  std::printf("RSS growth for %zu idle streams: %.1f bytes/stream in the manager (entries with their ids and the "
-              "index), %.1f in the locked map (its nodes, ids and shared_ptr<stream>)\n",
-              streams, static_cast<double>(rss_after - rss_before) / static_cast<double>(streams),
-              static_cast<double>(baseline_rss_after - baseline_rss_before) / static_cast<double>(streams));
+  std::printf(
+      "RSS growth for %zu idle streams: %.1f bytes/stream in the manager (entries with their ids and the "
+      "index), %.1f in the locked map (its nodes, ids and shared_ptr<stream>)\n",
+      streams, static_cast<double>(rss_after - rss_before) / static_cast<double>(streams),
+      static_cast<double>(baseline_rss_after - baseline_rss_before) / static_cast<double>(streams));
 
   std::uint64_t sink = 0;
   auto get_loop = [&] {

@@ -18,7 +18,8 @@
 //
 // What it shows (docs/benchmarking.md, "Round trip"): a ring costs two hops only while it cycles through
 // a few dozen cache lines that are not neighbours; once a ring's lines outnumber what stays hot, or its
-// slots sit on adjacent lines, every trip costs about 40 ns more, whatever the prefetch distance or page size.
+// slots sit on adjacent lines, every trip costs about 40 ns more, whatever the prefetch distance or page
+// size.
 #include <sys/mman.h>
 
 #include <algorithm>
@@ -55,8 +56,8 @@ static_assert(sizeof(slot) == 64);
 constexpr std::size_t kHugePage = std::size_t{2} << 20;
 
 // One direction of a bare ring: `lines` slots, slot k on line k * stride. Its memory is 2 MiB-aligned either
-// way, so the two page sizes differ in nothing else; `huge_pages` asks the kernel to back it with 2 MiB pages,
-// and without it the ring asks for 4 KiB pages.
+// way, so the two page sizes differ in nothing else; `huge_pages` asks the kernel to back it with 2 MiB
+// pages, and without it the ring asks for 4 KiB pages.
 class bare_ring {
  public:
   bare_ring(std::size_t lines, std::size_t stride, bool huge_pages)
@@ -131,8 +132,8 @@ trip_ns round_trip_ns(const char* what, std::uint64_t trips, Ping ping, Pong pon
   }
   echo.join();
   if (wrong != 0) {
-    std::fprintf(stderr, "ring_rtt_perf: %llu wrong echoes through %s\n", static_cast<unsigned long long>(wrong),
-                 what);
+    std::fprintf(stderr, "ring_rtt_perf: %llu wrong echoes through %s\n",
+                 static_cast<unsigned long long>(wrong), what);
     std::exit(1);
   }
   std::sort(ticks.begin(), ticks.end());
@@ -172,8 +173,8 @@ inline void write_prefetch(const void* p) noexcept {
 }
 
 // `prefetch_ahead`: 0 for none, else each side write-prefetches the slot it fills that many trips later.
-trip_ns ring_round_trip(std::uint64_t trips, std::size_t lines, std::size_t stride, std::uint64_t prefetch_ahead,
-                        bool huge_pages) {
+trip_ns ring_round_trip(std::uint64_t trips, std::size_t lines, std::size_t stride,
+                        std::uint64_t prefetch_ahead, bool huge_pages) {
   bare_ring there(lines, stride, huge_pages), back(lines, stride, huge_pages);
   if (huge_pages) g_most_huge_page_kib = std::max(g_most_huge_page_kib, huge_page_kib());
   return round_trip_ns(
@@ -197,7 +198,8 @@ trip_ns ring_round_trip(std::uint64_t trips, std::size_t lines, std::size_t stri
       [&](std::uint64_t i) {
         // Pong rewrites this slot only a lap later, after a ping not sent yet.
         const slot& in = back.at(i);
-        return std::all_of(std::begin(in.payload), std::end(in.payload), [i](std::uint64_t w) { return w == i; });
+        return std::all_of(std::begin(in.payload), std::end(in.payload),
+                           [i](std::uint64_t w) { return w == i; });
       });
 }
 
@@ -220,7 +222,8 @@ trip_ns rill_round_trip(std::uint64_t trips, std::size_t capacity) {
         while (back.try_send(*r) != rill::status::ok) rill::detail::cpu_relax();
       },
       [&](std::uint64_t i) {  // the echo of trip i is the stream's event i - 1, with the text sent
-        return reply->seq() == i - 1 && reply->kind() == rill::event_kind::text_delta && reply->field(0) == "ping";
+        return reply->seq() == i - 1 && reply->kind() == rill::event_kind::text_delta &&
+               reply->field(0) == "ping";
       });
 }
 

@@ -46,7 +46,7 @@ struct decode_corpus {
   std::map<provider, provider_transcript> by_dialect;
   std::size_t total_bytes = 0;
   std::size_t total_sse_events = 0;
-  std::size_t total_data_bytes = 0;               // the dispatched events' data, per reference_data()
+  std::size_t total_data_bytes = 0;                      // the dispatched events' data, per reference_data()
   std::uint64_t data_hash = rill_synthetic::kFnvOffset;  // fnv1a over that data, event by event, in order
 };
 
@@ -60,7 +60,8 @@ void reference_data(std::string_view bytes, decode_corpus& c) {
   std::size_t at = 0;
   while (at < bytes.size()) {
     const std::size_t end = bytes.find_first_of("\r\n", at);
-    const std::string_view line = bytes.substr(at, end == std::string_view::npos ? std::string_view::npos : end - at);
+    const std::string_view line =
+        bytes.substr(at, end == std::string_view::npos ? std::string_view::npos : end - at);
     at = end == std::string_view::npos ? bytes.size() : end + (bytes.substr(end, 2) == "\r\n" ? 2 : 1);
     if (line.empty()) {
       if (have_data) {
@@ -93,8 +94,9 @@ std::shared_ptr<const decode_corpus> corpus_for(const run_config& cfg) {
     reference_data(t.bytes, *c);
   }
   if (c->total_sse_events != generated_events) {
-    throw verification_error("sse_decode: the reference splitter found " + std::to_string(c->total_sse_events) +
-                             " events where the generator wrote " + std::to_string(generated_events));
+    throw verification_error("sse_decode: the reference splitter found " +
+                             std::to_string(c->total_sse_events) + " events where the generator wrote " +
+                             std::to_string(generated_events));
   }
   slot = c;
   return slot;
@@ -169,7 +171,8 @@ run_result sse_decode_run(const run_config& cfg, const decode_corpus& corpus) {
       failure.fail("dispatched " + std::to_string(events) + " events, " + std::to_string(data_bytes) +
                    " data bytes over " + std::to_string(decoder.bytes_consumed()) + " bytes, want " +
                    std::to_string(corpus.total_sse_events) + ", " + std::to_string(corpus.total_data_bytes) +
-                   " over " + std::to_string(corpus.total_bytes) + (checksum_differs ? " (data checksum differs)" : ""));
+                   " over " + std::to_string(corpus.total_bytes) +
+                   (checksum_differs ? " (data checksum differs)" : ""));
       return false;
     }
     return true;
@@ -281,7 +284,8 @@ std::shared_ptr<const encode_corpus> encode_corpus_for(const run_config& cfg) {
   auto sink = [&](const rill::codec::sse_event& ev) {
     if (k >= events.size()) {
       wrong = "more blocks than events";
-    } else if (ev.id != std::to_string(events[k].seq()) || ev.event_type != rill::to_string(events[k].kind()) ||
+    } else if (ev.id != std::to_string(events[k].seq()) ||
+               ev.event_type != rill::to_string(events[k].kind()) ||
                json.decode(ev.data, decoded) != rill::status::ok || !decoded.same_content(events[k]) ||
                decoded.seq() != events[k].seq()) {
       if (wrong.empty()) wrong = "block " + std::to_string(k) + " does not match its event";

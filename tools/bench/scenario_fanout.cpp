@@ -165,7 +165,8 @@ run_result fanout_run(const run_config& cfg, std::size_t subscribers, Args... ar
           if (e == nullptr) break;
         }
         if (!Fanout::in_order(*e, k)) [[unlikely]]
-          failure.fail("subscriber " + std::to_string(s) + ": element " + std::to_string(k) + " out of order");
+          failure.fail("subscriber " + std::to_string(s) + ": element " + std::to_string(k) +
+                       " out of order");
         t.sum += checksum_of(*e);
         if (++k % kLagSampleEvery == 0) t.max_lag = std::max(t.max_lag, f->lag(s));
         wait.reset();

@@ -355,8 +355,8 @@ std::function<run_result(const run_config&)> round_trip_case(Args... args) {
 // returns how many it echoed. Trips count from 1. Verified like the queue rows: every echo correct, as many
 // echoes as trips.
 template <class RoundTrip, class EchoCorrect, class Echo>
-run_result timed_floor(const run_config& cfg, const char* impl, RoundTrip round_trip, EchoCorrect echo_correct,
-                       Echo echo) {
+run_result timed_floor(const run_config& cfg, const char* impl, RoundTrip round_trip,
+                       EchoCorrect echo_correct, Echo echo) {
   const double tick_ns = ns_per_tick();
   const std::uint64_t limit = max_round_trips(cfg);
   latency_histogram histogram;
@@ -378,8 +378,9 @@ run_result timed_floor(const run_config& cfg, const char* impl, RoundTrip round_
   workers.emplace_back([&](const std::atomic<bool>&) { echoed = echo(done); });
   run_workers(std::move(workers), cfg.run_time);
   if (wrong != 0 || echoed != trips || histogram.count() != trips) {
-    throw verification_error(std::string("ping_pong_rtt ") + impl + ": " + std::to_string(trips) + " trips, " +
-                             std::to_string(echoed) + " echoed, " + std::to_string(wrong) + " echoes wrong");
+    throw verification_error(std::string("ping_pong_rtt ") + impl + ": " + std::to_string(trips) +
+                             " trips, " + std::to_string(echoed) + " echoed, " + std::to_string(wrong) +
+                             " echoes wrong");
   }
   run_result r;
   r.set_latency(histogram);
