@@ -42,21 +42,27 @@ struct rill_mpmc_queue {
   static constexpr bool kChecksOrder = true;
   struct producer {
     explicit producer(rill_mpmc_queue& queue_ref) : q(queue_ref) {}
-    // The sequence rides as the event's 8 data bytes, the producer id as its user code.
+    // The producer id rides as a prebuilt user event's code and the sequence as its timestamp (clock none:
+    // the producer's own value, which a stream without stamping keeps), so each push costs what a peer's
+    // does: a copy and two stores, no event factory call.
     bool try_push(std::uint64_t id, std::uint64_t seq) noexcept {
-      char bytes[sizeof seq];
-      std::memcpy(bytes, &seq, sizeof seq);
-      return q.stream.try_send(rill::event::user(static_cast<std::uint16_t>(id), {bytes, sizeof bytes})) ==
-             rill::status::ok;
+      if (!built) [[unlikely]] {
+        message = rill::event::user(static_cast<std::uint16_t>(id), {});
+        built = true;
+      }
+      message.set_timestamp(rill::clock_kind::none, seq);
+      return q.stream.try_send(message) == rill::status::ok;
     }
     rill_mpmc_queue& q;
+    rill::event message;
+    bool built = false;
   };
   struct consumer {
     explicit consumer(rill_mpmc_queue& queue_ref) : q(queue_ref) {}
     bool try_pop(std::uint64_t& id, std::uint64_t& seq) noexcept {
       if (q.stream.try_receive(slot) != rill::status::ok) return false;
       id = slot->user_code();
-      std::memcpy(&seq, slot->text().data(), sizeof seq);
+      seq = slot->timestamp();
       return true;
     }
     rill_mpmc_queue& q;
