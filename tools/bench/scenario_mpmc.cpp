@@ -46,16 +46,14 @@ struct rill_mpmc_queue {
     // the producer's own value, which a stream without stamping keeps), so each push costs what a peer's
     // does: a copy and two stores, no event factory call.
     bool try_push(std::uint64_t id, std::uint64_t seq) noexcept {
-      if (!built) [[unlikely]] {
+      if (message.kind() == rill::event_kind::none) [[unlikely]] {  // the first push builds it
         message = rill::event::user(static_cast<std::uint16_t>(id), {});
-        built = true;
       }
       message.set_timestamp(rill::clock_kind::none, seq);
       return q.stream.try_send(message) == rill::status::ok;
     }
     rill_mpmc_queue& q;
-    rill::event message;
-    bool built = false;
+    rill::event message;  // default-constructed (kind none) until the first push
   };
   struct consumer {
     explicit consumer(rill_mpmc_queue& queue_ref) : q(queue_ref) {}
