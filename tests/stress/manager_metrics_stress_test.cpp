@@ -46,6 +46,10 @@ TEST(ManagerMetricsStress, SnapshotsWhileConsumersObserveAndStreamsChurn) {
     for (std::size_t i = 0; i < kStreams; ++i) ASSERT_EQ(m.create(numbered("s", i), producers[i]), status::ok);
 
     std::atomic<bool> consumed{false};
+    // Set after the observer's first round of snapshots; the producer starts only then, so snapshots race
+    // with the writers in every run (with scaled-down counts, a late observer could otherwise start after
+    // everything was consumed and take none).
+    std::atomic<bool> observing{false};
     // The consumer: one thread takes every stream's events and observes them, through its own refs.
     std::thread consumer([&] {
       std::vector<stream_ref> refs(kStreams);
@@ -77,6 +81,8 @@ TEST(ManagerMetricsStress, SnapshotsWhileConsumersObserveAndStreamsChurn) {
     // The producer: per stream, stream_start, message_start, `deltas` text deltas, usage, message_stop,
     // stamped 1 ms apart from 1 s on, then close.
     std::thread producer([&] {
+      // Acquire pairs with the observer's release; a test handshake, it orders no stream data.
+      while (!observing.load(std::memory_order_acquire)) std::this_thread::yield();
       for (std::uint64_t d = 0; d < deltas + 5; ++d) {
         for (std::size_t i = 0; i < kStreams; ++i) {
           const std::uint64_t t = (1000 + d) * kMs;
@@ -105,6 +111,10 @@ TEST(ManagerMetricsStress, SnapshotsWhileConsumersObserveAndStreamsChurn) {
 
     // Snapshots: info() and list_info() while the consumer writes; each counter only grows.
     std::thread observer([&] {
+      struct release_producer_on_exit {  // a failed ASSERT returns early; the producer must not wait forever
+        std::atomic<bool>& flag;
+        ~release_producer_on_exit() { flag.store(true, std::memory_order_release); }  // as below
+      } on_exit{observing};
       std::map<std::string, std::uint64_t> last_total;
       while (!consumed.load(std::memory_order_acquire)) {
         for (const auto& info : m.list_info()) {
@@ -122,6 +132,7 @@ TEST(ManagerMetricsStress, SnapshotsWhileConsumersObserveAndStreamsChurn) {
           ASSERT_NE(one.metrics, nullptr);
           ++snapshots_taken;
         }
+        observing.store(true, std::memory_order_release);  // pairs with the producer's acquire
       }
     });
 
