@@ -1,5 +1,7 @@
 #include "rill/manager.hpp"
 
+#include <sys/random.h>
+
 #include <cstdlib>
 #include <limits>
 #include <mutex>
@@ -33,6 +35,23 @@ static_assert(std::atomic<shard_table*>::is_always_lock_free);
 std::int64_t steady_now_ns() noexcept {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
+}
+
+// A fresh key for the id hash: 8 bytes from the kernel's random pool. Should that fail (no getrandom, or
+// a pool not yet initialised early at boot), the clocks, this call's stack address and a process-wide
+// count mixed together: different for every manager, though guessable by someone who knows when it began.
+std::uint64_t random_hash_seed() noexcept {
+  std::uint64_t seed = 0;
+  const bool from_kernel =
+      ::getrandom(&seed, sizeof seed, GRND_NONBLOCK) == static_cast<ssize_t>(sizeof seed);
+  if (from_kernel && seed != 0) return seed;
+  static std::atomic<std::uint64_t> managers{0};
+  // Relaxed: a count that only has to differ between managers; it orders nothing.
+  const std::uint64_t count = managers.fetch_add(1, std::memory_order_relaxed);
+  const auto now = static_cast<std::uint64_t>(steady_now_ns());
+  const auto wall = static_cast<std::uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
+  const auto stack = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(&seed));
+  return detail::fold_multiply(now ^ 0x9e3779b97f4a7c15ull, wall ^ stack ^ (count << 32)) | 1;
 }
 
 // The smallest power of two, at least kMinTableSlots, that holds `count` entries at most 3/4 full.
@@ -215,6 +234,7 @@ struct stream_manager::reclaimer {
 
 stream_manager::stream_manager(const manager_options& options)
     : defaults_(options.stream_defaults),
+      hash_seed_(options.hash_seed != 0 ? options.hash_seed : random_hash_seed()),
       track_metrics_(options.track_metrics),
       metrics_totals_(options.metrics_totals),
       reclaimer_(std::make_unique<reclaimer>()) {
@@ -383,7 +403,7 @@ status stream_manager::get_or_create(std::string_view id, const stream_options& 
                                      bool* created) {
   if (created != nullptr) *created = false;
   if (!valid_id(id)) return status::invalid;
-  const std::uint64_t hash = detail::hash_id(id);
+  const std::uint64_t hash = detail::hash_id(id, hash_seed_);
   managed_stream* found = nullptr;
   {
     detail::epoch::guard section;
@@ -404,7 +424,7 @@ status stream_manager::create_or_get(std::string_view id, const stream_options& 
                                      bool* created, bool fail_if_live) {
   if (created != nullptr) *created = false;
   if (!valid_id(id)) return status::invalid;
-  const std::uint64_t hash = detail::hash_id(id);
+  const std::uint64_t hash = detail::hash_id(id, hash_seed_);
 
   // Build the entry before taking the lock: an allocation and a stream constructor, nothing shared. The
   // metrics' room is allocated here; they are constructed only once the entry is sure to be published, so a
@@ -479,7 +499,7 @@ status stream_manager::create_or_get(std::string_view id, const stream_options& 
 
 status stream_manager::close(std::string_view id) {
   if (!valid_id(id)) return status::invalid;
-  const std::uint64_t hash = detail::hash_id(id);
+  const std::uint64_t hash = detail::hash_id(id, hash_seed_);
   const std::size_t s = shard_of(hash);
   shard_writer& writer = writers_[s];
   std::unique_lock lock(writer.mutex);
@@ -586,7 +606,7 @@ void stream_manager::fill_info(managed_stream& entry, stream_info& out) const {
 
 status stream_manager::info(std::string_view id, stream_info& out) const {
   if (!valid_id(id)) return status::invalid;
-  const std::uint64_t hash = detail::hash_id(id);
+  const std::uint64_t hash = detail::hash_id(id, hash_seed_);
   const std::size_t s = shard_of(hash);
   std::lock_guard lock(writers_[s].mutex);  // observations are guarded by the shard's mutex
   shard_table* table = tables_[s].load(std::memory_order_relaxed);  // serialized by the mutex

@@ -159,31 +159,52 @@ struct shard_table {
   const index_slot* slots() const noexcept { return reinterpret_cast<const index_slot*>(this + 1); }
 };
 
-// 64-bit hash of an id: 8 bytes at a time, multiply-xorshift rounds, then a final avalanche.
-inline std::uint64_t hash_id(std::string_view id) noexcept {
-  constexpr std::uint64_t kMul = 0x9e3779b97f4a7c15ull;  // 2^64 / golden ratio
-  std::uint64_t h = 0x2545f4914f6cdd1dull ^ (id.size() * kMul);
+// 64 bits of an id's hash. Sixteen bytes a round, each round one 64 x 64 -> 128-bit multiply folded to 64
+// bits (high half xor low half): a 41-byte id costs five dependent multiplies. Keyed by `seed`: both halves
+// of every multiply that reads the id carry it, so ids chosen by someone who does not know the seed can
+// neither be aimed at one shard or probe run nor zero a multiply to erase what came before it.
+//
+// unsigned __int128 is a g++ and clang extension on 64-bit targets (__extension__ keeps -Wpedantic quiet).
+__extension__ typedef unsigned __int128 uint128_t;
+inline std::uint64_t fold_multiply(std::uint64_t a, std::uint64_t b) noexcept {
+  const uint128_t product = static_cast<uint128_t>(a) * b;
+  return static_cast<std::uint64_t>(product) ^ static_cast<std::uint64_t>(product >> 64);
+}
+
+inline std::uint64_t hash_id(std::string_view id, std::uint64_t seed) noexcept {
+  constexpr std::uint64_t kOdd0 = 0x9e3779b97f4a7c15ull;  // 2^64 / golden ratio
+  constexpr std::uint64_t kOdd1 = 0xbf58476d1ce4e5b9ull;  // splitmix64's multipliers
+  constexpr std::uint64_t kOdd2 = 0x94d049bb133111ebull;
+  const auto load8 = [](const char* at) noexcept {
+    std::uint64_t word;
+    std::memcpy(&word, at, 8);
+    return word;
+  };
+  const auto load4 = [](const char* at) noexcept {
+    std::uint32_t word;
+    std::memcpy(&word, at, 4);
+    return std::uint64_t{word};
+  };
   const char* p = id.data();
   std::size_t n = id.size();
-  while (n >= 8) {
-    std::uint64_t word;
-    std::memcpy(&word, p, 8);
-    h = (h ^ word) * kMul;
-    h ^= h >> 31;
-    p += 8;
-    n -= 8;
+  const std::uint64_t key = seed ^ kOdd1;
+  std::uint64_t h = fold_multiply(seed ^ kOdd0, n ^ kOdd2);  // the length, keyed
+  std::uint64_t a = 0, b = 0;
+  if (n > 16) {
+    for (; n > 16; p += 16, n -= 16) h = fold_multiply(load8(p) ^ key, load8(p + 8) ^ h);
+    a = load8(p + n - 16);  // the last 16 bytes, overlapping what the loop read when fewer were left
+    b = load8(p + n - 8);
+  } else if (n >= 8) {
+    a = load8(p);
+    b = load8(p + n - 8);
+  } else if (n >= 4) {
+    a = load4(p);
+    b = load4(p + n - 4);
+  } else if (n > 0) {
+    a = (std::uint64_t{static_cast<unsigned char>(p[0])} << 16) |
+        (std::uint64_t{static_cast<unsigned char>(p[n / 2])} << 8) | static_cast<unsigned char>(p[n - 1]);
   }
-  if (n != 0) {
-    std::uint64_t word = 0;
-    std::memcpy(&word, p, n);
-    h = (h ^ word) * kMul;
-    h ^= h >> 31;
-  }
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdull;
-  h ^= h >> 29;
-  h *= kMul;
-  return h ^ (h >> 32);
+  return fold_multiply(fold_multiply(a ^ key, b ^ h) ^ kOdd2, h ^ kOdd0);
 }
 
 }  // namespace detail
@@ -278,6 +299,10 @@ struct manager_options {
   // consumer calls finish() or when its last reference goes (for a removed stream, after reclamation's grace
   // period). Must outlive the manager and every stream_ref to its streams. Null: no forwarding.
   aggregator* metrics_totals = nullptr;
+  // Key of the id hash. 0 (the default): a random key per manager (getrandom), so ids chosen by clients
+  // cannot be aimed at one shard. Any other value is used as given, for runs that must repeat exactly
+  // (instruction-count budgets); such a key is no defence against chosen ids.
+  std::uint64_t hash_seed = 0;
 };
 
 // Reclamation counters (writers only, relaxed): retired == reclaimed once every retired node was freed.
@@ -407,6 +432,7 @@ class stream_manager {
   std::size_t remove_from_shards(Select&& select);
 
   stream_options defaults_;
+  std::uint64_t hash_seed_ = 0;  // manager_options::hash_seed, or the random key chosen for it
   bool track_metrics_ = false;
   aggregator* metrics_totals_ = nullptr;
   std::size_t shard_mask_ = 0;
@@ -453,7 +479,7 @@ inline detail::managed_stream* stream_manager::find(stream_handle handle) const 
 
 inline status stream_manager::get(std::string_view id, stream_ref& out) const noexcept {
   if (!valid_id(id)) return status::invalid;
-  const std::uint64_t hash = detail::hash_id(id);
+  const std::uint64_t hash = detail::hash_id(id, hash_seed_);
   detail::managed_stream* entry;
   {
     detail::epoch::guard section;
@@ -481,7 +507,7 @@ inline status stream_manager::get(stream_handle handle, stream_ref& out) const n
 template <class Fn>
 status stream_manager::visit(std::string_view id, Fn&& fn) const {
   if (!valid_id(id)) return status::invalid;
-  const std::uint64_t hash = detail::hash_id(id);
+  const std::uint64_t hash = detail::hash_id(id, hash_seed_);
   detail::epoch::guard section;
   detail::managed_stream* entry = find(id, hash);
   if (entry == nullptr) return status::not_found;
@@ -500,7 +526,7 @@ status stream_manager::visit(stream_handle handle, Fn&& fn) const {
 
 inline stream_handle stream_manager::handle_of(std::string_view id) const noexcept {
   if (!valid_id(id)) return {};
-  const std::uint64_t hash = detail::hash_id(id);
+  const std::uint64_t hash = detail::hash_id(id, hash_seed_);
   detail::epoch::guard section;
   const detail::managed_stream* entry = find(id, hash);
   return {entry != nullptr ? entry->handle : 0};
