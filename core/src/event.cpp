@@ -183,28 +183,10 @@ event event::content_block_stop(std::uint16_t index) noexcept {
   return e;
 }
 
-event event::text_delta(std::uint16_t index, std::string_view text) noexcept {
-  return with_text(event_kind::text_delta, index, 0, false, &text, 1);
-}
-
-event event::thinking_delta(std::uint16_t index, std::string_view text) noexcept {
-  return with_text(event_kind::thinking_delta, index, 0, false, &text, 1);
-}
-
-event event::signature_delta(std::uint16_t index, std::string_view signature) noexcept {
-  return with_text(event_kind::signature_delta, index, 0, false, &signature, 1);
-}
-
 event event::tool_call_start(std::uint16_t index, std::string_view call_id, std::string_view tool_name,
                              std::uint16_t choice) noexcept {
   const std::string_view f[] = {call_id, tool_name};
   event e = with_text(event_kind::tool_call_start, index, 0, false, f, 2);
-  e.choice_ = choice;
-  return e;
-}
-
-event event::tool_args_delta(std::uint16_t index, std::string_view fragment, std::uint16_t choice) noexcept {
-  event e = with_text(event_kind::tool_args_delta, index, 0, false, &fragment, 1);
   e.choice_ = choice;
   return e;
 }
@@ -263,10 +245,6 @@ event event::lifecycle(event_kind kind, std::string_view subject, std::string_vi
   if (!is_lifecycle(kind)) return event{};  // kind none: validate() reports invalid
   const std::string_view f[] = {subject, detail};
   return with_text(kind, index, 0, false, f, 2);
-}
-
-event event::user(std::uint16_t code, std::string_view data) noexcept {
-  return with_text(event_kind::user, code, 0, false, &data, 1);
 }
 
 // ---- reading ----

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <set>
 #include <string>
 #include <system_error>
@@ -67,6 +68,31 @@ TEST(Event, TextDeltaUpToFortyBytesIsInline) {
   EXPECT_TRUE(longer.text_is_external());
   EXPECT_EQ(longer.text().data(), forty_one.data()) << "long text is borrowed, not copied";
   EXPECT_EQ(longer.text(), forty_one);
+}
+
+// The one-field factories build inline text themselves (fixed-size moves); they must give the very bytes
+// with_text() gives, for every length around the inline capacity and for every one-field kind.
+TEST(Event, OneFieldFactoriesMatchTheGeneralBuilderByteForByte) {
+  std::string text(event::kInlineTextCapacity + 2, '\0');
+  for (std::size_t i = 0; i < text.size(); ++i) text[i] = static_cast<char>('A' + i);
+  const auto same_bytes = [](const event& a, const event& b) {
+    return std::memcmp(&a, &b, sizeof(event)) == 0;
+  };
+  for (std::size_t n = 0; n <= text.size(); ++n) {
+    const std::string_view t(text.data(), n);
+    const auto general = [&](event_kind kind, std::uint16_t index) {
+      return event::with_text(kind, index, 0, false, &t, 1);
+    };
+    EXPECT_TRUE(same_bytes(event::text_delta(3, t), general(event_kind::text_delta, 3))) << n;
+    EXPECT_TRUE(same_bytes(event::thinking_delta(4, t), general(event_kind::thinking_delta, 4))) << n;
+    EXPECT_TRUE(same_bytes(event::signature_delta(5, t), general(event_kind::signature_delta, 5))) << n;
+    EXPECT_TRUE(same_bytes(event::user(6, t), general(event_kind::user, 6))) << n;
+    EXPECT_TRUE(same_bytes(event::tool_args_delta(7, t), general(event_kind::tool_args_delta, 7))) << n;
+    const event second_choice = event::tool_args_delta(7, t, 2);
+    EXPECT_EQ(second_choice.choice(), 2u);
+    EXPECT_EQ(second_choice.field(0), t) << n;
+    EXPECT_EQ(second_choice.text_is_inline(), n <= event::kInlineTextCapacity) << n;
+  }
 }
 
 TEST(Event, InlineCapacityShrinksByTwoBytesPerExtraField) {
