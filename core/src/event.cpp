@@ -191,6 +191,13 @@ event event::tool_call_start(std::uint16_t index, std::string_view call_id, std:
   return e;
 }
 
+event event::long_tool_args_delta(std::uint16_t index, std::string_view fragment,
+                                  std::uint16_t choice) noexcept {
+  event e = with_text(event_kind::tool_args_delta, index, 0, false, &fragment, 1);
+  e.choice_ = choice;
+  return e;
+}
+
 event event::tool_call_end(std::uint16_t index, bool args_invalid, std::uint16_t choice) noexcept {
   event e;
   e.kind_ = event_kind::tool_call_end;
