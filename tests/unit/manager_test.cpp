@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <set>
 #include <string>
 #include <thread>
@@ -34,6 +35,30 @@ std::string name(std::string_view prefix, long n) {
 
 void drain_reclamation(stream_manager& m) {
   for (int i = 0; i < 4; ++i) m.reclaim();
+}
+
+// A managed stream's control block starts a cache line of its own (the reference count that lookups write
+// is on the next one), and with metrics tracked, the metrics start a line too: checked for ids of every
+// length class, since the metrics follow the id.
+TEST(StreamManager, StreamsAndTheirMetricsStartCacheLines) {
+  for (const bool metrics : {false, true}) {
+    rill::manager_options o = small_manager();
+    o.track_metrics = metrics;
+    stream_manager m(o);
+    for (const std::size_t length : {1, 7, 8, 40, 41, 64, 200, 255}) {
+      const std::string id(length, static_cast<char>('a' + length % 26));
+      stream_ref r;
+      ASSERT_EQ(m.create(id, r), status::ok) << length;
+      EXPECT_EQ(reinterpret_cast<std::uintptr_t>(r.get()) % 64, 0u) << "id length " << length;
+      if (metrics) {
+        ASSERT_NE(r.metrics(), nullptr);
+        EXPECT_EQ(reinterpret_cast<std::uintptr_t>(r.metrics()) % 64, 0u) << "id length " << length;
+      } else {
+        EXPECT_EQ(r.metrics(), nullptr);
+      }
+      EXPECT_EQ(r.id(), id);
+    }
+  }
 }
 
 TEST(StreamManager, CreateThenGetFindsTheSameStream) {
