@@ -84,17 +84,22 @@ struct retired_link {
   std::uint64_t tag;
 };
 
-// One managed stream: the stream, its metadata and its reference count in one allocation of kAlignment;
-// the id's bytes follow, then (when the manager tracks metrics) a stream_metrics on a line of its own.
+// One managed stream: the stream, its metadata and its reference count in one allocation; the id's bytes
+// follow, then (when the manager tracks metrics) a stream_metrics.
 //
-// The fields are laid out by who writes them. Bytes 0-63 hold what the stream's producers and consumers
-// read on every call (the stream's control block) and fields fixed at creation or written rarely under the
-// shard's mutex. From byte 64 on: the reference count, which every get(), stream_ref copy and drop writes,
-// then the id. A lookup on one thread so never takes away the line a producer or consumer of the same
-// stream reads on another: with the two on one line, a producer that looked its stream up before each
-// send ran at 17 M events/s instead of 28 (perf/manager_perf, "lookup + send").
+// The fields are laid out by who writes them. First what the stream's producers and consumers read on every
+// call (the stream's 32-byte control block), fields fixed at creation and the activity observation
+// (written rarely, under the shard's mutex), then padding; at kRefsOffset the reference count, which
+// every get(), stream_ref copy and drop writes, then the id. operator new gives 16-byte alignment, so the
+// control block ends at most 16 bytes into the line after the one it starts in, and byte 80 is always on
+// a later line: a lookup on one thread never takes away the line a producer or consumer of the same stream
+// reads on another. With the two on one line, a producer that looked its stream up before each send ran at
+// 0.37-0.49x the rate of one that looked up another stream (perf/manager_perf, "lookup + send").
 struct managed_stream {
-  static constexpr std::size_t kAlignment = kCacheLine;
+  static constexpr std::size_t kRefsOffset = 80;
+  // The control block's last byte can sit as early as alignment - 1 bytes into a line; the next line starts
+  // kCacheLine - alignment + 1 bytes after it.
+  static_assert(kRefsOffset >= sizeof(rill::stream) + kCacheLine - __STDCPP_DEFAULT_NEW_ALIGNMENT__);
 
   // Throws what the stream constructor throws (std::invalid_argument for bad options).
   managed_stream(std::string_view id, const stream_options& options, std::int64_t created)
@@ -108,10 +113,12 @@ struct managed_stream {
   managed_stream(const managed_stream&) = delete;
   managed_stream& operator=(const managed_stream&) = delete;
 
-  // The consumer writes the metrics on every event it takes: they start a line of their own, away from refs.
-  static_assert(alignof(stream_metrics) <= kAlignment);
+  // The consumer writes the metrics on every event it takes: they start at least a line past the reference
+  // count's first byte (so on a later line than it, and than the control block), 16-byte aligned.
+  static_assert(alignof(stream_metrics) <= 16);
   static constexpr std::size_t metrics_offset(std::size_t id_size) noexcept {
-    return (sizeof(managed_stream) + id_size + kAlignment - 1) & ~(kAlignment - 1);
+    const std::size_t after_id = (sizeof(managed_stream) + id_size + 15) & ~std::size_t{15};
+    return after_id > kRefsOffset + kCacheLine ? after_id : kRefsOffset + kCacheLine;
   }
   // Bytes to allocate for an entry with an id of `id_size` bytes, with room for a stream_metrics or not.
   static constexpr std::size_t allocation_size(std::size_t id_size, bool with_metrics) noexcept {
@@ -133,7 +140,7 @@ struct managed_stream {
   char* id_bytes() noexcept { return reinterpret_cast<char*>(this + 1); }
   std::string_view id() const noexcept { return {reinterpret_cast<const char*>(this + 1), id_size}; }
 
-  // ---- bytes 0-63: read by the data path; written at creation, by close(), or under the shard mutex ----
+  // ---- read by the data path; written at creation, by close(), or under the shard mutex ----
   rill::stream stream;
   std::uint64_t handle = 0;       // set once, before the entry is published
   const std::int64_t created_ns;  // steady_clock nanoseconds
@@ -147,17 +154,19 @@ struct managed_stream {
     observation seen;
     retired_link link;
   } state;
-  // ---- from byte 64: written by lookups ----
+  unsigned char padding[16] = {};  // keeps refs at kRefsOffset (asserted below)
+  // ---- from kRefsOffset: written by lookups ----
   // The index holds one reference until the entry is reclaimed; each stream_ref holds one.
   std::atomic<std::uint32_t> refs{1};
   const std::uint16_t id_size;
   bool has_metrics = false;  // set once, before the entry is published
 };
-// The sum of the fields before refs: they fill the first line exactly, so refs starts the second.
+// The fields before refs, which has no padding before it (every one is 8-byte sized and aligned).
 static_assert(sizeof(rill::stream) + sizeof(std::uint64_t) + sizeof(std::int64_t) +
-                      sizeof(managed_stream::observation) ==
-                  kCacheLine,
-              "managed_stream's data-path fields fill exactly its first cache line");
+                      sizeof(managed_stream::observation) + sizeof(managed_stream::padding) ==
+                  managed_stream::kRefsOffset,
+              "managed_stream's reference count sits at kRefsOffset");
+static_assert(sizeof(rill::stream) % 8 == 0 && alignof(rill::stream) <= 8);
 static_assert(sizeof(managed_stream::observation) >= sizeof(retired_link));
 
 // Frees an entry whose last reference went (destroys its stream).
