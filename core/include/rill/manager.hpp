@@ -93,8 +93,8 @@ struct retired_link {
 // every get(), stream_ref copy and drop writes, then the id. operator new gives 16-byte alignment, so the
 // control block ends at most 16 bytes into the line after the one it starts in, and byte 80 is always on
 // a later line: a lookup on one thread never takes away the line a producer or consumer of the same stream
-// reads on another. With the two on one line, a producer that looked its stream up before each send ran at
-// 0.37-0.49x the rate of one that looked up another stream (perf/manager_perf, "lookup + send").
+// reads on another. While the two could share a line, a producer that looked its stream up before each
+// send ran at 0.37-0.56x the rate of one that looked up another stream (perf/manager_perf, "lookup + send").
 struct managed_stream {
   static constexpr std::size_t kRefsOffset = 80;
   // The control block's last byte can sit as early as alignment - 1 bytes into a line; the next line starts
@@ -115,7 +115,7 @@ struct managed_stream {
 
   // The consumer writes the metrics on every event it takes: they start at least a line past the reference
   // count's first byte (so on a later line than it, and than the control block), 16-byte aligned.
-  static_assert(alignof(stream_metrics) <= 16);
+  static_assert(alignof(stream_metrics) <= 16 && __STDCPP_DEFAULT_NEW_ALIGNMENT__ >= 16);
   static constexpr std::size_t metrics_offset(std::size_t id_size) noexcept {
     const std::size_t after_id = (sizeof(managed_stream) + id_size + 15) & ~std::size_t{15};
     return after_id > kRefsOffset + kCacheLine ? after_id : kRefsOffset + kCacheLine;
