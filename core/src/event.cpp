@@ -191,9 +191,9 @@ event event::tool_call_start(std::uint16_t index, std::string_view call_id, std:
   return e;
 }
 
-event event::long_tool_args_delta(std::uint16_t index, std::string_view fragment,
-                                  std::uint16_t choice) noexcept {
-  event e = with_text(event_kind::tool_args_delta, index, 0, false, &fragment, 1);
+event event::with_borrowed_field(event_kind kind, std::uint16_t index, std::string_view text,
+                                 std::uint16_t choice) noexcept {
+  event e = with_text(kind, index, 0, false, &text, 1);
   e.choice_ = choice;
   return e;
 }

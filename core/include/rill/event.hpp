@@ -320,13 +320,14 @@ class alignas(64) event {
   // reloads its bytes with wide loads right after the narrow stores that wrote them, a stalled
   // store-to-load forward: an inline variant that built a local and returned it took 16.7 ns per
   // text_delta, this one 1.9 ns, the out-of-line with_text() 6.3-7.9 ns.
-  static event with_single_field(event_kind kind, std::uint16_t index, std::string_view text) noexcept {
-    return text.size() <= kInlineTextCapacity ? event(kind, index, text, 0)
-                                              : with_text(kind, index, 0, false, &text, 1);
+  static event with_single_field(event_kind kind, std::uint16_t index, std::string_view text,
+                                 std::uint16_t choice = 0) noexcept {
+    return text.size() <= kInlineTextCapacity ? event(kind, index, text, choice)
+                                              : with_borrowed_field(kind, index, text, choice);
   }
-  // tool_args_delta's borrowed-text arm, out of line: it sets the choice after with_text() returns.
-  static event long_tool_args_delta(std::uint16_t index, std::string_view fragment,
-                                    std::uint16_t choice) noexcept;
+  // The borrowed-text arm, out of line: it sets the choice after with_text() returns.
+  static event with_borrowed_field(event_kind kind, std::uint16_t index, std::string_view text,
+                                   std::uint16_t choice) noexcept;
   // One inline text field of at most kInlineTextCapacity bytes.
   event(event_kind kind, std::uint16_t index, std::string_view short_text, std::uint16_t choice) noexcept
       : kind_(kind),
@@ -413,8 +414,7 @@ inline event event::signature_delta(std::uint16_t index, std::string_view signat
 }
 inline event event::tool_args_delta(std::uint16_t index, std::string_view fragment,
                                     std::uint16_t choice) noexcept {
-  return fragment.size() <= kInlineTextCapacity ? event(event_kind::tool_args_delta, index, fragment, choice)
-                                                : long_tool_args_delta(index, fragment, choice);
+  return with_single_field(event_kind::tool_args_delta, index, fragment, choice);
 }
 inline event event::user(std::uint16_t code, std::string_view data) noexcept {
   return with_single_field(event_kind::user, code, data);
