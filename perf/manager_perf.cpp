@@ -107,7 +107,7 @@ struct churner {
     stop = false;
     thread = std::thread([this, fn]() mutable {
       std::uint64_t i = 0;
-      while (!stop.load(std::memory_order_relaxed)) fn(i++);
+      while (!stop.load(std::memory_order_relaxed)) fn(i++);  // a stop request only; join() orders the rest
       pairs.fetch_add(i);
     });
   }
@@ -331,7 +331,8 @@ void lookup_then_send() {
       }
     });
     rill_bench::pin_this_thread(0);
-    while (!ready.load(std::memory_order_acquire)) rill::detail::cpu_relax();
+    while (!ready.load(std::memory_order_acquire))
+      rill::detail::cpu_relax();  // pairs with the consumer's release
     const auto start = clock_type::now();
     rill::stream_ref looked_up;
     for (std::uint64_t i = 0; i < kEvents; ++i) {
@@ -340,6 +341,7 @@ void lookup_then_send() {
       rill::stream& target = own ? *looked_up : *held[k];
       while (target.try_send(e) != rill::status::ok) rill::detail::cpu_relax();  // full: the consumer drains
     }
+    // After the last send: pairs with the consumer's acquire, so its final sweep sees every event.
     sent_all.store(true, std::memory_order_release);
     consumer.join();
     const double seconds = std::chrono::duration<double>(clock_type::now() - start).count();
