@@ -7,6 +7,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "internal/slot_writer.hpp"
+
 namespace rill {
 
 // Slow-path counters, on their own line in front of the channel. Written only when a send is dropped,
@@ -446,33 +448,46 @@ std::size_t stream::try_send_batch(std::span<const event> events, status* why) n
   if (ch == nullptr) {
     s = status::full;
   } else if (uses_spsc_ring()) {
-    // At most one acquire of the consumer's index for the whole batch. The slots are filled first and
-    // then published last to first ([S1] each): a consumer polling the first slot sees it only when the
-    // whole batch is written, so it never pulls a line the producer is still writing (publishing each
-    // slot as it was filled measured slower than one tail store per batch). Any order is correct: each
-    // slot is validated by its own sequence word. The ring geometry and the clock are copied to locals:
-    // the slot copies (char stores) could otherwise alias them and force reloads on every event.
+    // At most one acquire of the consumer's index for the whole batch. A consumer that has caught up polls
+    // the batch's first slot, and reads each later slot only after it has acquired the one before. So the
+    // first event is built in `first_event` and written to its slot last, then published ([S1]): the
+    // producer's stores into the other slots never wait on the line the consumer keeps pulling, and those
+    // slots can be written whole, sequence word included, by write_unpolled_slots (a line in two stores
+    // instead of five lets the core keep more lines in flight). A slot that needs more (long text moved
+    // into the arena, full validation) is filled as in try_send and stores its own sequence word. The ring
+    // geometry is copied to locals: the slot copies (char stores) could otherwise alias it and force
+    // reloads on every event.
     auto& c = *static_cast<detail::spsc_channel*>(ch);
     const std::size_t room = std::min(events.size(), c.free_slots(events.size()));
     event* const ring = c.producer_slots();
     const std::uint64_t mask = c.producer_mask();
     const std::uint64_t first = c.next_sequence();
-    const clock_kind stamping = stamping_;
+    const detail::slot_stamp whole_slot_stamp(stamping_, now);
+    event first_event;
     std::size_t i = 0;
-    for (; i < room; ++i) {
+    while (i < room) {
+      if (i != 0) {
+        i += detail::write_unpolled_slots(ring, mask, first + i, &events[i], room - i, whole_slot_stamp);
+        if (i == room) break;
+      }
       const event& e = events[i];
       s = check_sendable(e);
       if (s != status::ok) [[unlikely]] break;
-      event* slot = &ring[(first + i) & mask];
+      event* const slot = i == 0 ? &first_event : &ring[(first + i) & mask];
       detail::spsc_channel::fill(slot, e);
-      if (!e.text_is_inline()) [[unlikely]] {
+      if (!e.text_is_inline()) {
         s = prepare_text(*slot, c.arena());
         if (s != status::ok) break;  // this slot stays unpublished; the next send overwrites it
       }
-      if (stamping != clock_kind::none) slot->set_timestamp(stamping, now);
+      stamp(*slot, now);
+      // [S1] release, though the first slot's release below would order it too (no one polls this slot yet).
+      if (i != 0) detail::spsc_channel::publish_slot(slot, first + i);
+      ++i;
     }
-    for (std::size_t j = i; j-- > 0;) detail::spsc_channel::publish_slot(&ring[(first + j) & mask], first + j);
     if (i != 0) {
+      event* const first_slot = &ring[first & mask];
+      detail::spsc_channel::fill(first_slot, first_event);
+      detail::spsc_channel::publish_slot(first_slot, first);  // [S1]: publishes the whole batch
       c.advance(i);
       consumers_.notify_after_publish();
     }

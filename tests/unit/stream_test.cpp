@@ -870,6 +870,70 @@ TEST_P(StreamContract, StampsEventsWithTheChosenClock) {
   EXPECT_EQ(r->timestamp(), 42u) << "stamping none keeps the producer's stamp";
 }
 
+// A batch delivers each event as try_send would: the same bytes, its own sequence number, the stream's stamp.
+// The batch crosses the ring's end; it mixes kinds, inline text of every length, long (arena) text and a
+// numeric payload; and every event carries a stale sequence number (the position of the slot after its own,
+// the one a consumer polls next) and a stale stamp, which the send must overwrite.
+TEST_P(StreamContract, BatchDeliversEveryByteWithItsSequenceAndStamp) {
+  constexpr std::uint64_t kStart = 11;  // 16 slots: the batch's events 5-15 go round the end
+  for (const rill::clock_kind clock :
+       {rill::clock_kind::none, rill::clock_kind::coarse, rill::clock_kind::tsc, rill::clock_kind::steady}) {
+    SCOPED_TRACE(static_cast<int>(clock));
+    stream_options o = options(16, 8192);
+    o.stamping = clock;
+    stream s(o);
+    received r;
+    for (std::uint64_t i = 0; i < kStart; ++i) {
+      ASSERT_EQ(s.try_send(event::keep_alive()), status::ok);
+      ASSERT_EQ(s.try_receive(r), status::ok);
+    }
+    const std::string borrowed = long_text(300, 'q');  // outlives the send, which copies it into the arena
+    std::vector<event> batch;
+    for (std::uint16_t i = 0; i < 16; ++i) {
+      event e;
+      switch (i % 4) {
+        case 0:
+          e = event::text_delta(i, long_text(i * 40u / 15u, static_cast<char>(i)));
+          break;  // 0-40 bytes
+        case 1:
+          e = event::tool_args_delta(i, long_text(40 - i, static_cast<char>(i)), 3);
+          break;
+        case 2:
+          e = i == 6 ? event::text_delta(i, borrowed) : event::usage({i, 2u * i, 3u * i});
+          break;
+        default:
+          e = event::keep_alive();
+          break;
+      }
+      e.set_seq(kStart + i + 1);
+      e.set_timestamp(rill::clock_kind::steady, 1000 + i);
+      batch.push_back(e);
+    }
+    ASSERT_EQ(s.try_send_batch(batch), batch.size());
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      SCOPED_TRACE(i);
+      ASSERT_EQ(s.try_receive(r), status::ok);
+      EXPECT_EQ(r->seq(), kStart + i);
+      EXPECT_TRUE(r->same_content(batch[i]));
+      if (clock == rill::clock_kind::none) {
+        EXPECT_EQ(r->timestamp_clock(), rill::clock_kind::steady);
+        EXPECT_EQ(r->timestamp(), 1000 + i);
+      } else {
+        EXPECT_EQ(r->timestamp_clock(), clock);
+        EXPECT_GT(r->timestamp(), 0u);
+      }
+      if (batch[i].text_is_inline()) {
+        event expected = batch[i];
+        expected.set_seq(kStart + i);
+        expected.set_timestamp(r->timestamp_clock(), r->timestamp());
+        EXPECT_EQ(std::memcmp(&*r, &expected, sizeof(event)), 0) << "every other byte as sent";
+      }
+    }
+    EXPECT_EQ(s.try_receive(r), status::empty);
+    EXPECT_EQ(s.approx_arena_used(), 0u);
+  }
+}
+
 TEST(Stream, RejectsUnknownOptions) {
   stream_options o;
   o.kind = static_cast<flavour>(9);

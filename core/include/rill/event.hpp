@@ -163,6 +163,10 @@ class alignas(64) event {
   // Byte offset of the 8-byte, 8-aligned sequence number (seq()). rill's SPSC ring publishes each slot
   // through this word (an atomic store into it), so its position is part of the layout contract.
   static constexpr std::size_t kSeqOffset = 8;
+  // Byte offsets of the flags byte and the 8-byte timestamp, for code that stamps events as whole words
+  // (rill's SPSC batch send).
+  static constexpr std::size_t kFlagsOffset = 1;
+  static constexpr std::size_t kTimestampOffset = 16;
 
   constexpr event() noexcept = default;
 
@@ -401,6 +405,8 @@ struct event_layout_check {
   static_assert(std::is_trivially_copyable_v<event>, "events are copied with memcpy between threads");
   static_assert(offsetof(event, payload_) == 24, "header is 24 bytes");
   static_assert(offsetof(event, seq_) == event::kSeqOffset, "the SPSC ring publishes slots through seq_");
+  static_assert(offsetof(event, flags_) == event::kFlagsOffset);
+  static_assert(offsetof(event, timestamp_) == event::kTimestampOffset);
 };
 
 inline event event::text_delta(std::uint16_t index, std::string_view text) noexcept {

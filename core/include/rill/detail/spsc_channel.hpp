@@ -11,7 +11,10 @@
 //
 // Because a consumer may poll a slot's sequence word while the producer writes that slot, the producer must
 // never write the word but through publish(): fill() copies an event's other 56 bytes, and nothing hands
-// out a ring slot for the caller to build in (rill::stream's try_claim stages the event in the claim).
+// out a ring slot for the caller to build in (rill::stream's try_claim stages the event in the claim). The
+// one exception is a batch (rill::stream::try_send_batch): a consumer reads slot h + 1 only after it has
+// acquired slot h's sequence number, so the slots behind the batch's first one, which is published last,
+// are polled by no one until then and may be written whole, sequence word included, with plain stores.
 #pragma once
 
 #include <algorithm>
@@ -86,9 +89,10 @@ class spsc_channel {
     seq_word(slot).store(position, std::memory_order_release);
     tail_.store(position + 1, std::memory_order_relaxed);  // [S5] a position snapshot; orders nothing
   }
-  // Batch publication: the producer fills slot_at(next_sequence() + i) through fill(), publishes each with
-  // publish_slot() as sequence number next_sequence() + i, then commits the count with advance(). The ring
-  // base and mask are read once so that a batch loop keeps them in registers.
+  // Batch publication: the producer writes the slots of positions next_sequence() + i (fill() and
+  // publish_slot(), or whole: see the file comment), publishes the first of them with publish_slot() last,
+  // then commits the count with advance(). The ring base and mask are read once so that a batch loop keeps
+  // them in registers.
   event* producer_slots() const noexcept { return slots_; }
   std::uint64_t producer_mask() const noexcept { return mask_; }
   static void publish_slot(event* slot, std::uint64_t seq) noexcept {
