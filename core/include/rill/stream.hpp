@@ -377,16 +377,9 @@ class stream {
   counters_block* counters_of(void* ch) const noexcept;
 
   status prepare_text(event& slot, detail::record_arena& arena) noexcept;
-  static_assert(kEventKindCount <= 64, "check_sendable's fast path tests kinds in one 64-bit mask");
-  static constexpr std::uint64_t kFastSendableKinds =
-      ((std::uint64_t{1} << kEventKindCount) - 1) & ~std::uint64_t{1} & ~kKindsWithRequiredFields;
-  // A known kind with inline text and no required fields needs no further checks. One bit test covers
-  // "known, not none, no required field" (kEventKindCount <= 64, asserted above).
-  static bool trivially_sendable(const event& e) noexcept {
-    const auto kind = static_cast<std::size_t>(e.kind());
-    return kind < 64 && ((kFastSendableKinds >> kind) & 1u) != 0 &&
-           (e.flags() & (event::kFlagExternalText | event::kFlagArenaText | event::kFlagOversizeField)) == 0;
-  }
+  // A known kind with inline text and no required fields needs no further checks (event::validates_trivially:
+  // one bit test and one flag test, inline).
+  static bool trivially_sendable(const event& e) noexcept { return e.validates_trivially(); }
   status check_sendable(const event& e) const noexcept {
     if (trivially_sendable(e)) [[likely]] return status::ok;
     const status s = e.validate();
