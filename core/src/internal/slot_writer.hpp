@@ -4,7 +4,7 @@
 // consumer reads a later slot of the batch only after it has acquired that word, so the later slots need no
 // store of their own for their sequence word: each is written whole, header, sequence number, stamp and
 // text, in full-width vector stores and never touched again. Fewer stores per line let the core keep more
-// lines' ownership requests in flight (see docs/benchmarking.md, "Batches").
+// lines' ownership requests in flight (docs/benchmarking.md, "Batches: whole-slot writes").
 #pragma once
 
 #include <cstddef>
@@ -38,18 +38,14 @@ std::size_t write_unpolled_slots(event* ring, std::uint64_t mask, std::uint64_t 
                                  std::size_t count, const slot_stamp& stamp) noexcept;
 
 // The versions write_unpolled_slots chooses from, for tests: the portable one (16-byte SSE2 stores on
-// x86-64, word copies elsewhere) and, where built (kHaveAvx2SlotWriter) and the CPU has AVX2 (cpu_has_avx2),
-// the 32-byte one.
+// x86-64, word copies elsewhere) and, on x86-64 where the CPU has AVX2 (cpu_has_avx2), the 32-byte one.
 std::size_t write_unpolled_slots_portable(event* ring, std::uint64_t mask, std::uint64_t position,
                                           const event* events, std::size_t count,
                                           const slot_stamp& stamp) noexcept;
 #if defined(__x86_64__)
-inline constexpr bool kHaveAvx2SlotWriter = true;
 std::size_t write_unpolled_slots_avx2(event* ring, std::uint64_t mask, std::uint64_t position,
                                       const event* events, std::size_t count,
                                       const slot_stamp& stamp) noexcept;
-#else
-inline constexpr bool kHaveAvx2SlotWriter = false;
 #endif
 bool cpu_has_avx2() noexcept;
 
