@@ -58,79 +58,42 @@ struct run_figures {
   double empty_polls_per_batch = 0;
 };
 
-// One timed run. `push(first, n)` sends up to n elements from pool position `first` and returns how many it
-// sent; `pop(check)` takes up to one batch, calls check(index) for each element in order, returns the count.
+// One timed run (rill_perf::run_pinned_pair). `push(first, n)` sends up to n elements from pool position
+// `first` and returns how many it sent; `pop(check)` takes up to one batch, calls check(index) for each
+// element in order, returns the count.
 template <class Push, class Pop>
 run_figures timed_run(std::chrono::milliseconds budget, Push push, Pop pop) {
-  std::atomic<bool> stop{false}, go{false};
-  constexpr std::uint64_t kNotDone = ~std::uint64_t{0};
-  std::atomic<std::uint64_t> produced{kNotDone};
-  std::uint64_t received = 0, empty_polls = 0, wrong = 0, ticks = 0, whole_batches = 0;
-  std::chrono::steady_clock::time_point start, end;
-  std::thread consumer([&] {
-    rill_bench::pin_this_thread(1);
-    while (!go.load(std::memory_order_acquire)) rill::detail::cpu_relax();  // pairs with the release of go
-    std::uint64_t k = 0, empty = 0, bad = 0;
-    auto check = [&](std::uint64_t index) {
-      bad += index != (k & (kPool - 1)) ? 1 : 0;
-      ++k;
-    };
-    while (true) {
-      if (pop(check) != 0) continue;
-      ++empty;
-      // Pairs with the producer's release store, after its last push: an empty pop after it means drained
-      // (the count is compared below, so a lost element fails the run instead of hanging it).
-      if (produced.load(std::memory_order_acquire) != kNotDone && pop(check) == 0) break;
-      rill::detail::cpu_relax();
-    }
-    end = std::chrono::steady_clock::now();
-    received = k;
-    empty_polls = empty;
-    wrong = bad;
-  });
-  std::thread producer([&] {
-    rill_bench::pin_this_thread(0);
-    while (!go.load(std::memory_order_acquire)) rill::detail::cpu_relax();  // pairs with the release of go
-    start = std::chrono::steady_clock::now();
-    std::uint64_t sent = 0, spent = 0, whole = 0;
-    while (!stop.load(std::memory_order_relaxed)) {  // a time signal only: it orders no data
-      for (int k = 0; k < 16; ++k) {
-        std::size_t done = 0;
-        while (done < kBatch) {
-          const std::uint64_t t0 = rill::clock::tsc_now();
-          const std::size_t n = push((sent + done) & (kPool - 1), kBatch - done);
-          const std::uint64_t t1 = rill::clock::tsc_now();
-          if (n == kBatch) {
-            spent += t1 - t0;
-            ++whole;
+  std::uint64_t ticks = 0, whole_batches = 0;  // written by the producer, read after the run
+  const rill_perf::pinned_pair_result run = rill_perf::run_pinned_pair(
+      kProgram, budget, kPool - 1,
+      [&](const std::atomic<bool>& stop) {
+        std::uint64_t sent = 0;
+        while (!stop.load(std::memory_order_relaxed)) {  // a time signal only: it orders no data
+          for (int k = 0; k < 16; ++k) {
+            std::size_t done = 0;
+            while (done < kBatch) {
+              const std::uint64_t t0 = rill::clock::tsc_now();
+              const std::size_t n = push((sent + done) & (kPool - 1), kBatch - done);
+              const std::uint64_t t1 = rill::clock::tsc_now();
+              if (n == kBatch) {
+                ticks += t1 - t0;
+                ++whole_batches;
+              }
+              if (n == 0) rill::detail::cpu_relax();
+              done += n;
+            }
+            sent += kBatch;
           }
-          if (n == 0) rill::detail::cpu_relax();
-          done += n;
         }
-        sent += kBatch;
-      }
-    }
-    ticks = spent;
-    whole_batches = whole;
-    produced.store(sent, std::memory_order_release);  // after the last push; pairs with the consumer
-  });
-  go.store(true, std::memory_order_release);  // both threads start together; pairs with their acquires
-  std::this_thread::sleep_for(budget);
-  stop.store(true, std::memory_order_relaxed);  // a time signal; the results travel through produced and join
-  producer.join();
-  consumer.join();
-  const std::uint64_t sent = produced.load(std::memory_order_relaxed);  // the joins ordered it
-  if (wrong != 0 || received != sent) {
-    std::fprintf(stderr, "batch_regime_perf: %llu elements out of order, %llu of %llu received\n",
-                 static_cast<unsigned long long>(wrong), static_cast<unsigned long long>(received),
-                 static_cast<unsigned long long>(sent));
-    std::exit(1);
-  }
+        return sent;
+      },
+      pop);
   run_figures f;
-  f.events_per_sec = static_cast<double>(received) / std::chrono::duration<double>(end - start).count();
+  f.events_per_sec = static_cast<double>(run.received) / run.seconds;
   f.producer_ticks_per_batch =
       whole_batches != 0 ? static_cast<double>(ticks) / static_cast<double>(whole_batches) : 0;
-  f.empty_polls_per_batch = static_cast<double>(empty_polls) / (static_cast<double>(received) / kBatch);
+  f.empty_polls_per_batch =
+      static_cast<double>(run.empty_polls) / (static_cast<double>(run.received) / kBatch);
   return f;
 }
 
@@ -200,30 +163,15 @@ run_figures boost_run(std::chrono::milliseconds budget, bool copy_out) {
                    [&](auto& check) { return q->consume_all([&](const item& e) { check(e.index); }); });
 }
 
-struct row {
-  row(std::string n, std::function<run_figures(std::chrono::milliseconds)> r)
-      : name(std::move(n)), run(std::move(r)) {}
-  std::string name;
-  std::function<run_figures(std::chrono::milliseconds)> run;
-  std::vector<run_figures> runs;  // kept rounds only
-};
+using row = rill_perf::measured_row<run_figures>;
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::uint64_t rounds = 12;
-  std::chrono::milliseconds budget{250};
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "--rounds" && i + 1 < argc) {
-      rounds = rill_perf::parse_count(kProgram, "--rounds", argv[++i]);
-    } else if (arg == "--run-ms" && i + 1 < argc) {
-      budget = std::chrono::milliseconds(rill_perf::parse_count(kProgram, "--run-ms", argv[++i]));
-    } else {
-      std::fprintf(stderr, "usage: batch_regime_perf [--rounds N] [--run-ms MS]\n");
-      return 2;
-    }
-  }
+  std::uint64_t rounds = 12, run_ms = 250;
+  rill_perf::parse_count_flags(kProgram, "batch_regime_perf [--rounds N] [--run-ms MS]", argc, argv,
+                               {{"--rounds", &rounds}, {"--run-ms", &run_ms}});
+  const std::chrono::milliseconds budget{run_ms};
   std::vector<row> rows;
   rows.emplace_back("rill copy_out", [](auto b) { return rill_run(b, true); });
   rows.emplace_back("rill in_place", [](auto b) { return rill_run(b, false); });
@@ -234,26 +182,10 @@ int main(int argc, char** argv) {
   std::printf("batch_regime_perf: %llu rounds, %lld ms a run, 64 per call, capacity %zu, cpu0 -> cpu1\n",
               static_cast<unsigned long long>(rounds), static_cast<long long>(budget.count()), kCapacity);
   std::printf("per run: M events/s / producer ns per whole batch / consumer empty polls per batch\n");
-  std::uint64_t skipped = 0;
-  for (std::uint64_t r = 0; r < rounds; ++r) {
-    std::vector<run_figures> round;
-    const rill_perf::probed_round probes = rill_perf::between_probes([&] {
-      for (row& x : rows) round.push_back(x.run(budget));
-    });
-    const bool same_placement = probes.same_placement();
-    std::printf("round %2llu  c2c %3.0f/%3.0f ns", static_cast<unsigned long long>(r + 1), probes.before_ns,
-                probes.after_ns);
-    for (std::size_t i = 0; i < rows.size(); ++i) {
-      std::printf(" | %s %3.0f/%4.0f/%4.1f", rows[i].name.c_str(), round[i].events_per_sec / 1e6,
-                  round[i].producer_ticks_per_batch * ns_per_tick, round[i].empty_polls_per_batch);
-    }
-    std::printf("%s\n", same_placement ? "" : "  (placement changed: left out)");
-    if (!same_placement) {
-      ++skipped;
-      continue;
-    }
-    for (std::size_t i = 0; i < rows.size(); ++i) rows[i].runs.push_back(round[i]);
-  }
+  const std::uint64_t skipped = rill_perf::run_rows(rows, rounds, budget, [&](const run_figures& f) {
+    std::printf("%3.0f/%4.0f/%4.1f", f.events_per_sec / 1e6, f.producer_ticks_per_batch * ns_per_tick,
+                f.empty_polls_per_batch);
+  });
   std::printf("\n%-16s %10s %26s %26s\n", "", "backlog", "caught up (M/s, producer",
               "backlog (M/s, producer");
   std::printf("%-16s %10s %26s %26s\n", "row", "runs", "ns per batch; medians)", "ns per batch; medians)");

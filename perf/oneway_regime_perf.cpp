@@ -49,75 +49,34 @@ struct run_figures {
   double mean_depth = 0;         // elements in the ring, sampled by the producer
 };
 
-// One timed run. `push(k)` sends pool entry k mod kPool and says whether there was room; `pop(check)` takes
-// at most one element and calls check(index) for it, returning whether it took one; `depth()` is the
-// producer's view of how many elements are in the ring.
+// One timed run (rill_perf::run_pinned_pair). `push(k)` sends pool entry k mod kPool and says whether there
+// was room; `pop(check)` takes at most one element and calls check(index) for it, returning whether it took
+// one; `depth()` is the producer's view of how many elements are in the ring.
 template <class Push, class Pop, class Depth>
 run_figures timed_run(std::chrono::milliseconds budget, Push push, Pop pop, Depth depth) {
-  std::atomic<bool> stop{false}, go{false};
-  constexpr std::uint64_t kNotDone = ~std::uint64_t{0};
-  std::atomic<std::uint64_t> produced{kNotDone};
-  std::uint64_t received = 0, empty_polls = 0, wrong = 0, full_pushes = 0, depth_samples = 0;
+  std::uint64_t full_pushes = 0, depth_samples = 0;  // written by the producer, read after the run
   double depth_sum = 0;
-  std::chrono::steady_clock::time_point start, end;
-  std::thread consumer([&] {
-    rill_bench::pin_this_thread(1);
-    while (!go.load(std::memory_order_acquire)) rill::detail::cpu_relax();  // pairs with the release of go
-    std::uint64_t k = 0, empty = 0, bad = 0;
-    auto check = [&](std::uint64_t index) {
-      bad += index != (k & (kPool - 1)) ? 1 : 0;
-      ++k;
-    };
-    while (true) {
-      if (pop(check)) continue;
-      ++empty;
-      // Pairs with the producer's release store after its last push: an empty pop after it means drained
-      // (the count is compared below, so a lost element fails the run instead of hanging it).
-      if (produced.load(std::memory_order_acquire) != kNotDone && !pop(check)) break;
-      rill::detail::cpu_relax();
-    }
-    end = std::chrono::steady_clock::now();
-    received = k;
-    empty_polls = empty;
-    wrong = bad;
-  });
-  std::thread producer([&] {
-    rill_bench::pin_this_thread(0);
-    while (!go.load(std::memory_order_acquire)) rill::detail::cpu_relax();  // pairs with the release of go
-    start = std::chrono::steady_clock::now();
-    std::uint64_t sent = 0, full = 0, samples = 0;
-    double sum = 0;
-    while (!stop.load(std::memory_order_relaxed)) {  // a time signal only: it orders no data
-      sum += static_cast<double>(depth());
-      ++samples;
-      for (std::uint64_t k = 0; k < kDepthSampleEvery; ++k, ++sent) {
-        while (!push(sent)) {
-          ++full;
-          rill::detail::cpu_relax();
+  const rill_perf::pinned_pair_result run = rill_perf::run_pinned_pair(
+      kProgram, budget, kPool - 1,
+      [&](const std::atomic<bool>& stop) {
+        std::uint64_t sent = 0;
+        while (!stop.load(std::memory_order_relaxed)) {  // a time signal only: it orders no data
+          depth_sum += static_cast<double>(depth());
+          ++depth_samples;
+          for (std::uint64_t k = 0; k < kDepthSampleEvery; ++k, ++sent) {
+            while (!push(sent)) {
+              ++full_pushes;
+              rill::detail::cpu_relax();
+            }
+          }
         }
-      }
-    }
-    full_pushes = full;
-    depth_sum = sum;
-    depth_samples = samples;
-    produced.store(sent, std::memory_order_release);  // after the last push; pairs with the consumer
-  });
-  go.store(true, std::memory_order_release);  // both threads start together; pairs with their acquires
-  std::this_thread::sleep_for(budget);
-  stop.store(true, std::memory_order_relaxed);  // a time signal; the results travel through produced and join
-  producer.join();
-  consumer.join();
-  const std::uint64_t sent = produced.load(std::memory_order_relaxed);  // the joins ordered it
-  if (wrong != 0 || received != sent) {
-    std::fprintf(stderr, "%s: %llu elements out of order, %llu of %llu received\n", kProgram,
-                 static_cast<unsigned long long>(wrong), static_cast<unsigned long long>(received),
-                 static_cast<unsigned long long>(sent));
-    std::exit(1);
-  }
-  const double thousands = static_cast<double>(received) / 1000.0;
+        return sent;
+      },
+      [&](auto& check) -> std::size_t { return pop(check) ? 1 : 0; });
+  const double thousands = static_cast<double>(run.received) / 1000.0;
   run_figures f;
-  f.events_per_sec = static_cast<double>(received) / std::chrono::duration<double>(end - start).count();
-  f.empty_polls_per_k = static_cast<double>(empty_polls) / thousands;
+  f.events_per_sec = static_cast<double>(run.received) / run.seconds;
+  f.empty_polls_per_k = static_cast<double>(run.empty_polls) / thousands;
   f.full_pushes_per_k = static_cast<double>(full_pushes) / thousands;
   f.mean_depth = depth_samples != 0 ? depth_sum / static_cast<double>(depth_samples) : 0;
   return f;
@@ -179,33 +138,17 @@ run_figures boost_run(std::chrono::milliseconds budget, std::size_t capacity) {
       [&] { return capacity - q->write_available(); });
 }
 
-struct row {
-  row(std::string n, std::function<run_figures(std::chrono::milliseconds)> r)
-      : name(std::move(n)), run(std::move(r)) {}
-  std::string name;
-  std::function<run_figures(std::chrono::milliseconds)> run;
-  std::vector<run_figures> runs;  // kept rounds only
-};
+using row = rill_perf::measured_row<run_figures>;
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::uint64_t rounds = 10;
-  std::chrono::milliseconds budget{250};
-  std::size_t capacity = 65536;  // rill-bench's spsc_throughput capacity
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "--rounds" && i + 1 < argc) {
-      rounds = rill_perf::parse_count(kProgram, "--rounds", argv[++i]);
-    } else if (arg == "--run-ms" && i + 1 < argc) {
-      budget = std::chrono::milliseconds(rill_perf::parse_count(kProgram, "--run-ms", argv[++i]));
-    } else if (arg == "--capacity" && i + 1 < argc) {
-      capacity = static_cast<std::size_t>(rill_perf::parse_count(kProgram, "--capacity", argv[++i]));
-    } else {
-      std::fprintf(stderr, "usage: oneway_regime_perf [--rounds N] [--run-ms MS] [--capacity N]\n");
-      return 2;
-    }
-  }
+  std::uint64_t rounds = 10, run_ms = 250;
+  std::uint64_t capacity = 65536;  // rill-bench's spsc_throughput capacity
+  rill_perf::parse_count_flags(kProgram, "oneway_regime_perf [--rounds N] [--run-ms MS] [--capacity N]", argc,
+                               argv,
+                               {{"--rounds", &rounds}, {"--run-ms", &run_ms}, {"--capacity", &capacity}});
+  const std::chrono::milliseconds budget{run_ms};
   if ((capacity & (capacity - 1)) != 0 || capacity < 2 || capacity > (std::size_t{1} << 24)) {
     std::fprintf(stderr, "%s: --capacity must be a power of two from 2 to 2^24\n", kProgram);
     return 2;
@@ -217,26 +160,10 @@ int main(int argc, char** argv) {
   std::printf("oneway_regime_perf: %llu rounds, %lld ms a run, one per call, capacity %zu, cpu0 -> cpu1\n",
               static_cast<unsigned long long>(rounds), static_cast<long long>(budget.count()), capacity);
   std::printf("per run: M events/s / empty polls per 1k / full pushes per 1k / mean depth\n");
-  std::uint64_t skipped = 0;
-  for (std::uint64_t r = 0; r < rounds; ++r) {
-    std::vector<run_figures> round;
-    const rill_perf::probed_round probes = rill_perf::between_probes([&] {
-      for (row& x : rows) round.push_back(x.run(budget));
-    });
-    const bool same_placement = probes.same_placement();
-    std::printf("round %2llu  c2c %3.0f/%3.0f ns", static_cast<unsigned long long>(r + 1), probes.before_ns,
-                probes.after_ns);
-    for (std::size_t i = 0; i < rows.size(); ++i) {
-      std::printf(" | %s %5.1f/%5.1f/%5.2f/%6.0f", rows[i].name.c_str(), round[i].events_per_sec / 1e6,
-                  round[i].empty_polls_per_k, round[i].full_pushes_per_k, round[i].mean_depth);
-    }
-    std::printf("%s\n", same_placement ? "" : "  (placement changed: left out)");
-    if (!same_placement) {
-      ++skipped;
-      continue;
-    }
-    for (std::size_t i = 0; i < rows.size(); ++i) rows[i].runs.push_back(round[i]);
-  }
+  const std::uint64_t skipped = rill_perf::run_rows(rows, rounds, budget, [&](const run_figures& f) {
+    std::printf("%5.1f/%5.1f/%5.2f/%6.0f", f.events_per_sec / 1e6, f.empty_polls_per_k, f.full_pushes_per_k,
+                f.mean_depth);
+  });
   std::printf("\n%-8s %6s %10s %10s %10s %12s %12s %11s\n", "row", "runs", "median", "min", "max", "empty/1k",
               "full/1k", "depth");
   for (const row& x : rows) {

@@ -239,17 +239,9 @@ struct layout {
 
 int main(int argc, char** argv) {
   std::uint64_t rounds = 7, trips = 50000;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "--rounds" && i + 1 < argc) {
-      rounds = rill_perf::parse_count(kProgram, "--rounds", argv[++i]);
-    } else if (arg == "--trips" && i + 1 < argc) {
-      trips = std::max<std::uint64_t>(rill_perf::parse_count(kProgram, "--trips", argv[++i]), 100);
-    } else {
-      std::fprintf(stderr, "usage: ring_rtt_perf [--rounds N] [--trips N]\n");
-      return 2;
-    }
-  }
+  rill_perf::parse_count_flags(kProgram, "ring_rtt_perf [--rounds N] [--trips N]", argc, argv,
+                               {{"--rounds", &rounds}, {"--trips", &trips}});
+  trips = std::max<std::uint64_t>(trips, 100);
 
   std::vector<layout> layouts;
   layouts.emplace_back("c2c (one word per direction)", c2c_round_trip);
@@ -275,24 +267,20 @@ int main(int argc, char** argv) {
 
   std::printf("ring_rtt_perf: %llu rounds of %llu round trips per layout, ping on cpu0, pong on cpu1\n",
               static_cast<unsigned long long>(rounds), static_cast<unsigned long long>(trips));
-  std::uint64_t skipped = 0;
-  for (std::uint64_t r = 0; r < rounds; ++r) {
-    std::vector<trip_ns> round;
-    const rill_perf::probed_round probes = rill_perf::between_probes([&] {
-      for (layout& l : layouts) round.push_back(l.run(trips));
-    });
-    const bool same_placement = probes.same_placement();
-    std::printf("round %llu: core-to-core %.0f / %.0f ns%s\n", static_cast<unsigned long long>(r + 1),
-                probes.before_ns, probes.after_ns, same_placement ? "" : "  (placement changed: left out)");
-    if (!same_placement) {
-      ++skipped;
-      continue;
-    }
-    for (std::size_t i = 0; i < layouts.size(); ++i) {
-      layouts[i].p50s.push_back(round[i].p50);
-      layouts[i].iq_means.push_back(round[i].iq_mean);
-    }
-  }
+  const std::uint64_t skipped = rill_perf::run_probed_rounds(
+      rounds,
+      [&] {
+        std::vector<trip_ns> round;
+        for (layout& l : layouts) round.push_back(l.run(trips));
+        return round;
+      },
+      [](const std::vector<trip_ns>&) {},  // the table after the rounds has the figures
+      [&](const std::vector<trip_ns>& round) {
+        for (std::size_t i = 0; i < layouts.size(); ++i) {
+          layouts[i].p50s.push_back(round[i].p50);
+          layouts[i].iq_means.push_back(round[i].iq_mean);
+        }
+      });
   if (skipped == rounds) {
     std::printf("every round changed placement; nothing to report\n");
     return 0;  // not an error: exit status 1 is kept for echoes out of order
