@@ -302,7 +302,8 @@ status stream::try_send_general(const event& e) noexcept {
   if ((state & kClosedState) != 0) return status::closed;
   // The common MPMC send, as lean as try_send()'s inline SPSC path: an allocated ring, an event that needs
   // no checks beyond its kind, a free slot in this producer's lane, no clock or the coarse one or the TSC.
-  if ((state & (kMpmcRingState | kSteadyStampState)) == kMpmcRingState && trivially_sendable(e)) [[likely]] {
+  if ((state & (kMpmcRingState | kSteadyStampState)) == kMpmcRingState && e.validates_trivially())
+      [[likely]] {
     if (void* ch = channel(); ch != nullptr) [[likely]] {
       detail::mpmc_channel& lane = producer_lane(*static_cast<detail::mpmc_channel*>(ch));
       std::uint64_t ticket;

@@ -377,11 +377,9 @@ class stream {
   counters_block* counters_of(void* ch) const noexcept;
 
   status prepare_text(event& slot, detail::record_arena& arena) noexcept;
-  // A known kind with inline text and no required fields needs no further checks (event::validates_trivially:
-  // one bit test and one flag test, inline).
-  static bool trivially_sendable(const event& e) noexcept { return e.validates_trivially(); }
   status check_sendable(const event& e) const noexcept {
-    if (trivially_sendable(e)) [[likely]] return status::ok;
+    if (e.validates_trivially()) [[likely]]
+      return status::ok;  // one bit test and one flag test, inline
     const status s = e.validate();
     if (s != status::ok) return s;
     if (e.text_is_in_arena()) return status::invalid;  // only try_claim()'s reserved text may be arena text
@@ -538,7 +536,7 @@ inline void received_batch::reset() noexcept {
 inline status stream::try_send(const event& e) noexcept {
   // [C5] relaxed: see close(). The same load says whether this stream's sends can take the path below.
   const std::uint8_t state = state_.load(std::memory_order_relaxed);
-  if ((state & kGeneralSendStates) == 0 && trivially_sendable(e)) [[likely]] {
+  if ((state & kGeneralSendStates) == 0 && e.validates_trivially()) [[likely]] {
     if (void* ch = channel(); ch != nullptr) [[likely]] {
       auto& c = *static_cast<detail::spsc_channel*>(ch);
       const std::uint64_t position = c.next_sequence();
