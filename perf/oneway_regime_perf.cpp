@@ -8,8 +8,8 @@
 // each on a queue built for the run:
 //   rill    rill::stream (SPSC) try_send + try_receive
 //   boost   boost::lockfree::spsc_queue push + pop
-//   bare    the ring rill's SPSC stream is built on (slots published by their own sequence words) and nothing
-//           else: the floor for rill's row
+//   bare    rill_bench::floor_ring: the ring rill's SPSC stream is built on (slots published by their own
+//           sequence words) and nothing else, the floor under rill's row
 // Per run it prints the rate, empty polls and full pushes per 1000 elements and the mean depth; per row, the
 // median, minimum and maximum rate over the rounds kept. Rounds whose core-to-core probes differ by more
 // than 1.5x are left out. docs/benchmarking.md ("One-way regimes") has what it showed.
@@ -20,7 +20,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <functional>
 #include <memory>
 #include <string>
@@ -31,6 +30,7 @@
 #include "perf_support.hpp"
 #include "rill/detail/layout.hpp"
 #include "rill/stream.hpp"
+#include "workload.hpp"
 
 namespace {
 
@@ -141,68 +141,17 @@ run_figures boost_run(std::chrono::milliseconds budget, std::size_t capacity) {
       [&] { return capacity - q->write_available(); });
 }
 
-// The floor under rill's row: the same self-publishing ring (each slot's sequence word publishes it, the
-// producer caches the consumer's index) with nothing else, no stream state, validation or received holder.
-class bare_spsc {
- public:
-  explicit bare_spsc(std::size_t capacity)
-      : slots_(new slot[capacity]),
-        mask_(capacity - 1),
-        consumer_slots_(slots_.get()),
-        consumer_mask_(mask_) {}
-  bool push(const item& e) noexcept {
-    if (tail_ - cached_head_ > mask_) {
-      cached_head_ = head_.load(std::memory_order_acquire);  // pairs with pop's release: the slot was read
-      if (tail_ - cached_head_ > mask_) return false;
-    }
-    slot& s = slots_[tail_ & mask_];
-    s.index = e.index;
-    std::memcpy(s.payload, e.payload, sizeof(s.payload));
-    s.seq.store(tail_, std::memory_order_release);  // publishes the slot's words; pairs with pop's acquire
-    ++tail_;
-    return true;
-  }
-  bool pop(item& out) noexcept {
-    const std::uint64_t head = head_.load(std::memory_order_relaxed);  // own index
-    slot& s = consumer_slots_[head & consumer_mask_];
-    if (s.seq.load(std::memory_order_acquire) != head) return false;  // pairs with push's release
-    out.index = s.index;
-    std::memcpy(out.payload, s.payload, sizeof(s.payload));
-    head_.store(head + 1, std::memory_order_release);  // the slot is read before the producer reuses it
-    return true;
-  }
-  std::size_t depth() const noexcept { return tail_ - head_.load(std::memory_order_relaxed); }  // a sample
-
- private:
-  struct alignas(64) slot {
-    std::atomic<std::uint64_t> seq{
-        ~std::uint64_t{0}};  // no position has this value: nothing starts published
-    std::uint64_t index = 0;
-    std::uint64_t payload[6] = {};
-  };
-  static_assert(sizeof(slot) == 64);
-
-  // Each side reads only its own line (and the slots): the consumer has its own copy of the ring's shape.
-  const std::unique_ptr<slot[]> slots_;
-  alignas(rill::detail::kFalseSharingRange) std::uint64_t tail_ = 0;  // producer line
-  std::uint64_t cached_head_ = 0;
-  const std::uint64_t mask_;
-  alignas(rill::detail::kFalseSharingRange) std::atomic<std::uint64_t> head_{0};  // consumer line
-  slot* const consumer_slots_;
-  const std::uint64_t consumer_mask_;
-};
-
 run_figures bare_run(std::chrono::milliseconds budget, std::size_t capacity) {
-  auto q = std::make_unique<bare_spsc>(capacity);
+  auto q = std::make_unique<rill_bench::floor_ring<item>>(capacity);
   struct alignas(rill::detail::kFalseSharingRange) consumer_slot {
     item e;
   };
   auto slot = std::make_unique<consumer_slot>();  // consumer-written: off the producer's lines
   const auto& pool = item_pool();
   return timed_run(
-      budget, [&](std::uint64_t k) { return q->push(pool[k & (kPool - 1)]); },
+      budget, [&](std::uint64_t k) { return q->try_push(pool[k & (kPool - 1)]); },
       [&](auto& check) {
-        if (!q->pop(slot->e)) return false;
+        if (!q->try_pop(slot->e)) return false;
         check(slot->e.index);
         return true;
       },

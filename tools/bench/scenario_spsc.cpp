@@ -69,6 +69,17 @@ struct boost_spsc_queue {
   alignas(rill::detail::kFalseSharingRange) bench_item slot;  // consumer-written: off the producer's lines
 };
 
+// Not a peer: rill's ring with nothing else (floor_ring), the floor under rill's row in every run.
+struct ring_floor_queue {
+  static const std::vector<bench_item>& pool() { return item_pool(); }
+  bool try_push(const bench_item& e) noexcept { return ring.try_push(e); }
+  const bench_item* try_pop() noexcept { return ring.try_pop(slot) ? &slot : nullptr; }
+  static bool in_order(const bench_item& e, std::uint64_t k) noexcept { return e.seq == (k & kPoolMask); }
+  void finish() noexcept {}
+  floor_ring<bench_item> ring{kCapacity};
+  alignas(rill::detail::kFalseSharingRange) bench_item slot;  // consumer-written: off the producer's lines
+};
+
 // Blocking on both sides, as a Go channel: push waits for room, pop waits for an element or close.
 struct mutex_deque_queue {
   static const std::vector<bench_item>& pool() { return item_pool(); }
@@ -550,8 +561,11 @@ std::vector<scenario_entry> spsc_scenarios() {
                        {"rill", kCoarseStamping, one_way_case<rill_queue>(clock_kind::coarse)},
                        {"rill", {{"stamping", "tsc"}}, one_way_case<rill_queue>(clock_kind::tsc)},
                        {"mutex_deque", {}, one_way_case<mutex_deque_queue>()},
+                       {"ring_floor", {}, one_way_case<ring_floor_queue>()},
                    };
-                   sc.note = "one element per call, capacity 65536, cpu0 -> cpu1; events/s";
+                   sc.note =
+                       "one element per call, capacity 65536, cpu0 -> cpu1; ring_floor = rill's ring (slots "
+                       "published by their sequence words) with nothing else; events/s";
                    return std::vector<scenario_case>{sc};
                  }});
   out.push_back({"spsc_batch_throughput", [](const run_config&) {

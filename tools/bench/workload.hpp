@@ -1,17 +1,22 @@
-// rill-bench workloads: the 64-byte element the peer queues carry, the pools both sides send from, and the
-// mutex + condition variable deque that stands in for the replaced Go-channel design.
+// rill-bench workloads: the 64-byte element the peer queues carry, the pools both sides send from, the
+// mutex + condition variable deque that stands in for the replaced Go-channel design, and the bare ring
+// that is the floor of rill's SPSC design.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
+#include "rill/detail/layout.hpp"
 #include "rill/event.hpp"
 
 namespace rill_bench {
@@ -130,6 +135,68 @@ class mutex_deque {
   std::deque<T> items_;
   const std::size_t capacity_;
   bool closed_ = false;
+};
+
+// The floor of rill's SPSC design: a bounded ring of 64-byte slots, each published by its own sequence
+// word, the producer keeping a cached copy of the consumer's index, each side reading only its own line
+// (and the slots), and nothing else: no stream state, validation or received holder. It carries the first
+// 56 bytes of a 64-byte T (the slot's sequence word takes the rest), as a rill event carries 56 bytes
+// besides the sequence word that publishes it. One producer thread, one consumer thread.
+template <class T>
+class floor_ring {
+  static_assert(sizeof(T) == 64 && std::is_trivially_copyable_v<T>);
+
+ public:
+  // `capacity`: a power of two.
+  explicit floor_ring(std::size_t capacity)
+      : slots_(new slot[capacity]),
+        mask_(capacity - 1),
+        consumer_slots_(slots_.get()),
+        consumer_mask_(mask_) {}
+
+  // Producer. False when the ring is full.
+  bool try_push(const T& item) noexcept {
+    if (tail_ - cached_head_ > mask_) {
+      // Acquire: pairs with try_pop's release of head_; the consumer finished reading the slot.
+      cached_head_ = head_.load(std::memory_order_acquire);
+      if (tail_ - cached_head_ > mask_) return false;
+    }
+    slot& s = slots_[tail_ & mask_];
+    std::memcpy(s.bytes, &item, sizeof(s.bytes));
+    s.seq.store(tail_, std::memory_order_release);  // publishes the bytes; pairs with try_pop's acquire
+    ++tail_;
+    return true;
+  }
+  // Consumer. False when the oldest slot is not published yet. Writes the first 56 bytes of `out`.
+  bool try_pop(T& out) noexcept {
+    const std::uint64_t head = head_.load(std::memory_order_relaxed);  // own index
+    slot& s = consumer_slots_[head & consumer_mask_];
+    if (s.seq.load(std::memory_order_acquire) != head) return false;  // pairs with try_push's release
+    std::memcpy(static_cast<void*>(&out), s.bytes, sizeof(s.bytes));
+    // Release: the slot is read before the producer, acquiring head_, writes it again.
+    head_.store(head + 1, std::memory_order_release);
+    return true;
+  }
+  // Producer's view of how many items the ring holds (a sample: relaxed, it orders nothing).
+  std::size_t depth() const noexcept { return tail_ - head_.load(std::memory_order_relaxed); }
+
+ private:
+  struct alignas(64) slot {
+    std::atomic<std::uint64_t> seq{
+        ~std::uint64_t{0}};  // no position has this value: nothing starts published
+    unsigned char bytes[56] = {};
+  };
+  static_assert(sizeof(slot) == 64);
+
+  const std::unique_ptr<slot[]> slots_;
+  // Producer line.
+  alignas(rill::detail::kFalseSharingRange) std::uint64_t tail_ = 0;
+  std::uint64_t cached_head_ = 0;
+  const std::uint64_t mask_;
+  // Consumer line, with its own copy of the ring's shape.
+  alignas(rill::detail::kFalseSharingRange) std::atomic<std::uint64_t> head_{0};
+  slot* const consumer_slots_;
+  const std::uint64_t consumer_mask_;
 };
 
 }  // namespace rill_bench
