@@ -15,7 +15,7 @@ import tempfile
 
 
 # Params that name a variant of one implementation (a bar of its own), not a case of the scenario.
-IMPL_PARAMS = ("stamping", "lanes", "consume")
+IMPL_PARAMS = ("stamping", "lanes", "consume", "layout")
 
 
 def case_name(result):

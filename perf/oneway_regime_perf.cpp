@@ -6,10 +6,12 @@
 // instrumented: the consumer counts the polls that found the ring empty, the producer counts the pushes
 // that found it full and samples the ring's depth every 4096 elements. Two rows, interleaved round by round,
 // each on a queue built for the run:
-//   rill    rill::stream (SPSC) try_send + try_receive
-//   boost   boost::lockfree::spsc_queue push + pop
-//   bare    rill_bench::floor_ring: the ring rill's SPSC stream is built on (slots published by their own
-//           sequence words) and nothing else, the floor under rill's row
+//   rill      rill::stream (SPSC) try_send + try_receive, packed slots (the default)
+//   rill_pad  the same with slot_layout::padded (each slot on its own 128-byte line pair)
+//   boost     boost::lockfree::spsc_queue push + pop
+//   bare      rill_bench::floor_ring: the ring rill's SPSC stream is built on (slots published by their own
+//             sequence words) and nothing else, packed: the floor under rill's row
+//   bare_pad  the same, padded: the floor under rill_pad
 // Per run it prints the rate, empty polls and full pushes per 1000 elements and the mean depth; per row, the
 // median, minimum and maximum rate over the rounds kept. Rounds whose core-to-core probes differ by more
 // than 1.5x are left out. docs/benchmarking.md ("One-way regimes") has what it showed.
@@ -104,9 +106,10 @@ const std::vector<item>& item_pool() {
   return pool;
 }
 
-run_figures rill_run(std::chrono::milliseconds budget, std::size_t capacity) {
+run_figures rill_run(std::chrono::milliseconds budget, std::size_t capacity, rill::slot_layout layout) {
   rill::stream_options o;
   o.capacity = capacity;
+  o.layout = layout;
   o.allocate_on_first_send = false;  // as rill-bench: the ring is built before the run
   auto s = std::make_unique<rill::stream>(o);
   struct alignas(rill::detail::kFalseSharingRange) consumer_slot {
@@ -141,8 +144,8 @@ run_figures boost_run(std::chrono::milliseconds budget, std::size_t capacity) {
       [&] { return capacity - q->write_available(); });
 }
 
-run_figures bare_run(std::chrono::milliseconds budget, std::size_t capacity) {
-  auto q = std::make_unique<rill_bench::floor_ring<item>>(capacity);
+run_figures bare_run(std::chrono::milliseconds budget, std::size_t capacity, rill::slot_layout layout) {
+  auto q = std::make_unique<rill_bench::floor_ring<item>>(capacity, layout);
   struct alignas(rill::detail::kFalseSharingRange) consumer_slot {
     item e;
   };
@@ -174,9 +177,12 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::vector<row> rows;
-  rows.emplace_back("rill", [capacity](auto b) { return rill_run(b, capacity); });
+  using rill::slot_layout;
+  rows.emplace_back("rill", [capacity](auto b) { return rill_run(b, capacity, slot_layout::packed); });
+  rows.emplace_back("rill_pad", [capacity](auto b) { return rill_run(b, capacity, slot_layout::padded); });
   rows.emplace_back("boost", [capacity](auto b) { return boost_run(b, capacity); });
-  rows.emplace_back("bare", [capacity](auto b) { return bare_run(b, capacity); });
+  rows.emplace_back("bare", [capacity](auto b) { return bare_run(b, capacity, slot_layout::packed); });
+  rows.emplace_back("bare_pad", [capacity](auto b) { return bare_run(b, capacity, slot_layout::padded); });
 
   std::printf("oneway_regime_perf: %llu rounds, %lld ms a run, one per call, capacity %zu, cpu0 -> cpu1\n",
               static_cast<unsigned long long>(rounds), static_cast<long long>(budget.count()), capacity);

@@ -24,9 +24,8 @@ slot_stamp::slot_stamp(clock_kind stamping, std::uint64_t now) noexcept {
 
 #if defined(__x86_64__)
 
-std::size_t write_unpolled_slots_portable(event* ring, std::uint64_t mask, std::uint64_t position,
-                                          const event* events, std::size_t count,
-                                          const slot_stamp& stamp) noexcept {
+std::size_t write_unpolled_slots_portable(const slot_ring& ring, std::uint64_t position, const event* events,
+                                          std::size_t count, const slot_stamp& stamp) noexcept {
   static_assert(sizeof(event) == 4 * sizeof(__m128i));
   // Words 0 (flags) and 1 (sequence number) in the first quarter, 2 (timestamp) in the second.
   const __m128i keep_first = _mm_set_epi64x(0, static_cast<long long>(stamp.keep_word0));
@@ -38,7 +37,7 @@ std::size_t write_unpolled_slots_portable(event* ring, std::uint64_t mask, std::
   std::size_t n = 0;
   for (; n < count && events[n].validates_trivially(); ++n) {
     const auto* from = reinterpret_cast<const __m128i*>(&events[n]);
-    auto* to = reinterpret_cast<__m128i*>(&ring[(position + n) & mask]);
+    auto* to = reinterpret_cast<__m128i*>(ring.at(position + n));
     const __m128i first = _mm_or_si128(_mm_and_si128(_mm_loadu_si128(from), keep_first), set_first);
     const __m128i second = _mm_or_si128(_mm_and_si128(_mm_loadu_si128(from + 1), keep_second), set_second);
     const __m128i third = _mm_loadu_si128(from + 2);
@@ -52,7 +51,7 @@ std::size_t write_unpolled_slots_portable(event* ring, std::uint64_t mask, std::
   return n;
 }
 
-__attribute__((target("avx2"))) std::size_t write_unpolled_slots_avx2(event* ring, std::uint64_t mask,
+__attribute__((target("avx2"))) std::size_t write_unpolled_slots_avx2(const slot_ring& ring,
                                                                       std::uint64_t position,
                                                                       const event* events, std::size_t count,
                                                                       const slot_stamp& stamp) noexcept {
@@ -66,7 +65,7 @@ __attribute__((target("avx2"))) std::size_t write_unpolled_slots_avx2(event* rin
   std::size_t n = 0;
   for (; n < count && events[n].validates_trivially(); ++n) {
     const auto* from = reinterpret_cast<const __m256i*>(&events[n]);
-    auto* to = reinterpret_cast<__m256i*>(&ring[(position + n) & mask]);
+    auto* to = reinterpret_cast<__m256i*>(ring.at(position + n));
     const __m256i header = _mm256_or_si256(_mm256_and_si256(_mm256_loadu_si256(from), keep), set);
     const __m256i text = _mm256_loadu_si256(from + 1);
     _mm256_store_si256(to, header);
@@ -82,17 +81,16 @@ bool cpu_has_avx2() noexcept {
   return __builtin_cpu_supports("avx2");
 }
 
-std::size_t write_unpolled_slots(event* ring, std::uint64_t mask, std::uint64_t position, const event* events,
+std::size_t write_unpolled_slots(const slot_ring& ring, std::uint64_t position, const event* events,
                                  std::size_t count, const slot_stamp& stamp) noexcept {
-  if (cpu_has_avx2()) return write_unpolled_slots_avx2(ring, mask, position, events, count, stamp);
-  return write_unpolled_slots_portable(ring, mask, position, events, count, stamp);
+  if (cpu_has_avx2()) return write_unpolled_slots_avx2(ring, position, events, count, stamp);
+  return write_unpolled_slots_portable(ring, position, events, count, stamp);
 }
 
 #else
 
-std::size_t write_unpolled_slots_portable(event* ring, std::uint64_t mask, std::uint64_t position,
-                                          const event* events, std::size_t count,
-                                          const slot_stamp& stamp) noexcept {
+std::size_t write_unpolled_slots_portable(const slot_ring& ring, std::uint64_t position, const event* events,
+                                          std::size_t count, const slot_stamp& stamp) noexcept {
   std::size_t n = 0;
   for (; n < count && events[n].validates_trivially(); ++n) {
     std::uint64_t words[sizeof(event) / sizeof(std::uint64_t)];
@@ -100,7 +98,7 @@ std::size_t write_unpolled_slots_portable(event* ring, std::uint64_t mask, std::
     words[0] = (words[0] & stamp.keep_word0) | stamp.set_word0;
     words[1] = position + n;
     words[2] = (words[2] & stamp.keep_timestamp) | stamp.timestamp;
-    std::memcpy(static_cast<void*>(&ring[(position + n) & mask]), words, sizeof words);
+    std::memcpy(static_cast<void*>(ring.at(position + n)), words, sizeof words);
   }
   return n;
 }
@@ -109,9 +107,9 @@ bool cpu_has_avx2() noexcept {
   return false;
 }
 
-std::size_t write_unpolled_slots(event* ring, std::uint64_t mask, std::uint64_t position, const event* events,
+std::size_t write_unpolled_slots(const slot_ring& ring, std::uint64_t position, const event* events,
                                  std::size_t count, const slot_stamp& stamp) noexcept {
-  return write_unpolled_slots_portable(ring, mask, position, events, count, stamp);
+  return write_unpolled_slots_portable(ring, position, events, count, stamp);
 }
 
 #endif

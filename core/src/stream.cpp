@@ -42,6 +42,17 @@ std::size_t normalized_lanes(const stream_options& options) {
   return detail::round_up_pow2(options.lanes);
 }
 
+// 0: packed, 1: padded (detail::slot_ring). Only an SPSC ring is ever padded.
+std::uint8_t slot_spacing_log2_for(const stream_options& options) {
+  switch (options.layout) {
+    case slot_layout::packed:
+      return 0;
+    case slot_layout::padded:
+      return spsc_ring_for(options.kind, options.policy) ? 1 : 0;
+  }
+  throw std::invalid_argument("rill::stream: unknown slot layout");
+}
+
 std::size_t normalized_arena(std::size_t requested) {
   if (requested == 0) return 0;
   if (requested > (std::size_t{1} << 31)) throw std::invalid_argument("rill::stream: arena above 2 GiB");
@@ -77,11 +88,12 @@ struct channel_layout {
   std::size_t arena_offset;
   std::size_t total;
 
-  channel_layout(bool spsc_ring, std::size_t capacity, std::size_t lanes, std::size_t arena_bytes) noexcept {
+  channel_layout(bool spsc_ring, std::size_t capacity, unsigned slot_spacing_log2, std::size_t lanes,
+                 std::size_t arena_bytes) noexcept {
     const std::size_t channel_size =
         spsc_ring ? sizeof(detail::spsc_channel) : lanes * sizeof(detail::mpmc_channel);
     slots_offset = detail::align_up(channel_offset + channel_size, detail::kFalseSharingRange);
-    turns_offset = slots_offset + capacity * sizeof(event);
+    turns_offset = slots_offset + detail::slot_ring::bytes_for(capacity, spsc_ring ? slot_spacing_log2 : 0);
     const std::size_t turns_size = spsc_ring ? 0 : capacity * sizeof(std::atomic<std::uint64_t>);
     arena_offset = detail::align_up(turns_offset + turns_size, detail::kFalseSharingRange);
     total = arena_offset + arena_bytes;
@@ -145,6 +157,16 @@ std::string_view to_string(backpressure p) noexcept {
   return "unknown";
 }
 
+std::string_view to_string(slot_layout l) noexcept {
+  switch (l) {
+    case slot_layout::packed:
+      return "packed";
+    case slot_layout::padded:
+      return "padded";
+  }
+  return "unknown";
+}
+
 std::uint8_t stream::initial_state(flavour kind, backpressure policy, clock_kind stamping) noexcept {
   std::uint8_t state = spsc_ring_for(kind, policy) ? 0 : kMpmcRingState;
   if (policy == backpressure::block) state |= kBlockPolicyState;
@@ -165,6 +187,7 @@ stream::stream(const stream_options& options)
       capacity_log2_(static_cast<std::uint8_t>(
           log2_of(std::max(normalized_capacity(options.capacity), 2 * normalized_lanes(options))))),
       lanes_log2_(static_cast<std::uint8_t>(log2_of(normalized_lanes(options)))),
+      slot_spacing_log2_(slot_spacing_log2_for(options)),
       arena_bytes_(static_cast<std::uint32_t>(normalized_arena(options.arena_bytes))),
       spin_iterations_(options.spin_iterations) {
   static_assert(sizeof(counters_block) == kCountersBytes);
@@ -192,7 +215,7 @@ void* stream::allocate_channel() noexcept {
   const bool spsc_ring = uses_spsc_ring();
   const std::size_t capacity = this->capacity();
   const std::size_t lanes = this->lanes();
-  const channel_layout layout(spsc_ring, capacity, lanes, arena_bytes_);
+  const channel_layout layout(spsc_ring, capacity, slot_spacing_log2_, lanes, arena_bytes_);
   char* base = static_cast<char*>(::operator new(layout.total, kChannelAlignment, std::nothrow));
   if (base == nullptr) return nullptr;
   // The arena must start zeroed (record_arena.hpp says why); slots need no initialization.
@@ -204,8 +227,8 @@ void* stream::allocate_channel() noexcept {
   detail::wait_word* room_waiters = policy_ == backpressure::block ? &producers_ : nullptr;
   void* ch;
   if (spsc_ring) {
-    ch = new (base + layout.channel_offset)
-        detail::spsc_channel(slots, capacity, arena, arena_bytes_, room_waiters);
+    const detail::slot_ring ring(slots, capacity, slot_spacing_log2_);
+    ch = new (base + layout.channel_offset) detail::spsc_channel(ring, arena, arena_bytes_, room_waiters);
   } else {
     // Lane 0 holds the arena and the lane count; each lane gets an equal share of slots and turns.
     auto* turns = reinterpret_cast<std::atomic<std::uint64_t>*>(base + layout.turns_offset);
@@ -460,21 +483,20 @@ std::size_t stream::try_send_batch(std::span<const event> events, status* why) n
     // reloads on every event.
     auto& c = *static_cast<detail::spsc_channel*>(ch);
     const std::size_t room = std::min(events.size(), c.free_slots(events.size()));
-    event* const ring = c.producer_slots();
-    const std::uint64_t mask = c.producer_mask();
+    const detail::slot_ring ring = c.producer_ring();
     const std::uint64_t first = c.next_sequence();
     const detail::slot_stamp whole_slot_stamp(stamping_, now);
     event first_event;
     std::size_t i = 0;
     while (i < room) {
       if (i != 0) {
-        i += detail::write_unpolled_slots(ring, mask, first + i, &events[i], room - i, whole_slot_stamp);
+        i += detail::write_unpolled_slots(ring, first + i, &events[i], room - i, whole_slot_stamp);
         if (i == room) break;
       }
       const event& e = events[i];
       s = check_sendable(e);
       if (s != status::ok) [[unlikely]] break;
-      event* const slot = i == 0 ? &first_event : &ring[(first + i) & mask];
+      event* const slot = i == 0 ? &first_event : ring.at(first + i);
       detail::spsc_channel::fill(slot, e);
       if (!e.text_is_inline()) {
         s = prepare_text(*slot, c.arena());
@@ -486,7 +508,7 @@ std::size_t stream::try_send_batch(std::span<const event> events, status* why) n
       ++i;
     }
     if (i != 0) {
-      event* const first_slot = &ring[first & mask];
+      event* const first_slot = ring.at(first);
       detail::spsc_channel::fill(first_slot, first_event);
       detail::spsc_channel::publish_slot(first_slot, first);  // [S1]: publishes the whole batch
       c.advance(i);

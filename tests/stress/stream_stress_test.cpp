@@ -49,10 +49,19 @@ std::uint64_t checksum(std::string_view text, std::uint64_t seq) {
   return h;
 }
 
-TEST(StreamStress, SpscDeliversFiftyMillionEventsInOrderWithMatchingContent) {
+// The SPSC stresses run on both slot layouts: packed, and padded (each slot on its own 128-byte line pair).
+class SpscStress : public testing::TestWithParam<rill::slot_layout> {};
+INSTANTIATE_TEST_SUITE_P(Layouts, SpscStress,
+                         testing::Values(rill::slot_layout::packed, rill::slot_layout::padded),
+                         [](const testing::TestParamInfo<rill::slot_layout>& test) {
+                           return std::string(rill::to_string(test.param));
+                         });
+
+TEST_P(SpscStress, DeliversFiftyMillionEventsInOrderWithMatchingContent) {
   const std::uint64_t total = scaled(50'000'000, 20'000);
   stream_options o;
   o.capacity = 4096;
+  o.layout = GetParam();
   o.arena_bytes = 1 << 20;
   o.stamping = rill::clock_kind::none;
   stream s(o);
@@ -93,7 +102,8 @@ TEST(StreamStress, SpscDeliversFiftyMillionEventsInOrderWithMatchingContent) {
 // An SPSC stream fed by a producer thread in batches of 64 (send_batch), then closed. Events carry
 // payloads.text_for(i); `sum` gets the checksum of everything sent.
 struct batched_spsc_feed {
-  explicit batched_spsc_feed(std::uint64_t event_count) : total(event_count), s(options()) {
+  batched_spsc_feed(std::uint64_t event_count, rill::slot_layout layout)
+      : total(event_count), s(options(layout)) {
     producer = std::thread([this] {
       std::vector<event> batch;
       for (std::uint64_t i = 0; i < this->total;) {
@@ -107,10 +117,11 @@ struct batched_spsc_feed {
       s.close();
     });
   }
-  static stream_options options() {
+  static stream_options options(rill::slot_layout layout) {
     stream_options o;
     o.capacity = 1024;
     o.arena_bytes = 1 << 18;
+    o.layout = layout;
     return o;
   }
   const std::uint64_t total;
@@ -120,8 +131,8 @@ struct batched_spsc_feed {
   std::thread producer;
 };
 
-TEST(StreamStress, SpscBatchedSendAndDrainKeepOrder) {
-  batched_spsc_feed feed(scaled(20'000'000, 20'000));
+TEST_P(SpscStress, BatchedSendAndDrainKeepOrder) {
+  batched_spsc_feed feed(scaled(20'000'000, 20'000), GetParam());
   stream& s = feed.s;
   const std::uint64_t total = feed.total;
   const payload_source& payloads = feed.payloads;
@@ -144,8 +155,8 @@ TEST(StreamStress, SpscBatchedSendAndDrainKeepOrder) {
 
 // The copy-out consumer: batches of 48 (so they straddle the producer's batches of 64) hold their arena
 // text while the producer refills the freed slots; every event arrives once, in order, with its content.
-TEST(StreamStress, SpscBatchedSendAndReceiveBatchKeepOrder) {
-  batched_spsc_feed feed(scaled(20'000'000, 20'000));
+TEST_P(SpscStress, BatchedSendAndReceiveBatchKeepOrder) {
+  batched_spsc_feed feed(scaled(20'000'000, 20'000), GetParam());
   stream& s = feed.s;
   const std::uint64_t total = feed.total;
   const payload_source& payloads = feed.payloads;

@@ -13,7 +13,7 @@ using rill::clock_kind;
 using rill::event;
 using rill::detail::slot_stamp;
 
-using writer = std::size_t (*)(event*, std::uint64_t, std::uint64_t, const event*, std::size_t,
+using writer = std::size_t (*)(const rill::detail::slot_ring&, std::uint64_t, const event*, std::size_t,
                                const slot_stamp&) noexcept;
 
 struct version {
@@ -57,20 +57,27 @@ TEST(SlotWriter, WritesEachSlotWholeWithItsPositionAndStamp) {
   constexpr std::uint64_t kSlots = 64;
   constexpr std::uint64_t kStart = (std::uint64_t{1} << 40) + 50;  // the run goes round the ring's end
   for (const version& v : versions()) {
-    for (const clock_kind stamping :
-         {clock_kind::none, clock_kind::coarse, clock_kind::tsc, clock_kind::steady}) {
-      SCOPED_TRACE(std::string(v.name) + " stamping " + std::to_string(static_cast<int>(stamping)));
-      std::vector<event> ring(kSlots);
-      std::memset(static_cast<void*>(ring.data()), 0xa5, kSlots * sizeof(event));
-      const event untouched = ring[0];
-      const std::uint64_t now = 0x0123456789abcdefULL;
-      const slot_stamp stamp(stamping, now);
-      ASSERT_EQ(v.write(ring.data(), kSlots - 1, kStart, events.data(), events.size(), stamp), events.size());
-      for (std::uint64_t p = 0; p < kSlots; ++p) {
-        const std::uint64_t k = (p - (kStart & (kSlots - 1))) & (kSlots - 1);  // which event, if any
-        const event want =
-            k < events.size() ? expected_slot(events[k], kStart + k, stamping, now) : untouched;
-        EXPECT_EQ(std::memcmp(&ring[p], &want, sizeof(event)), 0) << "slot " << p;
+    for (const unsigned spacing_log2 : {0u, 1u}) {  // packed and padded rings
+      for (const clock_kind stamping :
+           {clock_kind::none, clock_kind::coarse, clock_kind::tsc, clock_kind::steady}) {
+        SCOPED_TRACE(std::string(v.name) + " spacing " + std::to_string(spacing_log2) + " stamping " +
+                     std::to_string(static_cast<int>(stamping)));
+        std::vector<event> memory(2 * kSlots);  // a packed ring uses the first half: the rest stays untouched
+        std::memset(static_cast<void*>(memory.data()), 0xa5, memory.size() * sizeof(event));
+        const event untouched = memory[0];
+        const rill::detail::slot_ring ring(memory.data(), kSlots, spacing_log2);
+        const std::uint64_t now = 0x0123456789abcdefULL;
+        const slot_stamp stamp(stamping, now);
+        ASSERT_EQ(v.write(ring, kStart, events.data(), events.size(), stamp), events.size());
+        for (std::uint64_t i = 0; i < memory.size(); ++i) {
+          // Memory event i is slot p = i >> spacing_log2, or padding (never written) between slots.
+          const std::uint64_t p = i >> spacing_log2;
+          const std::uint64_t k = (p - (kStart & (kSlots - 1))) & (kSlots - 1);  // which event, if any
+          const bool slot = (i & ((std::uint64_t{1} << spacing_log2) - 1)) == 0 && p < kSlots;
+          const event want =
+              slot && k < events.size() ? expected_slot(events[k], kStart + k, stamping, now) : untouched;
+          EXPECT_EQ(std::memcmp(&memory[i], &want, sizeof(event)), 0) << "memory event " << i;
+        }
       }
     }
   }
@@ -92,13 +99,14 @@ TEST(SlotWriter, StopsAtTheFirstEventThatNeedsMoreThanACopy) {
       std::vector<event> ring(8);
       std::memset(static_cast<void*>(ring.data()), 0x3c, ring.size() * sizeof(event));
       const event untouched = ring[0];
-      EXPECT_EQ(v.write(ring.data(), 7, 6, run, 4, slot_stamp(clock_kind::none, 0)), 2u);
+      const rill::detail::slot_ring geometry(ring.data(), 8, 0);
+      EXPECT_EQ(v.write(geometry, 6, run, 4, slot_stamp(clock_kind::none, 0)), 2u);
       const event first = expected_slot(run[0], 6, clock_kind::none, 0);
       const event second = expected_slot(run[1], 7, clock_kind::none, 0);
       EXPECT_EQ(std::memcmp(&ring[6], &first, sizeof(event)), 0);
       EXPECT_EQ(std::memcmp(&ring[7], &second, sizeof(event)), 0);
       for (std::size_t p = 0; p < 6; ++p) EXPECT_EQ(std::memcmp(&ring[p], &untouched, sizeof(event)), 0) << p;
-      EXPECT_EQ(v.write(ring.data(), 7, 0, run + 2, 2, slot_stamp(clock_kind::none, 0)), 0u);
+      EXPECT_EQ(v.write(geometry, 0, run + 2, 2, slot_stamp(clock_kind::none, 0)), 0u);
       EXPECT_EQ(std::memcmp(&ring[0], &untouched, sizeof(event)), 0);
     }
   }
@@ -110,7 +118,9 @@ TEST(SlotWriter, WritesNothingForAnEmptyRun) {
     std::memset(static_cast<void*>(ring.data()), 0x11, ring.size() * sizeof(event));
     const event untouched = ring[0];
     const event e = event::keep_alive();
-    EXPECT_EQ(v.write(ring.data(), 3, 0, &e, 0, slot_stamp(clock_kind::coarse, 9)), 0u) << v.name;
+    EXPECT_EQ(
+        v.write(rill::detail::slot_ring(ring.data(), 4, 0), 0, &e, 0, slot_stamp(clock_kind::coarse, 9)), 0u)
+        << v.name;
     for (const event& slot : ring) EXPECT_EQ(std::memcmp(&slot, &untouched, sizeof(event)), 0) << v.name;
   }
 }

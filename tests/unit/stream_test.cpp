@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
 #include <stop_token>
 #include <string>
@@ -28,16 +29,20 @@ struct variant {
   flavour kind;
   backpressure policy;
   std::uint32_t lanes = 1;
+  rill::slot_layout layout = rill::slot_layout::packed;
 };
 
 std::string variant_name(const testing::TestParamInfo<variant>& info) {
   std::string name =
       std::string(rill::to_string(info.param.kind)) + "_" + std::string(rill::to_string(info.param.policy));
   if (info.param.lanes != 1) name += "_lanes" + std::to_string(info.param.lanes);
+  if (info.param.layout != rill::slot_layout::packed)
+    name += "_" + std::string(rill::to_string(info.param.layout));
   return name;
 }
 
-// Every contract test runs on each flavour and policy, and on MPMC split into lanes. Each test has one
+// Every contract test runs on each flavour and policy, on MPMC split into lanes, and on SPSC rings with
+// padded slots. Each test has one
 // thread sending at a time, which always lands in a single lane, so a laned stream gets `lanes` times the
 // capacity: the room one producer sees is then the same in every variant.
 class StreamContract : public testing::TestWithParam<variant> {
@@ -49,6 +54,7 @@ class StreamContract : public testing::TestWithParam<variant> {
     o.arena_bytes = arena;
     o.kind = GetParam().kind;
     o.policy = GetParam().policy;
+    o.layout = GetParam().layout;
     return o;
   }
   static std::string long_text(std::size_t n, char seed) {
@@ -58,17 +64,82 @@ class StreamContract : public testing::TestWithParam<variant> {
   }
 };
 
-INSTANTIATE_TEST_SUITE_P(AllVariants, StreamContract,
-                         testing::Values(variant{flavour::spsc, backpressure::block},
-                                         variant{flavour::spsc, backpressure::drop},
-                                         variant{flavour::spsc, backpressure::drop_oldest},
-                                         variant{flavour::mpmc, backpressure::block},
-                                         variant{flavour::mpmc, backpressure::drop},
-                                         variant{flavour::mpmc, backpressure::drop_oldest},
-                                         variant{flavour::mpmc, backpressure::block, 4},
-                                         variant{flavour::mpmc, backpressure::drop, 4},
-                                         variant{flavour::mpmc, backpressure::drop_oldest, 4}),
-                         variant_name);
+INSTANTIATE_TEST_SUITE_P(
+    AllVariants, StreamContract,
+    testing::Values(variant{flavour::spsc, backpressure::block}, variant{flavour::spsc, backpressure::drop},
+                    variant{flavour::spsc, backpressure::drop_oldest},
+                    variant{flavour::mpmc, backpressure::block}, variant{flavour::mpmc, backpressure::drop},
+                    variant{flavour::mpmc, backpressure::drop_oldest},
+                    variant{flavour::mpmc, backpressure::block, 4},
+                    variant{flavour::mpmc, backpressure::drop, 4},
+                    variant{flavour::mpmc, backpressure::drop_oldest, 4},
+                    variant{flavour::spsc, backpressure::block, 1, rill::slot_layout::padded},
+                    variant{flavour::spsc, backpressure::drop, 1, rill::slot_layout::padded}),
+    variant_name);
+
+// Streams are packed unless padded is asked for; MPMC rings (MPMC streams, and drop_oldest streams, whose
+// ring is MPMC) are packed whatever the option says.
+TEST(StreamLayout, PaddedOnlyWhenAskedAndOnlyForSpscRings) {
+  auto layout_of = [](flavour kind, backpressure policy, std::size_t capacity,
+                      std::optional<rill::slot_layout> asked) {
+    stream_options o;
+    o.kind = kind;
+    o.policy = policy;
+    o.capacity = capacity;
+    if (asked) o.layout = *asked;
+    return stream(o).layout();
+  };
+  using rill::slot_layout;
+  EXPECT_EQ(layout_of(flavour::spsc, backpressure::block, 65536, std::nullopt), slot_layout::packed);
+  EXPECT_EQ(layout_of(flavour::spsc, backpressure::block, 2, slot_layout::padded), slot_layout::padded);
+  EXPECT_EQ(layout_of(flavour::spsc, backpressure::drop, 65536, slot_layout::padded), slot_layout::padded);
+  EXPECT_EQ(layout_of(flavour::spsc, backpressure::block, 65536, slot_layout::packed), slot_layout::packed);
+  EXPECT_EQ(layout_of(flavour::mpmc, backpressure::drop, 8, slot_layout::padded), slot_layout::packed);
+  EXPECT_EQ(layout_of(flavour::spsc, backpressure::drop_oldest, 8, slot_layout::padded), slot_layout::packed);
+  stream_options bad;
+  bad.layout = static_cast<rill::slot_layout>(7);
+  EXPECT_THROW(stream{bad}, std::invalid_argument);
+}
+
+// A padded ring of more slots than the contract tests use, filled and drained across its end several times
+// with every receive path, eagerly allocated.
+TEST(StreamLayout, LargePaddedRingDeliversEveryPathInOrder) {
+  stream_options o;
+  o.capacity = 16384;
+  o.layout = rill::slot_layout::padded;
+  o.allocate_on_first_send = false;
+  stream s(o);
+  ASSERT_EQ(s.layout(), rill::slot_layout::padded);
+  std::uint64_t sent = 0, got = 0;
+  received one;
+  received_batch batch(100);
+  std::vector<event> burst;
+  for (int round = 0; round < 5; ++round) {
+    burst.clear();
+    for (int i = 0; i < 7000; ++i)
+      burst.push_back(event::text_delta(static_cast<std::uint16_t>(sent + i), "t"));
+    ASSERT_EQ(s.try_send_batch(burst), burst.size());
+    for (int i = 0; i < 3000; ++i)
+      ASSERT_EQ(s.try_send(event::text_delta(static_cast<std::uint16_t>(sent + 7000 + i), "u")), status::ok);
+    sent += 10000;
+    auto check = [&](const event& e) {
+      EXPECT_EQ(e.seq(), got);
+      EXPECT_EQ(e.index(), static_cast<std::uint16_t>(got));
+      ++got;
+    };
+    for (int i = 0; i < 2500; ++i) {
+      ASSERT_EQ(s.try_receive(one), status::ok);
+      check(*one);
+    }
+    for (int i = 0; i < 25; ++i) {
+      ASSERT_EQ(s.try_receive_batch(batch), status::ok);
+      for (const event& e : batch) check(e);
+    }
+    while (got < sent) ASSERT_NE(s.try_drain([&](const event& e, bool) { check(e); }, 999), 0u);
+  }
+  EXPECT_EQ(got, 50000u);
+  EXPECT_EQ(s.try_receive(one), status::empty);
+}
 
 void expect_quiescent_invariant(const stream& s) {
   const rill::stream_counters c = s.counters();

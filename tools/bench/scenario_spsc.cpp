@@ -21,10 +21,11 @@ constexpr std::size_t kCapacity = 65536;  // the design notes' peer figures use 
 constexpr std::size_t kBatch = 64;
 constexpr std::uint64_t kNotDone = ~std::uint64_t{0};
 
-rill::stream_options spsc_options(rill::clock_kind stamping) {
+rill::stream_options spsc_options(rill::clock_kind stamping, rill::slot_layout layout) {
   rill::stream_options o;
   o.capacity = kCapacity;
   o.stamping = stamping;
+  o.layout = layout;
   o.allocate_on_first_send = false;  // allocation is not what these runs measure
   return o;
 }
@@ -36,7 +37,8 @@ std::string describe_mismatch(std::uint64_t position) {
 // ---- single-element adapters: try_push / try_pop / in_order ----
 
 struct rill_queue {
-  explicit rill_queue(rill::clock_kind stamping) : stream(spsc_options(stamping)) {}
+  explicit rill_queue(rill::clock_kind stamping, rill::slot_layout layout = rill::slot_layout::packed)
+      : stream(spsc_options(stamping, layout)) {}
   static const std::vector<rill::event>& pool() { return rill_pool(); }
   bool try_push(const rill::event& e) noexcept { return stream.try_send(e) == rill::status::ok; }
   const rill::event* try_pop() noexcept { return stream.try_receive(slot) == rill::status::ok ? &slot.get() : nullptr; }
@@ -69,14 +71,15 @@ struct boost_spsc_queue {
   alignas(rill::detail::kFalseSharingRange) bench_item slot;  // consumer-written: off the producer's lines
 };
 
-// Not a peer: rill's ring with nothing else (floor_ring), the floor under rill's row in every run.
+// Not a peer: rill's ring with nothing else (floor_ring), the floor under the rill row of the same layout.
 struct ring_floor_queue {
+  explicit ring_floor_queue(rill::slot_layout layout) : ring(kCapacity, layout) {}
   static const std::vector<bench_item>& pool() { return item_pool(); }
   bool try_push(const bench_item& e) noexcept { return ring.try_push(e); }
   const bench_item* try_pop() noexcept { return ring.try_pop(slot) ? &slot : nullptr; }
   static bool in_order(const bench_item& e, std::uint64_t k) noexcept { return e.seq == (k & kPoolMask); }
   void finish() noexcept {}
-  floor_ring<bench_item> ring{kCapacity};
+  floor_ring<bench_item> ring;
   alignas(rill::detail::kFalseSharingRange) bench_item slot;  // consumer-written: off the producer's lines
 };
 
@@ -187,7 +190,8 @@ std::function<run_result(const run_config&)> one_way_case(Args... args) {
 // ---- spsc_batch_throughput: 64 elements per call on both sides ----
 
 struct rill_batch_queue {
-  explicit rill_batch_queue(rill::clock_kind stamping) : stream(spsc_options(stamping)) {}
+  explicit rill_batch_queue(rill::clock_kind stamping, rill::slot_layout layout = rill::slot_layout::packed)
+      : stream(spsc_options(stamping, layout)) {}
   static const std::vector<rill::event>& pool() { return rill_pool(); }
   std::size_t push_many(const rill::event* first, std::size_t n) noexcept {
     return stream.try_send_batch(std::span<const rill::event>(first, n));
@@ -546,26 +550,34 @@ run_result mutex_handoff(const run_config& cfg) {
 }
 
 const param_list kCoarseStamping = {{"stamping", "coarse"}};
+const param_list kPaddedLayout = {{"layout", "padded"}};
 
 }  // namespace
 
 std::vector<scenario_entry> spsc_scenarios() {
   using rill::clock_kind;
+  using rill::slot_layout;
   std::vector<scenario_entry> out;
   out.push_back({"spsc_throughput", [](const run_config&) {
                    scenario_case sc{"spsc_throughput", {}, metric::throughput, {}, ""};
                    sc.impls = {
                        {"rill", {}, one_way_case<rill_queue>(clock_kind::none)},
+                       {"rill", kPaddedLayout,
+                        one_way_case<rill_queue>(clock_kind::none, slot_layout::padded)},
                        {"moodycamel_rwq", {}, one_way_case<moodycamel_rwq_queue>()},
                        {"boost_spsc", {}, one_way_case<boost_spsc_queue>()},
                        {"rill", kCoarseStamping, one_way_case<rill_queue>(clock_kind::coarse)},
                        {"rill", {{"stamping", "tsc"}}, one_way_case<rill_queue>(clock_kind::tsc)},
                        {"mutex_deque", {}, one_way_case<mutex_deque_queue>()},
-                       {"ring_floor", {}, one_way_case<ring_floor_queue>()},
+                       {"ring_floor", {}, one_way_case<ring_floor_queue>(slot_layout::packed)},
+                       {"ring_floor", kPaddedLayout, one_way_case<ring_floor_queue>(slot_layout::padded)},
                    };
                    sc.note =
-                       "one element per call, capacity 65536, cpu0 -> cpu1; ring_floor = rill's ring (slots "
-                       "published by their sequence words) with nothing else; events/s";
+                       "one element per call, capacity 65536, cpu0 -> cpu1; [layout=padded]: each slot on "
+                       "its "
+                       "own 128-byte line pair (rill::slot_layout); ring_floor = rill's ring (slots "
+                       "published by "
+                       "their sequence words) with nothing else; events/s";
                    return std::vector<scenario_case>{sc};
                  }});
   out.push_back({"spsc_batch_throughput", [](const run_config&) {
@@ -575,10 +587,14 @@ std::vector<scenario_entry> spsc_scenarios() {
                        {"boost_spsc", {}, batched_case<boost_spsc_batch_queue>()},
                        {"moodycamel_cq", {}, batched_case<moodycamel_cq_batch_queue>()},
                        {"rill", kCoarseStamping, batched_case<rill_batch_queue>(clock_kind::coarse)},
-                       {"boost_spsc", {{"consume", "in_place"}}, batched_case<boost_spsc_in_place_batch_queue>()},
+                       {"boost_spsc",
+                        {{"consume", "in_place"}},
+                        batched_case<boost_spsc_in_place_batch_queue>()},
                        {"rill",
                         {{"consume", "copy_out"}},
                         batched_case<rill_copy_out_batch_queue>(clock_kind::none)},
+                       {"rill", kPaddedLayout,
+                        batched_case<rill_batch_queue>(clock_kind::none, slot_layout::padded)},
                    };
                    sc.note = "64 per call: rill try_send_batch + try_drain ([consume=copy_out]: try_receive_batch), "
                              "boost push/pop ranges ([consume=in_place]: consume_all), moodycamel bulk calls with "
@@ -594,6 +610,8 @@ std::vector<scenario_entry> spsc_scenarios() {
                        {"moodycamel_rwq", {}, round_trip_case<moodycamel_rwq_queue>()},
                        {"boost_spsc", {}, round_trip_case<boost_spsc_queue>()},
                        {"rill", kCoarseStamping, round_trip_case<rill_queue>(clock_kind::coarse)},
+                       {"rill", kPaddedLayout,
+                        round_trip_case<rill_queue>(clock_kind::none, slot_layout::padded)},
                        {"mutex_deque", {}, round_trip_case<mutex_deque_queue>()},
                    };
                    sc.note = "round trip through two queues, timed per trip with rdtsc (one read's cost is in "

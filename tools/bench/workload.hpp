@@ -18,6 +18,7 @@
 
 #include "rill/detail/layout.hpp"
 #include "rill/event.hpp"
+#include "rill/stream.hpp"
 
 namespace rill_bench {
 
@@ -141,18 +142,22 @@ class mutex_deque {
 // word, the producer keeping a cached copy of the consumer's index, each side reading only its own line
 // (and the slots), and nothing else: no stream state, validation or received holder. It carries the first
 // 56 bytes of a 64-byte T (the slot's sequence word takes the rest), as a rill event carries 56 bytes
-// besides the sequence word that publishes it. One producer thread, one consumer thread.
+// besides the sequence word that publishes it. Its slots are packed or padded as rill::slot_layout says
+// (padded: each slot on its own 128-byte line pair). One producer thread, one consumer thread.
 template <class T>
 class floor_ring {
   static_assert(sizeof(T) == 64 && std::is_trivially_copyable_v<T>);
 
  public:
   // `capacity`: a power of two.
-  explicit floor_ring(std::size_t capacity)
-      : slots_(new slot[capacity]),
+  // `capacity`: a power of two.
+  explicit floor_ring(std::size_t capacity, rill::slot_layout layout = rill::slot_layout::packed)
+      : spacing_(layout == rill::slot_layout::padded ? 2 : 1),
+        slots_(new slot[capacity * spacing_]),
         mask_(capacity - 1),
         consumer_slots_(slots_.get()),
-        consumer_mask_(mask_) {}
+        consumer_mask_(mask_),
+        consumer_spacing_(spacing_) {}
 
   // Producer. False when the ring is full.
   bool try_push(const T& item) noexcept {
@@ -161,7 +166,7 @@ class floor_ring {
       cached_head_ = head_.load(std::memory_order_acquire);
       if (tail_ - cached_head_ > mask_) return false;
     }
-    slot& s = slots_[tail_ & mask_];
+    slot& s = slots_[(tail_ & mask_) * spacing_];
     std::memcpy(s.bytes, &item, sizeof(s.bytes));
     s.seq.store(tail_, std::memory_order_release);  // publishes the bytes; pairs with try_pop's acquire
     ++tail_;
@@ -170,7 +175,7 @@ class floor_ring {
   // Consumer. False when the oldest slot is not published yet. Writes the first 56 bytes of `out`.
   bool try_pop(T& out) noexcept {
     const std::uint64_t head = head_.load(std::memory_order_relaxed);  // own index
-    slot& s = consumer_slots_[head & consumer_mask_];
+    slot& s = consumer_slots_[(head & consumer_mask_) * consumer_spacing_];
     if (s.seq.load(std::memory_order_acquire) != head) return false;  // pairs with try_push's release
     std::memcpy(static_cast<void*>(&out), s.bytes, sizeof(s.bytes));
     // Release: the slot is read before the producer, acquiring head_, writes it again.
@@ -188,6 +193,7 @@ class floor_ring {
   };
   static_assert(sizeof(slot) == 64);
 
+  const std::size_t spacing_;  // 64-byte slots from one position's slot to the next: 1 packed, 2 padded
   const std::unique_ptr<slot[]> slots_;
   // Producer line.
   alignas(rill::detail::kFalseSharingRange) std::uint64_t tail_ = 0;
@@ -197,6 +203,7 @@ class floor_ring {
   alignas(rill::detail::kFalseSharingRange) std::atomic<std::uint64_t> head_{0};
   slot* const consumer_slots_;
   const std::uint64_t consumer_mask_;
+  const std::size_t consumer_spacing_;
 };
 
 }  // namespace rill_bench

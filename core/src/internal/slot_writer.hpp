@@ -11,6 +11,7 @@
 #include <cstdint>
 
 #include "rill/clock.hpp"
+#include "rill/detail/spsc_channel.hpp"
 #include "rill/event.hpp"
 
 namespace rill::detail {
@@ -30,22 +31,20 @@ struct slot_stamp {
 
 // Writes the leading run of `events` (at most `count`) whose events validate trivially (a known kind without
 // required fields, inline text: event::validates_trivially) into the ring slots of positions `position`,
-// `position` + 1, ... (slot = ring[p & mask]), each slot whole: its bytes, its sequence number and `stamp`.
+// `position` + 1, ... (slot = ring.at(p)), each slot whole: its bytes, its sequence number and `stamp`.
 // Returns the run's length. The sequence words are plain stores: only for slots no consumer reads before it
-// has acquired an earlier slot's sequence word, stored (release) afterwards. `ring` is 64-byte aligned.
+// has acquired an earlier slot's sequence word, stored (release) afterwards. The ring is 64-byte aligned.
 // Picks the widest stores the CPU has (AVX2: two a slot; otherwise four).
-std::size_t write_unpolled_slots(event* ring, std::uint64_t mask, std::uint64_t position, const event* events,
+std::size_t write_unpolled_slots(const slot_ring& ring, std::uint64_t position, const event* events,
                                  std::size_t count, const slot_stamp& stamp) noexcept;
 
 // The versions write_unpolled_slots chooses from, for tests: the portable one (16-byte SSE2 stores on
 // x86-64, word copies elsewhere) and, on x86-64 where the CPU has AVX2 (cpu_has_avx2), the 32-byte one.
-std::size_t write_unpolled_slots_portable(event* ring, std::uint64_t mask, std::uint64_t position,
-                                          const event* events, std::size_t count,
-                                          const slot_stamp& stamp) noexcept;
+std::size_t write_unpolled_slots_portable(const slot_ring& ring, std::uint64_t position, const event* events,
+                                          std::size_t count, const slot_stamp& stamp) noexcept;
 #if defined(__x86_64__)
-std::size_t write_unpolled_slots_avx2(event* ring, std::uint64_t mask, std::uint64_t position,
-                                      const event* events, std::size_t count,
-                                      const slot_stamp& stamp) noexcept;
+std::size_t write_unpolled_slots_avx2(const slot_ring& ring, std::uint64_t position, const event* events,
+                                      std::size_t count, const slot_stamp& stamp) noexcept;
 #endif
 bool cpu_has_avx2() noexcept;
 

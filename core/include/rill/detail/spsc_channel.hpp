@@ -7,7 +7,8 @@
 // transfer per event (the slot) instead of two (tail, then slot) when the ring runs near-empty. The
 // producer still owns `tail_` (its position, for snapshots) and keeps a cached copy of the consumer's
 // `head_`, reloaded (acquire) only when the ring looks full. Producer fields, consumer fields and the arena
-// sit on separate 128-byte lines. Slots are 64-byte events, 64-byte aligned.
+// sit on separate 128-byte lines. Slots are 64-byte events, 64-byte aligned, either packed (one after the
+// other) or padded (one to each 128-byte line pair, the pair's other line unused: slot_ring).
 //
 // Because a consumer may poll a slot's sequence word while the producer writes that slot, the producer must
 // never write the word but through publish(): fill() copies an event's other 56 bytes, and nothing hands
@@ -29,20 +30,44 @@
 
 namespace rill::detail {
 
+// Where a ring position's slot lives: slot (position mod capacity) of a ring whose slots lie `stride` bytes
+// apart from `base`. A stride of 64 packs the slots; 128 pads them, each 64-byte event on its own 128-byte
+// line pair, so the adjacent-line prefetch of a consumer reading one slot never pulls in the line of the
+// next slot (which a producer just ahead is about to write). docs/design.md, "Slot layout", has the
+// measurements. A multiply rather than a variable shift: the same instruction count as a packed-only ring.
+struct slot_ring {
+  event* base;
+  std::uint64_t mask;    // capacity - 1
+  std::uint64_t stride;  // bytes from one slot to the next: sizeof(event) << spacing_log2
+
+  slot_ring(event* slots, std::size_t capacity, unsigned spacing_log2) noexcept
+      : base(slots), mask(capacity - 1), stride(sizeof(event) << spacing_log2) {}
+  event* at(std::uint64_t position) const noexcept {
+    return reinterpret_cast<event*>(reinterpret_cast<unsigned char*>(base) + (position & mask) * stride);
+  }
+  std::size_t capacity() const noexcept { return static_cast<std::size_t>(mask) + 1; }
+  bool packed() const noexcept { return stride == sizeof(event); }
+  // Bytes the slots of a ring of `capacity` take: 64 a slot packed (spacing_log2 0), 128 padded (1).
+  static std::size_t bytes_for(std::size_t capacity, unsigned spacing_log2) noexcept {
+    return (capacity << spacing_log2) * sizeof(event);
+  }
+};
+
 class spsc_channel {
  public:
   // A sequence word no position ever has: every slot starts with it (seq h appears only once published).
   static constexpr std::uint64_t kUnpublished = ~std::uint64_t{0};
 
-  // `slots`: capacity 64-byte-aligned events; `arena_memory`: zeroed bytes (or null when arena_bytes is 0).
-  // `room_waiters`: where producers blocked on a full arena park (null when no producer ever blocks).
-  // Writes every slot's sequence word (kUnpublished); the channel is published to other threads afterwards.
-  spsc_channel(event* slots, std::size_t capacity, char* arena_memory, std::size_t arena_bytes,
+  // `ring`: its slots (slot_ring::bytes_for(capacity, spacing_log2) bytes, 64-byte aligned); `arena_memory`:
+  // zeroed bytes (or null when arena_bytes is 0). `room_waiters`: where producers blocked on a full arena
+  // park (null when no producer ever blocks). Writes every slot's sequence word (kUnpublished); the channel
+  // is published to other threads afterwards.
+  spsc_channel(const slot_ring& ring, char* arena_memory, std::size_t arena_bytes,
                wait_word* room_waiters) noexcept
-      : slots_(slots), mask_(capacity - 1), consumer_slots_(slots), consumer_mask_(capacity - 1) {
-    for (std::size_t i = 0; i < capacity; ++i) {
+      : ring_(ring), consumer_ring_(ring) {
+    for (std::size_t i = 0; i < ring.capacity(); ++i) {
       // Before the channel is shared: ordered for both sides by the pointer's publication ([C2]/[C1]).
-      seq_word(&slots[i]).store(kUnpublished, std::memory_order_relaxed);
+      seq_word(ring.at(i)).store(kUnpublished, std::memory_order_relaxed);
     }
     if (arena_memory != nullptr) arena_.init(arena_memory, arena_bytes, room_waiters);
   }
@@ -63,14 +88,14 @@ class spsc_channel {
   // The parts of try_reserve, for a caller that tests room without a pointer (one branch fewer): whether the
   // slot for `position` (next_sequence()) is free, and that slot.
   bool has_room(std::uint64_t position) noexcept {
-    if (position - cached_head_ > mask_) {
+    if (position - cached_head_ > ring_.mask) {
       // [S2] acquire: pairs with [S3]; the consumer finished reading the slot before it moved head_.
       cached_head_ = head_.load(std::memory_order_acquire);
-      return position - cached_head_ <= mask_;
+      return position - cached_head_ <= ring_.mask;
     }
     return true;
   }
-  event* producer_slot(std::uint64_t position) const noexcept { return &slots_[position & mask_]; }
+  event* producer_slot(std::uint64_t position) const noexcept { return ring_.at(position); }
   // Copies every byte of `src` into `slot` but the sequence word (publish() writes that one).
   static void fill(event* slot, const event& src) noexcept {
     constexpr std::size_t seq_end = event::kSeqOffset + sizeof(std::uint64_t);
@@ -91,10 +116,9 @@ class spsc_channel {
   }
   // Batch publication: the producer writes the slots of positions next_sequence() + i (fill() and
   // publish_slot(), or whole: see the file comment), publishes the first of them with publish_slot() last,
-  // then commits the count with advance(). The ring base and mask are read once so that a batch loop keeps
-  // them in registers.
-  event* producer_slots() const noexcept { return slots_; }
-  std::uint64_t producer_mask() const noexcept { return mask_; }
+  // then commits the count with advance(). The ring's geometry is read once so that a batch loop keeps it
+  // in registers.
+  const slot_ring& producer_ring() const noexcept { return ring_; }
   static void publish_slot(event* slot, std::uint64_t seq) noexcept {
     seq_word(slot).store(seq, std::memory_order_release);  // [S1] as in publish()
   }
@@ -105,10 +129,10 @@ class spsc_channel {
   // Free slots from the producer's point of view (reloads head_ when the cache says fewer than `wanted`).
   std::size_t free_slots(std::size_t wanted) noexcept {
     const std::uint64_t tail = tail_.load(std::memory_order_relaxed);  // own index
-    std::size_t free = mask_ + 1 - static_cast<std::size_t>(tail - cached_head_);
+    std::size_t free = ring_.capacity() - static_cast<std::size_t>(tail - cached_head_);
     if (free < wanted) {
       cached_head_ = head_.load(std::memory_order_acquire);  // [S2]
-      free = mask_ + 1 - static_cast<std::size_t>(tail - cached_head_);
+      free = ring_.capacity() - static_cast<std::size_t>(tail - cached_head_);
     }
     return free;
   }
@@ -119,7 +143,7 @@ class spsc_channel {
   // position, its slot, and whether that slot holds the event of that position (then take it and
   // pop_one(position)).
   std::uint64_t consumer_position() const noexcept { return head_.load(std::memory_order_relaxed); }  // own index
-  event* consumer_slot(std::uint64_t position) const noexcept { return &consumer_slots_[position & consumer_mask_]; }
+  event* consumer_slot(std::uint64_t position) const noexcept { return consumer_ring_.at(position); }
   static bool is_published(event* slot, std::uint64_t position) noexcept {
     // [S4] acquire: pairs with [S1]; the slot's bytes are visible once its sequence number is ours.
     return seq_word(slot).load(std::memory_order_acquire) == position;
@@ -129,24 +153,24 @@ class spsc_channel {
     const std::uint64_t head = head_.load(std::memory_order_relaxed);  // own index
     std::size_t n = 0;
     while (n < limit) {
-      event* slot = &consumer_slots_[(head + n) & consumer_mask_];
+      event* slot = consumer_ring_.at(head + n);
       if (seq_word(slot).load(std::memory_order_acquire) != head + n) break;  // [S4] as in is_published
       ++n;
     }
     return n;
   }
-  // The consumer's view of the slot array, for walking a batch without recomputing indices.
-  event* ring_begin() noexcept { return consumer_slots_; }
-  event* ring_end() noexcept { return consumer_slots_ + consumer_mask_ + 1; }
-  event* slot_after_head(std::size_t i) noexcept {
-    return &consumer_slots_[(head_.load(std::memory_order_relaxed) + i) & consumer_mask_];  // own index
-  }
   // Copies the `count` oldest slots (published: available() counted them) to `to`, in order.
   void copy_out(event* to, std::size_t count) const noexcept {
-    const std::size_t first = head_.load(std::memory_order_relaxed) & consumer_mask_;  // own index
-    const std::size_t before_end = std::min(count, consumer_mask_ + 1 - first);
-    std::memcpy(static_cast<void*>(to), consumer_slots_ + first, before_end * sizeof(event));
-    std::memcpy(static_cast<void*>(to + before_end), consumer_slots_, (count - before_end) * sizeof(event));
+    const std::uint64_t head = head_.load(std::memory_order_relaxed);  // own index
+    if (!consumer_ring_.packed()) {
+      for (std::size_t i = 0; i < count; ++i) to[i] = *consumer_ring_.at(head + i);
+      return;
+    }
+    const std::size_t first = head & consumer_ring_.mask;
+    const std::size_t before_end = std::min(count, consumer_ring_.capacity() - first);
+    std::memcpy(static_cast<void*>(to), consumer_ring_.base + first, before_end * sizeof(event));
+    std::memcpy(static_cast<void*>(to + before_end), consumer_ring_.base,
+                (count - before_end) * sizeof(event));
   }
   // Frees the slot at `position` (consumer_position() when it was taken).
   void pop_one(std::uint64_t position) noexcept {
@@ -163,7 +187,7 @@ class spsc_channel {
   // Snapshots for counters and end-of-stream: relaxed, they order nothing (end-of-stream acquires first).
   std::uint64_t accepted() const noexcept { return tail_.load(std::memory_order_relaxed); }
   std::uint64_t consumed() const noexcept { return head_.load(std::memory_order_relaxed); }
-  std::size_t capacity() const noexcept { return mask_ + 1; }
+  std::size_t capacity() const noexcept { return ring_.capacity(); }
   record_arena& arena() noexcept { return arena_; }
   const record_arena& arena() const noexcept { return arena_; }
 
@@ -176,15 +200,13 @@ class spsc_channel {
   static_assert(event::kSeqOffset % std::atomic_ref<std::uint64_t>::required_alignment == 0);
   static_assert(std::atomic_ref<std::uint64_t>::is_always_lock_free);
 
-  // Producer line: written by the producer only (plus the immutable slot pointer it uses).
+  // Producer line: written by the producer only (plus the immutable ring geometry it uses).
   alignas(kFalseSharingRange) std::atomic<std::uint64_t> tail_{0};
   std::uint64_t cached_head_ = 0;
-  event* const slots_;
-  const std::uint64_t mask_;
-  // Consumer line: its own copies of the immutable fields, so it never reads the producer's line.
+  const slot_ring ring_;
+  // Consumer line: its own copy of the immutable geometry, so it never reads the producer's line.
   alignas(kFalseSharingRange) std::atomic<std::uint64_t> head_{0};
-  event* const consumer_slots_;
-  const std::uint64_t consumer_mask_;
+  const slot_ring consumer_ring_;
   // Arena: its own producer and release lines.
   alignas(kFalseSharingRange) record_arena arena_;
 };
