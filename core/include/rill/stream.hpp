@@ -81,8 +81,8 @@ std::string_view to_string(backpressure p) noexcept;
 //     the line of the slot the producer writes next, and each such slot then costs the producer a transfer
 //     from the consumer's core. Choose padded for one event per call over large rings; keep packed for
 //     batches (padded fetches twice the lines) and for small rings (no gain). On rill's reference VM, at
-//     65536 slots: one event per call 161-195 M events/s padded against 79-89 M packed; batches of 64
-//     288-303 M padded against 444-472 M packed (docs/design.md, "Slot layout").
+//     65536 slots: one event per call 161-195 M events/s padded against 82-112 M packed; batches of 64
+//     287-304 M padded against 402-472 M packed (docs/design.md, "Slot layout").
 enum class slot_layout : std::uint8_t { packed, padded };
 std::string_view to_string(slot_layout l) noexcept;
 
