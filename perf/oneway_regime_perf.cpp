@@ -127,37 +127,35 @@ run_figures rill_run(std::chrono::milliseconds budget, std::size_t capacity, ril
       [&] { return s->approx_size(); });
 }
 
-run_figures boost_run(std::chrono::milliseconds budget, std::size_t capacity) {
-  auto q = std::make_unique<boost::lockfree::spsc_queue<item>>(capacity);
+// One timed run of a queue of `item`s; `push(e)`, `pop(e)` and `depth()` call the queue.
+template <class Push, class Pop, class Depth>
+run_figures item_queue_run(std::chrono::milliseconds budget, Push push, Pop pop, Depth depth) {
   struct alignas(rill::detail::kFalseSharingRange) consumer_slot {
     item e;
   };
   auto slot = std::make_unique<consumer_slot>();  // consumer-written: off the producer's lines
   const auto& pool = item_pool();
   return timed_run(
-      budget, [&](std::uint64_t k) { return q->push(pool[k & (kPool - 1)]); },
+      budget, [&](std::uint64_t k) { return push(pool[k & (kPool - 1)]); },
       [&](auto& check) {
-        if (!q->pop(slot->e)) return false;
+        if (!pop(slot->e)) return false;
         check(slot->e.index);
         return true;
       },
+      depth);
+}
+
+run_figures boost_run(std::chrono::milliseconds budget, std::size_t capacity) {
+  auto q = std::make_unique<boost::lockfree::spsc_queue<item>>(capacity);
+  return item_queue_run(
+      budget, [&](const item& e) { return q->push(e); }, [&](item& e) { return q->pop(e); },
       [&] { return capacity - q->write_available(); });
 }
 
 run_figures bare_run(std::chrono::milliseconds budget, std::size_t capacity, rill::slot_layout layout) {
   auto q = std::make_unique<rill_bench::floor_ring<item>>(capacity, layout);
-  struct alignas(rill::detail::kFalseSharingRange) consumer_slot {
-    item e;
-  };
-  auto slot = std::make_unique<consumer_slot>();  // consumer-written: off the producer's lines
-  const auto& pool = item_pool();
-  return timed_run(
-      budget, [&](std::uint64_t k) { return q->try_push(pool[k & (kPool - 1)]); },
-      [&](auto& check) {
-        if (!q->try_pop(slot->e)) return false;
-        check(slot->e.index);
-        return true;
-      },
+  return item_queue_run(
+      budget, [&](const item& e) { return q->try_push(e); }, [&](item& e) { return q->try_pop(e); },
       [&] { return q->depth(); });
 }
 
