@@ -662,8 +662,9 @@ std::size_t stream::try_drain(Handler&& handler, std::size_t max_events) {
       for (; handled < n; ++handled) {
         slot = c.consumer_slot(head + handled);
         handler(static_cast<const event&>(*slot), handled + 1 == n);
-        if (slot->text_is_in_arena()) [[unlikely]]
+        if (slot->text_is_in_arena()) [[unlikely]] {
           release_text(*slot);
+        }
       }
     } catch (...) {
       // The event that threw is consumed too (its text released), as are the ones before it.
