@@ -574,10 +574,8 @@ std::vector<scenario_entry> spsc_scenarios() {
                    };
                    sc.note =
                        "one element per call, capacity 65536, cpu0 -> cpu1; [layout=padded]: each slot on "
-                       "its "
-                       "own 128-byte line pair (rill::slot_layout); ring_floor = rill's ring (slots "
-                       "published by "
-                       "their sequence words) with nothing else; events/s";
+                       "its own 128-byte line pair (rill::slot_layout); ring_floor = rill's ring (slots "
+                       "published by their sequence words) with nothing else; events/s";
                    return std::vector<scenario_case>{sc};
                  }});
   out.push_back({"spsc_batch_throughput", [](const run_config&) {
