@@ -150,7 +150,6 @@ class floor_ring {
 
  public:
   // `capacity`: a power of two.
-  // `capacity`: a power of two.
   explicit floor_ring(std::size_t capacity, rill::slot_layout layout = rill::slot_layout::packed)
       : spacing_(layout == rill::slot_layout::padded ? 2 : 1),
         slots_(new slot[capacity * spacing_]),
@@ -187,8 +186,8 @@ class floor_ring {
 
  private:
   struct alignas(64) slot {
-    std::atomic<std::uint64_t> seq{
-        ~std::uint64_t{0}};  // no position has this value: nothing starts published
+    // No position has this value: nothing starts published.
+    std::atomic<std::uint64_t> seq{~std::uint64_t{0}};
     unsigned char bytes[56] = {};
   };
   static_assert(sizeof(slot) == 64);
