@@ -88,12 +88,13 @@ struct channel_layout {
   std::size_t arena_offset;
   std::size_t total;
 
+  // `slot_spacing_log2`: the stream's (0 for every MPMC ring: slot_spacing_log2_for).
   channel_layout(bool spsc_ring, std::size_t capacity, unsigned slot_spacing_log2, std::size_t lanes,
                  std::size_t arena_bytes) noexcept {
     const std::size_t channel_size =
         spsc_ring ? sizeof(detail::spsc_channel) : lanes * sizeof(detail::mpmc_channel);
     slots_offset = detail::align_up(channel_offset + channel_size, detail::kFalseSharingRange);
-    turns_offset = slots_offset + detail::slot_ring::bytes_for(capacity, spsc_ring ? slot_spacing_log2 : 0);
+    turns_offset = slots_offset + detail::slot_ring::bytes_for(capacity, slot_spacing_log2);
     const std::size_t turns_size = spsc_ring ? 0 : capacity * sizeof(std::atomic<std::uint64_t>);
     arena_offset = detail::align_up(turns_offset + turns_size, detail::kFalseSharingRange);
     total = arena_offset + arena_bytes;
