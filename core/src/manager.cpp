@@ -14,7 +14,7 @@ namespace detail {
 
 void destroy_managed_stream(managed_stream* entry) noexcept {
   entry->~managed_stream();
-  ::operator delete(static_cast<void*>(entry));
+  free_managed_stream(entry);
 }
 
 }  // namespace detail
@@ -429,15 +429,15 @@ status stream_manager::create_or_get(std::string_view id, const stream_options& 
   // Build the entry before taking the lock: an allocation and a stream constructor, nothing shared. The
   // metrics' room is allocated here; they are constructed only once the entry is sure to be published, so a
   // create that loses (already_exists, or a racing get_or_create) never counts a stream in the aggregator.
-  void* raw = ::operator new(managed_stream::allocation_size(id.size(), track_metrics_));
+  void* raw = detail::allocate_managed_stream(managed_stream::allocation_size(id.size(), track_metrics_));
   managed_stream* entry;
   try {
     entry = new (raw) managed_stream(id, options, steady_now_ns());
   } catch (const std::invalid_argument&) {
-    ::operator delete(raw);
+    detail::free_managed_stream(raw);
     return status::invalid;
   } catch (...) {
-    ::operator delete(raw);
+    detail::free_managed_stream(raw);
     throw;
   }
   struct entry_owner {  // frees the unpublished entry on every early exit

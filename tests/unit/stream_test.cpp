@@ -1017,9 +1017,21 @@ TEST(Stream, RejectsUnknownOptions) {
   EXPECT_THROW(stream{o}, std::invalid_argument);
 }
 
-TEST(Stream, IdleControlBlockIsSmall) {
-  // The manager's memory budget (256 bytes per idle stream, index entry included) depends on this.
-  EXPECT_LE(sizeof(stream), 64u);
+TEST(Stream, ControlBlockIsOneCacheLineOfItsOwn) {
+  // The manager's memory budget (256 bytes per idle stream, index entry included) depends on the size; the
+  // alignment keeps whatever a user puts next to a stream off the line every send and receive reads.
+  EXPECT_EQ(sizeof(stream), 64u);
+  EXPECT_EQ(alignof(stream), 64u);
+  struct embedded {
+    char before;
+    stream s;
+    char after;
+  };
+  embedded e;
+  const auto line = [](const void* p) { return reinterpret_cast<std::uintptr_t>(p) / 64; };
+  EXPECT_NE(line(&e.before), line(&e.s));
+  EXPECT_NE(line(&e.after), line(&e.s));
+  EXPECT_EQ(line(&e.s), line(reinterpret_cast<const char*>(&e.s) + sizeof(stream) - 1));
 }
 
 TEST(RecordArena, FillerRecordsPadTheEndAndReleaseWithTheNextRecord) {

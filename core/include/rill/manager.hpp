@@ -46,6 +46,7 @@
 // "locks one shard" (a mutex held for a table copy), "locks each shard in turn".
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <bit>
 #include <chrono>
@@ -85,21 +86,21 @@ struct retired_link {
 };
 
 // One managed stream: the stream, its metadata and its reference count in one allocation; the id's bytes
-// follow, then (when the manager tracks metrics) a stream_metrics.
+// follow (from the last bytes of the entry's second line on), then (when the manager tracks metrics) a
+// stream_metrics.
 //
-// The fields are laid out by who writes them. First what the stream's producers and consumers read on every
-// call (the stream's 32-byte control block), fields fixed at creation and the activity observation
-// (written rarely, under the shard's mutex), then padding; at kRefsOffset the reference count, which
-// every get(), stream_ref copy and drop writes, then the id. operator new gives 16-byte alignment, so the
-// control block ends at most 16 bytes into the line after the one it starts in, and byte 80 is always on
-// a later line: a lookup on one thread never takes away the line a producer or consumer of the same stream
-// reads on another. While the two could share a line, a producer that looked its stream up before each
-// send ran at 0.37-0.56x the rate of one that looked up another stream (perf/manager_perf, "lookup + send").
+// The fields are laid out by who writes them. The stream's control block, which its producers and consumers
+// read on every call, fills the entry's first cache line (rill::stream is alignas(64) and 64 bytes, so the
+// entry is too). The second line holds the fields fixed at creation, the activity observation (written
+// rarely, under the shard's mutex) and, at kRefsOffset, the reference count, which every get(), stream_ref
+// copy and drop writes: a lookup on one thread never takes away the line a producer or consumer of the same
+// stream reads on another. While the two could share a line, a producer that looked its stream up before
+// each send ran at 0.37-0.56x the rate of one that looked up another stream (perf/manager_perf, "lookup +
+// send"). Entries are allocated with their alignment (allocate_managed_stream).
 struct managed_stream {
-  static constexpr std::size_t kRefsOffset = 80;
-  // The control block's last byte can sit as early as alignment - 1 bytes into a line; the next line starts
-  // kCacheLine - alignment + 1 bytes after it.
-  static_assert(kRefsOffset >= sizeof(rill::stream) + kCacheLine - __STDCPP_DEFAULT_NEW_ALIGNMENT__);
+  static constexpr std::size_t kRefsOffset = 96;
+  static_assert(sizeof(rill::stream) == kCacheLine && alignof(rill::stream) == kCacheLine,
+                "the control block fills the entry's first line");
 
   // Throws what the stream constructor throws (std::invalid_argument for bad options).
   managed_stream(std::string_view id, const stream_options& options, std::int64_t created)
@@ -113,16 +114,21 @@ struct managed_stream {
   managed_stream(const managed_stream&) = delete;
   managed_stream& operator=(const managed_stream&) = delete;
 
-  // The consumer writes the metrics on every event it takes: they start at least a line past the reference
-  // count's first byte (so on a later line than it, and than the control block), 16-byte aligned.
-  static_assert(alignof(stream_metrics) <= 16 && __STDCPP_DEFAULT_NEW_ALIGNMENT__ >= 16);
+  // The id starts in the second line's last kIdHeadBytes (id_head) and runs on past the entry when longer:
+  // an id of up to 25 bytes costs no allocation bytes of its own.
+  static constexpr std::size_t kIdHeadBytes = 25;
+  static constexpr std::size_t kIdOffset = 2 * kCacheLine - kIdHeadBytes;
+  // The consumer writes the metrics on every event it takes: they start after the id, on a later line than
+  // the reference count and the control block (the entry's first two lines), 16-byte aligned.
+  static_assert(alignof(stream_metrics) <= 16);
   static constexpr std::size_t metrics_offset(std::size_t id_size) noexcept {
-    const std::size_t after_id = (sizeof(managed_stream) + id_size + 15) & ~std::size_t{15};
-    return after_id > kRefsOffset + kCacheLine ? after_id : kRefsOffset + kCacheLine;
+    return std::max<std::size_t>((kIdOffset + id_size + 15) & ~std::size_t{15}, 2 * kCacheLine);
   }
-  // Bytes to allocate for an entry with an id of `id_size` bytes, with room for a stream_metrics or not.
+  // Bytes to allocate for an entry with an id of `id_size` bytes, with room for a stream_metrics or not:
+  // never fewer than the entry itself.
   static constexpr std::size_t allocation_size(std::size_t id_size, bool with_metrics) noexcept {
-    return with_metrics ? metrics_offset(id_size) + sizeof(stream_metrics) : sizeof(managed_stream) + id_size;
+    return with_metrics ? metrics_offset(id_size) + sizeof(stream_metrics)
+                        : std::max<std::size_t>(kIdOffset + id_size, sizeof(managed_stream));
   }
   // Constructs the stream's metrics in the room allocation_size(id_size, true) left for them. Once, by the
   // creating writer, before the entry is published.
@@ -137,11 +143,12 @@ struct managed_stream {
                        : nullptr;
   }
 
-  char* id_bytes() noexcept { return reinterpret_cast<char*>(this + 1); }
-  std::string_view id() const noexcept { return {reinterpret_cast<const char*>(this + 1), id_size}; }
+  char* id_bytes() noexcept { return reinterpret_cast<char*>(this) + kIdOffset; }
+  std::string_view id() const noexcept { return {reinterpret_cast<const char*>(this) + kIdOffset, id_size}; }
 
-  // ---- read by the data path; written at creation, by close(), or under the shard mutex ----
+  // ---- the first line: read by the data path; written at creation and by close() ----
   rill::stream stream;
+  // ---- the second line: written at creation, under the shard mutex, or (refs) by lookups ----
   std::uint64_t handle = 0;       // set once, before the entry is published
   const std::int64_t created_ns;  // steady_clock nanoseconds
   // What the manager last saw of the stream's activity; guarded by the shard's writer mutex while the entry
@@ -154,20 +161,32 @@ struct managed_stream {
     observation seen;
     retired_link link;
   } state;
-  unsigned char padding[16] = {};  // keeps refs at kRefsOffset (asserted below)
-  // ---- from kRefsOffset: written by lookups ----
   // The index holds one reference until the entry is reclaimed; each stream_ref holds one.
   std::atomic<std::uint32_t> refs{1};
   const std::uint16_t id_size;
   bool has_metrics = false;  // set once, before the entry is published
+  char id_head[kIdHeadBytes];  // the id's first bytes (id_bytes()); written once, before publication
 };
 // The fields before refs, which has no padding before it (every one is 8-byte sized and aligned).
 static_assert(sizeof(rill::stream) + sizeof(std::uint64_t) + sizeof(std::int64_t) +
-                      sizeof(managed_stream::observation) + sizeof(managed_stream::padding) ==
+                      sizeof(managed_stream::observation) ==
                   managed_stream::kRefsOffset,
               "managed_stream's reference count sits at kRefsOffset");
-static_assert(sizeof(rill::stream) % 8 == 0 && alignof(rill::stream) <= 8);
+static_assert(managed_stream::kRefsOffset + sizeof(std::uint32_t) + sizeof(std::uint16_t) + sizeof(bool) ==
+                  managed_stream::kIdOffset,
+              "id_head ends the entry, with no padding before it");
+static_assert(alignof(managed_stream) == kCacheLine && sizeof(managed_stream) == 2 * kCacheLine,
+              "two lines: the control block, then the rest; the metrics start on the third");
 static_assert(sizeof(managed_stream::observation) >= sizeof(retired_link));
+
+// Raw memory for an entry of allocation_size() bytes, aligned as managed_stream; throws std::bad_alloc.
+inline void* allocate_managed_stream(std::size_t bytes) {
+  return ::operator new (bytes, std::align_val_t{alignof(managed_stream)});
+}
+// Frees memory from allocate_managed_stream (the entry destroyed, or never constructed).
+inline void free_managed_stream(void* memory) noexcept {
+  ::operator delete (memory, std::align_val_t{alignof(managed_stream)});
+}
 
 // Frees an entry whose last reference went (destroys its stream).
 void destroy_managed_stream(managed_stream* entry) noexcept;
