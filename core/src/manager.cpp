@@ -13,8 +13,9 @@ namespace rill {
 namespace detail {
 
 void destroy_managed_stream(managed_stream* entry) noexcept {
+  const std::uint8_t shift = entry->allocation_shift;
   entry->~managed_stream();
-  free_managed_stream(entry);
+  free_managed_stream(entry, shift);
 }
 
 }  // namespace detail
@@ -429,15 +430,16 @@ status stream_manager::create_or_get(std::string_view id, const stream_options& 
   // Build the entry before taking the lock: an allocation and a stream constructor, nothing shared. The
   // metrics' room is allocated here; they are constructed only once the entry is sure to be published, so a
   // create that loses (already_exists, or a racing get_or_create) never counts a stream in the aggregator.
-  void* raw = detail::allocate_managed_stream(managed_stream::allocation_size(id.size(), track_metrics_));
+  const detail::entry_memory memory =
+      detail::allocate_managed_stream(managed_stream::allocation_size(id.size(), track_metrics_));
   managed_stream* entry;
   try {
-    entry = new (raw) managed_stream(id, options, steady_now_ns());
+    entry = new (memory.at) managed_stream(id, options, steady_now_ns(), memory.shift);
   } catch (const std::invalid_argument&) {
-    detail::free_managed_stream(raw);
+    detail::free_managed_stream(memory.at, memory.shift);
     return status::invalid;
   } catch (...) {
-    detail::free_managed_stream(raw);
+    detail::free_managed_stream(memory.at, memory.shift);
     throw;
   }
   struct entry_owner {  // frees the unpublished entry on every early exit

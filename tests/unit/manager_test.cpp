@@ -51,8 +51,10 @@ TEST(StreamManager, LookupsWriteNoLineTheDataPathReads) {
   options.capacity = 8;
   options.arena_bytes = 0;
   for (const std::size_t id_size : {std::size_t{1}, std::size_t{41}, stream_manager::kMaxIdBytes}) {
-    void* raw = rill::detail::allocate_managed_stream(managed_stream::allocation_size(id_size, true));
-    auto* entry = new (raw) managed_stream(std::string(id_size, 'x'), options, 0);
+    const rill::detail::entry_memory memory =
+        rill::detail::allocate_managed_stream(managed_stream::allocation_size(id_size, true));
+    ASSERT_EQ(reinterpret_cast<std::uintptr_t>(memory.at) % 64, 0u);
+    auto* entry = new (memory.at) managed_stream(std::string(id_size, 'x'), options, 0, memory.shift);
     const auto* base = reinterpret_cast<const unsigned char*>(entry);
     const auto* block_first = reinterpret_cast<const unsigned char*>(&entry->stream);
     const auto* block_last = block_first + sizeof(rill::stream) - 1;
@@ -63,7 +65,7 @@ TEST(StreamManager, LookupsWriteNoLineTheDataPathReads) {
         << "id of " << id_size << " bytes";
     EXPECT_EQ(entry->id(), std::string(id_size, 'x'));
     entry->~managed_stream();
-    rill::detail::free_managed_stream(raw);
+    rill::detail::free_managed_stream(memory.at, memory.shift);
   }
 }
 
