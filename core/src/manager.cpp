@@ -259,7 +259,7 @@ stream_manager::~stream_manager() {
     for (std::uint32_t i = 0; i <= table->mask; ++i) {
       managed_stream* entry = table->slots()[i].entry;
       if (entry == nullptr) continue;
-      entry->stream.close();
+      entry->as_stream().close();
       drop_index_reference(entry);
     }
     free_table(table);
@@ -409,7 +409,7 @@ status stream_manager::get_or_create(std::string_view id, const stream_options& 
   {
     detail::epoch::guard section;
     managed_stream* entry = find(id, hash);
-    if (entry != nullptr && !entry->stream.is_closed()) {
+    if (entry != nullptr && !entry->as_stream().is_closed()) {
       entry->refs.fetch_add(1, std::memory_order_relaxed);  // alive: indexed, and we are in a read section
       found = entry;
     }
@@ -460,7 +460,7 @@ status stream_manager::create_or_get(std::string_view id, const stream_options& 
   managed_stream* replaced = nullptr;
   if (at >= 0) {
     managed_stream* existing = old->slots()[at].entry;
-    if (!existing->stream.is_closed()) {
+    if (!existing->as_stream().is_closed()) {
       if (fail_if_live) return status::already_exists;
       existing->refs.fetch_add(1, std::memory_order_relaxed);  // indexed, and we hold the shard lock
       lock.unlock();
@@ -519,7 +519,7 @@ status stream_manager::close(std::string_view id) {
 
 void stream_manager::close_removed(shard_table* old, managed_stream* const* removed, std::size_t count) {
   live_count_.fetch_sub(count, std::memory_order_relaxed);  // a count; orders nothing
-  for (std::size_t i = 0; i < count; ++i) removed[i]->stream.close();
+  for (std::size_t i = 0; i < count; ++i) removed[i]->as_stream().close();
   retire(old, removed, count);
 }
 
@@ -554,7 +554,7 @@ std::size_t stream_manager::close_all() {
 }
 
 void stream_manager::observe(managed_stream& entry, std::int64_t now_ns) const noexcept {
-  const std::uint64_t activity = entry.stream.activity();
+  const std::uint64_t activity = entry.as_stream().activity();
   if (activity != entry.state.seen.activity) entry.state.seen = {activity, now_ns};
 }
 
@@ -580,7 +580,7 @@ std::size_t stream_manager::cleanup_inactive(std::chrono::nanoseconds threshold)
 void stream_manager::fill_info(managed_stream& entry, stream_info& out) const {
   using std::chrono::nanoseconds;
   using std::chrono::steady_clock;
-  const stream& s = entry.stream;
+  const stream& s = entry.as_stream();
   const stream_counters c = s.counters();
   out.id.assign(entry.id());
   out.handle = {entry.handle};

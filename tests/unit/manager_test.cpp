@@ -44,26 +44,33 @@ std::uintptr_t line_of(const void* p) {
 
 // A managed stream's reference count (written by every lookup) never shares a cache line with its stream's
 // control block (read by every send and receive), nor do the metrics (written by the consumer) share one
-// with either, for any id length.
+// with either, for any id length. The entry's read-mostly fields sit in the stream's tail padding, on the
+// control block's line.
 TEST(StreamManager, LookupsWriteNoLineTheDataPathReads) {
   using rill::detail::managed_stream;
   rill::stream_options options;
   options.capacity = 8;
   options.arena_bytes = 0;
-  for (const std::size_t id_size : {std::size_t{1}, std::size_t{41}, stream_manager::kMaxIdBytes}) {
+  for (const std::size_t id_size :
+       {std::size_t{1}, std::size_t{56}, std::size_t{57}, stream_manager::kMaxIdBytes}) {
     const rill::detail::entry_memory memory =
         rill::detail::allocate_managed_stream(managed_stream::allocation_size(id_size, true));
     ASSERT_EQ(reinterpret_cast<std::uintptr_t>(memory.at) % 64, 0u);
     auto* entry = new (memory.at) managed_stream(std::string(id_size, 'x'), options, 0, memory.shift);
     const auto* base = reinterpret_cast<const unsigned char*>(entry);
-    const auto* block_first = reinterpret_cast<const unsigned char*>(&entry->stream);
+    const auto* block_first = reinterpret_cast<const unsigned char*>(&entry->as_stream());
     const auto* block_last = block_first + sizeof(rill::stream) - 1;
     const auto* refs_last = reinterpret_cast<const unsigned char*>(&entry->refs) + sizeof(entry->refs) - 1;
+    EXPECT_EQ(block_first, base);
+    EXPECT_EQ(reinterpret_cast<const unsigned char*>(&entry->handle) - base, 32);
+    EXPECT_EQ(reinterpret_cast<const unsigned char*>(&entry->refs) - base,
+              static_cast<std::ptrdiff_t>(managed_stream::kRefsOffset));
     EXPECT_EQ(line_of(block_first), line_of(block_last)) << "id of " << id_size << " bytes";
     EXPECT_LT(line_of(block_last), line_of(&entry->refs)) << "id of " << id_size << " bytes";
     EXPECT_LT(line_of(refs_last), line_of(base + managed_stream::metrics_offset(id_size)))
         << "id of " << id_size << " bytes";
     EXPECT_EQ(entry->id(), std::string(id_size, 'x'));
+    EXPECT_FALSE(entry->as_stream().is_closed());
     entry->~managed_stream();
     rill::detail::free_managed_stream(memory.at, memory.shift);
   }

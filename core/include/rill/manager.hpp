@@ -87,26 +87,27 @@ struct retired_link {
 };
 
 // One managed stream: the stream, its metadata and its reference count in one allocation; the id's bytes
-// follow (from the last bytes of the entry's second line on), then (when the manager tracks metrics) a
-// stream_metrics.
+// follow (from the second line's last bytes on), then (when the manager tracks metrics) a stream_metrics.
 //
-// The fields are laid out by who writes them. The stream's control block, which its producers and consumers
-// read on every call, fills the entry's first cache line (rill::stream is alignas(64) and 64 bytes, so the
-// entry is too). The second line holds the fields fixed at creation, the activity observation (written
-// rarely, under the shard's mutex) and, at kRefsOffset, the reference count, which every get(), stream_ref
-// copy and drop writes: a lookup on one thread never takes away the line a producer or consumer of the same
-// stream reads on another. While the two could share a line, a producer that looked its stream up before
-// each send ran at 0.37-0.56x the rate of one that looked up another stream (perf/manager_perf, "lookup +
-// send"). allocate_managed_stream places entries on a 64-byte boundary.
-struct managed_stream {
-  static constexpr std::size_t kRefsOffset = 96;
+// The fields are laid out by who writes them. The entry is a rill::stream (alignas(64), 64 bytes, of which
+// its fields take the first 32): its producers and consumers read that line on every call. The entry's
+// own read-mostly fields fill the rest of it (the Itanium C++ ABI places a derived class's members in its
+// base's tail padding; the size assertion below fails where it does not): the handle and creation time,
+// written once, and the activity observation, written rarely under the shard's mutex. The second line
+// starts with the reference count, which every get(), stream_ref copy and drop writes: a lookup on one
+// thread never takes away the line a producer or consumer of the same stream reads on another. While the
+// two could share a line, a producer that looked its stream up before each send ran at 0.37-0.56x the rate
+// of one that looked up another stream (perf/manager_perf, "lookup + send"). allocate_managed_stream places
+// entries on a 64-byte boundary.
+struct managed_stream : rill::stream {
+  static constexpr std::size_t kRefsOffset = kCacheLine;
   static_assert(sizeof(rill::stream) == kCacheLine && alignof(rill::stream) == kCacheLine,
-                "the control block fills the entry's first line");
+                "the control block's line is the entry's first");
 
   // Throws what the stream constructor throws (std::invalid_argument for bad options). `shift`: what
   // allocate_managed_stream() gave with this entry's memory.
   managed_stream(std::string_view id, const stream_options& options, std::int64_t created, std::uint8_t shift)
-      : stream(options),
+      : rill::stream(options),
         created_ns(created),
         id_size(static_cast<std::uint16_t>(id.size())),
         allocation_shift(shift) {
@@ -119,10 +120,13 @@ struct managed_stream {
   managed_stream(const managed_stream&) = delete;
   managed_stream& operator=(const managed_stream&) = delete;
 
+  rill::stream& as_stream() noexcept { return *this; }
+  const rill::stream& as_stream() const noexcept { return *this; }
+
   // The id starts in the second line's last kIdHeadBytes (id_head) and runs on past the entry when longer:
-  // an id of up to 24 bytes costs no allocation bytes of its own.
-  static constexpr std::size_t kIdHeadBytes = 24;
-  static constexpr std::size_t kIdOffset = 2 * kCacheLine - kIdHeadBytes;
+  // an id of up to 56 bytes costs no allocation bytes of its own.
+  static constexpr std::size_t kIdOffset = kRefsOffset + 8;
+  static constexpr std::size_t kIdHeadBytes = 2 * kCacheLine - kIdOffset;
   // The consumer writes the metrics on every event it takes: they start after the id, on a later line than
   // the reference count and the control block (the entry's first two lines), 16-byte aligned.
   static_assert(alignof(stream_metrics) <= 16);
@@ -151,9 +155,7 @@ struct managed_stream {
   char* id_bytes() noexcept { return reinterpret_cast<char*>(this) + kIdOffset; }
   std::string_view id() const noexcept { return {reinterpret_cast<const char*>(this) + kIdOffset, id_size}; }
 
-  // ---- the first line: read by the data path; written at creation and by close() ----
-  rill::stream stream;
-  // ---- the second line: written at creation, under the shard mutex, or (refs) by lookups ----
+  // ---- the first line, after the stream's fields: written at creation or under the shard mutex ----
   std::uint64_t handle = 0;       // set once, before the entry is published
   const std::int64_t created_ns;  // steady_clock nanoseconds
   // What the manager last saw of the stream's activity; guarded by the shard's writer mutex while the entry
@@ -166,30 +168,32 @@ struct managed_stream {
     observation seen;
     retired_link link;
   } state;
+  // ---- the second line: written by lookups (refs), else once before publication ----
   // The index holds one reference until the entry is reclaimed; each stream_ref holds one.
   std::atomic<std::uint32_t> refs{1};
   const std::uint16_t id_size;
-  bool has_metrics = false;  // set once, before the entry is published
+  bool has_metrics = false;             // set once, before the entry is published
   const std::uint8_t allocation_shift;  // bytes from the start of the entry's memory block to the entry
-  char id_head[kIdHeadBytes];  // the id's first bytes (id_bytes()); written once, before publication
+  char id_head[kIdHeadBytes];           // the id's first bytes (id_bytes()); written once, before publication
 };
-// The fields before refs, which has no padding before it (every one is 8-byte sized and aligned).
-static_assert(sizeof(rill::stream) + sizeof(std::uint64_t) + sizeof(std::int64_t) +
-                      sizeof(managed_stream::observation) ==
+// The stream's fields take 32 bytes; the entry's first-line fields fill the other 32 (no padding between
+// them: each is 8-byte sized and aligned); refs starts the second line, id_head ends it. Where an ABI does
+// not reuse the stream's tail padding, the entry would be 192 bytes and this fails.
+static_assert(32 + sizeof(std::uint64_t) + sizeof(std::int64_t) + sizeof(managed_stream::observation) ==
                   managed_stream::kRefsOffset,
-              "managed_stream's reference count sits at kRefsOffset");
+              "the entry's first-line fields fill the stream's tail padding");
 static_assert(managed_stream::kRefsOffset + sizeof(std::uint32_t) + sizeof(std::uint16_t) + sizeof(bool) +
                       sizeof(std::uint8_t) ==
                   managed_stream::kIdOffset,
-              "id_head ends the entry, with no padding before it");
+              "id_head follows refs and the one-time fields with no padding");
 static_assert(alignof(managed_stream) == kCacheLine && sizeof(managed_stream) == 2 * kCacheLine,
-              "two lines: the control block, then the rest; the metrics start on the third");
+              "two lines: the control block with the entry's read-mostly fields, then refs and the id");
 static_assert(sizeof(managed_stream::observation) >= sizeof(retired_link));
 
 // Memory for an entry: `bytes` (allocation_size()) from a 64-byte boundary inside a plain operator new
 // block, `shift` bytes into it. Not the aligned operator new: glibc serves that by splitting a larger chunk,
 // and the pieces it frees stay resident (ManagerStress.AMillionIdleStreams: 339 bytes of RSS per idle
-// stream that way, against 258.5 this way). Throws std::bad_alloc.
+// stream that way, against 243 this way). Throws std::bad_alloc.
 struct entry_memory {
   void* at;
   std::uint8_t shift;
@@ -303,9 +307,9 @@ class stream_ref {
     }
   }
 
-  stream* get() const noexcept { return entry_ != nullptr ? &entry_->stream : nullptr; }
-  stream& operator*() const noexcept { return entry_->stream; }
-  stream* operator->() const noexcept { return &entry_->stream; }
+  stream* get() const noexcept { return entry_ != nullptr ? &entry_->as_stream() : nullptr; }
+  stream& operator*() const noexcept { return entry_->as_stream(); }
+  stream* operator->() const noexcept { return &entry_->as_stream(); }
   explicit operator bool() const noexcept { return entry_ != nullptr; }
   // The id and handle the stream was created with (empty / 0 for an empty ref).
   std::string_view id() const noexcept { return entry_ != nullptr ? entry_->id() : std::string_view{}; }
@@ -578,7 +582,7 @@ status stream_manager::visit(std::string_view id, Fn&& fn) const {
   detail::epoch::guard section;
   detail::managed_stream* entry = find(id, hash);
   if (entry == nullptr) return status::not_found;
-  std::forward<Fn>(fn)(entry->stream);
+  std::forward<Fn>(fn)(entry->as_stream());
   return status::ok;
 }
 
@@ -587,7 +591,7 @@ status stream_manager::visit(stream_handle handle, Fn&& fn) const {
   detail::epoch::guard section;
   detail::managed_stream* entry = find(handle);
   if (entry == nullptr) return status::not_found;
-  std::forward<Fn>(fn)(entry->stream);
+  std::forward<Fn>(fn)(entry->as_stream());
   return status::ok;
 }
 
