@@ -114,8 +114,9 @@ struct trip_ns {
 //
 // Both sides run on threads of their own, and what each writes per trip lives on its own stack: the rows'
 // queues, and the closures pong reads them through, sit on the calling thread's stack, which nothing writes
-// during the trips. (While ping ran on the calling thread, its per-trip writes to the sample vector's
-// header shared a line with what pong read on every trip: rill rows ran 30 ns slower near, 150 ns far.)
+// during the trips. (While ping ran on the calling thread, the rill rows ran 30 ns slower near and 150 ns
+// far; most likely its per-trip writes there, the sample vector's header among them, shared a line with
+// what pong read on every trip.)
 template <class Ping, class Pong, class EchoCorrect>
 trip_ns round_trip_ns(const char* what, std::uint64_t trips, Ping ping, Pong pong, EchoCorrect echo_correct) {
   std::vector<std::uint64_t> ticks;  // moved in by ping after its last trip
