@@ -1,12 +1,19 @@
 #include "harness.hpp"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
 #include <thread>
 
 #include "rill/clock.hpp"
@@ -360,6 +367,82 @@ std::vector<impl_summary> run_interleaved(const scenario_case& sc, const run_con
     out.push_back(std::move(s));
   }
   return out;
+}
+
+// ---- measurements in a process of their own ---------------------------------------------------------
+
+std::size_t resident_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  std::size_t pages_total = 0, pages_resident = 0;
+  if (!(statm >> pages_total >> pages_resident)) return 0;
+  return pages_resident * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+}
+
+double measure_in_child(const std::string& name, const std::string& arg) {
+  const std::string what = "measurement " + name + " " + arg + " in a child process";
+  char exe[4096];
+  const ssize_t exe_length = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (exe_length <= 0) throw verification_error(what + ": /proc/self/exe unreadable");
+  exe[exe_length] = '\0';
+  int out[2];
+  if (::pipe2(out, O_CLOEXEC) != 0) throw verification_error(what + ": pipe: " + std::strerror(errno));
+  // The child's stdout is the pipe (dup2 leaves the copy without O_CLOEXEC); both pipe ends themselves
+  // close at exec, so the read end sees end-of-file when the child exits.
+  posix_spawn_file_actions_t actions;
+  ::posix_spawn_file_actions_init(&actions);
+  ::posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+  std::string arg0 = exe, arg1 = "--child", arg2 = name, arg3 = arg;
+  char* argv[] = {arg0.data(), arg1.data(), arg2.data(), arg3.data(), nullptr};
+  pid_t child = 0;
+  const int spawned = ::posix_spawn(&child, exe, &actions, nullptr, argv, environ);
+  ::posix_spawn_file_actions_destroy(&actions);
+  ::close(out[1]);
+  if (spawned != 0) {
+    ::close(out[0]);
+    throw verification_error(what + ": posix_spawn: " + std::strerror(spawned));
+  }
+  std::string printed;
+  char buffer[256];
+  for (;;) {
+    const ssize_t n = ::read(out[0], buffer, sizeof buffer);
+    if (n > 0) {
+      printed.append(buffer, static_cast<std::size_t>(n));
+    } else if (n == 0 || errno != EINTR) {
+      break;
+    }
+  }
+  ::close(out[0]);
+  int status = 0;
+  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    throw verification_error(what + " failed (" +
+                             (WIFEXITED(status) ? "exit status " + std::to_string(WEXITSTATUS(status))
+                                                : "killed by signal " + std::to_string(WTERMSIG(status))) +
+                             ")");
+  }
+  char* end = nullptr;
+  const double figure = std::strtod(printed.c_str(), &end);
+  if (end == printed.c_str() || (*end != '\n' && *end != '\0')) {
+    throw verification_error(what + " printed no number: \"" + printed + "\"");
+  }
+  return figure;
+}
+
+int run_child(const std::vector<child_measurement>& all, const std::string& name, const std::string& arg) {
+  const auto it =
+      std::find_if(all.begin(), all.end(), [&](const child_measurement& m) { return m.name == name; });
+  if (it == all.end()) {
+    std::fprintf(stderr, "rill-bench --child: no measurement named %s\n", name.c_str());
+    return 1;
+  }
+  try {
+    std::printf("%.17g\n", it->measure(arg));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "rill-bench --child %s %s: %s\n", name.c_str(), arg.c_str(), e.what());
+    return 1;
+  }
+  return 0;
 }
 
 }  // namespace rill_bench

@@ -174,6 +174,30 @@ struct impl_summary {
 // placement is back (up to cfg.retakes times) unless the scenario is one_thread. Prints progress to stderr.
 std::vector<impl_summary> run_interleaved(const scenario_case& sc, const run_config& cfg);
 
+// ---- measurements in a process of their own ---------------------------------------------------------
+
+// Resident set size of the calling process in bytes (/proc/self/statm); 0 when it cannot be read.
+std::size_t resident_bytes();
+
+// A figure that is only true in a fresh process. RSS growth counts pages: in a process that has run other
+// scenarios (or an earlier run of the same one), the allocator keeps freed memory resident and new objects
+// reuse it, so the growth reads low. rill-bench therefore starts itself again as
+// `rill-bench --child NAME ARG`, and the child runs the measurement NAME with ARG and prints its figure.
+struct child_measurement {
+  std::string name;
+  std::function<double(const std::string& arg)> measure;  // throws verification_error on a wrong result
+};
+
+// Parent side: runs this program again as `--child name arg` and returns the figure the child printed.
+// Throws verification_error when the child cannot start, fails (its stderr is this process's) or prints
+// no number. Only a program whose main dispatches --child to run_child() (rill-bench) can be asked.
+double measure_in_child(const std::string& name, const std::string& arg);
+
+// Child side, called by main for `--child NAME ARG`: runs the measurement `name` from `all` and prints its
+// figure on stdout. Returns the exit status: 0, or 1 (with a message on stderr) for an unknown name or a
+// failed measurement.
+int run_child(const std::vector<child_measurement>& all, const std::string& name, const std::string& arg);
+
 // ---- scenario registry -------------------------------------------------------------------------------
 
 struct scenario_entry {
@@ -185,6 +209,7 @@ std::vector<scenario_entry> spsc_scenarios();    // spsc_throughput, spsc_batch_
 std::vector<scenario_entry> mpmc_scenarios();    // mpmc_throughput
 std::vector<scenario_entry> replay_scenarios();  // memory_buffered_event, llm_replay
 std::vector<scenario_entry> manager_scenarios(); // manager_lookup, create_close, memory_idle_stream
+std::vector<child_measurement> manager_child_measurements();  // what memory_idle_stream runs in a child
 std::vector<scenario_entry> codec_scenarios();   // sse_decode, adapter_decode, sse_encode (needs rill_codec)
 std::vector<scenario_entry> pipeline_scenarios(); // pipeline_overhead, pipeline_dispatch
 std::vector<scenario_entry> fanout_scenarios();   // fanout

@@ -342,16 +342,19 @@ void write_json(const std::string& path, const machine_info& m, const std::vecto
 
 void usage(const std::vector<scenario_entry>& scenarios) {
   std::printf(
-      "usage: rill-bench [--quick] [--scenario NAME[,NAME...]] [--impl LABEL[,LABEL...]] [--json FILE] [--runs N]\n"
-      "                  [--run-ms MS] [--retakes N] [--list]\n"
+      "usage: rill-bench [--quick] [--scenario NAME[,NAME...]] [--impl LABEL[,LABEL...]] [--json FILE]\n"
+      "                  [--runs N] [--run-ms MS] [--retakes N] [--list]\n"
       "  --quick      short runs (every scenario in well under 90 s), for CI and smoke checks\n"
       "  --scenario   run only these scenarios\n"
-      "  --impl       run only these implementations (impl or row label, e.g. rill[stamping=coarse]); for profiling\n"
+      "  --impl       run only these implementations (impl or row label, e.g. rill[stamping=coarse]);\n"
+      "               for profiling\n"
       "  --json FILE  also write the results as JSON\n"
       "  --runs N     interleaved repetitions per implementation (default 5, at least 5 recommended)\n"
       "  --run-ms MS  time budget of one timed run (default 250, quick 50)\n"
       "  --retakes N  how often a run is done again when its core-to-core probes show another vCPU\n"
       "               placement than at the start of its table (default 3; 0 keeps every run)\n"
+      "  --child NAME ARG  used by rill-bench itself: one measurement in a fresh process\n"
+      "               (memory_idle_stream's runs)\n"
       "scenarios:");
   for (const auto& s : scenarios) std::printf(" %s", s.name.c_str());
   std::printf("\n");
@@ -362,6 +365,13 @@ void usage(const std::vector<scenario_entry>& scenarios) {
 
 int main(int argc, char** argv) {
   using namespace rill_bench;
+  if (argc >= 2 && std::strcmp(argv[1], "--child") == 0) {
+    if (argc != 4) {
+      std::fprintf(stderr, "rill-bench: --child needs a measurement name and its argument\n");
+      return 2;
+    }
+    return run_child(manager_child_measurements(), argv[2], argv[3]);
+  }
   std::vector<scenario_entry> scenarios;
   for (auto part :
        {spsc_scenarios(), mpmc_scenarios(), replay_scenarios(), manager_scenarios(), pipeline_scenarios(),

@@ -1,8 +1,7 @@
 // The stream registry: manager_lookup, create_close, memory_idle_stream; rill::stream_manager against the
 // replaced design, a std::shared_mutex over a std::unordered_map of mutex + condition variable streams.
-#include <malloc.h>
-
 #include <algorithm>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <random>
@@ -16,11 +15,6 @@
 
 namespace rill_bench {
 namespace {
-
-std::size_t heap_bytes_in_use() noexcept {
-  const struct mallinfo2 info = mallinfo2();
-  return info.uordblks + info.hblkhd;
-}
 
 // Gateway-like ids: a request id per stream.
 std::string stream_id(const char* prefix, std::size_t i) {
@@ -226,14 +220,30 @@ run_result map_create_close(const run_config& cfg) {
 }
 
 // ---- memory_idle_stream ----
+// RSS growth over n idle streams, each measured in a fresh child process (measure_in_child says why).
 
 std::size_t idle_count(const run_config& cfg) { return cfg.quick ? 100000 : 1000000; }
 
-run_result rill_idle(const run_config& cfg) {
-  const std::size_t n = idle_count(cfg);
+std::vector<std::string> idle_ids(std::size_t n) {
   std::vector<std::string> ids;
+  ids.reserve(n);
   for (std::size_t i = 0; i < n; ++i) ids.push_back(stream_id("", i));
-  const std::size_t before = heap_bytes_in_use();
+  return ids;
+}
+
+std::size_t parse_count(const std::string& arg) {
+  char* end = nullptr;
+  const unsigned long long n = std::strtoull(arg.c_str(), &end, 10);
+  if (arg.empty() || *end != '\0' || n == 0 || n > (1ull << 32)) {
+    throw verification_error("memory_idle_stream: bad stream count \"" + arg + "\"");
+  }
+  return static_cast<std::size_t>(n);
+}
+
+// Child side: bytes of RSS each of `arg` idle streams adds (the ids are built before the first reading).
+double rill_idle_rss(const std::string& arg) {
+  const std::vector<std::string> ids = idle_ids(parse_count(arg));
+  const std::size_t before = resident_bytes();
   auto m = std::make_unique<rill::stream_manager>();
   rill::stream_ref ref;
   for (const auto& id : ids) {
@@ -241,27 +251,30 @@ run_result rill_idle(const run_config& cfg) {
   }
   ref.reset();
   m->reclaim();
-  const std::size_t after = heap_bytes_in_use();
-  if (m->count() != n) throw verification_error("memory_idle_stream: streams missing");
-  run_result r;
-  r.bytes = static_cast<double>(after - before) / static_cast<double>(n);
-  return r;
+  const std::size_t after = resident_bytes();
+  if (m->count() != ids.size()) throw verification_error("memory_idle_stream: streams missing");
+  return static_cast<double>(after - before) / static_cast<double>(ids.size());
 }
 
-run_result map_idle(const run_config& cfg) {
-  const std::size_t n = idle_count(cfg);
-  std::vector<std::string> ids;
-  for (std::size_t i = 0; i < n; ++i) ids.push_back(stream_id("", i));
-  const std::size_t before = heap_bytes_in_use();
+double map_idle_rss(const std::string& arg) {
+  const std::vector<std::string> ids = idle_ids(parse_count(arg));
+  const std::size_t before = resident_bytes();
   auto m = std::make_unique<locked_map>();
   for (const auto& id : ids) {
     if (!m->create(id)) throw verification_error("memory_idle_stream: map create failed");
   }
-  const std::size_t after = heap_bytes_in_use();
-  if (m->size() != n) throw verification_error("memory_idle_stream: map streams missing");
-  run_result r;
-  r.bytes = static_cast<double>(after - before) / static_cast<double>(n);
-  return r;
+  const std::size_t after = resident_bytes();
+  if (m->size() != ids.size()) throw verification_error("memory_idle_stream: map streams missing");
+  return static_cast<double>(after - before) / static_cast<double>(ids.size());
+}
+
+// Parent side: one run is one child process.
+std::function<run_result(const run_config&)> idle_in_child(const char* measurement) {
+  return [measurement](const run_config& cfg) {
+    run_result r;
+    r.bytes = measure_in_child(measurement, std::to_string(idle_count(cfg)));
+    return r;
+  };
 }
 
 }  // namespace
@@ -297,12 +310,19 @@ std::vector<scenario_entry> manager_scenarios() {
   out.push_back({"memory_idle_stream", [](const run_config& cfg) {
                    scenario_case sc{"memory_idle_stream", {{"streams", std::to_string(idle_count(cfg))}},
                                     metric::bytes, {}, ""};
-                   sc.impls = {{"rill", {}, rill_idle}, {"shared_mutex_map", {}, map_idle}};
+                   sc.impls = {{"rill", {}, idle_in_child("idle_stream_rss.rill")},
+                               {"shared_mutex_map", {}, idle_in_child("idle_stream_rss.shared_mutex_map")}};
                    sc.one_thread = true;
-                   sc.note = "heap bytes in use (mallinfo2) per idle stream, index and id included";
+                   sc.note =
+                       "RSS growth per idle stream, index and id included; each run in a fresh process "
+                       "(rill-bench --child)";
                    return std::vector<scenario_case>{sc};
                  }});
   return out;
+}
+
+std::vector<child_measurement> manager_child_measurements() {
+  return {{"idle_stream_rss.rill", rill_idle_rss}, {"idle_stream_rss.shared_mutex_map", map_idle_rss}};
 }
 
 }  // namespace rill_bench
