@@ -234,6 +234,12 @@ int print_targets(const std::vector<impl_summary>& all) {
     // "within 1.15x of two hops": floor / rill >= 1 / 1.15
     check("ping_pong_rtt p50 within 1.15x of c2c_floor", find(all, "ping_pong_rtt", rill),
           find(all, "ping_pong_rtt", "c2c_floor"), 1.0 / 1.15);
+    // What bounds the line above: a bare ring of the same capacity (slots published by their sequence
+    // words, no API) on the same scale, and rill against that ring (docs/benchmarking.md, "Round trip").
+    inform("ping_pong_rtt p50 of ring_floor (a bare ring) vs c2c_floor",
+           find(all, "ping_pong_rtt", "ring_floor"), find(all, "ping_pong_rtt", "c2c_floor"));
+    inform("ping_pong_rtt p50 vs ring_floor", find(all, "ping_pong_rtt", rill),
+           find(all, "ping_pong_rtt", "ring_floor"));
     check("ping_pong_rtt p50 vs moodycamel_rwq", find(all, "ping_pong_rtt", rill),
           find(all, "ping_pong_rtt", "moodycamel_rwq"), 1.0);
     check("ping_pong_rtt p50 vs boost_spsc", find(all, "ping_pong_rtt", rill), find(all, "ping_pong_rtt", "boost_spsc"),
