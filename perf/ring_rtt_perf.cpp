@@ -10,6 +10,7 @@
 //   ring 65536 x 1 +pfw D   the same, each side also write-prefetching the slot it fills D trips ahead;
 //   ring 65536 x S huge  the same on 2 MiB pages (madvise(MADV_HUGEPAGE); the program reports whether the
 //                        kernel granted them);
+//   channel capacity C   rill's SPSC ring alone (detail::spsc_channel: room check, fill, publish), no stream;
 //   rill capacity C      two rill::stream (SPSC, default options, capacity C), try_send / try_receive;
 //   ... padded           the same with stream_options::layout = slot_layout::padded.
 // Each layout reports the medians over rounds of its per-round p50 and mid-half mean (ns; every sample
@@ -218,6 +219,73 @@ trip_ns ring_round_trip(std::uint64_t trips, std::size_t lines, std::size_t stri
       });
 }
 
+// rill's SPSC ring without the stream: detail::spsc_channel used directly (its room check against a cached
+// head, its position word, fill() and publish()), the channel object followed by its slots in one block as
+// rill::stream allocates them. Between the bare ring and the rill rows: what the bounded ring's own
+// bookkeeping costs, apart from the stream's API (validation, the closed check, the wake-up checks).
+class channel_block {
+ public:
+  channel_block(std::size_t capacity, unsigned spacing_log2)
+      : memory_(::operator new (kSlotsOffset + rill::detail::slot_ring::bytes_for(capacity, spacing_log2),
+                                std::align_val_t{rill::detail::kFalseSharingRange})),
+        channel_(new (memory_) rill::detail::spsc_channel(
+            rill::detail::slot_ring(
+                reinterpret_cast<rill::event*>(static_cast<char*>(memory_) + kSlotsOffset), capacity,
+                spacing_log2),
+            nullptr, 0, nullptr)) {}
+  channel_block(const channel_block&) = delete;
+  channel_block& operator=(const channel_block&) = delete;
+  ~channel_block() {
+    channel_->~spsc_channel();
+    ::operator delete (memory_, std::align_val_t{rill::detail::kFalseSharingRange});
+  }
+  bool try_send(const rill::event& e) noexcept {
+    const std::uint64_t position = channel_->next_sequence();
+    if (!channel_->has_room(position)) return false;
+    rill::event* const slot = channel_->producer_slot(position);
+    rill::detail::spsc_channel::fill(slot, e);
+    channel_->publish(slot, position);
+    return true;
+  }
+  bool try_receive(rill::event& out) noexcept {
+    const std::uint64_t position = channel_->consumer_position();
+    rill::event* const slot = channel_->consumer_slot(position);
+    if (!rill::detail::spsc_channel::is_published(slot, position)) return false;
+    out = *slot;
+    channel_->pop_one(position);
+    return true;
+  }
+
+ private:
+  static constexpr std::size_t kSlotsOffset =
+      rill::detail::align_up(sizeof(rill::detail::spsc_channel), rill::detail::kFalseSharingRange);
+  void* memory_;
+  rill::detail::spsc_channel* channel_;
+};
+
+trip_ns channel_round_trip(std::uint64_t trips, std::size_t capacity, unsigned spacing_log2) {
+  channel_block there(capacity, spacing_log2), back(capacity, spacing_log2);
+  const rill::event message = rill::event::text_delta(0, "ping");
+  struct alignas(rill::detail::kFalseSharingRange) reply_box {
+    rill::event reply;
+  } box;  // ping's per-trip writes, on lines of their own
+  return round_trip_ns(
+      "rill's channel", trips,
+      [&](std::uint64_t) {
+        while (!there.try_send(message)) rill::detail::cpu_relax();
+        while (!back.try_receive(box.reply)) rill::detail::cpu_relax();
+      },
+      [&](std::uint64_t) {
+        rill::event echo;
+        while (!there.try_receive(echo)) rill::detail::cpu_relax();
+        while (!back.try_send(echo)) rill::detail::cpu_relax();
+      },
+      [&](std::uint64_t i) {  // the echo of trip i carries sequence number i - 1 (fill() keeps it)
+        return box.reply.seq() == i - 1 && box.reply.kind() == rill::event_kind::text_delta &&
+               box.reply.field(0) == "ping";
+      });
+}
+
 trip_ns rill_round_trip(std::uint64_t trips, std::size_t capacity, rill::slot_layout layout) {
   rill::stream_options options;
   options.capacity = capacity;
@@ -275,6 +343,12 @@ int main(int argc, char** argv) {
   for (std::size_t stride : {1, 2}) {
     layouts.emplace_back("ring 65536 x " + std::to_string(stride) + " huge",
                          [=](std::uint64_t t) { return ring_round_trip(t, 65536, stride, 0, true); });
+  }
+  for (std::size_t capacity : {16, 65536}) {
+    layouts.emplace_back("channel capacity " + std::to_string(capacity),
+                         [=](std::uint64_t t) { return channel_round_trip(t, capacity, 0); });
+    layouts.emplace_back("channel capacity " + std::to_string(capacity) + " padded",
+                         [=](std::uint64_t t) { return channel_round_trip(t, capacity, 1); });
   }
   for (std::size_t capacity : {4, 16, 64, 1024, 65536}) {
     layouts.emplace_back("rill capacity " + std::to_string(capacity), [=](std::uint64_t t) {
