@@ -172,7 +172,13 @@ const impl_summary* find(const std::vector<impl_summary>& all, const std::string
   return nullptr;
 }
 
-int print_targets(const std::vector<impl_summary>& all) {
+// Target checks that missed, and those left unjudged because a row's runs came from two placements.
+struct target_tally {
+  int missed = 0;
+  int unjudged = 0;
+};
+
+target_tally print_targets(const std::vector<impl_summary>& all) {
   std::printf("\n== The replaced Go design's published targets (rill headline = default stream options)\n");
   if (const auto* r = find(all, "llm_replay", "rill", {{"streams", "100"}})) {
     std::printf("   100k events/s                  llm_replay streams=100: %s = %.0fx the target\n",
@@ -199,20 +205,30 @@ int print_targets(const std::vector<impl_summary>& all) {
   }
 
   std::printf("\n== Issue 4 targets (ratios within this run)\n");
-  int missed = 0;
+  target_tally tally;
   auto check = [&](const char* what, const impl_summary* rill, const impl_summary* peer, double need) {
     if (rill == nullptr || peer == nullptr) return;
     const double a = advantage(*rill, *peer);
+    // A median over runs from two vCPU placements compares nothing (the c2c_floor row of one placement
+    // against a rill row of another once read 2.2x "met"): such a line is shown but not judged.
+    const int elsewhere = rill->off_placement + peer->off_placement;
+    if (elsewhere != 0) {
+      ++tally.unjudged;
+      std::printf("   %-58s %-22s %6.2fx (need >= %.2fx)  not judged: %d run(s) from another placement\n",
+                  what, rill->label.c_str(), a, need, elsewhere);
+      return;
+    }
     const bool ok = a >= need;
-    if (!ok) ++missed;
+    if (!ok) ++tally.missed;
     std::printf("   %-58s %-22s %6.2fx (need >= %.2fx)  %s\n", what, rill->label.c_str(), a, need,
                 ok ? "met" : "MISSED");
   };
   // The same line, counted as no target: a row the tables show beside a target row.
   auto inform = [&](const char* what, const impl_summary* rill, const impl_summary* peer) {
     if (rill == nullptr || peer == nullptr) return;
-    std::printf("   %-58s %-22s %6.2fx (not a target row)\n", what, rill->label.c_str(),
-                advantage(*rill, *peer));
+    const int elsewhere = rill->off_placement + peer->off_placement;
+    std::printf("   %-58s %-22s %6.2fx (not a target row%s)\n", what, rill->label.c_str(),
+                advantage(*rill, *peer), elsewhere != 0 ? "; runs from another placement" : "");
   };
   // One event per call over this 65536-slot ring: the target row is rill[layout=padded], the layout
   // rill::slot_layout documents for that use (a packed ring that large lets the consumer's adjacent-line
@@ -272,7 +288,7 @@ int print_targets(const std::vector<impl_summary>& all) {
       codec_header = true;
     }
     const bool ok = r->primary_median >= need;
-    if (!ok) ++missed;
+    if (!ok) ++tally.missed;
     std::printf("   %-58s %-22s %10s (need >= %s)  %s\n", what, r->label.c_str(),
                 format_primary(metric::byte_rate, r->primary_median).c_str(),
                 format_primary(metric::byte_rate, need).c_str(), ok ? "met" : "MISSED");
@@ -282,7 +298,7 @@ int print_targets(const std::vector<impl_summary>& all) {
     check_rate((std::string("adapter_decode provider=") + p + " (bytes to events)").c_str(),
                find(all, "adapter_decode", "rill", {{"provider", p}}), 500e6);
   }
-  return missed;
+  return tally;
 }
 
 // ---- JSON ----
@@ -488,8 +504,12 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "\nrill-bench: VERIFICATION FAILED: %s\n", e.what());
     return 1;
   }
-  const int missed = print_targets(all);
-  if (missed != 0) std::printf("   %d target check(s) missed in this run\n", missed);
+  const target_tally tally = print_targets(all);
+  if (tally.missed != 0) std::printf("   %d target check(s) missed in this run\n", tally.missed);
+  if (tally.unjudged != 0) {
+    std::printf("   %d target check(s) not judged: a row kept runs from another vCPU placement (run again)\n",
+                tally.unjudged);
+  }
   if (!json_path.empty()) {
     write_json(json_path, machine, all);
     std::printf("\nresults written to %s\n", json_path.c_str());
