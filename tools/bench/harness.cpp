@@ -345,6 +345,7 @@ std::vector<impl_summary> run_interleaved(const scenario_case& sc, const run_con
     s.max_ns = median_field(runs[i], &run_result::max_ns);
     s.bytes = median_field(runs[i], &run_result::bytes);
     s.lag_events = median_field(runs[i], &run_result::lag_events);
+    s.empty_polls_per_batch = median_field(runs[i], &run_result::empty_polls_per_batch);
     std::vector<double> primary;
     for (const auto& r : runs[i]) primary.push_back(primary_of(r, sc.primary));
     s.primary_median = median_of(primary);

@@ -133,6 +133,9 @@ struct run_result {
   std::optional<double> p50_ns, p99_ns, p999_ns, max_ns;
   std::optional<double> bytes;           // bytes per buffered event / per stream
   std::optional<double> lag_events;      // fanout: the slowest subscriber's largest backlog (events)
+  // spsc_batch_throughput: the consumer's polls that found the queue empty, per 64 events it took. Under
+  // 1, the run was in the backlog regime (docs/benchmarking.md, "Batches, measured per run").
+  std::optional<double> empty_polls_per_batch;
   void set_latency(const latency_histogram& h);
 };
 
@@ -160,7 +163,8 @@ struct impl_summary {
   std::string scenario, impl, label;
   param_list params;  // scenario params followed by the impl's own
   metric primary = metric::throughput;
-  std::optional<double> events_per_sec, min, max, bytes_per_sec, p50_ns, p99_ns, p999_ns, max_ns, bytes, lag_events;
+  std::optional<double> events_per_sec, min, max, bytes_per_sec, p50_ns, p99_ns, p999_ns, max_ns, bytes,
+      lag_events, empty_polls_per_batch;
   int runs = 0;
   double home_c2c_ns = 0;  // the table's home placement (0: not checked: one thread, or --retakes 0)
   int retaken = 0;        // runs done again because their probes showed another vCPU placement

@@ -115,6 +115,9 @@ void print_table(const scenario_case& sc, const std::vector<impl_summary>& rows)
   if (latency) std::printf(" %9s %9s %9s", "p99", "p99.9", "max");
   const bool lag = std::any_of(rows.begin(), rows.end(), [](const impl_summary& r) { return r.lag_events.has_value(); });
   if (lag) std::printf(" %9s", "lag");
+  const bool empty_polls = std::any_of(
+      rows.begin(), rows.end(), [](const impl_summary& r) { return r.empty_polls_per_batch.has_value(); });
+  if (empty_polls) std::printf(" %11s", "empty/batch");
   std::printf(" %9s", "c2c ns");
   if (headline != nullptr) std::printf(" %10s", "rill x");
   if (variant != nullptr) std::printf(" %14s", (variant->label.substr(variant->impl.size()) + " x").c_str());
@@ -128,6 +131,9 @@ void print_table(const scenario_case& sc, const std::vector<impl_summary>& rows)
                   format_ns(r.max_ns).c_str());
     }
     if (lag) std::printf(" %9s", r.lag_events ? fmt("%.0f", *r.lag_events).c_str() : "-");
+    if (empty_polls) {
+      std::printf(" %11s", r.empty_polls_per_batch ? fmt("%.1f", *r.empty_polls_per_batch).c_str() : "-");
+    }
     std::printf(" %4.0f/%-4.0f", r.c2c_ns_before, r.c2c_ns_after);
     if (headline != nullptr) {
       std::printf(" %10s", is_rill(r) ? "-" : fmt("%.2fx", advantage(*headline, r)).c_str());
@@ -170,6 +176,27 @@ const impl_summary* find(const std::vector<impl_summary>& all, const std::string
     if (ok) return &s;
   }
   return nullptr;
+}
+
+// Each run of the batch table lands in one of two regimes, and the rates differ two-fold between them
+// (docs/benchmarking.md, "Batches, measured per run"): says which regime each compared row was in (by the
+// median of its consumer's empty polls per batch) and whether the batch checks compare like for like.
+void print_batch_regimes(const std::vector<const impl_summary*>& rows) {
+  std::string line;
+  bool backlog_seen = false, caught_up_seen = false;
+  for (const impl_summary* r : rows) {
+    if (r == nullptr || !r->empty_polls_per_batch) continue;
+    const bool backlog = *r->empty_polls_per_batch < 1.0;
+    (backlog ? backlog_seen : caught_up_seen) = true;
+    line += (line.empty() ? "" : ", ") + r->label + " " + fmt("%.1f", *r->empty_polls_per_batch) +
+            (backlog ? " (backlog)" : " (caught up)");
+  }
+  if (line.empty()) return;
+  std::printf("   %-58s %s\n", "  regimes, the consumer's empty polls per batch:", line.c_str());
+  if (backlog_seen && caught_up_seen) {
+    std::printf("   %-58s %s\n", "",
+                "rows in different regimes: the batch ratios above are not like for like");
+  }
 }
 
 // Target checks that missed, and those left unjudged because a row's runs came from two placements.
@@ -247,6 +274,9 @@ target_tally print_targets(const std::vector<impl_summary>& all) {
     check("spsc_batch_throughput copying out vs boost_spsc ranges",
           find(all, "spsc_batch_throughput", std::string(rill) + "[consume=copy_out]"),
           find(all, "spsc_batch_throughput", "boost_spsc"), 1.1);
+    print_batch_regimes({find(all, "spsc_batch_throughput", rill),
+                         find(all, "spsc_batch_throughput", std::string(rill) + "[consume=copy_out]"),
+                         find(all, "spsc_batch_throughput", "boost_spsc")});
     // "within 1.15x of two hops": floor / rill >= 1 / 1.15
     check("ping_pong_rtt p50 within 1.15x of c2c_floor", find(all, "ping_pong_rtt", rill),
           find(all, "ping_pong_rtt", "c2c_floor"), 1.0 / 1.15);
@@ -352,8 +382,8 @@ void write_json(const std::string& path, const machine_info& m, const std::vecto
       << ", \"p50_ns\": " << json_number(s.p50_ns) << ", \"p99_ns\": " << json_number(s.p99_ns)
       << ", \"p999_ns\": " << json_number(s.p999_ns) << ", \"max_ns\": " << json_number(s.max_ns)
       << ", \"bytes\": " << json_number(s.bytes) << ", \"max_lag_events\": " << json_number(s.lag_events)
-      << ", \"runs\": " << s.runs
-      << ", \"c2c_ns_before\": " << json_number(s.c2c_ns_before)
+      << ", \"consumer_empty_polls_per_batch\": " << json_number(s.empty_polls_per_batch)
+      << ", \"runs\": " << s.runs << ", \"c2c_ns_before\": " << json_number(s.c2c_ns_before)
       << ", \"c2c_ns_after\": " << json_number(s.c2c_ns_after) << "}";
   }
   o << "\n]}\n";

@@ -100,6 +100,7 @@ struct mutex_deque_queue {
 struct one_way_tally {
   std::atomic<std::uint64_t> produced{kNotDone};  // the producer's count, stored after its last push
   std::uint64_t producer_sum = 0, consumer_sum = 0, received = 0;
+  std::uint64_t empty_polls = 0;  // consumer polls that found the queue empty while the producer ran
   steady::time_point start, end;
   failure_note failure;
 
@@ -107,7 +108,7 @@ struct one_way_tally {
   // runs until the producer is done and the queue drained, checking order and summing checksums.
   template <class Queue, class Pop>
   void consume(Pop&& pop) {
-    std::uint64_t k = 0, sum = 0;
+    std::uint64_t k = 0, sum = 0, empty = 0;
     backoff wait;
     auto handle = [&](const auto& e) {
       if (!Queue::in_order(e, k)) [[unlikely]] failure.fail(describe_mismatch(k));
@@ -122,12 +123,14 @@ struct one_way_tally {
         // there, and let verified() compare the counts (a lost element fails the run instead of hanging it).
         if (pop(handle) == 0) break;
       } else {
+        ++empty;
         wait.pause();
       }
     }
     end = steady::now();
     consumer_sum = sum;
     received = k;
+    empty_polls = empty;
   }
 
   // The run's rate; throws verification_error on an element out of order, a lost one or a checksum mismatch.
@@ -289,7 +292,11 @@ run_result batched(Queue& q, const run_config& cfg) {
     t.consume<Queue>([&](auto& handle) { return q.pop_many(handle); });
   });
   run_workers(std::move(workers), cfg.run_time);
-  return t.verified("spsc_batch_throughput");
+  run_result r = t.verified("spsc_batch_throughput");
+  if (t.received != 0) {
+    r.empty_polls_per_batch = static_cast<double>(t.empty_polls) * kBatch / static_cast<double>(t.received);
+  }
+  return r;
 }
 
 template <class Queue, class... Args>
@@ -594,9 +601,12 @@ std::vector<scenario_entry> spsc_scenarios() {
                        {"rill", kPaddedLayout,
                         batched_case<rill_batch_queue>(clock_kind::none, slot_layout::padded)},
                    };
-                   sc.note = "64 per call: rill try_send_batch + try_drain ([consume=copy_out]: try_receive_batch), "
-                             "boost push/pop ranges ([consume=in_place]: consume_all), moodycamel bulk calls with "
-                             "tokens; events/s";
+                   sc.note =
+                       "64 per call: rill try_send_batch + try_drain ([consume=copy_out]: "
+                       "try_receive_batch), "
+                       "boost push/pop ranges ([consume=in_place]: consume_all), moodycamel bulk calls with "
+                       "tokens; events/s; empty/batch: the consumer's polls that found the queue empty, per "
+                       "64 events (under 1: the backlog regime, else caught up)";
                    return std::vector<scenario_case>{sc};
                  }});
   out.push_back({"ping_pong_rtt", [](const run_config&) {
