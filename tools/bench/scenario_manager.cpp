@@ -240,6 +240,12 @@ std::size_t parse_count(const std::string& arg) {
   return static_cast<std::size_t>(n);
 }
 
+// RSS growth per stream between two readings (negative if the process shrank, so that it shows).
+double rss_growth_per_stream(std::size_t before, std::size_t after, std::size_t streams) {
+  if (before == 0 || after == 0) throw verification_error("memory_idle_stream: /proc/self/statm unreadable");
+  return (static_cast<double>(after) - static_cast<double>(before)) / static_cast<double>(streams);
+}
+
 // Child side: bytes of RSS each of `arg` idle streams adds (the ids are built before the first reading).
 double rill_idle_rss(const std::string& arg) {
   const std::vector<std::string> ids = idle_ids(parse_count(arg));
@@ -253,7 +259,7 @@ double rill_idle_rss(const std::string& arg) {
   m->reclaim();
   const std::size_t after = resident_bytes();
   if (m->count() != ids.size()) throw verification_error("memory_idle_stream: streams missing");
-  return static_cast<double>(after - before) / static_cast<double>(ids.size());
+  return rss_growth_per_stream(before, after, ids.size());
 }
 
 double map_idle_rss(const std::string& arg) {
@@ -265,7 +271,7 @@ double map_idle_rss(const std::string& arg) {
   }
   const std::size_t after = resident_bytes();
   if (m->size() != ids.size()) throw verification_error("memory_idle_stream: map streams missing");
-  return static_cast<double>(after - before) / static_cast<double>(ids.size());
+  return rss_growth_per_stream(before, after, ids.size());
 }
 
 // Parent side: one run is one child process.
