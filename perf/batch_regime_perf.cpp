@@ -44,8 +44,7 @@ constexpr std::size_t kCapacity = 65536;
 constexpr std::size_t kBatch = 64;
 constexpr std::size_t kPool = 1024;  // elements cycle through a pool; element k is pool entry k mod 1024
 
-// A run below this many empty polls per batch is in the backlog regime (the consumer almost never waits).
-constexpr double kBacklogEmptyPolls = 1.0;
+using rill_bench::kBacklogEmptyPolls;
 
 struct alignas(64) item {
   std::uint64_t index;

@@ -133,11 +133,16 @@ struct run_result {
   std::optional<double> p50_ns, p99_ns, p999_ns, max_ns;
   std::optional<double> bytes;           // bytes per buffered event / per stream
   std::optional<double> lag_events;      // fanout: the slowest subscriber's largest backlog (events)
-  // spsc_batch_throughput: the consumer's polls that found the queue empty, per 64 events it took. Under
-  // 1, the run was in the backlog regime (docs/benchmarking.md, "Batches, measured per run").
+  // spsc_batch_throughput: the consumer's polls that found the queue empty, per 64 events it took (under
+  // kBacklogEmptyPolls: the backlog regime).
   std::optional<double> empty_polls_per_batch;
   void set_latency(const latency_histogram& h);
 };
+
+// A batch run whose consumer found the queue empty fewer times than this per 64 events ran in the backlog
+// regime (the consumer almost never waits), else caught up (docs/benchmarking.md, "Batches, measured per
+// run"). rill-bench's batch table and perf/batch_regime_perf classify runs by it.
+inline constexpr double kBacklogEmptyPolls = 1.0;
 
 // The primary figure of a scenario: events_per_sec, p50_ns, bytes, or bytes_per_sec (byte_rate).
 enum class metric : std::uint8_t { throughput, latency, bytes, byte_rate };

@@ -186,7 +186,7 @@ void print_batch_regimes(const std::vector<const impl_summary*>& rows) {
   bool backlog_seen = false, caught_up_seen = false;
   for (const impl_summary* r : rows) {
     if (r == nullptr || !r->empty_polls_per_batch) continue;
-    const bool backlog = *r->empty_polls_per_batch < 1.0;
+    const bool backlog = *r->empty_polls_per_batch < kBacklogEmptyPolls;
     (backlog ? backlog_seen : caught_up_seen) = true;
     line += (line.empty() ? "" : ", ") + r->label + " " + fmt("%.1f", *r->empty_polls_per_batch) +
             (backlog ? " (backlog)" : " (caught up)");
