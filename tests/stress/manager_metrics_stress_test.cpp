@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -13,9 +14,10 @@
 
 #include "rill/manager.hpp"
 #include "rill/metrics.hpp"
+#include "scope_exit.hpp"
 #include "stamped_events.hpp"
-#include "stress_scale.hpp"
 #include "stream_ids.hpp"
+#include "stress_scale.hpp"
 
 namespace {
 
@@ -52,18 +54,26 @@ TEST(ManagerMetricsStress, SnapshotsWhileConsumersObserveAndStreamsChurn) {
     std::atomic<bool> observing{false};
     // The consumer: one thread takes every stream's events and observes them, through its own refs.
     std::thread consumer([&] {
+      // However the consumer returns (a failed ASSERT, or giving up), the observer and churn threads stop.
+      const rill::test::on_scope_exit stop_others([&] {
+        consumed.store(true, std::memory_order_release);  // test flag: the snapshots below may stop
+      });
       std::vector<stream_ref> refs(kStreams);
       for (std::size_t i = 0; i < kStreams; ++i) ASSERT_EQ(m.get(numbered("s", i), refs[i]), status::ok);
       std::vector<bool> finished(kStreams, false);
       std::size_t open = kStreams;
       rill::received r;
+      // A stream that never closes (a lost close) fails the test here rather than hanging it.
+      const auto give_up = std::chrono::steady_clock::now() + std::chrono::minutes(2);
       while (open != 0) {
+        bool took_any = false;
         for (std::size_t i = 0; i < kStreams; ++i) {
           if (finished[i]) continue;
           for (int n = 0; n < 64; ++n) {
             const status s = refs[i]->try_receive(r);
             if (s == status::ok) {
               refs[i].metrics()->observe(*r);
+              took_any = true;
               continue;
             }
             if (s == status::closed) {
@@ -74,13 +84,18 @@ TEST(ManagerMetricsStress, SnapshotsWhileConsumersObserveAndStreamsChurn) {
             break;
           }
         }
+        if (took_any) continue;
+        ASSERT_LT(std::chrono::steady_clock::now(), give_up) << open << " stream(s) never closed";
+        std::this_thread::yield();  // more threads than cores: let the producer run
       }
-      consumed.store(true, std::memory_order_release);  // test flag: the snapshots below may stop
     });
 
     // The producer: per stream, stream_start, message_start, `deltas` text deltas, usage, message_stop,
     // stamped 1 ms apart from 1 s on, then close.
     std::thread producer([&] {
+      const rill::test::on_scope_exit close_all([&] {  // a failed ASSERT must not leave the consumer waiting
+        for (stream_ref& p : producers) p->close();
+      });
       // Acquire pairs with the observer's release; a test handshake, it orders no stream data.
       while (!observing.load(std::memory_order_acquire)) std::this_thread::yield();
       for (std::uint64_t d = 0; d < deltas + 5; ++d) {

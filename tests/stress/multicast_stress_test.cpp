@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "rill/multicast.hpp"
+#include "scope_exit.hpp"
 #include "stress_scale.hpp"
 
 namespace {
@@ -121,13 +122,14 @@ rill::multicast_options options(std::size_t capacity) {
   return o;
 }
 
+// Closes the stream however it returns: a failed ASSERT must not leave the readers waiting.
 void produce(multicast_stream& s, std::uint64_t events) {
+  const rill::test::on_scope_exit close_stream([&] { s.close(); });
   std::string buffer;
   for (std::uint64_t i = 0; i < events; ++i) {
     const status st = s.send(make_event(i, buffer));
     ASSERT_EQ(st, status::ok) << "event " << i;
   }
-  s.close();
 }
 
 TEST(MulticastStress, HoldSubscribersReceiveEverythingInOrder) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "rill/pipeline.hpp"
+#include "scope_exit.hpp"
 #include "stress_scale.hpp"
 
 namespace {
@@ -76,6 +77,10 @@ TEST(PipelineStress, ManyStreamsThroughTheDispatcher) {
     producers.emplace_back([&, t] {
       rill::stream& a = *streams[2 * t];
       rill::stream& b = *streams[2 * t + 1];
+      const rill::test::on_scope_exit close_streams([&] {  // a failed ASSERT must not stall wait_idle()
+        a.close();
+        b.close();
+      });
       for (std::uint64_t i = 0; i < per_stream_events; ++i) {
         const auto index = static_cast<std::uint16_t>(i % 1000);
         const rill::event e = i % 10 == 9 ? rill::event::keep_alive() : rill::event::text_delta(index, "tok");
@@ -83,8 +88,6 @@ TEST(PipelineStress, ManyStreamsThroughTheDispatcher) {
         ASSERT_EQ(b.send(e), rill::status::ok);
         if (t % 2 == 0 && i % 64 == 0) d.notify();
       }
-      a.close();
-      b.close();
     });
   }
   for (auto& th : producers) th.join();

@@ -1,6 +1,8 @@
 // Multi-threaded stream runs that check order, loss, duplication and payload checksums. Work scales with
 // RILL_STRESS_SCALE (sanitizer presets run a few percent of it). Threads may outnumber the two cores:
-// every wait is a blocking call or a bounded retry loop that yields, so nothing spins forever.
+// every wait is a blocking call or a bounded retry loop that yields, so nothing spins forever. Producers
+// close (or count themselves out) from a scope guard, so a failed ASSERT in one fails the test instead of
+// leaving its consumers waiting.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -12,6 +14,7 @@
 #include <vector>
 
 #include "rill/stream.hpp"
+#include "scope_exit.hpp"
 #include "stress_scale.hpp"
 
 namespace {
@@ -68,13 +71,13 @@ TEST_P(SpscStress, DeliversFiftyMillionEventsInOrderWithMatchingContent) {
   const payload_source payloads;
   std::uint64_t producer_sum = 0;
   std::thread producer([&] {
+    const rill::test::on_scope_exit close_stream([&] { s.close(); });
     rill::test::pin_to_cpu(0);
     for (std::uint64_t i = 0; i < total; ++i) {
       const std::string_view text = payloads.text_for(i);
       producer_sum += checksum(text, i);
       ASSERT_EQ(s.send(event::text_delta(static_cast<std::uint16_t>(i), text)), status::ok);
     }
-    s.close();
   });
   rill::test::pin_to_cpu(1);
   std::uint64_t expected = 0, consumer_sum = 0, mismatches = 0;
@@ -105,6 +108,7 @@ struct batched_spsc_feed {
   batched_spsc_feed(std::uint64_t event_count, rill::slot_layout layout)
       : total(event_count), s(options(layout)) {
     producer = std::thread([this] {
+      const rill::test::on_scope_exit close_stream([this] { s.close(); });
       std::vector<event> batch;
       for (std::uint64_t i = 0; i < this->total;) {
         batch.clear();
@@ -114,7 +118,6 @@ struct batched_spsc_feed {
         }
         ASSERT_EQ(s.send_batch(batch), status::ok);
       }
-      s.close();
     });
   }
   static stream_options options(rill::slot_layout layout) {
@@ -204,6 +207,9 @@ void run_mpmc(backpressure policy, std::uint64_t per_producer, std::uint32_t lan
   std::vector<std::thread> threads;
   for (int p = 0; p < kProducers; ++p) {
     threads.emplace_back([&, p] {
+      const rill::test::on_scope_exit count_out([&] {
+        if (--producers_left == 0) s.close();
+      });
       std::uint64_t local_sum = 0;
       std::string data;
       for (std::uint64_t i = 0; i < per_producer; ++i) {
@@ -221,7 +227,6 @@ void run_mpmc(backpressure policy, std::uint64_t per_producer, std::uint32_t lan
         }
       }
       sent_sum += local_sum;
-      if (--producers_left == 0) s.close();
     });
   }
   std::vector<std::vector<std::atomic<std::uint8_t>>> seen;
@@ -313,6 +318,7 @@ TEST(StreamStress, SpscDropOldestNeverBlocksAndAccountsForEveryEvent) {
   stream s(o);
   const payload_source payloads;
   std::thread producer([&] {
+    const rill::test::on_scope_exit close_stream([&] { s.close(); });
     std::string data;
     for (std::uint64_t i = 0; i < total; ++i) {
       data.assign(reinterpret_cast<const char*>(&i), sizeof i);
@@ -320,7 +326,6 @@ TEST(StreamStress, SpscDropOldestNeverBlocksAndAccountsForEveryEvent) {
       const status st = s.try_send(event::user(0, data));
       ASSERT_TRUE(st == status::ok || st == status::full) << rill::to_string(st);
     }
-    s.close();
   });
   std::uint64_t count = 0, errors = 0;
   std::int64_t last_seq = -1, last_number = -1;
@@ -365,6 +370,9 @@ TEST(StreamStress, BlockingCallsWithRandomTimeoutsLoseNothing) {
   std::vector<std::thread> threads;
   for (int p = 0; p < kProducers; ++p) {
     threads.emplace_back([&, p] {
+      const rill::test::on_scope_exit count_out([&] {
+        if (--producers_left == 0) s.close();
+      });
       std::mt19937_64 rng(static_cast<std::uint64_t>(p) + 1);
       for (std::uint64_t i = 0; i < per_producer; ++i) {
         const std::uint64_t value = mix((static_cast<std::uint64_t>(p) << 32) | i);
@@ -379,7 +387,6 @@ TEST(StreamStress, BlockingCallsWithRandomTimeoutsLoseNothing) {
           ++timeouts;
         }
       }
-      if (--producers_left == 0) s.close();
     });
   }
   for (int c = 0; c < kConsumers; ++c) {
@@ -417,8 +424,10 @@ TEST(StreamStress, OversubscribedBlockingThreadsAllFinish) {
   std::atomic<int> left{kProducers};
   for (int p = 0; p < kProducers; ++p) {
     producers.emplace_back([&] {
+      const rill::test::on_scope_exit count_out([&] {
+        if (--left == 0) s.close();
+      });
       for (std::uint64_t i = 0; i < per_producer; ++i) ASSERT_EQ(s.send(event::keep_alive()), status::ok);
-      if (--left == 0) s.close();
     });
   }
   std::uint64_t count = 0;

@@ -11,6 +11,8 @@
 #include <thread>
 #include <vector>
 
+#include "scope_exit.hpp"
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -434,6 +436,7 @@ TEST(StreamManager, AReaderInsideASectionHoldsBackReclamation) {
   r.reset();
   std::atomic<bool> inside{false}, release{false};
   std::thread reader([&] {
+    const rill::test::on_scope_exit unblock_main([&] { inside.store(true); });  // visit may fail
     ASSERT_EQ(m.visit("held",
                       [&](rill::stream& s) {
                         inside.store(true);
@@ -441,6 +444,10 @@ TEST(StreamManager, AReaderInsideASectionHoldsBackReclamation) {
                         EXPECT_FALSE(s.allocated());  // still alive: ASan would catch a use after free
                       }),
               status::ok);
+  });
+  const rill::test::on_scope_exit finish_reader([&] {  // a failed ASSERT below must not leave it spinning
+    release.store(true);
+    if (reader.joinable()) reader.join();
   });
   while (!inside.load()) std::this_thread::yield();
   ASSERT_EQ(m.close("held"), status::ok);

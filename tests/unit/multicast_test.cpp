@@ -10,6 +10,8 @@
 #include <thread>
 #include <vector>
 
+#include "scope_exit.hpp"
+
 namespace {
 
 using rill::event;
@@ -169,13 +171,16 @@ TEST(MulticastStream, HoldSubscriberBlocksAWaitingProducerUntilItReads) {
   subscription holder;
   ASSERT_EQ(s.subscribe(holder, {slow_reader::hold, start_at::newest}), status::ok);
   std::thread producer([&] {
+    const rill::test::on_scope_exit close_stream([&] { s.close(); });  // the reader below ends either way
     for (int i = 0; i < 100; ++i) ASSERT_EQ(s.send(event::text_delta(0, long_text(i, 60))), status::ok);
-    s.close();
   });
   // Read only once the producer has had to wait: a reader that kept pace from the start could let all 100
   // sends through without one (it did once, under ASan). The wait is counted before the producer sleeps,
-  // and the unread holder makes it certain.
-  while (s.counters().send_waits == 0) std::this_thread::yield();
+  // and the unread holder makes it certain; a broken hold fails the check below instead of hanging here.
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (s.counters().send_waits == 0 && std::chrono::steady_clock::now() < give_up)
+    std::this_thread::yield();
+  EXPECT_GT(s.counters().send_waits, 0u) << "the producer never waited for the holder";
   event e;
   std::uint64_t expected = 0;
   status st;

@@ -12,6 +12,8 @@
 #include <thread>
 #include <vector>
 
+#include "scope_exit.hpp"
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -260,12 +262,13 @@ TEST_P(StreamContract, CloseRefusesSendsAndEndsAfterDrain) {
 TEST_P(StreamContract, RangeForEndsAfterCloseAndDrain) {
   stream s(options(4));
   std::thread producer([&] {
+    const rill::test::on_scope_exit close_stream(
+        [&] { s.close(); });  // a failed ASSERT ends the loop below too
     for (int i = 0; i < 100; ++i) {
       // block waits; drop may refuse (counted); drop_oldest always succeeds.
       const status st = s.send(event::text_delta(0, std::to_string(i)));
       ASSERT_TRUE(st == status::ok || (st == status::full && GetParam().policy == backpressure::drop));
     }
-    s.close();
   });
   std::uint64_t count = 0;
   std::uint64_t last_seq = 0;
@@ -337,7 +340,8 @@ TEST_P(StreamContract, StopTokenCancelsBlockedCalls) {
 
   std::stop_source already;
   already.request_stop();
-  while (s.try_send(event::keep_alive()) == status::ok) {  // fills this thread's lane (lanes > 1)
+  for (int sent = 0; s.try_send(event::keep_alive()) == status::ok; ++sent) {  // fills this thread's lane
+    ASSERT_LT(sent, 64) << "a stream of capacity 2 never refused a send";
   }
   EXPECT_EQ(s.send(event::keep_alive(), already.get_token()), status::cancelled);
 }
@@ -562,10 +566,15 @@ TEST_P(StreamContract, BlockingBatchSendDeliversEverything) {
   std::vector<event> batch;
   for (int i = 0; i < 100; ++i) batch.push_back(event::text_delta(0, std::to_string(i)));
   std::thread consumer([&] {
+    int taken = 0;
+    // A consumer that stops early closes the stream, so the sender below fails instead of waiting forever.
+    const rill::test::on_scope_exit release_sender([&] {
+      if (taken != 100) s.close();
+    });
     received r;
-    for (int i = 0; i < 100; ++i) {
+    for (; taken < 100; ++taken) {
       ASSERT_EQ(s.receive(r), status::ok);
-      EXPECT_EQ(r->text(), std::to_string(i));
+      EXPECT_EQ(r->text(), std::to_string(taken));
     }
   });
   std::size_t sent = 0;
@@ -619,10 +628,10 @@ TEST_P(StreamContract, DrainConsumesWhatWasHandledWhenTheHandlerThrows) {
 TEST_P(StreamContract, BlockingDrainWaitsForDataAndEndsOnClose) {
   stream s(options(8));
   std::thread producer([&] {
+    const rill::test::on_scope_exit close_stream([&] { s.close(); });  // the drain below ends either way
     std::this_thread::sleep_for(10ms);
     ASSERT_EQ(s.try_send(event::keep_alive()), status::ok);
     std::this_thread::sleep_for(10ms);
-    s.close();
   });
   std::size_t handled = 0, total = 0;
   status st;
@@ -750,7 +759,9 @@ TEST_P(StreamContract, BlockingBatchReceiveWaitsTimesOutAndCancels) {
   EXPECT_TRUE(batch.empty());
   std::thread producer([&] {
     std::this_thread::sleep_for(10ms);
-    ASSERT_EQ(s.try_send(event::keep_alive()), status::ok);
+    const status sent = s.try_send(event::keep_alive());
+    EXPECT_EQ(sent, status::ok);
+    if (sent != status::ok) s.close();  // the receive below must not wait forever
   });
   EXPECT_EQ(s.receive_batch(batch), status::ok);
   EXPECT_EQ(batch.size(), 1u);
@@ -775,8 +786,8 @@ TEST_P(StreamContract, BatchReceiveWakesABlockedProducer) {
   stream s(options(4));
   constexpr int kEvents = 200;
   std::thread producer([&] {
+    const rill::test::on_scope_exit close_stream([&] { s.close(); });  // the receive loop ends either way
     for (int i = 0; i < kEvents; ++i) ASSERT_EQ(s.send(event::text_delta(0, std::to_string(i))), status::ok);
-    s.close();
   });
   // Receive only once the producer waits for room, so the batch receive is what must wake it.
   const auto give_up = std::chrono::steady_clock::now() + 10s;
@@ -1104,10 +1115,16 @@ std::uint64_t number_of(const rill::event& e) {
   return n;
 }
 
-// Sends numbered events from `producer` until the stream refuses one; returns how many went.
+// Sends numbered events from `producer` until the stream refuses one; returns how many went. Gives up
+// (a failure) past 4x the capacity, so a stream that never says full cannot hang the test.
 std::uint64_t send_until_refused(rill::stream& s, std::uint16_t producer) {
   std::uint64_t n = 0;
-  while (s.try_send(numbered_event(producer, n)) == rill::status::ok) ++n;
+  while (s.try_send(numbered_event(producer, n)) == rill::status::ok) {
+    if (++n > 4 * s.capacity()) {
+      ADD_FAILURE() << "the stream never refused a send";
+      break;
+    }
+  }
   return n;
 }
 
