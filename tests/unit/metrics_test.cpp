@@ -97,7 +97,11 @@ TEST(Histogram, BucketsAndPercentiles) {
   EXPECT_EQ(H::bucket_of(3), 2u);
   EXPECT_EQ(H::bucket_of(4), 2u);
   EXPECT_EQ(H::bucket_of(5), 3u);
-  EXPECT_EQ(H::bucket_of(~std::uint64_t{0}), 64u - 0u);
+  EXPECT_EQ(H::bucket_of(std::uint64_t{1} << 62), 62u);
+  EXPECT_EQ(H::bucket_of((std::uint64_t{1} << 62) + 1), 63u);
+  EXPECT_EQ(H::bucket_of(~std::uint64_t{0}), 63u) << "the last bucket takes everything above 2^62";
+  EXPECT_EQ(H::bucket_upper(62), std::uint64_t{1} << 62);
+  EXPECT_EQ(H::bucket_upper(63), ~std::uint64_t{0});
   H h;
   for (std::uint64_t v = 1; v <= 100; ++v) h.record(v);
   const auto s = h.read();
@@ -106,6 +110,11 @@ TEST(Histogram, BucketsAndPercentiles) {
   EXPECT_EQ(s.percentile(0.5), 64u);   // the 50th value (50) lies in (32, 64]
   EXPECT_EQ(s.percentile(0.99), 128u); // the 99th (99) in (64, 128]
   EXPECT_EQ(H::snapshot{}.percentile(0.5), 0u);
+  H extreme;  // the largest values land in the last bucket (ASan: not one past it)
+  extreme.record(~std::uint64_t{0});
+  extreme.record_shared((std::uint64_t{1} << 63) + 1);
+  EXPECT_EQ(extreme.read().counts[63], 2u);
+  EXPECT_EQ(extreme.read().percentile(1.0), ~std::uint64_t{0});
 }
 
 TEST(Aggregator, TotalsByProviderAndModelWithCost) {

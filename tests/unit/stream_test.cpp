@@ -416,6 +416,45 @@ TEST_P(StreamContract, TooLargeTextIsRefusedWithNothingWritten) {
   EXPECT_EQ(no_arena.counters().dropped, 0u);
 }
 
+// A record never wraps: one that would cross the arena's end is placed at its start, behind a filler. Once
+// the arena is empty, text of any size up to max_text fits wherever the last record left the arena's tail
+// (sends that would not fit filler and record together used to fail with full forever).
+TEST_P(StreamContract, LargestTextFitsAnEmptyArenaWhereverItsTailIs) {
+  for (std::size_t first : {41u, 100u, 250u, 300u, 480u}) {
+    stream s(options(8, 512));
+    received r;
+    ASSERT_EQ(s.try_send(event::text_delta(0, long_text(first, 1))), status::ok) << first;
+    ASSERT_EQ(s.try_receive(r), status::ok);
+    r.reset();  // the arena is empty again, its tail `first` bytes (rounded) in
+    const std::string largest = long_text(504, 2);
+    ASSERT_EQ(s.try_send(event::text_delta(1, largest)), status::ok) << "after " << first << " bytes";
+    ASSERT_EQ(s.try_receive(r), status::ok);
+    EXPECT_EQ(r->text(), largest);
+    r.reset();
+    // The same through a claim with arena text, and through a blocking send.
+    rill::send_claim claim;
+    ASSERT_EQ(s.try_send(event::text_delta(2, long_text(first, 3))), status::ok);
+    ASSERT_EQ(s.try_receive(r), status::ok);
+    r.reset();
+    ASSERT_EQ(s.try_claim(claim, largest.size()), status::ok) << "after " << first << " bytes";
+    std::memcpy(claim.text(), largest.data(), largest.size());
+    ::new (&claim.slot()) event(event::tool_args_delta(3, std::string_view(claim.text(), largest.size())));
+    ASSERT_EQ(s.commit(claim), status::ok);
+    ASSERT_EQ(s.try_receive(r), status::ok);
+    EXPECT_EQ(r->text(), largest);
+    r.reset();
+    ASSERT_EQ(s.try_send(event::text_delta(4, long_text(first, 5))), status::ok);
+    ASSERT_EQ(s.try_receive(r), status::ok);
+    r.reset();
+    ASSERT_EQ(s.send_for(event::text_delta(5, largest), 1s), status::ok) << "after " << first << " bytes";
+    ASSERT_EQ(s.try_receive(r), status::ok);
+    EXPECT_EQ(r->text(), largest);
+    r.reset();
+    EXPECT_EQ(s.approx_arena_used(), 0u);
+    expect_quiescent_invariant(s);
+  }
+}
+
 TEST_P(StreamContract, InvalidEventsAreRefused) {
   stream s(options());
   EXPECT_EQ(s.try_send(event{}), status::invalid);

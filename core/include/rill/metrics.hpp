@@ -50,21 +50,22 @@ namespace rill {
 
 // ---- histogram ------------------------------------------------------------------------------------------
 
-// Fixed-size histogram of nanosecond values with log2 buckets: bucket 0 holds 0 and 1, bucket b (1..63)
-// holds (2^(b-1), 2^b]. Never allocates. record() is single-writer (relaxed load + store); record_shared()
-// may be called from many threads (relaxed fetch_add). Readers on other threads see each bucket's latest
-// stored count (relaxed is enough: the counts are statistics, nothing is published through them).
+// Fixed-size histogram of nanosecond values with log2 buckets: bucket 0 holds 0 and 1, bucket b (1..62)
+// holds (2^(b-1), 2^b], and the last bucket, 63, everything above 2^62. Never allocates. record() is
+// single-writer (relaxed load + store); record_shared() may be called from many threads (relaxed fetch_add).
+// Readers on other threads see each bucket's latest stored count (relaxed is enough: the counts are
+// statistics, nothing is published through them).
 class latency_histogram {
  public:
   static constexpr std::size_t kBuckets = 64;
   static constexpr std::size_t bucket_of(std::uint64_t ns) noexcept {
     std::size_t b = 0;
     for (std::uint64_t v = ns > 0 ? ns - 1 : 0; v != 0; v >>= 1) ++b;
-    return b;
+    return b < kBuckets ? b : kBuckets - 1;  // values above 2^63 would need a 65th bucket
   }
-  // Largest value bucket `b` holds (2^b; 1 for bucket 0); saturates at UINT64_MAX for bucket 64+.
+  // Largest value bucket `b` holds: 1 for bucket 0, 2^b up to bucket 62, UINT64_MAX for the last bucket.
   static constexpr std::uint64_t bucket_upper(std::size_t b) noexcept {
-    return b >= 64 ? ~std::uint64_t{0} : (b == 0 ? 1 : std::uint64_t{1} << b);
+    return b >= kBuckets - 1 ? ~std::uint64_t{0} : (b == 0 ? 1 : std::uint64_t{1} << b);
   }
 
   // Single writer only. Never blocks.

@@ -79,22 +79,20 @@ class record_arena {
         // [R6'] release: publishes the head we acquired to the other producers ([R6]). Only ever a lower
         // bound of the true head, so a stale value costs a reload, never an overlap.
         cached_head_.store(head, std::memory_order_release);
-        if (end - head > capacity_) return nullptr;
-      }
-      if constexpr (MultiProducer) {
-        // [R0'] relaxed CAS: claims are ordered for consumers by the ring's publication, not by the tail.
-        if (!tail_.compare_exchange_weak(pos, end, std::memory_order_relaxed, std::memory_order_relaxed)) {
+        if (end - head > capacity_) {
+          // No room for filler and record together. When the filler alone fits, claim it now: the tail
+          // moves to the ring's start, where any record up to max_payload() fits once the consumers catch
+          // up. Otherwise a record longer than the tail's offset could never be placed while the tail sat
+          // mid-ring, even with the arena empty. Happens at most once per call: the retry has no filler.
+          if (filler == 0 || pos + filler - head > capacity_) return nullptr;
+          if (!claim_span<MultiProducer>(pos, pos + filler)) continue;
+          add_filler(pos, filler);
+          pos += filler;
           continue;
         }
-      } else {
-        tail_.store(end, std::memory_order_relaxed);  // [R0] single producer owns the tail
       }
-      if (filler != 0) {
-        header* f = header_at(pos);
-        f->size = static_cast<std::uint32_t>(filler);
-        mark_released(f);  // a filler is released at once
-        try_advance();
-      }
+      if (!claim_span<MultiProducer>(pos, end)) continue;
+      if (filler != 0) add_filler(pos, filler);
       header* h = header_at(pos + filler);
       h->size = static_cast<std::uint32_t>(need);
       // state stays kHeld (zero) from the zeroing; published to consumers with the event ([S*]/[M*] tags).
@@ -122,6 +120,27 @@ class record_arena {
 
  private:
   header* header_at(std::uint64_t pos) const noexcept { return reinterpret_cast<header*>(base_ + (pos & mask_)); }
+
+  // Moves the tail from `pos` to `end`. Single producer: always succeeds. Several: false when another
+  // producer claimed first, with `pos` reloaded.
+  template <bool MultiProducer>
+  bool claim_span(std::uint64_t& pos, std::uint64_t end) noexcept {
+    if constexpr (MultiProducer) {
+      // [R0'] relaxed CAS: claims are ordered for consumers by the ring's publication, not by the tail.
+      return tail_.compare_exchange_weak(pos, end, std::memory_order_relaxed, std::memory_order_relaxed);
+    } else {
+      tail_.store(end, std::memory_order_relaxed);  // [R0] single producer owns the tail
+      return true;
+    }
+  }
+
+  // Writes a filler record of `bytes` at claimed position `pos` (it runs to the ring's end) and releases it.
+  void add_filler(std::uint64_t pos, std::size_t bytes) noexcept {
+    header* f = header_at(pos);
+    f->size = static_cast<std::uint32_t>(bytes);
+    mark_released(f);  // a filler is released at once
+    try_advance();
+  }
 
   void mark_released(header* h) noexcept {
     // [R1] release: the holder's last reads of the record (and a filler's size) happen before the
