@@ -358,6 +358,8 @@ status event::validate() const noexcept {
   if (kind_ == event_kind::none || static_cast<std::size_t>(kind_) >= kEventKindCount) return status::invalid;
   if (flags_ & kFlagOversizeField) return status::too_large;
   if ((flags_ & kFlagExternalText) && (flags_ & kFlagArenaText)) return status::invalid;
+  if (kind_ == event_kind::content_block_start && aux_ >= kBlockTypeCount) return status::invalid;
+  if (kind_ == event_kind::message_stop && aux_ >= kStopReasonCount) return status::invalid;
   const kind_descriptor& d = kind_info(kind_);
   if (d.field_count == 0) return status::ok;
   if (text_is_inline() && inline_size_ + leading_table_bytes() > kInlineTextCapacity) return status::invalid;
@@ -377,8 +379,6 @@ status event::validate() const noexcept {
   for (std::size_t i = 0; i < d.field_count; ++i) {
     if ((d.required_fields & (1u << i)) && field(i).empty()) return status::invalid;
   }
-  if (kind_ == event_kind::content_block_start && aux_ >= kBlockTypeCount) return status::invalid;
-  if (kind_ == event_kind::message_stop && aux_ >= kStopReasonCount) return status::invalid;
   return status::ok;
 }
 

@@ -522,12 +522,19 @@ std::size_t stream::try_send_batch(std::span<const event> events, status* why) n
       for (; done < events.size(); ++done) note_dropped(ch);
     }
   } else {
+    bool dropped = false;
     for (; done < events.size(); ++done) {
       s = try_send_once(events[done], now);
-      if (s == status::full && policy_ != backpressure::block) continue;  // dropped, counted by try_send_once
+      if (s == status::full && policy_ != backpressure::block) {  // dropped, counted by try_send_once
+        dropped = true;
+        continue;
+      }
       if (s != status::ok) break;
     }
-    if (s == status::full && policy_ != backpressure::block) s = status::ok;
+    // As on the SPSC ring: a batch that lost events to drop reports full. drop_oldest reports ok (it evicted
+    // older events to make room; a refusal there means a consumer holds the oldest arena text).
+    if (s == status::ok && dropped && policy_ == backpressure::drop) s = status::full;
+    if (s == status::full && policy_ == backpressure::drop_oldest) s = status::ok;
   }
   if (why != nullptr) *why = s;
   return done;

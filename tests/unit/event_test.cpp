@@ -182,6 +182,15 @@ TEST(Event, ValidateRejectsUnknownKindsMissingFieldsAndOversizeLeadingFields) {
   EXPECT_EQ(event::tool_result("", "content").validate(), status::invalid) << "call id is required";
   EXPECT_EQ(event::lifecycle(event_kind::agent_added, "").validate(), status::invalid);
   EXPECT_EQ(event::tool_call_start(0, "", "name").validate(), status::ok) << "Gemini calls have no id";
+  // Enums carried in aux are range-checked, and validates_trivially() leaves those kinds to validate().
+  const event bad_stop = event::message_stop(static_cast<rill::stop_reason>(200));
+  const event bad_block = event::content_block_start(0, static_cast<rill::block_type>(99));
+  EXPECT_EQ(bad_stop.validate(), status::invalid);
+  EXPECT_EQ(bad_block.validate(), status::invalid);
+  EXPECT_FALSE(bad_stop.validates_trivially());
+  EXPECT_FALSE(bad_block.validates_trivially());
+  EXPECT_EQ(event::message_stop(rill::stop_reason::end_turn).validate(), status::ok);
+  EXPECT_EQ(event::content_block_start(0, rill::block_type::text).validate(), status::ok);
 
   const std::string huge(70000, 'k');
   EXPECT_EQ(event::lifecycle(event_kind::state_updated, huge, "v").validate(), status::too_large);

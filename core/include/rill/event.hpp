@@ -273,12 +273,16 @@ class alignas(64) event {
   // Does not look at arena spans (the stream does). status::invalid or status::too_large on failure.
   status validate() const noexcept;
   // True for the common case that needs no further checks: a known kind other than none, without required
-  // fields, with inline text (validate() would return ok). One bit test and one flag test, inline, so a
-  // send can skip the call; false says only "run validate()".
+  // fields and without an enum in aux (message_stop, content_block_start: validate() range-checks it), with
+  // inline text (validate() would return ok). One bit test and one flag test, inline, so a send can skip
+  // the call; false says only "run validate()".
   bool validates_trivially() const noexcept {
     static_assert(kEventKindCount <= 64, "the kind test uses one 64-bit mask");
-    constexpr std::uint64_t kTrivialKinds =
-        ((std::uint64_t{1} << kEventKindCount) - 1) & ~std::uint64_t{1} & ~kKindsWithRequiredFields;
+    constexpr std::uint64_t kKindsWithEnumAux =
+        (1ull << static_cast<unsigned>(event_kind::message_stop)) |
+        (1ull << static_cast<unsigned>(event_kind::content_block_start));
+    constexpr std::uint64_t kTrivialKinds = ((std::uint64_t{1} << kEventKindCount) - 1) & ~std::uint64_t{1} &
+                                            ~kKindsWithRequiredFields & ~kKindsWithEnumAux;
     const auto k = static_cast<unsigned>(kind_);
     return k < 64 && ((kTrivialKinds >> k) & 1u) != 0 &&
            (flags_ & (kFlagExternalText | kFlagArenaText | kFlagOversizeField)) == 0;

@@ -280,9 +280,12 @@ class alignas(detail::kCacheLine) stream {
   // As send, giving up with status::cancelled when `token` is stopped.
   status send(const event& e, std::stop_token token) noexcept;
 
-  // Sends events in order until one cannot be sent now. Never blocks. Returns how many were sent (or
-  // dropped by policy); `*why` gets the status that stopped it (ok when all went). One clock read per call.
-  std::size_t try_send_batch(std::span<const event> events, status* why = nullptr) noexcept;
+  // Sends events in order until one cannot be sent now. Never blocks (drop_oldest: as try_send). Returns
+  // how many were handled: sent, or dropped by policy; `*why` gets the status that stopped it (ok when all
+  // went). Under drop the whole batch counts as handled and `*why` is full when any event was dropped
+  // (SPSC drops the rest of the batch from the first that found no room; MPMC tries each event). One
+  // clock read per call.
+  [[nodiscard]] std::size_t try_send_batch(std::span<const event> events, status* why = nullptr) noexcept;
   // Sends all events, waiting for room per policy. ok, closed, too_large or invalid (the events before the
   // failing one were sent; `*sent` says how many).
   status send_batch(std::span<const event> events, std::size_t* sent = nullptr) noexcept;
@@ -694,6 +697,16 @@ std::size_t stream::try_drain(Handler&& handler, std::size_t max_events) {
 template <class Handler>
 std::size_t stream::try_drain_mpmc(detail::mpmc_channel& c, Handler& handler, std::size_t max_events) {
   std::size_t handled = 0;
+  std::size_t taken = 0;  // events taken from the ring: their slots are free again
+  // Producers blocked on a full ring are woken however this returns: take_mpmc freed the slots already,
+  // and a handler that throws must not leave a producer parked with room available (a lost wake-up).
+  struct wake_producers {
+    stream* self;
+    const std::size_t& taken;
+    ~wake_producers() {
+      if (taken != 0) self->after_consume();
+    }
+  } wake{this, taken};
   event pending;
   bool have_pending = false;
   struct release_after {
@@ -706,6 +719,7 @@ std::size_t stream::try_drain_mpmc(detail::mpmc_channel& c, Handler& handler, st
   while (handled < max_events) {
     event next;
     const bool more = handled + (have_pending ? 1 : 0) < max_events && take_mpmc(c, next);
+    taken += more ? 1 : 0;
     if (have_pending) {
       struct drop_ahead {
         stream* self;
@@ -729,7 +743,6 @@ std::size_t stream::try_drain_mpmc(detail::mpmc_channel& c, Handler& handler, st
     pending = next;
     have_pending = true;
   }
-  if (handled != 0) after_consume();
   return handled;
 }
 
