@@ -212,6 +212,27 @@ TEST(Event, SameContentIgnoresSequenceTimestampAndTextLocation) {
   EXPECT_FALSE(event::usage({1}).same_content(event::usage({2})));
 }
 
+// Stamps can arrive from outside (a decoded JSON event): the conversions saturate instead of wrapping or
+// overflowing (UBSan reported signed overflow for these before).
+TEST(Clock, HostileStampsSaturate) {
+  using rill::clock_kind;
+  using steady = std::chrono::steady_clock;
+  constexpr std::uint64_t kHuge = ~std::uint64_t{0};
+  constexpr std::uint64_t kPastSigned = std::uint64_t{1} << 63;
+  EXPECT_EQ(rill::clock::to_steady(clock_kind::steady, kHuge), steady::time_point::max());
+  EXPECT_EQ(rill::clock::to_steady(clock_kind::coarse, kPastSigned), steady::time_point::max());
+  EXPECT_GT(rill::clock::to_steady(clock_kind::tsc, kHuge), steady::now() + std::chrono::hours(24 * 365));
+  EXPECT_GE(rill::clock::to_steady(clock_kind::tsc, 0), steady::time_point{});
+  EXPECT_EQ(rill::clock::to_steady(clock_kind::steady, 12345),
+            steady::time_point(std::chrono::nanoseconds(12345)));
+  // Far future stamps give the latest wall-clock time; the epoch of a steady clock gives about boot time.
+  EXPECT_EQ(rill::clock::to_system(clock_kind::steady, kHuge), std::chrono::system_clock::time_point::max());
+  EXPECT_GT(rill::clock::to_system(clock_kind::tsc, kHuge), std::chrono::system_clock::now());
+  EXPECT_EQ(rill::clock::to_system(clock_kind::coarse, kPastSigned),
+            std::chrono::system_clock::time_point::max());
+  EXPECT_LE(rill::clock::to_system(clock_kind::steady, 0), std::chrono::system_clock::now());
+}
+
 TEST(Event, TimestampsConvertToSteadyAndSystemTime) {
   // Each stamp is checked against clock readings taken just before and just after it, so a preemption
   // between them cannot fail the test. The slack covers the coarse clock's lag (a few kernel ticks) and the

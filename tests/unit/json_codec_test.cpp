@@ -204,6 +204,8 @@ TEST(EventJson, DecoderRefusesMalformedInputWithAMessage) {
       R"({"type":"text_delta","index":1.5})",
       R"({"type":"text_delta","seq":"1"})",
       R"({"type":"text_delta","text":"a","text":"b"})",
+      R"({"type":"text_delta","type":"keep_alive","index":0,"text":"hi"})",
+      R"({"type":"keep_alive","type":"text_delta","index":0,"text":"hi"})",
       R"({"type":"tool_call_start","call_id":"c"})",
       R"({"type":"tool_call_start","call_id":"c","name":""})",
       R"({"type":"tool_result","content":"x"})",
@@ -267,6 +269,20 @@ TEST(EventJson, OwnedEventKeepsChoiceSeqAndTimestamp) {
   EXPECT_EQ(owned->timestamp(), 99u);
   EXPECT_EQ(owned->timestamp_clock(), rill::clock_kind::tsc);
   EXPECT_NE(owned->call_id().data(), id.data());
+}
+
+// Assigning an owned event its own event (or one borrowing its text) keeps the text intact.
+TEST(EventJson, OwnedEventAssignedItsOwnEventKeepsItsText) {
+  const std::string text = long_text(100, 6);
+  rill::codec::owned_event a{event::text_delta(0, text)};
+  a.assign(a.get());
+  EXPECT_EQ(a->text(), text);
+  const std::string id = long_text(60, 7), name = long_text(30, 8);
+  rill::codec::owned_event b{event::tool_call_start(1, id, name)};
+  const event borrowed = b.get();  // a copy whose fields point into b's storage
+  b.assign(borrowed);
+  EXPECT_EQ(b->call_id(), id);
+  EXPECT_EQ(b->tool_name(), name);
 }
 
 }  // namespace

@@ -82,6 +82,24 @@ TEST(ProviderDecoder, WrongShapedJsonIsCountedNotFatal) {
   EXPECT_NE(run.log.find("[ok]"), std::string::npos);
 }
 
+// Sequence numbers come from upstream: the largest ones are counted as malformed, not overflowed (UBSan
+// saw the signed overflow), and gaps are counted from where the last valid one left off.
+TEST(ProviderDecoder, ResponsesSequenceNumbersAtTheTopOfTheRangeAreMalformedNotOverflowed) {
+  const auto event_with = [](const char* number) {
+    return std::string(
+               "event: response.in_progress\ndata: {\"type\":\"response.in_progress\",\"sequence_number\":") +
+           number + "}\n\n";
+  };
+  const auto run = rill::test::decode_with_cuts(event_with("0") + event_with("9223372036854775807") +
+                                                    event_with("9223372036854775808") +
+                                                    event_with("18446744073709551615") + event_with("5"),
+                                                {}, with_dialect(provider::openai_responses));
+  EXPECT_EQ(run.result, status::ok);
+  EXPECT_EQ(run.native.counters.malformed_payloads, 2u);
+  EXPECT_EQ(run.native.counters.sequence_gaps, 2u);  // 0 -> INT64_MAX, then INT64_MAX -> 5
+  EXPECT_EQ(run.native.last_sequence_number, 5);
+}
+
 TEST(ProviderDecoder, SseCapIsTooLargeThroughTheAdapter) {
   provider_decoder_options options;
   options.sse.max_event_bytes = 256;

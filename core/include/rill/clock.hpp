@@ -73,11 +73,14 @@ inline std::uint64_t now(clock_kind kind) noexcept {
   return 0;
 }
 
-// Converts a stamp of clock `kind` to steady_clock. A `none` stamp converts to the epoch.
+// Converts a stamp of clock `kind` to steady_clock. A `none` stamp converts to the epoch. Any stamp is
+// accepted (it may come from a decoded event): results saturate at the epoch and at the clock's maximum.
+// The first tsc conversion in a process calibrates the TSC (about 10 ms; concurrent callers wait for it).
 std::chrono::steady_clock::time_point to_steady(clock_kind kind, std::uint64_t stamp) noexcept;
 
 // Converts a stamp to wall-clock time, using the current offset between system_clock and steady_clock
-// (so a wall-clock step after the stamp shifts the result by that step).
+// (so a wall-clock step after the stamp shifts the result by that step). Saturates like to_steady; the
+// same first-use calibration for tsc.
 std::chrono::system_clock::time_point to_system(clock_kind kind, std::uint64_t stamp) noexcept;
 
 }  // namespace clock

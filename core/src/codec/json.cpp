@@ -3,6 +3,7 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <functional>
 #include <limits>
 #include <new>
 
@@ -101,9 +102,24 @@ void owned_event::assign(const event& e) {
     event_ = e;  // the text, if any, lives inside the event itself
     return;
   }
+  // `e` may be this object's own event, or borrow its text: then the text is gathered into a new string
+  // (read before storage_ changes) that replaces storage_; otherwise storage_ is reused.
+  const std::less<const char*> before;
+  bool borrows_storage = false;
+  for (std::size_t i = 0; i < n && !borrows_storage; ++i) {
+    const char* p = e.field(i).data();
+    borrows_storage =
+        p != nullptr && !before(p, storage_.data()) && before(p, storage_.data() + storage_.size());
+  }
+  if (borrows_storage) {
+    std::string gathered;
+    for (std::size_t i = 0; i < n; ++i) gathered.append(e.field(i));
+    storage_.swap(gathered);
+  } else {
+    storage_.clear();
+    for (std::size_t i = 0; i < n; ++i) storage_.append(e.field(i));
+  }
   std::array<std::string_view, 3> fields{};
-  storage_.clear();
-  for (std::size_t i = 0; i < n; ++i) storage_.append(e.field(i));
   std::size_t offset = 0;
   for (std::size_t i = 0; i < n; ++i) {
     const std::size_t size = e.field(i).size();
@@ -163,7 +179,8 @@ enum key_bit : std::uint32_t {
   kKeyTotalChunks = 1u << 7,
   kKeyDuration = 1u << 8,
   kKeyField0 = 1u << 9,   // text fields: kKeyField0 << i
-  kKeyUsage0 = 1u << 12,  // usage counters: kKeyUsage0 << i
+  kKeyUsage0 = 1u << 12,  // usage counters: kKeyUsage0 << i (6 of them: bits 12-17)
+  kKeyType = 1u << 18,
 };
 
 constexpr std::string_view kUsageKeys[] = {"input_tokens",      "output_tokens",      "total_tokens",
@@ -246,7 +263,11 @@ status json_decoder::decode(std::string_view json, event& out) noexcept {
       is_field = true;
       break;
     }
-    if (is_field || key == "type") continue;
+    if (is_field) continue;
+    if (key == "type") {  // read above (at_key takes the first); a second one is refused, not ignored
+      if (!mark(kKeyType, key)) return status::invalid;
+      continue;
+    }
 
     if (key == "seq") {
       if (!mark(kKeySeq, key) || !read_uint(value, std::numeric_limits<std::uint64_t>::max(), seq, key)) {

@@ -1,4 +1,6 @@
 // OpenAI adapters: Chat Completions chunks and Responses API events to rill events.
+#include <limits>
+
 #include "codec/provider_impl.hpp"
 
 namespace rill::codec {
@@ -136,9 +138,14 @@ void provider_decoder::impl::openai_responses(const sse_event& ev, dom_json::ele
   const std::string_view type = event_type(o, ev);
   std::uint64_t seq = 0;
   if (dom_json::get_count(o, "sequence_number", seq)) {
-    const auto s = static_cast<std::int64_t>(seq);
-    if (s != summary.last_sequence_number + 1) ++summary.counters.sequence_gaps;
-    summary.last_sequence_number = s;
+    if (seq > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+      ++summary.counters.malformed_payloads;  // no real stream gets there; kept out of the signed summary
+    } else {
+      // Unsigned, so no signed overflow: "none" (-1) + 1 wraps to 0, the first number expected.
+      const auto last = static_cast<std::uint64_t>(summary.last_sequence_number);
+      if (seq != last + 1) ++summary.counters.sequence_gaps;
+      summary.last_sequence_number = static_cast<std::int64_t>(seq);
+    }
   }
   const std::uint16_t oi = dom_json::index_or(o, "output_index", 0);
 

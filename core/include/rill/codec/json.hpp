@@ -83,6 +83,8 @@ class owned_event {
   // Replaces the content with a deep copy of `e`, reusing this object's text storage (allocates only when it
   // must grow). The copy keeps kind, index, choice, aux, kind bit, numbers, text, seq and timestamp. The
   // copied event's long text is external text borrowed from this object: sending it copies it again.
+  // `e` may be this object's own event (a.assign(a.get())). Moving an owned_event copies too (the event's
+  // spans point into the text storage), so moves may allocate and throw std::bad_alloc.
   void assign(const event& e);
   // The event; valid until the next assign or the destruction of this object.
   const event& get() const noexcept { return event_; }
