@@ -377,6 +377,29 @@ TEST(MulticastStream, ReceiveTimesOut) {
   EXPECT_EQ(a.receive_for(e, std::chrono::milliseconds(2)), status::timeout);
 }
 
+// A timeout past the clock's range means no deadline: it must not overflow into one in the past.
+TEST(MulticastStream, HugeTimeoutsWaitInsteadOfTimingOut) {
+  multicast_stream s(small(2));
+  subscription holder;
+  ASSERT_EQ(s.subscribe(holder, {slow_reader::hold, start_at::newest}), status::ok);
+  std::thread producer([&] {
+    const rill::test::on_scope_exit close_stream([&] { s.close(); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    ASSERT_EQ(s.try_send(event::keep_alive()), status::ok);
+    while (s.try_send(event::keep_alive()) == status::ok) {  // fills the ring for the holder (capacity 2)
+    }
+    EXPECT_EQ(s.send_for(event::keep_alive(), std::chrono::hours::max()), status::ok);
+  });
+  event e;
+  std::uint64_t received = 0;
+  status st;
+  while ((st = holder.receive_for(e, std::chrono::hours::max())) == status::ok) ++received;  // until closed
+  producer.join();
+  EXPECT_EQ(st, status::closed);
+  EXPECT_GE(received, 2u);
+  EXPECT_EQ(received, s.counters().sent) << "every send, the waiting one included, was received";
+}
+
 TEST(MulticastStream, BadInputIsRefusedWithNothingWritten) {
   multicast_stream s(small(8, 256));
   subscription a;
@@ -435,6 +458,8 @@ TEST(MulticastStream, DrainHandsOverReadyEventsWithEndOfBatch) {
     seqs.push_back(e.seq());
     ends.push_back(end_of_batch);
   };
+  EXPECT_EQ(sub.try_drain(handler, 0, &why), 0u) << "asked for none: hands over none";
+  EXPECT_TRUE(seqs.empty());
   EXPECT_EQ(sub.try_drain(handler, 4, &why), 4u);
   EXPECT_EQ(why, status::ok);
   EXPECT_EQ(sub.try_drain(handler, 100, &why), 6u);

@@ -43,6 +43,7 @@
 #include "rill/clock.hpp"
 #include "rill/detail/layout.hpp"
 #include "rill/detail/parking.hpp"
+#include "rill/detail/wait_loop.hpp"
 #include "rill/event.hpp"
 #include "rill/status.hpp"
 #include "rill/stream.hpp"
@@ -131,8 +132,7 @@ class subscription {
   status receive_until(event& out, std::chrono::steady_clock::time_point deadline) noexcept;
   template <class Rep, class Period>
   status receive_for(event& out, std::chrono::duration<Rep, Period> timeout) noexcept {
-    return receive_until(out, std::chrono::steady_clock::now() +
-                                  std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout));
+    return receive_until(out, detail::deadline_after(timeout));
   }
   // As receive, giving up with status::cancelled when `token` is stopped.
   status receive(event& out, std::stop_token token) noexcept;
@@ -206,8 +206,7 @@ class multicast_stream {
   status send_until(const event& e, time_point deadline) noexcept;
   template <class Rep, class Period>
   status send_for(const event& e, std::chrono::duration<Rep, Period> timeout) noexcept {
-    return send_until(e, std::chrono::steady_clock::now() +
-                             std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout));
+    return send_until(e, detail::deadline_after(timeout));
   }
   status send(const event& e, std::stop_token token) noexcept;
 
@@ -231,7 +230,7 @@ class multicast_stream {
   // blocked call. Idempotent; never blocks.
   void close() noexcept;
   bool is_closed() const noexcept { return closed_.load(std::memory_order_acquire); }  // [F9] pairs with [F8]
-  // Events retained (at least options.capacity), and the ring's slot count.
+  // Events retained: at least options.capacity (the ring has one slot more).
   std::size_t capacity() const noexcept { return mask_; }
   std::size_t text_capacity() const noexcept { return text_bytes_; }
   backpressure policy() const noexcept { return policy_; }
@@ -315,7 +314,9 @@ std::size_t subscription::try_drain(Handler&& handler, std::size_t max_events, s
     }
   } guard{this, handled};
   event e;
-  if (batch == 0) {
+  if (max_events == 0) {
+    s = status::ok;  // asked for nothing: handles nothing, reads nothing
+  } else if (batch == 0) {
     s = read_next(e);  // nothing counted as ready: empty, closed or detached (or a race: one event)
     if (s == status::ok) {
       ++handled;

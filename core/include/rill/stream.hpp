@@ -275,7 +275,7 @@ class alignas(detail::kCacheLine) stream {
   status send_until(const event& e, time_point deadline) noexcept;
   template <class Rep, class Period>
   status send_for(const event& e, std::chrono::duration<Rep, Period> timeout) noexcept {
-    return send_until(e, deadline_after(timeout));
+    return send_until(e, detail::deadline_after(timeout));
   }
   // As send, giving up with status::cancelled when `token` is stopped.
   status send(const event& e, std::stop_token token) noexcept;
@@ -313,7 +313,7 @@ class alignas(detail::kCacheLine) stream {
   status receive_until(received& out, time_point deadline) noexcept;
   template <class Rep, class Period>
   status receive_for(received& out, std::chrono::duration<Rep, Period> timeout) noexcept {
-    return receive_until(out, deadline_after(timeout));
+    return receive_until(out, detail::deadline_after(timeout));
   }
   // ok, closed or cancelled.
   status receive(received& out, std::stop_token token) noexcept;
@@ -330,7 +330,7 @@ class alignas(detail::kCacheLine) stream {
   status receive_batch_until(received_batch& out, time_point deadline) noexcept;
   template <class Rep, class Period>
   status receive_batch_for(received_batch& out, std::chrono::duration<Rep, Period> timeout) noexcept {
-    return receive_batch_until(out, deadline_after(timeout));
+    return receive_batch_until(out, detail::deadline_after(timeout));
   }
   // ok, closed, cancelled or invalid.
   status receive_batch(received_batch& out, std::stop_token token) noexcept;
@@ -386,16 +386,6 @@ class alignas(detail::kCacheLine) stream {
   friend class received;
   friend class received_batch;
   struct counters_block;  // slow-path counters, allocated with the channel
-
-  template <class Rep, class Period>
-  static time_point deadline_after(std::chrono::duration<Rep, Period> timeout) noexcept {
-    const auto now = std::chrono::steady_clock::now();
-    if (timeout <= std::chrono::duration<Rep, Period>::zero()) return now;
-    if (timeout >= std::chrono::duration_cast<std::chrono::duration<Rep, Period>>(time_point::max() - now)) {
-      return time_point::max();
-    }
-    return now + std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout);
-  }
 
   void* channel() const noexcept { return channel_.load(std::memory_order_acquire); }  // [C1] pairs with [C2]
   void* channel_or_allocate() noexcept {

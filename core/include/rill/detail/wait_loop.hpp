@@ -16,6 +16,22 @@
 
 namespace rill::detail {
 
+// The deadline `timeout` from now: now for a timeout of zero or less, time_point::max() (no deadline) for
+// one that would reach past the clock's range (a timeout of years means "forever", not an overflow).
+// Compared as double nanoseconds, so no duration type's range can overflow the test; the second of margin
+// covers the double's rounding near the end of the range.
+template <class Rep, class Period>
+std::chrono::steady_clock::time_point deadline_after(std::chrono::duration<Rep, Period> timeout) noexcept {
+  using time_point = std::chrono::steady_clock::time_point;
+  using double_ns = std::chrono::duration<double, std::nano>;
+  const time_point now = std::chrono::steady_clock::now();
+  if (timeout <= timeout.zero()) return now;
+  if (double_ns(timeout) >= double_ns(time_point::max() - now) - double_ns(std::chrono::seconds(1))) {
+    return time_point::max();
+  }
+  return now + std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout);
+}
+
 // Returns the first result of `attempt()` other than `retry`; status::timeout at `deadline`
 // (time_point::max() for none); status::cancelled when `token` (may be null) is stopped. `on_first_wait`
 // runs once, when the first attempt failed (e.g. to count a wait).
