@@ -310,3 +310,54 @@ TEST(ProviderDecoder, ToolCallStartWaitsForTheNameAndNeverEmitsAnInvalidEvent) {
 }
 
 }  // namespace
+
+namespace {
+
+// Hostile shapes get a typed failure or a bounded cost, never an event the sink must refuse.
+TEST(ProviderDecoder, MoreToolCallsThanAResponseMayOpenFailTooLarge) {
+  std::string calls;
+  for (int i = 0; i < 1100; ++i) {
+    if (i != 0) calls += ',';
+    calls += "{\"index\":" + std::to_string(i) + ",\"id\":\"c" + std::to_string(i) +
+             "\",\"function\":{\"name\":\"f\",\"arguments\":\"\"}}";
+  }
+  const std::string input =
+      "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[" + calls +
+      "]}}]}\n\ndata: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"late\"}}]}\n\n";
+  const auto run = rill::test::decode_with_cuts(input, {});
+  EXPECT_EQ(run.result, status::too_large);
+  EXPECT_NE(run.error_message.find("1024 tool calls"), std::string::npos) << run.error_message;
+  EXPECT_NE(run.error_message.find("byte offset 0"), std::string::npos) << run.error_message;
+  EXPECT_NE(run.log.find("[c1023]"), std::string::npos);
+  EXPECT_EQ(run.log.find("[c1024]"), std::string::npos);
+  EXPECT_EQ(run.log.find("late"), std::string::npos) << "nothing after the failure";
+}
+
+TEST(ProviderDecoder, AnUpstreamIdTooLongForAnEventFailsTooLarge) {
+  const std::string id(70000, 'i');
+  const auto run = rill::test::decode_with_cuts(
+      "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"" + id +
+          "\",\"model\":\"x\"}}\n\nevent: content_block_delta\ndata: {\"type\":\"content_block_delta\","
+          "\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"late\"}}\n\n",
+      {});
+  EXPECT_EQ(run.result, status::too_large);
+  EXPECT_NE(run.error_message.find("65535"), std::string::npos) << run.error_message;
+  EXPECT_TRUE(run.log.empty()) << run.log;
+}
+
+TEST(ProviderDecoder, AnthropicUsageKeepsAtMost32Keys) {
+  std::string usage = "{\"input_tokens\":3";
+  for (int i = 0; i < 40; ++i) usage += ",\"k" + std::to_string(i) + "\":1";
+  usage += "}";
+  const auto run = rill::test::decode_with_cuts(
+      "event: message_start\ndata: "
+      "{\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":\"x\",\"usage\":" +
+          usage + "}}\n\n",
+      {});
+  EXPECT_EQ(run.result, status::ok);
+  EXPECT_EQ(run.native.counters.malformed_payloads, 9u) << "41 keys, 32 kept";
+  EXPECT_NE(run.native.usage_native.find("\"k30\":1"), std::string::npos) << run.native.usage_native;
+  EXPECT_EQ(run.native.usage_native.find("\"k31\""), std::string::npos) << run.native.usage_native;
+}
+
+}  // namespace

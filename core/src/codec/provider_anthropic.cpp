@@ -33,6 +33,10 @@ void provider_decoder::impl::anthropic(const sse_event& ev, dom_json::element ro
       std::size_t i = 0;
       while (i < usage_fields_used && usage_fields[i].first != key) ++i;
       if (i == usage_fields_used) {
+        if (usage_fields_used == kMaxUsageFields) {
+          ++summary.counters.malformed_payloads;
+          continue;
+        }
         if (usage_fields_used == usage_fields.size()) usage_fields.emplace_back();
         usage_fields[usage_fields_used++].first.assign(key);
       }
@@ -98,7 +102,8 @@ void provider_decoder::impl::anthropic(const sse_event& ev, dom_json::element ro
       tool_call* call = find_call(0, bi);
       if (call == nullptr) {
         ++summary.counters.malformed_payloads;
-        call = &add_call(0, bi);
+        call = add_call(0, bi);
+        if (call == nullptr) return;  // too many calls: the decoder failed
       }
       if (dom_json::get_string(delta, "partial_json", s) && !s.empty()) {
         append_args(*call, s);
@@ -133,7 +138,8 @@ void provider_decoder::impl::anthropic(const sse_event& ev, dom_json::element ro
     } else if (block_kind == "tool_use" || block_kind == "server_tool_use" || block_kind == "mcp_tool_use") {
       emit(event::content_block_start(bi, block_type::tool_use));
       tool_call* call = find_call(0, bi);
-      if (call == nullptr) call = &add_call(0, bi);
+      if (call == nullptr) call = add_call(0, bi);
+      if (call == nullptr) return;  // too many calls: the decoder failed
       start_call(*call, dom_json::string_or_empty(block, "id"), dom_json::string_or_empty(block, "name"));
     } else {
       emit(event::content_block_start(bi, block_type::other));

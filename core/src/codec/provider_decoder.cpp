@@ -136,7 +136,18 @@ void provider_decoder::impl::fail(status s, std::string_view what, std::uint64_t
 }
 
 bool provider_decoder::impl::emit(const event& e) noexcept {
-  if (sink_status != status::ok) return false;
+  if (sink_status != status::ok || error != status::ok) return false;
+  if (!e.validates_trivially()) {
+    // Built from upstream strings: one too long for an event field (a message id, a tool call id, an error
+    // type over 65535 bytes) fails the decode here, rather than reach the sink as an event it must refuse.
+    if (const status v = e.validate(); v != status::ok) {
+      fail(v,
+           v == status::too_large ? "an upstream field is longer than an event field may be (65535 bytes)"
+                                  : "an upstream event maps to an invalid event",
+           event_offset);
+      return false;
+    }
+  }
   sink_status = sink_call(sink, e);
   if (sink_status != status::ok) return false;
   ++summary.counters.events_emitted;
@@ -233,6 +244,7 @@ provider provider_decoder::impl::detect(const sse_event& ev, const dom_json::ele
 
 status provider_decoder::impl::on_sse_event(const sse_event& ev, bool padded) noexcept {
   ++summary.counters.sse_events;
+  event_offset = ev.offset;
   dom_json::element root;
   bool parsed = false;
   if (active == provider::unknown) {
@@ -294,8 +306,12 @@ provider_decoder::impl::tool_call* provider_decoder::impl::find_call(std::uint16
   return nullptr;
 }
 
-provider_decoder::impl::tool_call& provider_decoder::impl::add_call(std::uint16_t choice,
+provider_decoder::impl::tool_call* provider_decoder::impl::add_call(std::uint16_t choice,
                                                                     std::uint16_t index) noexcept {
+  if (calls_used == kMaxToolCalls) {
+    fail(status::too_large, "more than 1024 tool calls in one response", event_offset);
+    return nullptr;
+  }
   if (calls_used == calls.size()) calls.emplace_back();
   tool_call& c = calls[calls_used++];
   c.choice = choice;
@@ -305,7 +321,7 @@ provider_decoder::impl::tool_call& provider_decoder::impl::add_call(std::uint16_
   c.id.clear();
   c.args.clear();
   ++tool_calls_seen;
-  return c;
+  return &c;
 }
 
 void provider_decoder::impl::start_call(tool_call& call, std::string_view id, std::string_view name) noexcept {

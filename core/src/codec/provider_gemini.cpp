@@ -53,7 +53,9 @@ void provider_decoder::impl::gemini(const sse_event& ev, dom_json::element root)
           if (dom_json::get_object(part, "functionCall", call)) {
             // Calls arrive whole: start, the arguments as one fragment (re-serialized compactly), end.
             const auto ti = static_cast<std::uint16_t>(tool_calls_seen);
-            tool_call& tc = add_call(ci, ti);
+            tool_call* added = add_call(ci, ti);
+            if (added == nullptr) return;  // too many calls: the decoder failed
+            tool_call& tc = *added;
             start_call(tc, dom_json::string_or_empty(call, "id"), dom_json::string_or_empty(call, "name"));
             dom_json::element args;
             if (dom_json::get(call, "args", args)) {

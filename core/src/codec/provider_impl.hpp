@@ -102,8 +102,15 @@ struct provider_decoder::impl {
     std::string id;        // the call id, kept until the start can be emitted
     std::string args;  // the fragments so far, for the validity check at the end
   };
+  // Tool calls one response may open. find_call scans them, so a bound keeps hostile input (tens of
+  // thousands of indexes in one chunk) from costing quadratic time; no provider sends anywhere near it.
+  static constexpr std::size_t kMaxToolCalls = 1024;
+  // Distinct keys kept of Anthropic's native usage object (each merge looks keys up one by one); real ones
+  // have under a dozen. Further keys are left out of usage_native and counted as malformed.
+  static constexpr std::size_t kMaxUsageFields = 32;
   tool_call* find_call(std::uint16_t choice, std::uint16_t index) noexcept;
-  tool_call& add_call(std::uint16_t choice, std::uint16_t index) noexcept;
+  // nullptr, with the decoder failed (too_large), when the response already opened kMaxToolCalls calls.
+  tool_call* add_call(std::uint16_t choice, std::uint16_t index) noexcept;
   void append_args(tool_call& call, std::string_view fragment) noexcept;
   // Emits tool_call_start once the call has a name; a start without one is counted as malformed and
   // retried when a later fragment brings the name. `id` may be empty (then an earlier one is kept).
@@ -140,6 +147,7 @@ struct provider_decoder::impl {
 
   status error = status::ok;
   std::uint64_t error_offset = 0;
+  std::uint64_t event_offset = 0;  // the SSE event being decoded: where a dialect's failure is reported
   std::string error_text;
 
   std::vector<tool_call> calls;

@@ -95,7 +95,8 @@ void provider_decoder::impl::openai_chat(const sse_event& ev, dom_json::element 
             const std::string_view name = has_function ? dom_json::string_or_empty(function, "name") : "";
             tool_call* call = find_call(ci, ti);
             if (call == nullptr) {
-              call = &add_call(ci, ti);
+              call = add_call(ci, ti);
+              if (call == nullptr) return;  // too many calls: the decoder failed
               if (id.empty() && name.empty()) ++summary.counters.malformed_payloads;  // its first part never came
             }
             if (!id.empty() || !name.empty()) start_call(*call, id, name);
@@ -159,7 +160,8 @@ void provider_decoder::impl::openai_responses(const sse_event& ev, dom_json::ele
     tool_call* call = find_call(0, oi);
     if (call == nullptr) {
       ++summary.counters.malformed_payloads;
-      call = &add_call(0, oi);
+      call = add_call(0, oi);
+      if (call == nullptr) return;  // too many calls: the decoder failed
     }
     if (!delta.empty()) {
       append_args(*call, delta);
@@ -190,7 +192,8 @@ void provider_decoder::impl::openai_responses(const sse_event& ev, dom_json::ele
       tool_call* call = find_call(0, oi);
       if (added) {
         emit(event::content_block_start(oi, block_type::tool_use));
-        if (call == nullptr) call = &add_call(0, oi);
+        if (call == nullptr) call = add_call(0, oi);
+        if (call == nullptr) return;  // too many calls: the decoder failed
         start_call(*call, dom_json::string_or_empty(item, "call_id"), dom_json::string_or_empty(item, "name"));
       }
       if (call == nullptr) {
