@@ -104,15 +104,15 @@ struct churner {
   std::thread thread;
   template <class Fn>
   void start(Fn fn) {
-    stop = false;
+    stop.store(false, std::memory_order_relaxed);  // before the thread starts: its creation orders it
     thread = std::thread([this, fn]() mutable {
       std::uint64_t i = 0;
       while (!stop.load(std::memory_order_relaxed)) fn(i++);  // a stop request only; join() orders the rest
-      pairs.fetch_add(i);
+      pairs.fetch_add(i, std::memory_order_relaxed);          // read after join(), which orders it
     });
   }
   void finish() {
-    stop = true;
+    stop.store(true, std::memory_order_relaxed);  // a request only; join() below orders everything after
     thread.join();
   }
 };
@@ -217,19 +217,21 @@ void run(std::size_t streams, std::size_t lookups) {
     }
     const double churned = median_ns_per_op(lookups, r.loop);
     churn.finish();
-    std::printf("%-30s %12.1f %12.1f   (churn thread: %llu create+close pairs meanwhile)\n", r.name, quiet, churned,
-                static_cast<unsigned long long>(churn.pairs.load()));
+    std::printf(
+        "%-30s %12.1f %12.1f   (churn thread: %llu create+close pairs meanwhile)\n", r.name, quiet, churned,
+        static_cast<unsigned long long>(churn.pairs.load(std::memory_order_relaxed)));  // after join()
   }
 
   // Two threads hammering the same stream: the shared refcount line bounces, visit() touches no shared line.
   for (int variant = 0; variant < 2; ++variant) {
     std::atomic<bool> go{false};
     std::atomic<std::uint64_t> total_ns{0};
+    std::atomic<std::uint64_t> hot_sink{0};  // both threads add to it (a plain sink here was a data race)
     const std::size_t per_thread = lookups / 2;
     std::vector<std::thread> threads;
     for (int t = 0; t < 2; ++t) {
       threads.emplace_back([&] {
-        while (!go.load()) {
+        while (!go.load(std::memory_order_acquire)) {  // pairs with the release below: a start line only
         }
         std::uint64_t local = 0;
         rill::stream_ref r;
@@ -242,16 +244,21 @@ void run(std::size_t streams, std::size_t lookups) {
             (void)m.visit(ids[0], [&](rill::stream& s) { local += s.capacity(); });
           }
         }
-        total_ns += static_cast<std::uint64_t>(
-            std::chrono::duration_cast<std::chrono::nanoseconds>(clock_type::now() - start).count());
-        sink += local;
+        // Relaxed: read after join(), which orders both adds.
+        total_ns.fetch_add(
+            static_cast<std::uint64_t>(
+                std::chrono::duration_cast<std::chrono::nanoseconds>(clock_type::now() - start).count()),
+            std::memory_order_relaxed);
+        hot_sink.fetch_add(local, std::memory_order_relaxed);
       });
     }
-    go = true;
+    go.store(true, std::memory_order_release);
     for (auto& t : threads) t.join();
+    sink += hot_sink.load(std::memory_order_relaxed);
     std::printf("%-30s %12.1f ns/op per thread (2 threads, one hot stream)\n",
                 variant == 0 ? "get(id) hot stream" : "visit(id) hot stream",
-                static_cast<double>(total_ns.load()) / 2.0 / static_cast<double>(per_thread));
+                static_cast<double>(total_ns.load(std::memory_order_relaxed)) / 2.0 /
+                    static_cast<double>(per_thread));
   }
 
   // create + close pairs per second, single thread, with `streams` others present.

@@ -60,9 +60,11 @@ void register_reader() noexcept {
 
 void enter_overflow() noexcept {
   t_reader.overflow = true;
-  // [E2'] seq_cst RMW: a locked instruction, a full fence on the reader side; a writer's [E4] scan sees
-  // the count, or this section's loads see the writer's unlinks.
+  // [E2'] seq_cst RMW, then a seq_cst fence: a writer's [E4] scan sees the count, or this section's loads
+  // see the writer's unlinks. The RMW alone is a full barrier on x86 (a locked instruction), but the C++
+  // model orders later loads only by a fence (rare path: a thread without a reader slot).
   g_overflow_readers.fetch_add(1, std::memory_order_seq_cst);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
 }
 
 void leave_overflow() noexcept {
