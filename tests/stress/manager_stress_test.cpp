@@ -47,7 +47,8 @@ TEST(ManagerStress, LookupsRaceWithCreateCloseCleanup) {
   constexpr std::uint64_t kIds = 512;
   const auto duration = std::chrono::milliseconds(rill::test::scaled(3000, 60));
 
-  std::atomic<bool> stop{false};
+  std::atomic<bool> stop{false};  // relaxed: a time-out flag; the counts travel by join()
+  // Relaxed statistics: every use is an add on a worker or a read after join().
   std::atomic<std::uint64_t> created{0}, closed_by_id{0}, closed_by_sweep{0}, lookups{0}, found{0};
   std::vector<std::thread> threads;
   // Writers: create / close random ids; one of them also sweeps.
@@ -55,7 +56,7 @@ TEST(ManagerStress, LookupsRaceWithCreateCloseCleanup) {
     threads.emplace_back([&, w] {
       std::mt19937_64 rng(static_cast<std::uint64_t>(w) * 7919 + 1);
       std::uint64_t ops = 0;
-      while (!stop.load(std::memory_order_relaxed)) {
+      while (!stop.load(std::memory_order_relaxed)) {  // relaxed: see the declaration
         const std::string id = numbered("id-", rng() % kIds);
         stream_ref r;
         if (rng() % 2 == 0) {
@@ -80,7 +81,7 @@ TEST(ManagerStress, LookupsRaceWithCreateCloseCleanup) {
       std::mt19937_64 rng(static_cast<std::uint64_t>(rd) * 104729 + 3);
       std::vector<stream_ref> kept;
       std::uint64_t local_lookups = 0, local_found = 0;
-      while (!stop.load(std::memory_order_relaxed)) {
+      while (!stop.load(std::memory_order_relaxed)) {  // relaxed: see the declaration
         const std::string id = numbered("id-", rng() % kIds);
         stream_ref r;
         ++local_lookups;
@@ -106,29 +107,34 @@ TEST(ManagerStress, LookupsRaceWithCreateCloseCleanup) {
           (void)s.counters();
         });
       }
-      lookups.fetch_add(local_lookups);
-      found.fetch_add(local_found);
+      lookups.fetch_add(local_lookups, std::memory_order_relaxed);  // relaxed: read after join()
+      found.fetch_add(local_found, std::memory_order_relaxed);
       for (auto& r : kept) (void)r->try_send(rill::event::keep_alive());  // closed or open, never freed
     });
   }
   std::this_thread::sleep_for(duration);
-  stop.store(true);
+  stop.store(true, std::memory_order_relaxed);  // relaxed: see the declaration
   for (auto& t : threads) t.join();
 
-  const std::uint64_t live = created.load() - closed_by_id.load() - closed_by_sweep.load();
+  // Relaxed: join() ordered every add (here and below).
+  const std::uint64_t live = created.load(std::memory_order_relaxed) -
+                             closed_by_id.load(std::memory_order_relaxed) -
+                             closed_by_sweep.load(std::memory_order_relaxed);
   EXPECT_EQ(m.count(), live);
   EXPECT_EQ(m.list().size(), live);
   EXPECT_EQ(m.list_info().size(), live);
   std::printf("[ stress   ] %llu creates, %llu closes, %llu swept, %llu lookups (%llu found), %zu live\n",
-              static_cast<unsigned long long>(created.load()), static_cast<unsigned long long>(closed_by_id.load()),
-              static_cast<unsigned long long>(closed_by_sweep.load()), static_cast<unsigned long long>(lookups.load()),
-              static_cast<unsigned long long>(found.load()), m.count());
+              static_cast<unsigned long long>(created.load(std::memory_order_relaxed)),
+              static_cast<unsigned long long>(closed_by_id.load(std::memory_order_relaxed)),
+              static_cast<unsigned long long>(closed_by_sweep.load(std::memory_order_relaxed)),
+              static_cast<unsigned long long>(lookups.load(std::memory_order_relaxed)),
+              static_cast<unsigned long long>(found.load(std::memory_order_relaxed)), m.count());
   EXPECT_EQ(m.close_all(), live);
   drain_reclamation(m);
   const rill::reclamation_counters c = m.reclamation();
   EXPECT_EQ(c.tables_reclaimed, c.tables_retired);
   EXPECT_EQ(c.entries_reclaimed, c.entries_retired);
-  EXPECT_EQ(c.entries_retired, created.load());
+  EXPECT_EQ(c.entries_retired, created.load(std::memory_order_relaxed));  // relaxed: after join()
 }
 
 TEST(ManagerStress, AMillionIdleStreams) {

@@ -202,13 +202,14 @@ void run_mpmc(backpressure policy, std::uint64_t per_producer, std::uint32_t lan
   o.arena_bytes = 1 << 18;
   stream s(o);
   const payload_source payloads;
-  std::atomic<std::uint64_t> sent_sum{0};
+  std::atomic<std::uint64_t> sent_sum{0};  // relaxed: read after join()
   std::atomic<int> producers_left{kProducers};
   std::vector<std::thread> threads;
   for (int p = 0; p < kProducers; ++p) {
     threads.emplace_back([&, p] {
       const rill::test::on_scope_exit count_out([&] {
-        if (--producers_left == 0) s.close();
+        // acq_rel: the last producer out closes the stream after every producer's sends.
+        if (producers_left.fetch_sub(1, std::memory_order_acq_rel) == 1) s.close();
       });
       std::uint64_t local_sum = 0;
       std::string data;
@@ -226,11 +227,12 @@ void run_mpmc(backpressure policy, std::uint64_t per_producer, std::uint32_t lan
           ASSERT_EQ(st, status::full);
         }
       }
-      sent_sum += local_sum;
+      sent_sum.fetch_add(local_sum, std::memory_order_relaxed);  // relaxed: read after join()
     });
   }
   std::vector<std::vector<std::atomic<std::uint8_t>>> seen;
   for (int p = 0; p < kProducers; ++p) seen.emplace_back(per_producer);
+  // Relaxed statistics: adds on the consumers, reads after join().
   std::atomic<std::uint64_t> received_sum{0}, received_count{0}, order_errors{0}, duplicates{0},
       content_errors{0};
   for (int c = 0; c < kConsumers; ++c) {
@@ -242,18 +244,23 @@ void run_mpmc(backpressure policy, std::uint64_t per_producer, std::uint32_t lan
         const std::string_view data = e.text();
         std::uint64_t i = 0;
         if (p >= kProducers || data.size() < sizeof i) {
-          ++content_errors;
+          content_errors.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic, read after join()
           return;
         }
         std::memcpy(&i, data.data(), sizeof i);
         const std::string_view text = data.substr(sizeof i);
         if (i >= per_producer || text != payloads.text_for((static_cast<std::uint64_t>(p) << 40) | i)) {
-          ++content_errors;
+          content_errors.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic, read after join()
           return;
         }
-        if (static_cast<std::int64_t>(i) <= last[p]) ++order_errors;  // this consumer saw p's events out of order
+        if (static_cast<std::int64_t>(i) <= last[p]) {           // this consumer saw p's events out of order
+          order_errors.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic, read after join()
+        }
         last[p] = static_cast<std::int64_t>(i);
-        if (seen[p][i].exchange(1, std::memory_order_relaxed) != 0) ++duplicates;
+        // relaxed: the RMW alone finds a second receipt; it orders nothing.
+        if (seen[p][i].exchange(1, std::memory_order_relaxed) != 0) {
+          duplicates.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic, read after join()
+        }
         local_sum += checksum(text, i);
         ++local_count;
       };
@@ -266,21 +273,22 @@ void run_mpmc(backpressure policy, std::uint64_t per_producer, std::uint32_t lan
         received r;
         while (s.receive(r) == status::ok) check(*r);
       }
-      received_sum += local_sum;
-      received_count += local_count;
+      received_sum.fetch_add(local_sum, std::memory_order_relaxed);  // relaxed: statistics, read after join()
+      received_count.fetch_add(local_count, std::memory_order_relaxed);
     });
   }
   for (auto& t : threads) t.join();
   const auto c = s.counters();
-  EXPECT_EQ(order_errors.load(), 0u);
-  EXPECT_EQ(duplicates.load(), 0u);
-  EXPECT_EQ(content_errors.load(), 0u);
-  EXPECT_EQ(received_count.load() + c.dropped, kProducers * per_producer);
-  EXPECT_EQ(c.received, received_count.load());
+  // Relaxed: join() ordered every add (here and below).
+  EXPECT_EQ(order_errors.load(std::memory_order_relaxed), 0u);
+  EXPECT_EQ(duplicates.load(std::memory_order_relaxed), 0u);
+  EXPECT_EQ(content_errors.load(std::memory_order_relaxed), 0u);
+  EXPECT_EQ(received_count.load(std::memory_order_relaxed) + c.dropped, kProducers * per_producer);
+  EXPECT_EQ(c.received, received_count.load(std::memory_order_relaxed));
   EXPECT_EQ(c.sent, c.received + c.dropped + c.buffered);
   if (policy == backpressure::block) {
-    EXPECT_EQ(received_count.load(), kProducers * per_producer);
-    EXPECT_EQ(received_sum.load(), sent_sum.load());
+    EXPECT_EQ(received_count.load(std::memory_order_relaxed), kProducers * per_producer);
+    EXPECT_EQ(received_sum.load(std::memory_order_relaxed), sent_sum.load(std::memory_order_relaxed));
   }
 }
 
@@ -365,13 +373,15 @@ TEST(StreamStress, BlockingCallsWithRandomTimeoutsLoseNothing) {
   o.capacity = 8;
   o.spin_iterations = 16;  // park often
   stream s(o);
+  // Relaxed statistics: adds on the workers, reads after join().
   std::atomic<std::uint64_t> sent_ok{0}, sent_sum{0}, timeouts{0}, received_count{0}, received_sum{0};
   std::atomic<int> producers_left{kProducers};
   std::vector<std::thread> threads;
   for (int p = 0; p < kProducers; ++p) {
     threads.emplace_back([&, p] {
       const rill::test::on_scope_exit count_out([&] {
-        if (--producers_left == 0) s.close();
+        // acq_rel: the last producer out closes the stream after every producer's sends.
+        if (producers_left.fetch_sub(1, std::memory_order_acq_rel) == 1) s.close();
       });
       std::mt19937_64 rng(static_cast<std::uint64_t>(p) + 1);
       for (std::uint64_t i = 0; i < per_producer; ++i) {
@@ -380,11 +390,11 @@ TEST(StreamStress, BlockingCallsWithRandomTimeoutsLoseNothing) {
         const auto timeout = std::chrono::microseconds(rng() % 200);
         const status st = s.send_for(e, timeout);
         if (st == status::ok) {
-          ++sent_ok;
-          sent_sum += value;
+          sent_ok.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic, read after join()
+          sent_sum.fetch_add(value, std::memory_order_relaxed);
         } else {
           ASSERT_EQ(st, status::timeout);
-          ++timeouts;
+          timeouts.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic, read after join()
         }
       }
     });
@@ -398,17 +408,20 @@ TEST(StreamStress, BlockingCallsWithRandomTimeoutsLoseNothing) {
         if (st == status::closed) break;
         if (st == status::timeout) continue;
         ASSERT_EQ(st, status::ok);
-        ++received_count;
-        received_sum += r->total_chunks();
+        received_count.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic, read after join()
+        received_sum.fetch_add(r->total_chunks(), std::memory_order_relaxed);
       }
     });
   }
   for (auto& t : threads) t.join();
-  EXPECT_EQ(received_count.load(), sent_ok.load());
-  EXPECT_EQ(received_sum.load(), sent_sum.load());
-  EXPECT_EQ(sent_ok.load() + timeouts.load(), kProducers * per_producer);
-  std::printf("blocking: %llu sent, %llu timed out\n", static_cast<unsigned long long>(sent_ok.load()),
-              static_cast<unsigned long long>(timeouts.load()));
+  // Relaxed: join() ordered every add (here and below).
+  EXPECT_EQ(received_count.load(std::memory_order_relaxed), sent_ok.load(std::memory_order_relaxed));
+  EXPECT_EQ(received_sum.load(std::memory_order_relaxed), sent_sum.load(std::memory_order_relaxed));
+  EXPECT_EQ(sent_ok.load(std::memory_order_relaxed) + timeouts.load(std::memory_order_relaxed),
+            kProducers * per_producer);
+  std::printf("blocking: %llu sent, %llu timed out\n",
+              static_cast<unsigned long long>(sent_ok.load(std::memory_order_relaxed)),
+              static_cast<unsigned long long>(timeouts.load(std::memory_order_relaxed)));
 }
 
 // Eight blocking producers fan in through an MPMC stream of capacity 2: far more threads than cores, so
@@ -425,7 +438,8 @@ TEST(StreamStress, OversubscribedBlockingThreadsAllFinish) {
   for (int p = 0; p < kProducers; ++p) {
     producers.emplace_back([&] {
       const rill::test::on_scope_exit count_out([&] {
-        if (--left == 0) s.close();
+        // acq_rel: the last producer out closes the stream after every producer's sends.
+        if (left.fetch_sub(1, std::memory_order_acq_rel) == 1) s.close();
       });
       for (std::uint64_t i = 0; i < per_producer; ++i) ASSERT_EQ(s.send(event::keep_alive()), status::ok);
     });

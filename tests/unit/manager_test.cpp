@@ -250,17 +250,17 @@ TEST(StreamManager, RacingGetOrCreateCreatesExactlyOne) {
     std::vector<std::thread> threads;
     for (int t = 0; t < kThreads; ++t) {
       threads.emplace_back([&, t] {
-        while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
+        while (!go.load(std::memory_order_acquire)) std::this_thread::yield();  // pairs with go's release
         stream_ref r;
         bool created = false;
         ASSERT_EQ(m.get_or_create(id, r, &created), status::ok);
-        if (created) creators.fetch_add(1);
+        if (created) creators.fetch_add(1, std::memory_order_relaxed);  // relaxed: read after join()
         seen[static_cast<std::size_t>(t)] = r.get();
       });
     }
-    go.store(true, std::memory_order_release);
+    go.store(true, std::memory_order_release);  // release: a start signal; pairs with the threads' acquire
     for (auto& th : threads) th.join();
-    EXPECT_EQ(creators.load(), 1) << id;
+    EXPECT_EQ(creators.load(std::memory_order_relaxed), 1) << id;  // relaxed: join() ordered the adds
     EXPECT_TRUE(std::all_of(seen.begin(), seen.end(), [&](rill::stream* s) { return s == seen[0]; }));
   }
   EXPECT_EQ(m.count(), 50u);
@@ -434,26 +434,30 @@ TEST(StreamManager, AReaderInsideASectionHoldsBackReclamation) {
   stream_ref r;
   ASSERT_EQ(m.create("held", r), status::ok);
   r.reset();
+  // Both flags are release/acquire handshakes: `inside` orders the reader's section entry before main's
+  // close and drain; `release` orders those before the reader's check of the stream.
   std::atomic<bool> inside{false}, release{false};
   std::thread reader([&] {
-    const rill::test::on_scope_exit unblock_main([&] { inside.store(true); });  // visit may fail
+    // Release: pairs with main's acquire; visit may fail.
+    const rill::test::on_scope_exit unblock_main([&] { inside.store(true, std::memory_order_release); });
     ASSERT_EQ(m.visit("held",
                       [&](rill::stream& s) {
-                        inside.store(true);
-                        while (!release.load()) std::this_thread::yield();
+                        inside.store(true, std::memory_order_release);  // release: see the declaration
+                        // acquire: see the declaration.
+                        while (!release.load(std::memory_order_acquire)) std::this_thread::yield();
                         EXPECT_FALSE(s.allocated());  // still alive: ASan would catch a use after free
                       }),
               status::ok);
   });
   const rill::test::on_scope_exit finish_reader([&] {  // a failed ASSERT below must not leave it spinning
-    release.store(true);
+    release.store(true, std::memory_order_release);    // release: see the declaration
     if (reader.joinable()) reader.join();
   });
-  while (!inside.load()) std::this_thread::yield();
+  while (!inside.load(std::memory_order_acquire)) std::this_thread::yield();  // acquire: see the declaration
   ASSERT_EQ(m.close("held"), status::ok);
   drain_reclamation(m);
   EXPECT_EQ(m.reclamation().entries_reclaimed, 0u) << "the reader's section protects the entry";
-  release.store(true);
+  release.store(true, std::memory_order_release);  // release: see the declaration
   reader.join();
   drain_reclamation(m);
   EXPECT_EQ(m.reclamation().entries_reclaimed, 1u);

@@ -206,10 +206,11 @@ TEST(Dispatcher, RunsHandlersOnWorkersAndEndsStreams) {
   rill::pipeline p;
   std::mutex m;
   std::vector<std::string> ended;
+  // Relaxed counts: read after wait_idle(), which acquires every ended stream's handler work.
   std::atomic<int> events{0}, on_producer_thread{0};
   std::thread::id producer_id = std::this_thread::get_id();
   p.subscribe({"count"}, [&](const rill::enriched_event&) {
-    events.fetch_add(1, std::memory_order_relaxed);
+    events.fetch_add(1, std::memory_order_relaxed);  // relaxed: see the declaration
     if (std::this_thread::get_id() == producer_id) on_producer_thread.fetch_add(1, std::memory_order_relaxed);
   });
   rill::dispatcher_options options;
@@ -238,8 +239,8 @@ TEST(Dispatcher, RunsHandlersOnWorkersAndEndsStreams) {
   b.close();
   c.close();
   d.wait_idle();
-  EXPECT_EQ(events.load(), sent);
-  EXPECT_EQ(on_producer_thread.load(), 0);
+  EXPECT_EQ(events.load(std::memory_order_relaxed), sent);  // relaxed: wait_idle() ordered the adds
+  EXPECT_EQ(on_producer_thread.load(std::memory_order_relaxed), 0);
   EXPECT_EQ(d.events_dispatched(), static_cast<std::uint64_t>(sent));
   EXPECT_EQ(d.attached_streams(), 0u);
   std::lock_guard lock(m);
@@ -258,10 +259,12 @@ TEST(Dispatcher, TimedBatchIsHandedOverWhileTheStreamIsIdle) {
   d.attach(s, context("s"));
   for (int i = 0; i < 7; ++i) ASSERT_EQ(s.send(rill::event::text_delta(0, "x")), rill::status::ok);
   const auto give_up = std::chrono::steady_clock::now() + 10s;
+  // acquire: pairs with the handler's release.
   while (batched.load(std::memory_order_acquire) < 7 && std::chrono::steady_clock::now() < give_up) {
     std::this_thread::sleep_for(1ms);
   }
-  EXPECT_EQ(batched.load(std::memory_order_acquire), 7u);  // the stream is still open: time did it
+  // acquire: pairs with the handler's release. The stream is still open: time did it.
+  EXPECT_EQ(batched.load(std::memory_order_acquire), 7u);
   s.close();
   d.wait_idle();
 }
@@ -275,7 +278,7 @@ TEST(Dispatcher, IdleWorkersDoNotSpin) {
     return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
   };
   rill::pipeline p;
-  std::atomic<int> events{0};
+  std::atomic<int> events{0};  // relaxed: read after wait_idle(), which orders the handlers' adds
   p.subscribe({}, [&](const rill::enriched_event&) { events.fetch_add(1, std::memory_order_relaxed); });
   rill::dispatcher d(p, {});
   rill::stream a, b, c;
@@ -294,12 +297,12 @@ TEST(Dispatcher, IdleWorkersDoNotSpin) {
   b.close();
   c.close();
   d.wait_idle();
-  EXPECT_EQ(events.load(), 2);
+  EXPECT_EQ(events.load(std::memory_order_relaxed), 2);  // relaxed: wait_idle() ordered the adds
 }
 
 TEST(Dispatcher, StopLeavesOpenStreamsAndIsIdempotent) {
   rill::pipeline p;
-  std::atomic<int> events{0};
+  std::atomic<int> events{0};  // relaxed: a count nobody reads back
   p.subscribe({}, [&](const rill::enriched_event&) { events.fetch_add(1, std::memory_order_relaxed); });
   auto s = std::make_unique<rill::stream>();
   {

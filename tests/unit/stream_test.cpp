@@ -314,12 +314,13 @@ TEST_P(StreamContract, StopTokenCancelsBlockedCalls) {
   std::atomic<status> receive_result{status::ok};
   std::thread receiver([&] {
     received r;
-    receive_result.store(s.receive(r, stop_receive.get_token()));
+    // relaxed: read after join().
+    receive_result.store(s.receive(r, stop_receive.get_token()), std::memory_order_relaxed);
   });
   std::this_thread::sleep_for(20ms);
   stop_receive.request_stop();
   receiver.join();
-  EXPECT_EQ(receive_result.load(), status::cancelled);
+  EXPECT_EQ(receive_result.load(std::memory_order_relaxed), status::cancelled);  // relaxed: join() ordered it
 
   if (GetParam().policy != backpressure::block) return;
   // The sender fills the ring itself: on a laned stream, the room a thread sees is its own lane's.
@@ -328,14 +329,17 @@ TEST_P(StreamContract, StopTokenCancelsBlockedCalls) {
   std::atomic<bool> filling_done{false};
   std::thread sender([&] {
     const bool filled = s.try_send(event::keep_alive()) == status::ok && s.try_send(event::keep_alive()) == status::ok;
-    filling_done = true;
-    if (filled) send_result.store(s.send(event::keep_alive(), stop_send.get_token()));
+    filling_done.store(true, std::memory_order_release);  // release: the ring is full before main cancels
+    if (filled) {
+      const status sent = s.send(event::keep_alive(), stop_send.get_token());
+      send_result.store(sent, std::memory_order_relaxed);  // relaxed: read after join()
+    }
   });
-  while (!filling_done) std::this_thread::yield();
+  while (!filling_done.load(std::memory_order_acquire)) std::this_thread::yield();  // pairs with the release
   std::this_thread::sleep_for(20ms);
   stop_send.request_stop();
   sender.join();
-  EXPECT_EQ(send_result.load(), status::cancelled);
+  EXPECT_EQ(send_result.load(std::memory_order_relaxed), status::cancelled);  // relaxed: join() ordered it
   EXPECT_EQ(s.approx_size(), 2u);
 
   std::stop_source already;
@@ -354,13 +358,13 @@ TEST_P(StreamContract, CloseWakesBlockedReceiversAndSenders) {
   for (int i = 0; i < receivers; ++i) {
     threads.emplace_back([&] {
       received r;
-      if (s.receive(r) == status::closed) ++woken;
+      if (s.receive(r) == status::closed) woken.fetch_add(1, std::memory_order_relaxed);  // read after join()
     });
   }
   std::this_thread::sleep_for(20ms);
   s.close();
   for (auto& t : threads) t.join();
-  EXPECT_EQ(woken.load(), receivers);
+  EXPECT_EQ(woken.load(std::memory_order_relaxed), receivers);  // relaxed: join() ordered the adds
 
   if (GetParam().policy != backpressure::block) return;
   stream full(options(2));
@@ -369,14 +373,14 @@ TEST_P(StreamContract, CloseWakesBlockedReceiversAndSenders) {
   std::thread sender([&] {  // fills the ring itself, as in StopTokenCancelsBlockedCalls
     const bool filled =
         full.try_send(event::keep_alive()) == status::ok && full.try_send(event::keep_alive()) == status::ok;
-    filling_done = true;
-    if (filled) result.store(full.send(event::keep_alive()));
+    filling_done.store(true, std::memory_order_release);  // release: the ring is full before main closes it
+    if (filled) result.store(full.send(event::keep_alive()), std::memory_order_relaxed);  // read after join()
   });
-  while (!filling_done) std::this_thread::yield();
+  while (!filling_done.load(std::memory_order_acquire)) std::this_thread::yield();  // pairs with the release
   std::this_thread::sleep_for(20ms);
   full.close();
   sender.join();
-  EXPECT_EQ(result.load(), status::closed);
+  EXPECT_EQ(result.load(std::memory_order_relaxed), status::closed);  // relaxed: join() ordered it
 }
 
 TEST_P(StreamContract, LongTextTravelsThroughTheArena) {
@@ -701,10 +705,11 @@ TEST_P(StreamContract, DrainThatThrowsStillWakesABlockedProducer) {
   EXPECT_THROW(s.try_drain([](const event&, bool) { throw std::runtime_error("handler failed"); }, 8),
                std::runtime_error);
   const auto wake_by = std::chrono::steady_clock::now() + 10s;
-  while (last_send.load(std::memory_order_acquire) == status::empty &&
+  while (last_send.load(std::memory_order_acquire) == status::empty &&  // acquire: pairs with the release
          std::chrono::steady_clock::now() < wake_by) {
     std::this_thread::yield();
   }
+  // acquire: pairs with the producer's release (the thread may still run).
   EXPECT_EQ(last_send.load(std::memory_order_acquire), status::ok) << "the waiting producer was not woken";
   s.close();  // releases a producer that was never woken (its send returns closed)
   producer.join();

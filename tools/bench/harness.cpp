@@ -24,7 +24,8 @@ namespace rill_bench {
 // ---- verification ------------------------------------------------------------------------------------
 
 void failure_note::fail(std::string what) noexcept {
-  if (claimed_.exchange(true, std::memory_order_acq_rel)) return;  // keep the first failure only
+  // acq_rel: elects the one writer of message_ (the first failure); failed_ below publishes what it wrote.
+  if (claimed_.exchange(true, std::memory_order_acq_rel)) return;
   message_ = std::move(what);
   failed_.store(true, std::memory_order_release);  // publishes message_; pairs with failed()
 }
@@ -45,7 +46,7 @@ bool pin_this_thread(int cpu) noexcept {
     CPU_SET(static_cast<unsigned>(cpu), &set);
     ok = pthread_setaffinity_np(pthread_self(), sizeof set, &set) == 0;
   }
-  if (!ok && !warned.exchange(true, std::memory_order_relaxed)) {
+  if (!ok && !warned.exchange(true, std::memory_order_relaxed)) {  // relaxed: picks who warns; orders nothing
     std::fprintf(stderr, "warning: cannot pin a thread to cpu%d; running unpinned (results are less stable)\n",
                  cpu);
   }
@@ -77,21 +78,24 @@ void run_workers(std::vector<std::function<void(const std::atomic<bool>& stop)>>
     const int cpu = i < cpus.size() ? cpus[i] : cpu_for_worker(i);
     threads.emplace_back([&, i, cpu] {
       pin_this_thread(cpu);
-      ready.fetch_add(1, std::memory_order_acq_rel);
+      ready.fetch_add(1, std::memory_order_acq_rel);  // acq_rel: a start count the main thread acquires
+      // acquire: pairs with go's release below.
       while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
       workers[i](stop);
-      finished.fetch_add(1, std::memory_order_acq_rel);
+      finished.fetch_add(1, std::memory_order_acq_rel);  // acq_rel: a done count the main thread acquires
     });
   }
+  // acquire: pairs with the workers' ready increments.
   while (ready.load(std::memory_order_acquire) != workers.size()) std::this_thread::yield();
-  go.store(true, std::memory_order_release);
+  go.store(true, std::memory_order_release);  // release: the workers' setup above happens before they start
   if (time_budget.count() > 0) {
     std::this_thread::sleep_for(time_budget);
-    stop.store(true, std::memory_order_release);
+    stop.store(true, std::memory_order_release);  // release: a time-out flag; results travel by the join
   }
   // A run that does not finish is a failure too (a lost element leaves a consumer waiting forever): fail
   // loudly instead of hanging CI.
   const auto deadline = steady::now() + time_budget + kRunWatchdog;
+  // acquire: pairs with the workers' finished increments (the join below orders their results anyway).
   while (finished.load(std::memory_order_acquire) != workers.size()) {
     if (steady::now() > deadline) {
       std::fprintf(stderr, "\nrill-bench: VERIFICATION FAILED: a run did not finish within %lld s of its budget "
@@ -117,6 +121,7 @@ double probe_c2c_ns(int rounds) {
   workers.emplace_back([&](const std::atomic<bool>&) {
     for (std::uint64_t i = 1; i <= total; ++i) {
       if (i == static_cast<std::uint64_t>(warmup) + 1) start = steady::now();
+      // release/acquire: the hand-off a queue pays for; the value alone carries the ping-pong.
       ping.value.store(i, std::memory_order_release);
       while (pong.value.load(std::memory_order_acquire) != i) rill::detail::cpu_relax();
     }
@@ -124,8 +129,9 @@ double probe_c2c_ns(int rounds) {
   });
   workers.emplace_back([&](const std::atomic<bool>&) {
     for (std::uint64_t i = 1; i <= total; ++i) {
+      // acquire: pairs with the ping thread's release.
       while (ping.value.load(std::memory_order_acquire) != i) rill::detail::cpu_relax();
-      pong.value.store(i, std::memory_order_release);
+      pong.value.store(i, std::memory_order_release);  // release: pairs with the ping thread's acquire
     }
   });
   run_workers(std::move(workers), std::chrono::milliseconds(0), {0, 1});

@@ -49,6 +49,7 @@ struct verification_error : std::runtime_error {
 class failure_note {
  public:
   void fail(std::string what) noexcept;
+  // acquire: pairs with fail()'s release, so message_ is complete once this reads true.
   bool failed() const noexcept { return failed_.load(std::memory_order_acquire); }
   // Throws verification_error with the first recorded message, prefixed with `context`.
   void throw_if_failed(const std::string& context) const;

@@ -125,7 +125,7 @@ run_result timed_passes(const run_config& cfg, const std::string& context, std::
     do {
       if (!pass(failure)) break;
       ++passes;
-    } while (!stop.load(std::memory_order_relaxed));
+    } while (!stop.load(std::memory_order_relaxed));  // relaxed: a time-out flag, orders nothing
     end = steady::now();
   });
   run_workers(std::move(workers), cfg.run_time, {0});

@@ -109,7 +109,7 @@ run_result lookup_run(const run_config& cfg, const std::vector<std::string>& ids
     std::uint64_t n = 0;
     std::size_t next = 0;
     start = steady::now();
-    while (!stop.load(std::memory_order_relaxed)) {
+    while (!stop.load(std::memory_order_relaxed)) {  // relaxed: a time-out flag, orders nothing
       for (int k = 0; k < 64; ++k) {
         if (!lookup(ids[next])) [[unlikely]] failure.fail("lookup of " + ids[next] + " failed");
         if (++next == ids.size()) next = 0;
@@ -122,7 +122,7 @@ run_result lookup_run(const run_config& cfg, const std::vector<std::string>& ids
   if (churn) {
     workers.emplace_back([&](const std::atomic<bool>& stop) {
       std::uint64_t n = 0;
-      while (!stop.load(std::memory_order_relaxed)) {
+      while (!stop.load(std::memory_order_relaxed)) {  // relaxed: a time-out flag, orders nothing
         const std::string id = stream_id("churn_", n % 4096);
         if (!create(id) || !close(id)) [[unlikely]] failure.fail("churn create/close of " + id + " failed");
         ++n;
@@ -183,7 +183,7 @@ run_result create_close_run(const run_config& cfg, Create create, Close close, C
   workers.emplace_back([&](const std::atomic<bool>& stop) {
     std::uint64_t n = 0;
     start = steady::now();
-    while (!stop.load(std::memory_order_relaxed)) {
+    while (!stop.load(std::memory_order_relaxed)) {  // relaxed: a time-out flag, orders nothing
       const std::string& id = ids[n & 4095];
       if (!create(id) || !close(id)) [[unlikely]] failure.fail("create/close of " + id + " failed");
       ++n;

@@ -183,10 +183,11 @@ std::function<run_result(const run_config&)> mpmc_case(std::size_t producers, st
         // ConcurrentQueue can leave one explicit producer without any block for the whole run (the other
         // producer's sub-queue owns them all), and that producer must still end when the run does.
         bool stopped = false;
+        // relaxed: a time-out flag, orders nothing.
         while (!stopped && !stop.load(std::memory_order_relaxed)) {
           for (int k = 0; k < 64; ++k, ++seq) {
             while (!handle.try_push(p, seq)) {
-              if (stop.load(std::memory_order_relaxed)) {
+              if (stop.load(std::memory_order_relaxed)) {  // relaxed: a time-out flag, orders nothing
                 stopped = true;
                 break;
               }
@@ -197,6 +198,7 @@ std::function<run_result(const run_config&)> mpmc_case(std::size_t producers, st
           }
         }
         sent[p] = seq;
+        // acq_rel (relaxed would do): the producers_left decrement below is the release that publishes it.
         total_sent.fetch_add(seq, std::memory_order_acq_rel);
         // The last producer out publishes "all sent" (acq_rel chain: every producer's pushes are visible).
         if (producers_left.fetch_sub(1, std::memory_order_acq_rel) == 1) q->finish();
@@ -213,7 +215,8 @@ std::function<run_result(const run_config&)> mpmc_case(std::size_t producers, st
         // so every consumer sees the others' progress.
         auto flush = [&] {
           if (n == 0) return;
-          taken.fetch_add(n, std::memory_order_acq_rel);
+          taken.fetch_add(n,
+                          std::memory_order_acq_rel);  // acq_rel (relaxed would do): only the count matters
           received[c] += n;
           n = 0;
         };
@@ -229,6 +232,8 @@ std::function<run_result(const run_config&)> mpmc_case(std::size_t producers, st
             wait.reset();
           } else {
             flush();
+            // acquire: producers_left == 0 pairs with every producer's decrement, so total_sent is final;
+            // taken can only lag (the loop polls again), and equals total_sent once all is taken.
             if (producers_left.load(std::memory_order_acquire) == 0 &&
                 taken.load(std::memory_order_acquire) == total_sent.load(std::memory_order_acquire)) {
               break;

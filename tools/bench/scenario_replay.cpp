@@ -236,7 +236,7 @@ run_result replay(Channels& channels, std::size_t streams, const run_config& cfg
     std::vector<cursor> sender = start_cursors();
     replay_totals sent;
     start = steady::now();
-    while (!stop.load(std::memory_order_relaxed)) {
+    while (!stop.load(std::memory_order_relaxed)) {  // relaxed: a time-out flag, orders nothing
       for (std::size_t s = 0; s < streams; ++s) {
         cursor& c = sender[s];
         const script_step& step = c.step();

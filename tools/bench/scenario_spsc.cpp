@@ -159,7 +159,7 @@ run_result one_way(Queue& q, const run_config& cfg) {
     t.start = steady::now();
     std::uint64_t i = 0, sum = 0;
     backoff wait;
-    while (!stop.load(std::memory_order_relaxed)) {
+    while (!stop.load(std::memory_order_relaxed)) {  // relaxed: a time-out flag, orders nothing
       for (int k = 0; k < 256; ++k, ++i) {
         const auto& e = pool[i & kPoolMask];
         while (!q.try_push(e)) wait.pause();
@@ -272,7 +272,7 @@ run_result batched(Queue& q, const run_config& cfg) {
     t.start = steady::now();
     std::uint64_t i = 0;
     backoff wait;
-    while (!stop.load(std::memory_order_relaxed)) {
+    while (!stop.load(std::memory_order_relaxed)) {  // relaxed: a time-out flag, orders nothing
       for (int k = 0; k < 16; ++k) {
         const auto* first = &pool[i & kPoolMask];
         std::size_t done = 0;
@@ -326,6 +326,7 @@ std::function<run_result(const run_config&)> round_trip_case(Args... args) {
     std::vector<std::function<void(const std::atomic<bool>&)>> workers;
     workers.emplace_back([&](const std::atomic<bool>& stop) {
       std::uint64_t i = 0;
+      // relaxed: a time-out flag, orders nothing.
       for (; i < limit && !stop.load(std::memory_order_relaxed); ++i) {
         const auto& e = pool[i & kPoolMask];
         const std::uint64_t t0 = tsc();
@@ -340,7 +341,7 @@ std::function<run_result(const run_config&)> round_trip_case(Args... args) {
         if (!Queue::in_order(*reply, i)) [[unlikely]] failure.fail(describe_mismatch(i));
       }
       round_trips = i;
-      done.store(true, std::memory_order_release);
+      done.store(true, std::memory_order_release);  // release: pairs with the echo's acquire; no ping follows
       there->finish();
     });
     workers.emplace_back([&](const std::atomic<bool>&) {
@@ -350,7 +351,7 @@ std::function<run_result(const run_config&)> round_trip_case(Args... args) {
           if (!Queue::in_order(*e, k)) [[unlikely]] failure.fail(describe_mismatch(k));
           while (!back->try_push(*e)) rill::detail::cpu_relax();
           ++k;
-        } else if (done.load(std::memory_order_acquire)) {
+        } else if (done.load(std::memory_order_acquire)) {  // acquire: pairs with the ping's release
           break;
         } else {
           rill::detail::cpu_relax();
@@ -387,6 +388,7 @@ run_result timed_floor(const run_config& cfg, const char* impl, RoundTrip round_
   std::vector<std::function<void(const std::atomic<bool>&)>> workers;
   workers.emplace_back([&](const std::atomic<bool>& stop) {
     std::uint64_t i = 1;
+    // relaxed: a time-out flag, orders nothing.
     for (; i <= limit && !stop.load(std::memory_order_relaxed); ++i) {
       const std::uint64_t t0 = tsc();
       round_trip(i);
@@ -419,6 +421,7 @@ run_result c2c_floor_run(const run_config& cfg) {
   return timed_floor(
       cfg, "c2c_floor",
       [&](std::uint64_t i) {
+        // release/acquire: the hand-off a queue pays for; the value alone carries the ping-pong.
         ping.value.store(i, std::memory_order_release);
         while (pong.value.load(std::memory_order_acquire) != i) rill::detail::cpu_relax();
       },
@@ -426,12 +429,12 @@ run_result c2c_floor_run(const run_config& cfg) {
       [&](const std::atomic<bool>& done) {
         std::uint64_t seen = 0, in_order = 0;
         while (true) {
-          const std::uint64_t v = ping.value.load(std::memory_order_acquire);
+          const std::uint64_t v = ping.value.load(std::memory_order_acquire);  // pairs with ping's release
           if (v != seen) {
-            pong.value.store(v, std::memory_order_release);
+            pong.value.store(v, std::memory_order_release);  // release: pairs with the ping's acquire
             if (v == seen + 1) ++in_order;  // a skipped or repeated trip leaves the count short
             seen = v;
-          } else if (done.load(std::memory_order_acquire)) {
+          } else if (done.load(std::memory_order_acquire)) {  // acquire: pairs with timed_floor's release
             break;
           } else {
             rill::detail::cpu_relax();
@@ -459,6 +462,7 @@ run_result ring_floor_run(const run_config& cfg) {
         slot& in = pong[i & (kCapacity - 1)];
         for (std::uint64_t& word : out.payload) word = i;
         out.seq.store(i, std::memory_order_release);  // publishes the payload; pairs with the echo's acquire
+        // acquire: pairs with the echo's release; the echoed payload is visible to echo_correct(i).
         while (in.seq.load(std::memory_order_acquire) != i) rill::detail::cpu_relax();
       },
       [&](std::uint64_t i) {
@@ -473,11 +477,11 @@ run_result ring_floor_run(const run_config& cfg) {
           slot& in = ping[i & (kCapacity - 1)];
           slot& out = pong[i & (kCapacity - 1)];
           while (in.seq.load(std::memory_order_acquire) != i) {  // pairs with the ping's release
-            if (done.load(std::memory_order_acquire)) return i - 1;
+            if (done.load(std::memory_order_acquire)) return i - 1;  // pairs with timed_floor's release
             rill::detail::cpu_relax();
           }
           for (std::size_t k = 0; k < 7; ++k) out.payload[k] = in.payload[k];
-          out.seq.store(i, std::memory_order_release);
+          out.seq.store(i, std::memory_order_release);  // release: publishes the copied payload to the ping
         }
       });
 }
