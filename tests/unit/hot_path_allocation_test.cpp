@@ -1,9 +1,12 @@
-// The hot paths do not allocate: this executable replaces the global operator new / delete with counting
-// versions and checks that none runs inside the window of each hot path (after the one-time set-up each
-// path documents: a stream's ring on its first send, a subscriber's text buffer at subscribe).
+// The hot paths neither allocate nor lock: this executable replaces the global operator new / delete with
+// counting versions, and interposes counting versions of the pthread lock calls (std::mutex and
+// std::shared_mutex lock through them), then checks that none runs inside the window of each hot path
+// (after the one-time set-up each path documents: a stream's ring on its first send, a subscriber's text
+// buffer at subscribe).
 //
 // Sanitizer builds skip it: their runtimes supply operator new and delete themselves (and check that the
-// two match), so replacing them there would test the replacement rather than rill.
+// two match), and intercept the pthread calls, so replacing them there would test the replacement rather
+// than rill.
 #include <gtest/gtest.h>
 
 #if defined(RILL_SANITIZER_BUILD)
@@ -14,19 +17,58 @@ TEST(HotPathAllocation, SkippedUnderSanitizers) {
 
 #else
 
+#include <dlfcn.h>
+#include <pthread.h>
+
 #include <atomic>
 #include <cstdlib>
+#include <mutex>
 #include <new>
+#include <shared_mutex>
 #include <string>
 
 #include "rill/manager.hpp"
 #include "rill/multicast.hpp"
+#include "rill/pipeline.hpp"
 #include "rill/stream.hpp"
 
 namespace {
-// Relaxed: a counter read by the same thread that allocates, after the window closes.
+// Relaxed: counters read by the same thread that allocates or locks, after the window closes.
 std::atomic<std::uint64_t> g_allocations{0};
+std::atomic<std::uint64_t> g_locks{0};
+
+// The next definition of `name` (libc's), looked up once. No function-local static: its guard may lock.
+template <class Fn>
+Fn next_definition(std::atomic<void*>& cache, const char* name) noexcept {
+  void* f = cache.load(std::memory_order_acquire);  // pairs with the release below (any thread may fill it)
+  if (f == nullptr) {
+    f = dlsym(RTLD_NEXT, name);
+    if (f == nullptr) std::abort();
+    cache.store(f, std::memory_order_release);  // publishes the pointer; dlsym gives the same one to all
+  }
+  return reinterpret_cast<Fn>(f);
+}
+std::atomic<void*> g_mutex_lock{nullptr}, g_mutex_trylock{nullptr}, g_rdlock{nullptr}, g_wrlock{nullptr};
 }  // namespace
+
+extern "C" {
+int pthread_mutex_lock(pthread_mutex_t* m) {
+  g_locks.fetch_add(1, std::memory_order_relaxed);
+  return next_definition<int (*)(pthread_mutex_t*)>(g_mutex_lock, "pthread_mutex_lock")(m);
+}
+int pthread_mutex_trylock(pthread_mutex_t* m) {
+  g_locks.fetch_add(1, std::memory_order_relaxed);
+  return next_definition<int (*)(pthread_mutex_t*)>(g_mutex_trylock, "pthread_mutex_trylock")(m);
+}
+int pthread_rwlock_rdlock(pthread_rwlock_t* l) {
+  g_locks.fetch_add(1, std::memory_order_relaxed);
+  return next_definition<int (*)(pthread_rwlock_t*)>(g_rdlock, "pthread_rwlock_rdlock")(l);
+}
+int pthread_rwlock_wrlock(pthread_rwlock_t* l) {
+  g_locks.fetch_add(1, std::memory_order_relaxed);
+  return next_definition<int (*)(pthread_rwlock_t*)>(g_wrlock, "pthread_rwlock_wrlock")(l);
+}
+}
 
 void* operator new(std::size_t size) {
   g_allocations.fetch_add(1, std::memory_order_relaxed);
@@ -78,22 +120,36 @@ using rill::status;
 constexpr int kRounds = 10000;
 const std::string kLongText(300, 'x');  // arena / text-ring text
 
-// Allocations made by `body`.
+// Allocations and lock calls made by `body`.
+struct costs {
+  std::uint64_t allocations = 0;
+  std::uint64_t locks = 0;
+};
 template <class Body>
-std::uint64_t allocations_in(Body&& body) {
-  const std::uint64_t before = g_allocations.load(std::memory_order_relaxed);
+costs costs_in(Body&& body) {
+  const std::uint64_t allocations = g_allocations.load(std::memory_order_relaxed);
+  const std::uint64_t locks = g_locks.load(std::memory_order_relaxed);
   body();
-  return g_allocations.load(std::memory_order_relaxed) - before;
+  return {g_allocations.load(std::memory_order_relaxed) - allocations,
+          g_locks.load(std::memory_order_relaxed) - locks};
 }
 
-TEST(HotPathAllocation, CountingReplacementSeesAllocations) {
-  // The check can fail. (The pointer escapes so the compiler may not elide the new/delete pair.)
-  EXPECT_GT(allocations_in([] {
+TEST(HotPathAllocation, CountingReplacementsSeeAllocationsAndLocks) {
+  // The checks can fail. (The pointer escapes so the compiler may not elide the new/delete pair.)
+  EXPECT_GT(costs_in([] {
               int* p = new int(7);
               asm volatile("" : : "g"(p) : "memory");
               delete p;
-            }),
+            }).allocations,
             0u);
+  std::mutex m;
+  std::shared_mutex shared;
+  const costs c = costs_in([&] {
+    { const std::lock_guard<std::mutex> hold(m); }
+    { const std::shared_lock<std::shared_mutex> read(shared); }
+    { const std::unique_lock<std::shared_mutex> write(shared); }
+  });
+  EXPECT_EQ(c.locks, 3u);
 }
 
 TEST(HotPathAllocation, StreamSendsReceivesBatchesDrainsAndClaimsDoNotAllocate) {
@@ -108,7 +164,7 @@ TEST(HotPathAllocation, StreamSendsReceivesBatchesDrainsAndClaimsDoNotAllocate) 
     const event inline_event = event::text_delta(0, "short");
     const event long_event = event::text_delta(0, kLongText);
     std::uint64_t sum = 0;
-    const std::uint64_t n = allocations_in([&] {
+    const costs c = costs_in([&] {
       for (int i = 0; i < kRounds; ++i) {
         if (s.try_send(i % 4 == 0 ? long_event : inline_event) != status::ok) std::abort();
         if (s.try_receive(r) != status::ok) std::abort();
@@ -127,7 +183,8 @@ TEST(HotPathAllocation, StreamSendsReceivesBatchesDrainsAndClaimsDoNotAllocate) 
         sum += batch[1].seq();
       }
     });
-    EXPECT_EQ(n, 0u) << rill::to_string(kind);
+    EXPECT_EQ(c.allocations, 0u) << rill::to_string(kind);
+    EXPECT_EQ(c.locks, 0u) << rill::to_string(kind);
     EXPECT_GT(sum, 0u);
   }
 }
@@ -138,13 +195,20 @@ TEST(HotPathAllocation, ManagerLookupsDoNotAllocate) {
   for (int i = 0; i < 100; ++i) ASSERT_EQ(m.create("stream-" + std::to_string(i), ref), status::ok);
   const std::string id = "stream-42";
   const std::string missing = "stream-missing";
-  const std::uint64_t n = allocations_in([&] {
+  const rill::stream_handle handle = m.handle_of(id);
+  std::uint64_t sum = 0;
+  const costs c = costs_in([&] {
     for (int i = 0; i < kRounds; ++i) {
       if (m.get(id, ref) != status::ok) std::abort();
       if (m.get(missing, ref) != status::not_found) std::abort();
+      if (m.get(handle, ref) != status::ok) std::abort();
+      if (m.visit(id, [&](rill::stream& s) { sum += s.capacity(); }) != status::ok) std::abort();
+      sum += m.handle_of(id) ? 1 : 0;
     }
   });
-  EXPECT_EQ(n, 0u);
+  EXPECT_EQ(c.allocations, 0u);
+  EXPECT_EQ(c.locks, 0u);
+  EXPECT_GT(sum, 0u);
 }
 
 TEST(HotPathAllocation, MulticastSendsReceivesAndDrainsDoNotAllocate) {
@@ -155,7 +219,7 @@ TEST(HotPathAllocation, MulticastSendsReceivesAndDrainsDoNotAllocate) {
   const event inline_event = event::text_delta(0, "short");
   const event long_event = event::text_delta(0, kLongText);
   std::uint64_t sum = 0;
-  const std::uint64_t n = allocations_in([&] {
+  const costs c = costs_in([&] {
     event out;
     for (int i = 0; i < kRounds; ++i) {
       if (s.try_send(i % 4 == 0 ? long_event : inline_event) != status::ok) std::abort();
@@ -164,7 +228,30 @@ TEST(HotPathAllocation, MulticastSendsReceivesAndDrainsDoNotAllocate) {
       sum += skip.try_drain([&](const event& e, bool) { sum += e.text().size(); }, 16);
     }
   });
-  EXPECT_EQ(n, 0u);
+  EXPECT_EQ(c.allocations, 0u);
+  EXPECT_EQ(c.locks, 0u);
+  EXPECT_GT(sum, 0u);
+}
+
+// pipeline_runner's per-event path: transformers' results, kind and provider filters, the calls.
+TEST(HotPathAllocation, PipelineRunnerProcessDoesNotAllocateOrLock) {
+  rill::pipeline p;
+  std::uint64_t sum = 0;
+  p.subscribe({"all"}, [&](const rill::enriched_event& e) { sum += e.e.seq() + 1; });
+  p.subscribe({"deltas", rill::kind_set{rill::event_kind::text_delta}},
+              [&](const rill::enriched_event& e) { sum += e.e.text().size(); });
+  rill::pipeline_runner runner(p);
+  rill::stream_context context;
+  context.id.assign("s");
+  rill::pipeline_stream stream(context);
+  runner.process(event::stream_start("openai", "gpt-x"), stream);  // computes the stream's mask
+  const event inline_event = event::text_delta(0, "short");
+  const event long_event = event::text_delta(0, kLongText);
+  const costs c = costs_in([&] {
+    for (int i = 0; i < kRounds; ++i) runner.process(i % 4 == 0 ? long_event : inline_event, stream);
+  });
+  EXPECT_EQ(c.allocations, 0u);
+  EXPECT_EQ(c.locks, 0u);
   EXPECT_GT(sum, 0u);
 }
 
