@@ -97,6 +97,7 @@ std::size_t aggregator::model_slot(std::string_view provider, std::string_view m
   // [G2] acquire: entries below the count are fully written (pairs with [G1]).
   const std::size_t known = model_count_.load(std::memory_order_acquire);
   if (const std::size_t i = find(0, known); i != kOverflowSlot) return i;
+  if (known == kMaxModels) return kOverflowSlot;  // full for good (the count only grows): no lock
   std::lock_guard lock(insert_mutex_);
   // Relaxed under the mutex: only inserters write the count, and they hold this mutex.
   const std::size_t now = model_count_.load(std::memory_order_relaxed);

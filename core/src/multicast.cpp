@@ -9,7 +9,7 @@
 #include "rill/detail/assert.hpp"
 #include "rill/detail/wait_loop.hpp"
 
-// Memory-model tags [F1]-[F14] are explained in docs/memory_model.md ("Multicast").
+// Memory-model tags [F1]-[F15] are explained in docs/memory_model.md ("Multicast").
 
 namespace rill {
 namespace {

@@ -208,6 +208,8 @@ class alignas(64) event {
   std::uint64_t seq() const noexcept { return seq_; }
   std::uint64_t timestamp() const noexcept { return timestamp_; }
   clock_kind timestamp_clock() const noexcept { return static_cast<clock_kind>((flags_ & kClockMask) >> kClockShift); }
+  // The stamp as steady or wall-clock time (clock::to_steady / to_system: the first tsc conversion in a
+  // process calibrates for about 10 ms).
   std::chrono::steady_clock::time_point steady_time() const noexcept {
     return clock::to_steady(timestamp_clock(), timestamp_);
   }

@@ -39,7 +39,8 @@
 //   - Memory of closed streams and old tables is reclaimed in batches, after every thread that could still
 //     read them has left its read section; a thread stuck inside visit()'s callback delays it (for every
 //     manager in the process).
-//   - Handles: a handle is never reused for another stream until 2^32 streams were created in the manager.
+//   - Handles: a handle is never reused for another stream until 2^32 create calls were made on the manager
+//     (failed creates and lost get_or_create races use up a generation too).
 //
 // Every member function is safe to call from any thread at the same time as any other, except the
 // constructor and destructor. Blocking classes are given per function: "wait-free" (bounded steps, no lock),
@@ -419,7 +420,8 @@ class stream_manager {
   // The handle of the stream with `id`, or a null handle. Wait-free.
   stream_handle handle_of(std::string_view id) const noexcept;
 
-  // ---- writers: lock one shard; throw only std::bad_alloc ----
+  // ---- writers: lock one shard; throw only std::bad_alloc (and std::length_error past 2^32 live handles)
+  // ----
 
   // Creates a stream with the default options (or `options`). ok (`out` refers to it), already_exists
   // when a stream with that id is managed and not closed (one that is closed is replaced), invalid (bad id,

@@ -5,23 +5,25 @@
 // Model. Metrics are computed by *observing* the events a consumer handles: the consumer calls
 // stream_metrics::observe(e) for each event it takes from a stream. Nothing feeds a stream_metrics on its
 // own: the stream's send and receive paths never touch it. A stream_manager built with
-// manager_options::track_metrics gives each of its streams one (stream_ref::metrics(); its snapshot appears in
-// stream_info::metrics); the stream's consumer still feeds it. Times come from the events' own stamps
+// manager_options::track_metrics gives each of its streams one (stream_ref::metrics(); its snapshot appears
+// in stream_info::metrics); the stream's consumer still feeds it. Times come from the events' own stamps
 // (event::steady_time()), so on a stamping stream they measure when the stream accepted each event, not when
 // the consumer got round to it. An unstamped event (stream_options::stamping is none by default) is timed
 // when observe() sees it, with the coarse clock. With coarse times (clock.hpp) a time has the kernel tick's
-// resolution, 1 to 4 ms: a TTFT or an inter-event gap is exact to that tick, and gaps shorter than a tick read
-// as 0. Streams stamped with clock_kind::tsc or ::steady give nanosecond figures.
+// resolution, 1 to 4 ms: a TTFT or an inter-event gap is exact to that tick, and gaps shorter than a tick
+// read as 0. Streams stamped with clock_kind::tsc or ::steady give nanosecond figures.
 //
 // Guarantees
-//   - observe() (the per-event path) never allocates, locks or throws: relaxed atomic loads and stores on
-//     the stream's own counters, relaxed fetch_adds on the aggregator's per-kind counters, and (once per
-//     stream, at its stream_start) a lock-free scan of the provider/model table.
+//   - observe() (the per-event path) never allocates or throws: relaxed atomic loads and stores on the
+//     stream's own counters, relaxed fetch_adds on the aggregator's per-kind counters, and once per stream
+//     (at its stream_start, else at the first message_start or usage) a scan of the provider/model table,
+//     which locks the insert mutex only when it inserts a pair not seen before (see below).
 //   - Every counter is readable from any thread at any time (relaxed atomics: each value is one the writer
 //     stored; values read together are not a consistent cut while the writer runs, and are exact once it
 //     has stopped or its thread has been joined).
 //   - The provider/model table holds kMaxModels pairs; later pairs are counted under provider "other",
-//     model "other". Inserting a new pair takes a mutex (once per pair for the process' life); lookups never do.
+//     model "other". Inserting a new pair takes a mutex (once per pair for the process' life, and never once
+//     the table is full); lookups never do.
 //   - Alerts fire at most once per `min_interval` per threshold, whatever the rate of evaluate() calls.
 // Not guaranteed
 //   - Histograms have log2 buckets: a percentile is the upper bound of its bucket, at most 2x the true value.
@@ -200,8 +202,8 @@ class stream_metrics {
   stream_metrics(const stream_metrics&) = delete;
   stream_metrics& operator=(const stream_metrics&) = delete;
 
-  // Single writer. Never blocks, allocates or throws (stream_start's first sight of a new provider/model
-  // pair locks the aggregator's insert mutex once).
+  // Single writer. Never allocates or throws; never blocks, except that the first sight of a provider/model
+  // pair the aggregator has not seen (while its table has room) locks the aggregator's insert mutex once.
   void observe(const event& e) noexcept;
   // Marks the stream ended in the aggregator (failed if an error event was seen). Idempotent; the writer's
   // thread (or any thread once the writer has stopped and that is ordered before, e.g. by a join). Events

@@ -307,10 +307,12 @@ class dispatcher {
   // Wakes idle workers now (optional: a producer may call it after a send to cut the idle delay). Lock-free
   // unless a worker sleeps; never blocks for long.
   void notify() noexcept;
-  // Blocks until every attached stream has ended (or the dispatcher stopped).
+  // Blocks until every attached stream has ended (or the dispatcher stopped). Any thread but a worker's
+  // (a handler that waits for its own worker to go idle waits forever).
   void wait_idle();
   // Workers finish their current pass, hand over their batches and exit; streams still attached are left
-  // as they are (not closed). Idempotent; blocks until the workers are joined.
+  // as they are (not closed). Idempotent; blocks until the workers are joined. One thread at a time, and
+  // not from a worker's thread (a handler or on_stream_end): a worker cannot join itself.
   void stop() noexcept;
 
   // Statistics, any thread, never block.

@@ -4,7 +4,8 @@
 // Flavour, capacity, arena size and backpressure policy are fixed at construction.
 //
 //   flavour::spsc   one producer thread and one consumer thread at a time (a debug build asserts nothing
-//                   about threads; using two producers is undefined behaviour). Wait-free try_ operations.
+//                   about threads; using two producers is undefined behaviour). Wait-free try_ operations
+//                   (except under backpressure::drop_oldest, below).
 //   flavour::mpmc   any number of producers and consumers. Lock-free claims (Vyukov's bounded queue): each
 //                   producer's events reach every consumer in the order that producer sent them. With
 //                   stream_options::lanes > 1 the capacity is split over that many such rings, so producers
@@ -12,8 +13,10 @@
 //
 // Guarantees
 //   - try_send / try_receive / try_receive_batch / try_drain / try_claim never block, never allocate (except
-//     the one-time lazy allocation of the ring and arena on a stream's first send, see stream_options),
-//     never throw.
+//     the one-time lazy allocation of the ring and arena on a stream's first send, see stream_options), and
+//     take no lock (tests/unit/hot_path_allocation_test.cpp counts both). None throws, except that
+//     try_drain passes on an exception its handler throws. Under backpressure::drop_oldest a send may back
+//     off (pause, then yield) while another thread finishes the slot it must evict.
 //   - Events are delivered in send order (SPSC), or in ticket order, which preserves each producer's order
 //     (MPMC; with lanes, ticket order within each lane). Every event is delivered at most once.
 //   - A send that returns status::ok is delivered to a consumer unless the stream is destroyed first, or it
@@ -91,7 +94,8 @@ struct stream_options {
   std::size_t capacity = 1024;
   // Payload arena bytes for text longer than an event holds inline; rounded up to a power of two, at least
   // 256; 0 disables the arena (long text then gets status::too_large). A payload larger than
-  // arena_bytes - 8 can never be sent (too_large).
+  // arena_bytes - 8 can never be sent (too_large); any smaller one fits once the arena has that much room
+  // (a record never wraps: one that would cross the arena's end starts over at its beginning).
   std::size_t arena_bytes = 64 * 1024;
   flavour kind = flavour::spsc;
   backpressure policy = backpressure::block;
@@ -253,7 +257,8 @@ class alignas(detail::kCacheLine) stream {
  public:
   using time_point = std::chrono::steady_clock::time_point;
 
-  // Creates a stream. Throws std::invalid_argument for an unknown flavour, policy or clock, and
+  // Creates a stream. Throws std::invalid_argument for an unknown flavour, policy, clock or slot layout, a
+  // capacity above 2^30, lanes outside 1..64 (or above 1 on SPSC), or an arena above 2 GiB; and
   // std::bad_alloc if an eager allocation fails.
   explicit stream(const stream_options& options = {});
   // Not thread-safe against concurrent use: every producer and consumer must be done.
@@ -264,12 +269,13 @@ class alignas(detail::kCacheLine) stream {
   // ---------------------------------------------------------------------------------------------------
   // Producer side. SPSC: one producer thread at a time. MPMC: any thread.
 
-  // Never blocks. ok; full (ring or arena full; under drop also counted dropped); closed; too_large (text
-  // larger than the arena can ever hold, or a leading field over 65535 bytes); invalid (see
-  // event::validate(); arena text not reserved by this stream's try_claim). Nothing is written on failure.
+  // Never blocks (drop_oldest: may back off, see backpressure). ok; full (ring or arena full, or the lazy
+  // first allocation of the ring failed; under drop also counted dropped); closed; too_large (text larger
+  // than the arena can ever hold, or a leading field over 65535 bytes); invalid (see event::validate();
+  // arena text not reserved by this stream's try_claim). Nothing is written on failure.
   status try_send(const event& e) noexcept;
   // As try_send, but under backpressure::block waits for room (spin, then park). Returns ok, closed,
-  // too_large or invalid (and full under drop).
+  // too_large or invalid (and full under drop, or under drop_oldest when a consumer holds the oldest text).
   status send(const event& e) noexcept { return send_until(e, time_point::max()); }
   // As send, giving up with status::timeout at `deadline`.
   status send_until(const event& e, time_point deadline) noexcept;
@@ -292,7 +298,8 @@ class alignas(detail::kCacheLine) stream {
 
   // Reserves the next slot, and `text_bytes` of arena space if asked; the caller builds the event in
   // claim.slot() (and its text in claim.text()). Never blocks. ok, full, closed, too_large. On ok the caller
-  // must commit() or abort() before its next claim.
+  // must commit() or abort() before its next claim; on SPSC also before any other send on this stream (the
+  // claimed slot is not yet counted as taken: a send in between would reuse it).
   status try_claim(send_claim& claim, std::size_t text_bytes = 0) noexcept;
   // Copies the claim's event into its slot and publishes it. ok; invalid if the event fails validation (nothing is delivered:
   // SPSC un-claims the slot, MPMC publishes a void slot that consumers skip); full or too_large if
@@ -335,10 +342,12 @@ class alignas(detail::kCacheLine) stream {
   // ok, closed, cancelled or invalid.
   status receive_batch(received_batch& out, std::stop_token token) noexcept;
 
-  // Hands up to `max_events` buffered events to `handler(const event&, bool end_of_batch)` in order,
-  // in place (no copy); their arena text is valid during the call and released after it. Never blocks.
+  // Hands up to `max_events` buffered events to `handler(const event&, bool end_of_batch)` in order; their
+  // arena text is valid during the call and released after it. Never blocks. SPSC hands events over in
+  // place (no copy); MPMC copies each one out, freeing its slot at once, and runs one event behind.
   // Returns how many were handled. If the handler throws, the events handled so far, the one that threw
-  // included, are consumed and the exception propagates.
+  // included, are consumed and the exception propagates; MPMC also drops the event it had taken ahead
+  // (counted in dropped).
   template <class Handler>
   std::size_t try_drain(Handler&& handler, std::size_t max_events);
   // As try_drain, but waits until at least one event is available. ok, closed (closed and drained) or

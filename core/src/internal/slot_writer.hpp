@@ -3,7 +3,8 @@
 // try_send_batch publishes a batch through the sequence word of its first slot, stored last (release). A
 // consumer reads a later slot of the batch only after it has acquired that word, so the later slots need no
 // store of their own for their sequence word: each is written whole, header, sequence number, stamp and
-// text, in full-width vector stores and never touched again. Fewer stores per line let the core keep more
+// text, in full-width vector stores and never touched again ([S1'] plain stores, ordered for the consumer
+// by the first slot's [S1]; docs/memory_model.md). Fewer stores per line let the core keep more
 // lines' ownership requests in flight (docs/benchmarking.md, "Batches: whole-slot writes").
 #pragma once
 

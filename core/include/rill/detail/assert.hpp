@@ -1,7 +1,7 @@
 // rill/detail/assert.hpp: debug-build contract checks. Installed, not for users.
 //
 // RILL_ASSERT(cond, reason) aborts with the reason in debug builds (no NDEBUG) and compiles to nothing
-// otherwise. Used for misuse that is a programming error, such as a second producer on an SPSC stream or
+// otherwise. Used for misuse that is a programming error, such as releasing an arena record twice or
 // reading the wrong payload of an event.
 #pragma once
 

@@ -18,7 +18,7 @@
 //   - try_advance() is not cheap: a membarrier syscall (or a full fence) and a scan of the claimed slots.
 //     Writers batch their retirements and call it rarely.
 //
-// Ordering (docs/memory_model.md, "Manager", tags [E1]-[E8]): the reader's slot store then pointer loads
+// Ordering (docs/memory_model.md, "Manager", tags [E1]-[E9]): the reader's slot store then pointer loads
 // and the writer's unlink then slot scan form a store-then-load (Dekker) pair. It uses the asymmetric
 // barrier from parking.hpp: a compiler fence for the reader, membarrier for the (rare) advancing writer.
 #pragma once
