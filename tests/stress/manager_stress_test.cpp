@@ -49,14 +49,17 @@ TEST(ManagerStress, LookupsRaceWithCreateCloseCleanup) {
 
   std::atomic<bool> stop{false};  // relaxed: a time-out flag; the counts travel by join()
   // Relaxed statistics: every use is an add on a worker or a read after join().
-  std::atomic<std::uint64_t> created{0}, closed_by_id{0}, closed_by_sweep{0}, lookups{0}, found{0};
+  std::atomic<std::uint64_t> created{0}, closed_by_id{0}, closed_by_sweep{0}, lookups{0}, found{0}, sweeps{0},
+      close_alls{0};
   std::vector<std::thread> threads;
   // Writers: create / close random ids; one of them also sweeps.
   for (int w = 0; w < 2; ++w) {
     threads.emplace_back([&, w] {
       std::mt19937_64 rng(static_cast<std::uint64_t>(w) * 7919 + 1);
       std::uint64_t ops = 0;
-      while (!stop.load(std::memory_order_relaxed)) {  // relaxed: see the declaration
+      // The sweeping writer runs at least until its first close_all, however short the scaled time.
+      while (!stop.load(std::memory_order_relaxed) ||
+             (w == 0 && ops < 20000)) {  // relaxed: see the declaration
         const std::string id = numbered("id-", rng() % kIds);
         stream_ref r;
         if (rng() % 2 == 0) {
@@ -70,7 +73,11 @@ TEST(ManagerStress, LookupsRaceWithCreateCloseCleanup) {
         }
         if (w == 0 && ++ops % 2000 == 0) {
           closed_by_sweep.fetch_add(m.cleanup_inactive(1ms), std::memory_order_relaxed);
-          if (ops % 20000 == 0) closed_by_sweep.fetch_add(m.close_all(), std::memory_order_relaxed);
+          sweeps.fetch_add(1, std::memory_order_relaxed);
+          if (ops % 20000 == 0) {
+            closed_by_sweep.fetch_add(m.close_all(), std::memory_order_relaxed);
+            close_alls.fetch_add(1, std::memory_order_relaxed);
+          }
         }
       }
     });
@@ -121,6 +128,8 @@ TEST(ManagerStress, LookupsRaceWithCreateCloseCleanup) {
                              closed_by_id.load(std::memory_order_relaxed) -
                              closed_by_sweep.load(std::memory_order_relaxed);
   EXPECT_EQ(m.count(), live);
+  EXPECT_GE(sweeps.load(std::memory_order_relaxed), 10u) << "cleanup_inactive raced the others";
+  EXPECT_GE(close_alls.load(std::memory_order_relaxed), 1u) << "close_all raced the others";
   EXPECT_EQ(m.list().size(), live);
   EXPECT_EQ(m.list_info().size(), live);
   std::printf("[ stress   ] %llu creates, %llu closes, %llu swept, %llu lookups (%llu found), %zu live\n",

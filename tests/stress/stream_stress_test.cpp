@@ -190,9 +190,13 @@ TEST_P(SpscStress, BatchedSendAndReceiveBatchKeepOrder) {
 // With lanes, producers share lanes (lanes 2) or own one each (lanes 4), and consumers cross lanes.
 // Consumers take one event per call (receive) or copy out up to 32 at a time (receive_batch).
 enum class consumer_kind { one_at_a_time, batches };
+// How producers send: send() one at a time; try_claim() with arena text written in place, then commit();
+// send_batch() of 16. The last two are used under block only (their refusals are not counted as drops).
+enum class producer_kind { send, claim, batches };
 
 void run_mpmc(backpressure policy, std::uint64_t per_producer, std::uint32_t lanes = 1,
-              consumer_kind consumers = consumer_kind::one_at_a_time) {
+              consumer_kind consumers = consumer_kind::one_at_a_time,
+              producer_kind producers = producer_kind::send) {
   constexpr int kProducers = 4, kConsumers = 2;
   stream_options o;
   o.kind = flavour::mpmc;
@@ -213,10 +217,38 @@ void run_mpmc(backpressure policy, std::uint64_t per_producer, std::uint32_t lan
       });
       std::uint64_t local_sum = 0;
       std::string data;
+      constexpr std::size_t kBatch = 16;
+      std::vector<std::string> batch_texts(kBatch);  // the batch's events borrow these until send_batch
+      std::vector<event> batch;
+      std::uint64_t batch_sum = 0;
       for (std::uint64_t i = 0; i < per_producer; ++i) {
         const std::string_view text = payloads.text_for((static_cast<std::uint64_t>(p) << 40) | i);
         data.assign(reinterpret_cast<const char*>(&i), sizeof i);
         data.append(text);
+        if (producers == producer_kind::claim) {
+          rill::send_claim claim;
+          status claimed;
+          while ((claimed = s.try_claim(claim, data.size())) == status::full) std::this_thread::yield();
+          ASSERT_EQ(claimed, status::ok);
+          std::memcpy(claim.text(), data.data(), data.size());
+          ::new (&claim.slot())
+              event(event::user(static_cast<std::uint16_t>(p), {claim.text(), data.size()}));
+          ASSERT_EQ(s.commit(claim), status::ok);
+          local_sum += checksum(text, i);
+          continue;
+        }
+        if (producers == producer_kind::batches) {
+          batch_texts[batch.size()] = data;
+          batch.push_back(event::user(static_cast<std::uint16_t>(p), batch_texts[batch.size()]));
+          batch_sum += checksum(text, i);
+          if (batch.size() == kBatch || i + 1 == per_producer) {
+            ASSERT_EQ(s.send_batch(batch), status::ok);
+            local_sum += batch_sum;
+            batch_sum = 0;
+            batch.clear();
+          }
+          continue;
+        }
         const status st = s.send(event::user(static_cast<std::uint16_t>(p), data));
         if (st == status::ok) {
           local_sum += checksum(text, i);
@@ -308,6 +340,20 @@ TEST(StreamStress, MpmcFourLanesFourProducersTwoConsumersDropOldest) {
 }
 TEST(StreamStress, MpmcFourProducersTwoBatchConsumersBlock) {
   run_mpmc(backpressure::block, scaled(2'000'000, 5'000), 1, consumer_kind::batches);
+}
+TEST(StreamStress, MpmcFourClaimingProducersTwoConsumersBlock) {
+  run_mpmc(backpressure::block, scaled(1'000'000, 5'000), 1, consumer_kind::one_at_a_time,
+           producer_kind::claim);
+}
+TEST(StreamStress, MpmcFourLanesFourClaimingProducersTwoBatchConsumersBlock) {
+  run_mpmc(backpressure::block, scaled(1'000'000, 5'000), 4, consumer_kind::batches, producer_kind::claim);
+}
+TEST(StreamStress, MpmcFourBatchingProducersTwoConsumersBlock) {
+  run_mpmc(backpressure::block, scaled(1'000'000, 5'000), 1, consumer_kind::one_at_a_time,
+           producer_kind::batches);
+}
+TEST(StreamStress, MpmcFourLanesFourBatchingProducersTwoBatchConsumersBlock) {
+  run_mpmc(backpressure::block, scaled(1'000'000, 5'000), 4, consumer_kind::batches, producer_kind::batches);
 }
 TEST(StreamStress, MpmcFourLanesFourProducersTwoBatchConsumersDropOldest) {
   run_mpmc(backpressure::drop_oldest, scaled(1'000'000, 5'000), 4, consumer_kind::batches);

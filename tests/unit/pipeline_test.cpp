@@ -219,8 +219,8 @@ TEST(Dispatcher, RunsHandlersOnWorkersAndEndsStreams) {
     std::lock_guard lock(m);
     ended.emplace_back(c.id.view());
   };
+  rill::stream a, b, c;  // before the dispatcher: it is destroyed (its workers joined) first
   rill::dispatcher d(p, options);
-  rill::stream a, b, c;
   d.attach(a, context("a"));
   d.attach(b, context("b"));
   d.attach(c, context("c"));
@@ -254,8 +254,8 @@ TEST(Dispatcher, TimedBatchIsHandedOverWhileTheStreamIsIdle) {
   p.subscribe_batch({"timed"}, {1000, 5ms}, [&](std::span<const rill::enriched_event> batch) {
     batched.fetch_add(batch.size(), std::memory_order_release);  // pairs with the test's acquire
   });
+  rill::stream s;  // before the dispatcher: it is destroyed (its workers joined) first
   rill::dispatcher d(p, {});
-  rill::stream s;
   d.attach(s, context("s"));
   for (int i = 0; i < 7; ++i) ASSERT_EQ(s.send(rill::event::text_delta(0, "x")), rill::status::ok);
   const auto give_up = std::chrono::steady_clock::now() + 10s;
@@ -280,8 +280,8 @@ TEST(Dispatcher, IdleWorkersDoNotSpin) {
   rill::pipeline p;
   std::atomic<int> events{0};  // relaxed: read after wait_idle(), which orders the handlers' adds
   p.subscribe({}, [&](const rill::enriched_event&) { events.fetch_add(1, std::memory_order_relaxed); });
+  rill::stream a, b, c;  // before the dispatcher: it is destroyed (its workers joined) first
   rill::dispatcher d(p, {});
-  rill::stream a, b, c;
   d.attach(a, context("a"));  // one worker ends up with one stream (parks on it), the other with two
   d.attach(b, context("b"));
   d.attach(c, context("c"));

@@ -85,15 +85,20 @@ TEST_P(ProviderFixture, EveryThreeWaySplitNearLineEndsGivesTheSameEvents) {
   // Three pieces around each line end: catches state carried across two boundaries (CR | LF, BOM bytes).
   const std::string input = bytes();
   const decode_run whole = rill::test::decode_with_cuts(input, {});
+  std::size_t splits = 0;
   for (std::size_t i = 0; i + 1 < input.size(); ++i) {
     if (input[i] != '\n' && input[i] != '\r') continue;
     for (std::size_t a = i > 2 ? i - 2 : 0; a <= i + 1; ++a) {
       for (std::size_t b = a; b <= std::min(input.size(), i + 3); ++b) {
         const decode_run split = rill::test::decode_with_cuts(input, {a, b});
+        ASSERT_EQ(split.result, whole.result) << "cuts " << a << ", " << b << ": " << split.error_message;
         ASSERT_EQ(split.log, whole.log) << "cuts " << a << ", " << b;
+        ASSERT_EQ(split.summary, whole.summary) << "cuts " << a << ", " << b;
+        ++splits;
       }
     }
   }
+  EXPECT_GT(splits, 0u) << "a transcript with no line ends checks nothing here";
 }
 
 INSTANTIATE_TEST_SUITE_P(AllTranscripts, ProviderFixture, ::testing::ValuesIn(all_fixtures()),
