@@ -143,6 +143,16 @@ TEST(StreamLayout, LargePaddedRingDeliversEveryPathInOrder) {
   EXPECT_EQ(s.try_receive(one), status::empty);
 }
 
+// Waits (10 s at most) until `s` counts a send that had to wait, so a test that then cancels or closes
+// exercises the wake-up of a waiting sender, not a send that had not started waiting. The count comes
+// just before the sender parks; the caller's short sleep after this makes the park itself most likely.
+void wait_for_a_waiting_send(const stream& s) {
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (s.counters().send_waits == 0 && std::chrono::steady_clock::now() < give_up)
+    std::this_thread::yield();
+  EXPECT_GT(s.counters().send_waits, 0u) << "the sender never waited";
+}
+
 void expect_quiescent_invariant(const stream& s) {
   const rill::stream_counters c = s.counters();
   EXPECT_EQ(c.sent, c.received + c.dropped + c.buffered)
@@ -336,6 +346,7 @@ TEST_P(StreamContract, StopTokenCancelsBlockedCalls) {
     }
   });
   while (!filling_done.load(std::memory_order_acquire)) std::this_thread::yield();  // pairs with the release
+  wait_for_a_waiting_send(s);
   std::this_thread::sleep_for(20ms);
   stop_send.request_stop();
   sender.join();
@@ -377,6 +388,7 @@ TEST_P(StreamContract, CloseWakesBlockedReceiversAndSenders) {
     if (filled) result.store(full.send(event::keep_alive()), std::memory_order_relaxed);  // read after join()
   });
   while (!filling_done.load(std::memory_order_acquire)) std::this_thread::yield();  // pairs with the release
+  wait_for_a_waiting_send(full);
   std::this_thread::sleep_for(20ms);
   full.close();
   sender.join();
