@@ -487,12 +487,15 @@ status stream_manager::create_or_get(std::string_view id, const stream_options& 
   entry->handle = (std::uint64_t{generation} << 32) | index;
   entry->refs.store(2, std::memory_order_relaxed);  // the index's and `out`'s; not yet shared
   set_handle(index, entry);
+  // Counted before the entry is visible, under the shard's lock: whoever removes it (after taking the lock)
+  // counts it out later in live_count_'s modification order, so the count never wraps below zero. Relaxed:
+  // a count; the mutex orders the two RMWs.
+  if (replaced == nullptr) live_count_.fetch_add(1, std::memory_order_relaxed);
   // [I2] release: publishes the table and the entry built above; pairs with [I1].
   tables_[s].store(next, std::memory_order_release);
   if (replaced != nullptr) release_handle(writer, replaced->handle);
   lock.unlock();
   owner.entry = nullptr;
-  if (replaced == nullptr) live_count_.fetch_add(1, std::memory_order_relaxed);  // a count; orders nothing
   out = stream_ref(entry);
   if (created != nullptr) *created = true;
   retire(old, &replaced, replaced != nullptr ? 1 : 0);
@@ -553,20 +556,23 @@ std::size_t stream_manager::close_all() {
   });
 }
 
-void stream_manager::observe(managed_stream& entry, std::int64_t now_ns) const noexcept {
+void stream_manager::observe(managed_stream& entry) const noexcept {
   const std::uint64_t activity = entry.as_stream().activity();
-  if (activity != entry.state.seen.activity) entry.state.seen = {activity, now_ns};
+  // The clock is read after the activity: a time read before it (say, once per shard walk) could date a
+  // send made during the walk before it happened, and cleanup_inactive would then close it early.
+  if (activity != entry.state.seen.activity) entry.state.seen = {activity, steady_now_ns()};
 }
 
 std::size_t stream_manager::cleanup_inactive(std::chrono::nanoseconds threshold) {
   const std::int64_t limit = threshold.count();
   return remove_from_shards([&](shard_table& old, std::vector<managed_stream*>& removed) -> shard_table* {
+    // Read before the observations below: a `now` earlier than an observation only keeps a stream longer.
     const std::int64_t now = steady_now_ns();
     auto inactive = [&](const managed_stream* e) { return now - e->state.seen.at_ns >= limit; };
     for (std::uint32_t i = 0; i <= old.mask; ++i) {
       managed_stream* entry = old.slots()[i].entry;
       if (entry == nullptr) continue;
-      observe(*entry, now);
+      observe(*entry);
       if (inactive(entry)) removed.push_back(entry);
     }
     if (removed.empty()) return &old;
@@ -615,7 +621,7 @@ status stream_manager::info(std::string_view id, stream_info& out) const {
   const std::int64_t at = slot_of(table, id, hash);
   if (at < 0) return status::not_found;
   managed_stream& entry = *table->slots()[at].entry;
-  observe(entry, steady_now_ns());
+  observe(entry);
   fill_info(entry, out);
   return status::ok;
 }
@@ -627,11 +633,10 @@ std::vector<stream_info> stream_manager::list_info() const {
     std::lock_guard lock(writers_[s].mutex);
     shard_table* table = tables_[s].load(std::memory_order_relaxed);  // serialized by the mutex
     if (table == nullptr) continue;
-    const std::int64_t now = steady_now_ns();
     for (std::uint32_t i = 0; i <= table->mask; ++i) {
       managed_stream* entry = table->slots()[i].entry;
       if (entry == nullptr) continue;
-      observe(*entry, now);
+      observe(*entry);
       fill_info(*entry, result.emplace_back());
     }
   }

@@ -4,9 +4,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <new>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -359,6 +361,57 @@ TEST(StreamManager, CleanupClosesOnlyInactiveStreams) {
   EXPECT_EQ(m.cleanup_inactive(20ms), 1u);
   EXPECT_EQ(m.count(), 0u);
   EXPECT_EQ(m.cleanup_inactive(0ns), 0u);
+}
+
+// A threshold longer than nanoseconds can hold means "never": it used to overflow on the conversion
+// (UBSan) into a negative threshold that removed every stream.
+TEST(StreamManager, CleanupWithAnEndlessThresholdRemovesNothing) {
+  stream_manager m(small_manager());
+  stream_ref a;
+  ASSERT_EQ(m.create("a", a), status::ok);
+  std::this_thread::sleep_for(5ms);
+  EXPECT_EQ(m.cleanup_inactive(std::chrono::seconds::max()), 0u);
+  EXPECT_EQ(m.cleanup_inactive(std::chrono::hours(24 * 365 * 400)), 0u);
+  EXPECT_EQ(m.cleanup_inactive(std::chrono::nanoseconds::max()), 0u);
+  EXPECT_EQ(m.count(), 1u);
+  EXPECT_EQ(m.cleanup_inactive(std::chrono::seconds::min()), 1u)
+      << "a negative threshold: everything is idle";
+}
+
+// count() never reads below zero (it used to wrap while a close raced a create of the same id), so list()
+// and list_info() never try to reserve ~2^64 entries.
+TEST(StreamManager, CountNeverWrapsWhileCreateAndCloseRace) {
+  rill::manager_options o = small_manager(1);
+  stream_manager m(o);
+  std::atomic<bool> stop{false};     // relaxed: a stop request; results travel by join()
+  std::vector<std::thread> writers;  // more threads than cores: preemption inside the window helps
+  for (int i = 0; i < 2; ++i) {
+    writers.emplace_back([&] {
+      stream_ref r;
+      while (!stop.load(std::memory_order_relaxed)) (void)m.create("x", r);
+    });
+    writers.emplace_back([&] {
+      while (!stop.load(std::memory_order_relaxed)) (void)m.close("x");
+    });
+  }
+  std::uint64_t wrapped = 0, list_threw = 0;
+  // The race window is a few instructions wide: before the fix, a second of this caught it in every run.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  while (std::chrono::steady_clock::now() < until) {
+    // At most one live "x", plus removals not yet counted out (one per closer): anything far above is a
+    // count that went below zero and wrapped.
+    if (m.count() > 16) ++wrapped;
+    try {
+      (void)m.list();
+    } catch (const std::length_error&) {
+      ++list_threw;
+    }
+  }
+  stop.store(true, std::memory_order_relaxed);
+  for (auto& t : writers) t.join();
+  EXPECT_EQ(wrapped, 0u);
+  EXPECT_EQ(list_threw, 0u);
+  EXPECT_EQ(m.count(), m.list().size());
 }
 
 TEST(StreamManager, InfoReportsTheStream) {

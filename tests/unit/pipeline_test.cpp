@@ -300,6 +300,41 @@ TEST(Dispatcher, IdleWorkersDoNotSpin) {
   EXPECT_EQ(events.load(std::memory_order_relaxed), 2);  // relaxed: wait_idle() ordered the adds
 }
 
+// An MPMC stream closed while a slot is claimed but not yet committed still has events buffered behind
+// that slot (invisible to a drain until the commit). The dispatcher must not end the stream then: every
+// send that returned ok before close() is delivered, and on_stream_end comes after them.
+TEST(Dispatcher, ClosedMpmcStreamEndsOnlyOnceDrained) {
+  for (std::size_t streams : {1u, 2u}) {  // one stream: the worker parks on it; two: the polling path
+    rill::pipeline p;
+    std::atomic<int> delivered{0};  // relaxed: read after wait_idle(), which orders the adds
+    p.subscribe({}, [&](const rill::enriched_event&) { delivered.fetch_add(1, std::memory_order_relaxed); });
+    std::atomic<int> delivered_at_end{-1};  // relaxed: read after wait_idle()
+    rill::stream_options o;
+    o.kind = rill::flavour::mpmc;
+    rill::stream a(o), other(o);  // before the dispatcher: it is destroyed (its workers joined) first
+    rill::dispatcher_options options;
+    options.workers = 1;
+    options.on_stream_end = [&](const rill::stream_context& c) {
+      if (c.id.view() == "a")
+        delivered_at_end.store(delivered.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    };
+    rill::dispatcher d(p, options);
+    d.attach(a, context("a"));
+    if (streams == 2) d.attach(other, context("other"));
+    rill::send_claim claim;
+    ASSERT_EQ(a.try_claim(claim), rill::status::ok);  // holds back everything sent after it
+    ASSERT_EQ(a.try_send(rill::event::keep_alive()), rill::status::ok);
+    a.close();
+    std::this_thread::sleep_for(50ms);  // passes of the worker with the stream closed and "empty"
+    ::new (&claim.slot()) rill::event(rill::event::text_delta(0, "late"));
+    ASSERT_EQ(a.commit(claim), rill::status::ok);
+    other.close();
+    d.wait_idle();
+    EXPECT_EQ(delivered.load(std::memory_order_relaxed), 2) << streams << " stream(s)";
+    EXPECT_EQ(delivered_at_end.load(std::memory_order_relaxed), 2) << "the stream ended before its events";
+  }
+}
+
 TEST(Dispatcher, StopLeavesOpenStreamsAndIsIdempotent) {
   rill::pipeline p;
   std::atomic<int> events{0};  // relaxed: a count nobody reads back

@@ -449,6 +449,16 @@ class stream_manager {
   // at least `threshold` (a new stream counts as active at creation). Returns how many. Locks each shard in
   // turn; reads every stream's counters.
   std::size_t cleanup_inactive(std::chrono::nanoseconds threshold);
+  // As above for any duration type, saturating: a threshold past nanoseconds' range (seconds::max(), say,
+  // which would overflow on the implicit conversion and remove everything) removes nothing.
+  template <class Rep, class Period>
+  std::size_t cleanup_inactive(std::chrono::duration<Rep, Period> threshold) {
+    using double_ns = std::chrono::duration<double, std::nano>;
+    using std::chrono::nanoseconds;
+    if (double_ns(threshold) >= double_ns(nanoseconds::max())) return cleanup_inactive(nanoseconds::max());
+    if (double_ns(threshold) <= double_ns(nanoseconds::min())) return cleanup_inactive(nanoseconds::min());
+    return cleanup_inactive(std::chrono::duration_cast<nanoseconds>(threshold));
+  }
   // The stream's description. ok, not_found or invalid. Locks one shard (it records what it observed).
   // With track_metrics, `out.metrics` is a fresh snapshot of the stream's metrics (one allocation); the
   // consumer may be observing at the same time (see rill/metrics.hpp on reading while the writer runs).
@@ -490,7 +500,7 @@ class stream_manager {
   std::uint32_t allocate_handle_index(shard_writer& writer);
   void set_handle(std::uint32_t index, detail::managed_stream* entry) noexcept;
   void release_handle(shard_writer& writer, std::uint64_t handle) noexcept;
-  void observe(detail::managed_stream& entry, std::int64_t now_ns) const noexcept;
+  void observe(detail::managed_stream& entry) const noexcept;
   void fill_info(detail::managed_stream& entry, stream_info& out) const;
   // Retires an unlinked table (may be null) and removed entries' index references.
   void retire(detail::shard_table* table, detail::managed_stream* const* entries, std::size_t count);
