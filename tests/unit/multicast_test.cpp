@@ -195,6 +195,22 @@ TEST(MulticastStream, HoldSubscriberBlocksAWaitingProducerUntilItReads) {
   EXPECT_GT(s.counters().send_waits, 0u);
 }
 
+// Known defect (docs: multicast.hpp, "Known defect"): the producer rescans its subscribers only when its
+// cached gate refuses a write, so a holder attached in the backlog is overwritten until then. Disabled until
+// fixed; run with --gtest_also_run_disabled_tests to see it fail.
+TEST(MulticastStream, DISABLED_HolderStartingInTheBacklogIsNeverOverwritten) {
+  multicast_stream s(small(8));  // 8 retained, 16 slots
+  for (int i = 0; i < 20; ++i) ASSERT_EQ(s.try_send(event::text_delta(0, "a")), status::ok);
+  subscription holder;
+  ASSERT_EQ(s.subscribe(holder, {slow_reader::hold, start_at::oldest}), status::ok);
+  const std::uint64_t start = holder.next_seq();
+  int accepted = 0;
+  while (accepted < 64 && s.try_send(event::text_delta(0, "b")) == status::ok) ++accepted;
+  event e;
+  EXPECT_EQ(holder.try_receive(e), status::ok) << "the holder's first event was overwritten";
+  EXPECT_EQ(e.seq(), start);
+}
+
 TEST(MulticastStream, SkipSubscriberGetsExactLaggedCounts) {
   multicast_stream s(small(8));  // 15 retained
   subscription slow;

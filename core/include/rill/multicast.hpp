@@ -22,8 +22,12 @@
 //     delivered + missed (the sum of its lagged counts) = events sent from its start to its cursor.
 //   - try_send / try_receive never block, allocate or throw. A subscriber that is not `hold` never slows
 //     the producer: its reads are validated after the fact (a sequence lock on each slot), not reserved.
-//   - A `hold` subscriber is never overwritten once subscribe() has returned. Events published *while*
-//     subscribe() runs may still be overwritten before it reads them (reported as lagged, exact count).
+//   - A `hold` subscriber that starts at the newest event is never overwritten once subscribe() has
+//     returned. Events published *while* subscribe() runs may still be overwritten before it reads them
+//     (reported as lagged, exact count).
+//   - Known defect, to be fixed: a `hold` subscriber that starts in the backlog (start_at::oldest, or
+//     resume() below the newest events) can be overwritten until the producer next rescans its
+//     subscribers, up to a ring's worth of events; it then gets status::lagged with the exact count.
 //   - Blocking calls spin briefly, then park on a futex word; close() and stop tokens wake them. Deadlines
 //     are absolute std::chrono::steady_clock times.
 // Not guaranteed
