@@ -111,14 +111,11 @@ void owned_event::assign(const event& e) {
     borrows_storage =
         p != nullptr && !before(p, storage_.data()) && before(p, storage_.data() + storage_.size());
   }
-  if (borrows_storage) {
-    std::string gathered;
-    for (std::size_t i = 0; i < n; ++i) gathered.append(e.field(i));
-    storage_.swap(gathered);
-  } else {
-    storage_.clear();
-    for (std::size_t i = 0; i < n; ++i) storage_.append(e.field(i));
-  }
+  std::string gathered;
+  std::string& text = borrows_storage ? gathered : storage_;
+  text.clear();
+  for (std::size_t i = 0; i < n; ++i) text.append(e.field(i));
+  if (borrows_storage) storage_.swap(gathered);
   std::array<std::string_view, 3> fields{};
   std::size_t offset = 0;
   for (std::size_t i = 0; i < n; ++i) {

@@ -308,6 +308,7 @@ provider_decoder::impl::tool_call* provider_decoder::impl::find_call(std::uint16
 
 provider_decoder::impl::tool_call* provider_decoder::impl::add_call(std::uint16_t choice,
                                                                     std::uint16_t index) noexcept {
+  static_assert(kMaxToolCalls == 1024, "the message below names the bound");
   if (calls_used == kMaxToolCalls) {
     fail(status::too_large, "more than 1024 tool calls in one response", event_offset);
     return nullptr;
