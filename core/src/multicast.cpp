@@ -9,7 +9,7 @@
 #include "rill/detail/assert.hpp"
 #include "rill/detail/wait_loop.hpp"
 
-// Memory-model tags [F1]-[F15] are explained in docs/memory_model.md ("Multicast").
+// Memory-model tags [F1]-[F17] are explained in docs/memory_model.md ("Multicast").
 
 namespace rill {
 namespace {
@@ -142,9 +142,15 @@ status multicast_stream::check_sendable(const event& e) const noexcept {
 }
 
 status multicast_stream::try_send(const event& e) noexcept {
-  // [F9'] relaxed: a hint like stream's [C5]; a send racing close() may still publish.
-  if (closed_.load(std::memory_order_relaxed)) [[unlikely]]
-    return status::closed;
+  // [F9'] relaxed: closed is a hint like stream's [C5] (a send racing close() may still publish). [F16]
+  // relaxed: the rescan bit only needs to be seen by the first send whose load follows a holder's
+  // heavy barrier; the previous send's light barrier ([W1] in notify_after_publish) orders this load
+  // after that send's publication.
+  const std::uint32_t control = control_.load(std::memory_order_relaxed);
+  if (control != 0) [[unlikely]] {
+    if ((control & kClosedBit) != 0) return status::closed;
+    admit_holders();
+  }
   const status valid = check_sendable(e);
   if (valid != status::ok) [[unlikely]]
     return valid;
@@ -205,9 +211,19 @@ void multicast_stream::refresh_gate(std::uint64_t seq) noexcept {
   gate_ = gate;
 }
 
+// A holder attached since the last scan (it set kRescanBit before its heavy barrier): scan again so that
+// the gate counts it before anything it may read is overwritten.
+void multicast_stream::admit_holders() noexcept {
+  // [F16] acquire: pairs with attach()'s release fetch_or; the holder's state and first cursor are visible
+  // to the scan. An RMW, so that a holder setting the bit after this clear keeps it set.
+  control_.fetch_and(~kRescanBit, std::memory_order_acquire);
+  refresh_gate(next_);
+}
+
 // Text positions below `reclaimed` are about to be overwritten: every event whose text starts there is no
-// longer retained. Events are scanned once each (text_scan_ only moves forward).
-void multicast_stream::retire_text(std::uint64_t seq, std::uint64_t reclaimed) noexcept {
+// longer retained. Events are scanned once each (text_scan_ only moves forward once the write commits).
+multicast_stream::text_retirement multicast_stream::find_text_retirement(
+    std::uint64_t seq, std::uint64_t reclaimed) const noexcept {
   std::uint64_t x = std::max(text_scan_, seq > mask_ ? seq - mask_ : 0);  // older slots are gone anyway
   std::uint64_t from = text_from_;
   for (; x < seq; ++x) {
@@ -216,12 +232,26 @@ void multicast_stream::retire_text(std::uint64_t seq, std::uint64_t reclaimed) n
     if ((pos & ~kHasText) >= reclaimed) break;  // later texts lie later still
     from = x + 1;
   }
-  text_scan_ = x;
-  if (from > text_from_) {
-    text_from_ = from;
-    // Relaxed, ordered before the overwrite by the release fence [F2]; subscribers re-check it after [F6].
-    text_retained_from_.store(from, std::memory_order_relaxed);
-  }
+  return {x, from};
+}
+
+// Announces that events below `from` are losing their text, then checks once more for a holder that
+// attached meanwhile. Returns false, with the announcement withdrawn, when such a holder still needs that
+// text: nothing was retired, and the write must wait.
+bool multicast_stream::announce_text_retirement(std::uint64_t from, std::uint64_t seq,
+                                                std::uint64_t text_end) noexcept {
+  // [F17] store; light barrier; load, against attach()'s fetch_or; heavy barrier; load of this bound:
+  // either this load sees the holder's bit, or the holder starts at `from` or later.
+  text_retiring_from_.store(from, std::memory_order_relaxed);
+  detail::light_barrier();
+  // [F16] relaxed: the barrier above orders it; admit_holders() acquires.
+  if ((control_.load(std::memory_order_relaxed) & kRescanBit) == 0) [[likely]]
+    return true;
+  admit_holders();
+  if (gate_allows(seq, text_end, true)) return true;
+  // [F17] relaxed: a holder that read the withdrawn bound only started later than it had to.
+  text_retiring_from_.store(text_from_, std::memory_order_relaxed);
+  return false;
 }
 
 status multicast_stream::try_publish(const event& e) noexcept {
@@ -250,7 +280,17 @@ status multicast_stream::try_publish(const event& e) noexcept {
       return status::full;
     }
   }
-  if (has_text && text_end > text_bytes_) retire_text(seq, text_end - text_bytes_);
+  if (has_text && text_end > text_bytes_) {
+    const text_retirement retired = find_text_retirement(seq, text_end - text_bytes_);
+    if (retired.from > text_from_) {
+      if (!announce_text_retirement(retired.from, seq, text_end)) return status::full;
+      text_from_ = retired.from;
+      // [F7] relaxed, ordered before the overwrite by the release fence [F2]; subscribers re-check it
+      // after [F6].
+      text_retained_from_.store(retired.from, std::memory_order_relaxed);
+    }
+    text_scan_ = retired.scanned_to;
+  }
 
   std::atomic<std::uint64_t>* const words = slot_words(seq);
   // [F1] relaxed + [F2] release fence: a subscriber whose copy saw any byte written below also sees this
@@ -290,24 +330,30 @@ status multicast_stream::try_publish(const event& e) noexcept {
 // Subscribing
 
 status multicast_stream::subscribe(subscription& out, const subscribe_options& options) {
-  const std::uint64_t start = options.start == start_at::newest ? next_seq() : oldest_retained();
-  return attach(out, options, start, options.start == start_at::oldest);
+  if (options.start == start_at::newest) return attach(out, options, next_seq(), start_mode::newest, nullptr);
+  return attach(out, options, oldest_retained(), start_mode::oldest, nullptr);
 }
 
 status multicast_stream::resume(subscription& out, std::uint64_t last_seen, const subscribe_options& options,
                                 std::uint64_t* oldest) {
   const std::uint64_t want = last_seen + 1;
+  out.detach();
   if (want == 0 || want > next_seq()) return status::invalid;
   const std::uint64_t first = oldest_retained();
   if (want < first) {
     if (oldest != nullptr) *oldest = first;
     return status::not_retained;
   }
-  return attach(out, options, want, true);
+  return attach(out, options, want, start_mode::exact, oldest);
+}
+
+std::uint64_t multicast_stream::retained_from(std::uint64_t published,
+                                              std::uint64_t text_from) const noexcept {
+  return std::max(published > mask_ ? published - mask_ : 0, text_from);
 }
 
 status multicast_stream::attach(subscription& out, const subscribe_options& options, std::uint64_t start,
-                                bool exact_start) {
+                                start_mode mode, std::uint64_t* oldest) {
   out.detach();
   std::unique_ptr<std::uint64_t[]> text;
   if (text_bytes_ != 0) text = std::make_unique<std::uint64_t[]>(text_bytes_ / sizeof(std::uint64_t));
@@ -321,28 +367,41 @@ status multicast_stream::attach(subscription& out, const subscribe_options& opti
     }
   }
   if (index == max_subscribers_) return status::full;
+  attached_.fetch_add(1, std::memory_order_relaxed);  // statistics only; release_entry() takes it back
   // [F15] release: raises the producer's scan bound before this entry can hold anything.
   std::uint32_t used = entries_used_.load(std::memory_order_relaxed);
   while (used < index + 1 && !entries_used_.compare_exchange_weak(used, index + 1, std::memory_order_release,
                                                                   std::memory_order_relaxed)) {
   }
   entry& slot = entries_[index];
+  const bool holds = options.policy == slow_reader::hold;
   slot.cursor.store(start, std::memory_order_relaxed);  // published by the state store below
-  if (options.policy == slow_reader::hold) {
+  if (holds) {
     slot.state.store(kEntryHolding, std::memory_order_seq_cst);  // [F13] release part pairs with [F11]
+    // [F16] release: the producer's next send rescans (acquire), and its scan sees the state above.
+    control_.fetch_or(kRescanBit, std::memory_order_release);
   }
-  // [F13] heavy barrier: see [F12]. After it, a producer scan either counts this holder or ran before the
-  // load below, so nothing at or after `published` can be overwritten before this holder reads it. (If the
-  // barrier fails, which needs a failing membarrier after a successful registration, an event published
-  // during this call may still be overwritten: the holder then gets status::lagged with the exact count.)
+  // [F13] heavy barrier: see [F12], [F16] and [F17]. After it, every send either counts this holder or
+  // is visible below: all but at most one in published_, and that one's text retirement in
+  // text_retiring_from_. So starting at or after retained_from(...) of what is read below, nothing this
+  // holder reads can be overwritten first. (If the barrier fails, which needs a failing membarrier after a
+  // successful registration, an event published during this call may still be overwritten: the holder
+  // then gets status::lagged with the exact count.)
   (void)detail::heavy_barrier();
   const std::uint64_t published = published_.load(std::memory_order_acquire);  // [F4]
-  if (!exact_start) {
-    start = std::max(start, published);
-    // [F10] release: see the subscriber's cursor store in try_receive.
-    slot.cursor.store(start, std::memory_order_release);
+  // [F17] relaxed: the barrier above orders it after the bit; only its value is used.
+  const std::uint64_t retained =
+      retained_from(published, text_retiring_from_.load(std::memory_order_relaxed));
+  if (mode == start_mode::exact && start < retained) {
+    release_entry(index);
+    if (oldest != nullptr) *oldest = retained;
+    return status::not_retained;
   }
-  attached_.fetch_add(1, std::memory_order_relaxed);  // statistics only
+  start = std::max(start, mode == start_mode::newest ? published : retained);
+  // [F10] release: see the subscriber's cursor store in try_receive.
+  slot.cursor.store(start, std::memory_order_release);
+  // A producer waiting on this holder's first cursor (it may have been below the ring) re-scans.
+  if (holds) producer_wait_.notify_after_publish();
 
   out.stream_ = this;
   out.entry_ = index;
@@ -368,15 +427,15 @@ void multicast_stream::release_entry(std::uint32_t index) noexcept {
 
 void multicast_stream::close() noexcept {
   // [F8] seq_cst: ordered before the wake-ups; a waiter that parks after it re-checks and sees it.
-  closed_.store(true, std::memory_order_seq_cst);
+  control_.fetch_or(kClosedBit, std::memory_order_seq_cst);
   subscribers_wait_.wake_all();
   producer_wait_.wake_all();
 }
 
 std::uint64_t multicast_stream::oldest_retained() const noexcept {
   const std::uint64_t published = published_.load(std::memory_order_acquire);  // [F4]
-  const std::uint64_t by_slots = published > mask_ ? published - mask_ : 0;
-  return std::max(by_slots, text_retained_from_.load(std::memory_order_acquire));  // [F7] statistics-grade
+  // [F17] relaxed: a snapshot; the bound being retired counts as gone already.
+  return retained_from(published, text_retiring_from_.load(std::memory_order_relaxed));
 }
 
 multicast_counters multicast_stream::counters() const noexcept {
@@ -447,7 +506,7 @@ status subscription::read_next(event& out) noexcept {
     const bool older = version == ms::kSlotNever || (version != ms::kSlotWriting && version < c);
     if (older ||
         (version == ms::kSlotWriting && c >= s.published_.load(std::memory_order_acquire))) {  // [F4]
-      if (!s.closed_.load(std::memory_order_acquire)) return status::empty;          // [F9] pairs with [F8]
+      if (!s.is_closed()) return status::empty;                                      // [F9] pairs with [F8]
       if (c >= s.published_.load(std::memory_order_acquire)) return status::closed;  // [F4]
     }
     if (older || version == ms::kSlotWriting) {

@@ -270,4 +270,71 @@ TEST(MulticastStress, SubscribersAttachDetachAndResumeUnderLoad) {
               static_cast<unsigned long long>(delivered.load(std::memory_order_relaxed)));
 }
 
+// Holders that start in the backlog (start_at::oldest, or resume() inside retention) while the producer
+// runs flat out: each races the producer's cached gate and its text retirement, and must never lag.
+TEST(MulticastStress, HoldersStartingInTheBacklogNeverLag) {
+  const std::uint64_t events = rill::test::scaled(2'000'000, 20'000);
+  multicast_stream s(options(256));  // 8 KiB of text: texts are retired long before slots are
+  // Relaxed statistics: adds on the holder threads, reads after join().
+  std::atomic<std::uint64_t> lagged{0}, errors{0}, sessions{0}, delivered{0};
+  auto hold = [&](unsigned id) {
+    std::uint64_t r = id;
+    while (!s.is_closed()) {
+      r = rill::test::mix(r);
+      subscription sub;
+      status st = status::ok;
+      if (r % 2 == 0) {
+        st = s.subscribe(sub, {slow_reader::hold, start_at::oldest});
+      } else {
+        const std::uint64_t next = s.next_seq();
+        const std::uint64_t back = 1 + (r >> 8) % s.capacity();
+        if (next < back) continue;
+        std::uint64_t oldest = 0;
+        st = s.resume(sub, next - back, {slow_reader::hold, start_at::newest}, &oldest);
+        if (st == status::not_retained) {
+          if (oldest <= next - back + 1)
+            errors.fetch_add(1, std::memory_order_relaxed);  // relaxed: statistic
+          continue;
+        }
+        if (st == status::ok && sub.next_seq() != next - back + 1)
+          errors.fetch_add(1, std::memory_order_relaxed);
+      }
+      if (st != status::ok) {
+        errors.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic, read after join()
+        break;
+      }
+      sessions.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic, read after join()
+      std::uint64_t expected = sub.next_seq();
+      const std::uint64_t budget = 1 + (r >> 16) % 600;
+      event e;
+      for (std::uint64_t n = 0; n < budget; ++n) {
+        st = sub.receive_for(e, std::chrono::milliseconds(50));
+        if (st == status::ok) {
+          if (e.seq() != expected || !matches(e)) errors.fetch_add(1, std::memory_order_relaxed);
+          expected = e.seq() + 1;
+          delivered.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic, read after join()
+        } else if (st == status::lagged) {
+          lagged.fetch_add(sub.missed_last(), std::memory_order_relaxed);  // relaxed: read after join()
+          expected += sub.missed_last();
+        } else {
+          break;  // timeout or closed
+        }
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  for (unsigned i = 0; i < 2; ++i) threads.emplace_back(hold, i + 1);
+  produce(s, events);
+  for (auto& t : threads) t.join();
+  // Relaxed: join() ordered the adds.
+  EXPECT_EQ(lagged.load(std::memory_order_relaxed), 0u) << "events overwritten under a holder";
+  EXPECT_EQ(errors.load(std::memory_order_relaxed), 0u);
+  EXPECT_GT(sessions.load(std::memory_order_relaxed), 0u);
+  EXPECT_EQ(s.counters().subscribers, 0u);
+  std::printf("holder sessions %llu, events delivered to them %llu, send waits %llu\n",
+              static_cast<unsigned long long>(sessions.load(std::memory_order_relaxed)),
+              static_cast<unsigned long long>(delivered.load(std::memory_order_relaxed)),
+              static_cast<unsigned long long>(s.counters().send_waits));
+}
+
 }  // namespace

@@ -12,6 +12,13 @@
 //                [F12]/[F13]: either the scan sees the holder, or the holder sees the sequence number the
 //                producer published before its scan. The membarrier is modelled as the seq_cst fence it
 //                stands for (see park_wake_relacy_test.cpp); without the producer's barrier it must fail.
+//   backlog      A hold subscriber attaching in the backlog (start_at::oldest) while the producer, whose
+//                cached gate predates it, keeps writing: [F16] rescan bit, and the light barrier each send
+//                runs after publishing. The holder must never be overwritten; without the rescan bit, or
+//                without the producer's barrier, Relacy must find it overwritten.
+//   text         The same race for the text ring: [F17] the producer announces a text retirement, then
+//                checks the rescan bit; the holder sets the bit, then reads the announcement. Either the
+//                producer sees the holder and withdraws, or the holder starts after the retired text.
 // Each failing variant must fail on its own assertion ("user assert failed"), nothing else.
 //
 // Sanitizer builds skip these models (relacy_model.hpp says why).
@@ -113,6 +120,117 @@ struct holder : rl::test_suite<holder<Kind>, 2> {
   void after() { RL_ASSERT(scan_saw_holder || holder_saw == 1); }
 };
 
+constexpr std::uint32_t kRescan = 2;   // multicast_stream::kRescanBit
+constexpr std::uint32_t kHolding = 2;  // multicast_stream::kEntryHolding
+
+enum class backlog_kind { code, no_rescan_bit, no_producer_barrier };
+
+// A ring of two slots (mask 1) holding events 0 and 1; the producer's last scan saw no holder, so its cached
+// gate (2) lets it write 2 and 3. Thread 0 tries to send 2 and 3; thread 1 attaches a holder at the oldest
+// retained event (1, by the snapshot it took before attaching).
+template <backlog_kind Kind>
+struct backlog : rl::test_suite<backlog<Kind>, 2> {
+  static constexpr std::uint64_t kMask = 1;
+  rl::atomic<std::uint64_t> published;
+  rl::atomic<std::uint32_t> control;
+  rl::atomic<std::uint32_t> state;
+  rl::atomic<std::uint64_t> cursor;
+  std::uint64_t newest_written = 1;  // thread 0's
+  std::uint64_t holder_start = 0;    // thread 1's
+
+  void before() {
+    published(RL_INFO).store(2, rl::mo_relaxed);
+    control(RL_INFO).store(0, rl::mo_relaxed);
+    state(RL_INFO).store(0, rl::mo_relaxed);
+    cursor(RL_INFO).store(0, rl::mo_relaxed);
+  }
+
+  std::uint64_t scan(std::uint64_t seq) {
+    if (state(RL_INFO).load(rl::mo_acquire) != kHolding) return seq;  // [F11]
+    const std::uint64_t c = cursor(RL_INFO).load(rl::mo_acquire);
+    return c < seq ? c : seq;
+  }
+
+  void thread(unsigned index) {
+    if (index == 0) {
+      std::uint64_t gate = 2;
+      for (std::uint64_t seq = 2; seq <= 3; ++seq) {
+        const std::uint32_t c = control(RL_INFO).load(rl::mo_relaxed);  // [F16] in try_send
+        if (Kind != backlog_kind::no_rescan_bit && (c & kRescan) != 0) {
+          control(RL_INFO).fetch_and(~kRescan, rl::mo_acquire);  // admit_holders()
+          gate = scan(seq);
+        }
+        if (seq - gate > kMask) {                            // refused by the cached gate:
+          rl::atomic_thread_fence(rl::mo_seq_cst, RL_INFO);  // [F12] refresh_gate()
+          gate = scan(seq);
+          if (seq - gate > kMask) return;  // full
+        }
+        newest_written = seq;                               // overwrites seq - 2
+        published(RL_INFO).store(seq + 1, rl::mo_release);  // [F4]
+        if (Kind != backlog_kind::no_producer_barrier) {
+          rl::atomic_thread_fence(rl::mo_seq_cst, RL_INFO);  // [W1] notify_after_publish()'s light barrier
+        }
+      }
+    } else {
+      cursor(RL_INFO).store(1, rl::mo_relaxed);            // the snapshot: oldest retained = published - mask
+      state(RL_INFO).store(kHolding, rl::mo_seq_cst);      // [F13]
+      control(RL_INFO).fetch_or(kRescan, rl::mo_release);  // [F16]
+      rl::atomic_thread_fence(rl::mo_seq_cst, RL_INFO);    // [F13] heavy_barrier()
+      const std::uint64_t p = published(RL_INFO).load(rl::mo_acquire);  // [F4]
+      holder_start = p - kMask > 1 ? p - kMask : 1;                     // retained_from()
+      cursor(RL_INFO).store(holder_start, rl::mo_release);              // [F10]
+    }
+  }
+
+  // Writing seq overwrites seq - 2: the holder's first event survives while newest_written < start + 2.
+  void after() { RL_ASSERT(newest_written < holder_start + 2); }
+};
+
+enum class text_kind { code, no_producer_barrier };
+
+// The producer's next write retires the text of event 0 (the holder's candidate start); its cached gate
+// allows it. Thread 1 attaches a holder at event 0.
+template <text_kind Kind>
+struct text : rl::test_suite<text<Kind>, 2> {
+  rl::atomic<std::uint64_t> retiring_from;
+  rl::atomic<std::uint32_t> control;
+  rl::atomic<std::uint32_t> state;
+  rl::atomic<std::uint64_t> cursor;
+  bool retired = false;            // thread 0's
+  std::uint64_t holder_start = 0;  // thread 1's
+
+  void before() {
+    retiring_from(RL_INFO).store(0, rl::mo_relaxed);
+    control(RL_INFO).store(0, rl::mo_relaxed);
+    state(RL_INFO).store(0, rl::mo_relaxed);
+    cursor(RL_INFO).store(0, rl::mo_relaxed);
+  }
+
+  void thread(unsigned index) {
+    if (index == 0) {
+      retiring_from(RL_INFO).store(1, rl::mo_relaxed);  // [F17] announce_text_retirement()
+      if (Kind != text_kind::no_producer_barrier) rl::atomic_thread_fence(rl::mo_seq_cst, RL_INFO);
+      if ((control(RL_INFO).load(rl::mo_relaxed) & kRescan) != 0) {  // [F16]
+        control(RL_INFO).fetch_and(~kRescan, rl::mo_acquire);
+        if (state(RL_INFO).load(rl::mo_acquire) == kHolding && cursor(RL_INFO).load(rl::mo_acquire) < 1) {
+          retiring_from(RL_INFO).store(0, rl::mo_relaxed);  // withdrawn: full
+          return;
+        }
+      }
+      retired = true;  // event 0's text is overwritten
+    } else {
+      cursor(RL_INFO).store(0, rl::mo_relaxed);
+      state(RL_INFO).store(kHolding, rl::mo_seq_cst);              // [F13]
+      control(RL_INFO).fetch_or(kRescan, rl::mo_release);          // [F16]
+      rl::atomic_thread_fence(rl::mo_seq_cst, RL_INFO);            // [F13] heavy_barrier()
+      holder_start = retiring_from(RL_INFO).load(rl::mo_relaxed);  // [F17] retained_from()
+      cursor(RL_INFO).store(holder_start, rl::mo_release);         // [F10]
+    }
+  }
+
+  void after() { RL_ASSERT(!retired || holder_start >= 1); }
+};
+
 template <class Suite>
 void expect_holds() {
   const model_result r = check_model<Suite>();
@@ -144,6 +262,26 @@ TEST(MulticastRelacy, AttachingHolderIsSeenOrSeesThePublication) {
 
 TEST(MulticastRelacy, WithoutTheProducersBarrierBothMissEachOther) {
   expect_violation<holder<holder_kind::no_producer_barrier> >();
+}
+
+TEST(MulticastRelacy, HolderStartingInTheBacklogIsNeverOverwritten) {
+  expect_holds<backlog<backlog_kind::code> >();
+}
+
+TEST(MulticastRelacy, WithoutTheRescanBitABacklogHolderIsOverwritten) {
+  expect_violation<backlog<backlog_kind::no_rescan_bit> >();
+}
+
+TEST(MulticastRelacy, WithoutTheProducersBarrierABacklogHolderIsOverwritten) {
+  expect_violation<backlog<backlog_kind::no_producer_barrier> >();
+}
+
+TEST(MulticastRelacy, TextRetirementSparesAHolderStartingBeforeIt) {
+  expect_holds<text<text_kind::code> >();
+}
+
+TEST(MulticastRelacy, WithoutTheProducersBarrierRetiredTextIsLostToAHolder) {
+  expect_violation<text<text_kind::no_producer_barrier> >();
 }
 
 }  // namespace

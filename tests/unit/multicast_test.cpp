@@ -195,20 +195,97 @@ TEST(MulticastStream, HoldSubscriberBlocksAWaitingProducerUntilItReads) {
   EXPECT_GT(s.counters().send_waits, 0u);
 }
 
-// Known defect (docs: multicast.hpp, "Known defect"): the producer rescans its subscribers only when its
-// cached gate refuses a write, so a holder attached in the backlog is overwritten until then. Disabled until
-// fixed; run with --gtest_also_run_disabled_tests to see it fail.
-TEST(MulticastStream, DISABLED_HolderStartingInTheBacklogIsNeverOverwritten) {
-  multicast_stream s(small(8));  // 8 retained, 16 slots
-  for (int i = 0; i < 20; ++i) ASSERT_EQ(s.try_send(event::text_delta(0, "a")), status::ok);
+// A holder that starts in the backlog holds the producer back from its first event on, although the
+// producer's cached gate (from its last scan, with no holder) allowed a whole ring more.
+TEST(MulticastStream, HolderStartingAtTheOldestIsNeverOverwritten) {
+  multicast_stream s(small(8));  // 16 slots, 15 retained
+  for (int i = 0; i < 20; ++i) ASSERT_EQ(s.try_send(event::text_delta(0, short_text(i))), status::ok);
   subscription holder;
   ASSERT_EQ(s.subscribe(holder, {slow_reader::hold, start_at::oldest}), status::ok);
-  const std::uint64_t start = holder.next_seq();
-  int accepted = 0;
-  while (accepted < 64 && s.try_send(event::text_delta(0, "b")) == status::ok) ++accepted;
+  ASSERT_EQ(holder.next_seq(), 5u);
+  // Writing 20 overwrites 4; writing 21 would overwrite the holder's 5.
+  EXPECT_EQ(s.try_send(event::text_delta(0, short_text(20))), status::ok);
+  EXPECT_EQ(s.try_send(event::text_delta(0, short_text(21))), status::full);
   event e;
-  EXPECT_EQ(holder.try_receive(e), status::ok) << "the holder's first event was overwritten";
-  EXPECT_EQ(e.seq(), start);
+  for (std::uint64_t i = 5; i <= 20; ++i) {
+    ASSERT_EQ(holder.try_receive(e), status::ok);
+    EXPECT_EQ(e.seq(), i);
+    EXPECT_EQ(e.text(), short_text(i));
+  }
+  EXPECT_EQ(holder.try_receive(e), status::empty);
+  EXPECT_EQ(holder.missed_total(), 0u);
+}
+
+TEST(MulticastStream, ResumedHolderIsNeverOverwritten) {
+  multicast_stream s(small(8));  // 16 slots
+  for (int i = 0; i < 20; ++i) ASSERT_EQ(s.try_send(event::text_delta(0, short_text(i))), status::ok);
+  subscription holder;
+  ASSERT_EQ(s.resume(holder, 9, {slow_reader::hold, start_at::newest}), status::ok);
+  ASSERT_EQ(holder.next_seq(), 10u);
+  int accepted = 0;
+  while (accepted < 64 && s.try_send(event::text_delta(0, short_text(20 + accepted))) == status::ok)
+    ++accepted;
+  EXPECT_EQ(accepted, 6);  // 20..25; writing 26 would overwrite 10
+  event e;
+  for (std::uint64_t i = 10; i < 26; ++i) {
+    ASSERT_EQ(holder.try_receive(e), status::ok);
+    EXPECT_EQ(e.seq(), i);
+    EXPECT_EQ(e.text(), short_text(i));
+  }
+  EXPECT_EQ(holder.missed_total(), 0u);
+}
+
+// The text ring has its own gate. Here the producer's last scan (with no holder) was at event 16, after the
+// texts of 14 and 15: judged by that scan, text 17 may overwrite them.
+TEST(MulticastStream, HolderStartingAtTheOldestKeepsItsText) {
+  // 256 text bytes hold two 100-byte texts (104 bytes each with padding); 16 slots.
+  multicast_stream s(small(8, 256));
+  const auto text_of = [](std::uint64_t i) { return i == 14 || i == 15 ? long_text(i) : short_text(i); };
+  for (std::uint64_t i = 0; i < 17; ++i) ASSERT_EQ(s.try_send(event::text_delta(0, text_of(i))), status::ok);
+  subscription holder;
+  ASSERT_EQ(s.subscribe(holder, {slow_reader::hold, start_at::oldest}), status::ok);
+  ASSERT_EQ(holder.next_seq(), 2u);
+  EXPECT_EQ(s.try_send(event::text_delta(0, long_text(17))), status::full);  // would overwrite 14's text
+  EXPECT_EQ(s.oldest_retained(), 2u) << "a refused send retires nothing";
+  event e;
+  for (std::uint64_t i = 2; i < 17; ++i) {
+    ASSERT_EQ(holder.try_receive(e), status::ok);
+    EXPECT_EQ(e.seq(), i);
+    EXPECT_EQ(e.text(), text_of(i));
+  }
+  ASSERT_EQ(s.try_send(event::text_delta(0, long_text(17))), status::ok);
+  ASSERT_EQ(holder.try_receive(e), status::ok);
+  EXPECT_EQ(e.text(), long_text(17));
+  EXPECT_EQ(holder.missed_total(), 0u);
+}
+
+// A producer blocked on a holder that starts a whole ring behind resumes once that holder reads.
+TEST(MulticastStream, BlockedProducerWaitsForAHolderInTheBacklog) {
+  multicast_stream s(small(8));  // 16 slots, refills of 1
+  for (int i = 0; i < 15; ++i) ASSERT_EQ(s.try_send(event::text_delta(0, short_text(i))), status::ok);
+  subscription holder;
+  ASSERT_EQ(s.subscribe(holder, {slow_reader::hold, start_at::oldest}), status::ok);
+  ASSERT_EQ(holder.next_seq(), 0u);
+  std::thread producer([&] {
+    const rill::test::on_scope_exit close_stream([&] { s.close(); });
+    for (int i = 15; i < 100; ++i) ASSERT_EQ(s.send(event::text_delta(0, short_text(i))), status::ok);
+  });
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (s.counters().send_waits == 0 && std::chrono::steady_clock::now() < give_up)
+    std::this_thread::yield();
+  EXPECT_GT(s.counters().send_waits, 0u) << "the producer never waited for the holder";
+  event e;
+  std::uint64_t expected = 0;
+  status st;
+  while ((st = holder.receive(e)) == status::ok) {
+    ASSERT_EQ(e.seq(), expected);
+    ASSERT_EQ(e.text(), short_text(expected));
+    ++expected;
+  }
+  producer.join();
+  EXPECT_EQ(st, status::closed);
+  EXPECT_EQ(expected, 100u);
+  EXPECT_EQ(holder.missed_total(), 0u);
 }
 
 TEST(MulticastStream, SkipSubscriberGetsExactLaggedCounts) {
@@ -321,7 +398,12 @@ TEST(MulticastStream, ResumeOutsideRetentionSaysWhatIsOldest) {
   EXPECT_FALSE(sub.attached());
   EXPECT_EQ(s.resume(sub, oldest - 1), status::ok);
   EXPECT_EQ(s.resume(sub, 50), status::invalid);  // event 51 does not exist yet
+  EXPECT_FALSE(sub.attached()) << "a failed resume leaves the subscription detached";
   EXPECT_EQ(s.resume(sub, ~std::uint64_t{0}), status::invalid);
+  ASSERT_EQ(s.resume(sub, 30), status::ok);
+  EXPECT_EQ(s.resume(sub, 10), status::not_retained);
+  EXPECT_FALSE(sub.attached());
+  EXPECT_EQ(s.counters().subscribers, 0u);
 }
 
 TEST(MulticastStream, SubscriberTableIsBounded) {

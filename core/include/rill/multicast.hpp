@@ -22,12 +22,12 @@
 //     delivered + missed (the sum of its lagged counts) = events sent from its start to its cursor.
 //   - try_send / try_receive never block, allocate or throw. A subscriber that is not `hold` never slows
 //     the producer: its reads are validated after the fact (a sequence lock on each slot), not reserved.
-//   - A `hold` subscriber that starts at the newest event is never overwritten once subscribe() has
-//     returned. Events published *while* subscribe() runs may still be overwritten before it reads them
-//     (reported as lagged, exact count).
-//   - Known defect, to be fixed: a `hold` subscriber that starts in the backlog (start_at::oldest, or
-//     resume() below the newest events) can be overwritten until the producer next rescans its
-//     subscribers, up to a ring's worth of events; it then gets status::lagged with the exact count.
+//   - A `hold` subscriber is never overwritten once subscribe() or resume() has returned, wherever it
+//     starts: at the newest event, at the oldest retained one, or anywhere in the backlog by resume(). A
+//     send that runs while subscribe() does is accounted for: the subscriber starts after whatever that
+//     send may overwrite (resume() then returns not_retained rather than start below it). The one
+//     exception needs a failing membarrier call after a successful registration; such a subscriber may
+//     then lose events published during the call, reported as status::lagged with the exact count.
 //   - Blocking calls spin briefly, then park on a futex word; close() and stop tokens wake them. Deadlines
 //     are absolute std::chrono::steady_clock times.
 // Not guaranteed
@@ -218,12 +218,15 @@ class multicast_stream {
   // Subscribers: any thread. Never block; allocate the subscriber's text buffer (text_bytes).
 
   // Attaches `out` (detaching whatever it held) at the newest or oldest retained event. ok, or full when
-  // max_subscribers are attached (out is left detached).
+  // max_subscribers are attached (out is left detached). start_at::oldest starts at the oldest event still
+  // retained once the subscriber is attached: oldest_retained() before the call, or later if the producer
+  // moved on meanwhile.
   status subscribe(subscription& out, const subscribe_options& options = {});
   // Attaches `out` to continue after `last_seen` (the last sequence number the client received; SSE
   // Last-Event-ID). ok; not_retained when event last_seen + 1 is no longer retained (`*oldest` gets the
   // oldest sequence number still available; resume after oldest - 1, or subscribe at start_at::oldest);
-  // invalid when last_seen + 1 is past the next sequence number; full as subscribe.
+  // invalid when last_seen + 1 is past the next sequence number; full as subscribe. On any failure `out`
+  // is left detached.
   status resume(subscription& out, std::uint64_t last_seen, const subscribe_options& options = {},
                 std::uint64_t* oldest = nullptr);
 
@@ -233,7 +236,9 @@ class multicast_stream {
   // Refuses later sends (closed); subscribers read what is published, then get closed. Wakes every
   // blocked call. Idempotent; never blocks.
   void close() noexcept;
-  bool is_closed() const noexcept { return closed_.load(std::memory_order_acquire); }  // [F9] pairs with [F8]
+  bool is_closed() const noexcept {
+    return (control_.load(std::memory_order_acquire) & kClosedBit) != 0;  // [F9] pairs with [F8]
+  }
   // Events retained: at least options.capacity (the ring has one slot more).
   std::size_t capacity() const noexcept { return mask_; }
   std::size_t text_capacity() const noexcept { return text_bytes_; }
@@ -249,6 +254,12 @@ class multicast_stream {
   struct entry;
 
   enum : std::uint8_t { kEntryFree = 0, kEntryReading = 1, kEntryHolding = 2 };
+  // control_ bits: closed, and "a holder attached since the producer's last scan".
+  static constexpr std::uint32_t kClosedBit = 1;
+  static constexpr std::uint32_t kRescanBit = 2;
+  // Where attach() starts a subscriber: the newest event, the oldest retained, or exactly where resume()
+  // asked (not_retained below the oldest retained).
+  enum class start_mode : std::uint8_t { newest, oldest, exact };
   static constexpr std::uint64_t kSlotNever = ~std::uint64_t{0};        // slot never written
   static constexpr std::uint64_t kSlotWriting = ~std::uint64_t{0} - 1;  // slot being rewritten
   static constexpr std::size_t kWords = sizeof(event) / sizeof(std::uint64_t);
@@ -262,8 +273,16 @@ class multicast_stream {
   bool gate_allows(std::uint64_t seq, std::uint64_t text_end, bool has_text,
                    std::uint64_t slack = 0) const noexcept;
   void refresh_gate(std::uint64_t seq) noexcept;
-  void retire_text(std::uint64_t seq, std::uint64_t reclaimed) noexcept;
-  status attach(subscription& out, const subscribe_options& options, std::uint64_t start, bool exact_start);
+  void admit_holders() noexcept;
+  struct text_retirement {
+    std::uint64_t scanned_to;  // the next text_scan_
+    std::uint64_t from;        // the first sequence number whose text survives
+  };
+  text_retirement find_text_retirement(std::uint64_t seq, std::uint64_t reclaimed) const noexcept;
+  bool announce_text_retirement(std::uint64_t from, std::uint64_t seq, std::uint64_t text_end) noexcept;
+  std::uint64_t retained_from(std::uint64_t published, std::uint64_t text_from) const noexcept;
+  status attach(subscription& out, const subscribe_options& options, std::uint64_t start, start_mode mode,
+                std::uint64_t* oldest);
   void release_entry(std::uint32_t index) noexcept;
 
   // ---- read-mostly: fixed at construction ----
@@ -292,9 +311,14 @@ class multicast_stream {
   // ---- written by the producer per send, read by subscribers when a slot is not ready ----
   alignas(detail::kFalseSharingRange) std::atomic<std::uint64_t> published_{0};
   // ---- written by the producer only when text is overwritten ----
+  // Events below it have lost their text: subscribers validate copies against it [F7].
   alignas(detail::kFalseSharingRange) std::atomic<std::uint64_t> text_retained_from_{0};
-  // ---- rarely written: close, parking, attach/detach ----
-  alignas(detail::kFalseSharingRange) std::atomic<bool> closed_{false};
+  // Events below it are losing their text: stored before the decision to retire, read by attach() [F17].
+  // At least text_retained_from_.
+  std::atomic<std::uint64_t> text_retiring_from_{0};
+  // ---- rarely written: close, holder attach, parking, attach/detach ----
+  // kClosedBit | kRescanBit. One word, so the producer tests both with the load it needs for closed.
+  alignas(detail::kFalseSharingRange) std::atomic<std::uint32_t> control_{0};
   detail::wait_word subscribers_wait_;          // subscribers park here for data or close
   detail::wait_word producer_wait_;             // the producer parks here for a hold subscriber or close
   std::atomic<std::uint32_t> entries_used_{0};  // entries ever claimed (high-water mark): the scan bound
