@@ -55,6 +55,8 @@ std::size_t pipeline::subscribe(subscription_options options, kind_callbacks cal
 }
 
 std::size_t pipeline::subscribe_batch(subscription_options options, batch_options batch, batch_handler handler) {
+  if (batch.max_events > kMaxBatchEvents)
+    throw std::invalid_argument("rill::pipeline::subscribe_batch: max_events over 2^20");
   auto sub = std::make_unique<subscription>();
   sub->options = std::move(options);
   sub->type = handler_type::batch;

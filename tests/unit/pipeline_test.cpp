@@ -97,6 +97,17 @@ TEST(Pipeline, PerKindCallbacksAndTransformerTags) {
   EXPECT_THROW(p.subscribe({}, [](const rill::enriched_event&) {}), std::logic_error);  // in use now
 }
 
+TEST(Pipeline, BatchSizeIsBounded) {
+  rill::pipeline p;
+  const auto ignore = [](std::span<const rill::enriched_event>) {};
+  EXPECT_THROW(p.subscribe_batch({}, {rill::pipeline::kMaxBatchEvents + 1, 0ns}, ignore),
+               std::invalid_argument);
+  EXPECT_THROW(p.subscribe_batch({}, {~std::size_t{0}, 0ns}, ignore), std::invalid_argument);
+  EXPECT_EQ(p.subscription_count(), 0u);
+  EXPECT_EQ(p.subscribe_batch({}, {rill::pipeline::kMaxBatchEvents, 0ns}, ignore), 0u);
+  rill::pipeline_runner runner(p);  // reserves the largest batch
+}
+
 TEST(Pipeline, ThrowingHandlerIsIsolatedCountedAndReported) {
   rill::pipeline p;
   std::vector<std::string> reports;

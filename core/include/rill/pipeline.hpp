@@ -116,7 +116,9 @@ struct event_tags {
 };
 
 // An event with its stream and tags. The event's text is valid during the handler call (for a batch, until
-// the batch handler returns); copy what must outlive it.
+// the batch handler returns); copy what must outlive it. `stream` points at the stream's context as it is
+// when the handler runs: in a batch, an item sent before a later stream_start of the same stream sees
+// that stream_start's provider, model and request id.
 struct enriched_event {
   event e;
   const stream_context* stream = nullptr;
@@ -156,7 +158,9 @@ struct subscription_options {
 };
 
 struct batch_options {
-  std::size_t max_events = 64;                            // a full batch is handed over at once (at least 1)
+  // A full batch is handed over at once: 1 to pipeline::kMaxBatchEvents (0 counts as 1). Each runner
+  // reserves this many items per batch subscription.
+  std::size_t max_events = 64;
   std::chrono::nanoseconds max_delay = std::chrono::milliseconds(10);  // oldest event's longest wait; <= 0: none
 };
 
@@ -172,6 +176,7 @@ class pipeline {
  public:
   static constexpr std::size_t kMaxSubscriptions = 64;
   static constexpr std::size_t kTransformers = ~std::size_t{0};
+  static constexpr std::size_t kMaxBatchEvents = std::size_t{1} << 20;
 
   pipeline() = default;
   pipeline(const pipeline&) = delete;
@@ -187,6 +192,7 @@ class pipeline {
   std::size_t subscribe(subscription_options options, kind_callbacks callbacks);
   // Collects passing events into batches handed over when `batch.max_events` are held or the oldest has
   // waited `batch.max_delay` (checked by the runner's poll(), which the dispatcher calls every pass).
+  // Throws std::invalid_argument when max_events is over kMaxBatchEvents.
   std::size_t subscribe_batch(subscription_options options, batch_options batch, batch_handler handler);
   // Called (on the worker's thread) for each caught exception. An exception it throws is swallowed.
   void on_error(std::function<void(const handler_error&)> callback);
