@@ -18,6 +18,23 @@ void destroy_managed_stream(managed_stream* entry) noexcept {
   free_managed_stream(entry, shift);
 }
 
+// A fresh key for the id hash: 8 bytes from the kernel's random pool. Should that fail (no getrandom, or
+// a pool not yet initialised early at boot), the clocks, this call's stack address and a process-wide
+// count mixed together: different for every manager, though guessable by someone who knows when it began.
+std::uint64_t random_hash_seed() noexcept {
+  std::uint64_t seed = 0;
+  const bool from_kernel =
+      ::getrandom(&seed, sizeof seed, GRND_NONBLOCK) == static_cast<ssize_t>(sizeof seed);
+  if (from_kernel && seed != 0) return seed;
+  static std::atomic<std::uint64_t> managers{0};
+  // Relaxed: a count that only has to differ between managers; it orders nothing.
+  const std::uint64_t count = managers.fetch_add(1, std::memory_order_relaxed);
+  const auto now = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+  const auto wall = static_cast<std::uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
+  const auto stack = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(&seed));
+  return detail::fold_multiply(now ^ 0x9e3779b97f4a7c15ull, wall ^ stack ^ (count << 32)) | 1;
+}
+
 }  // namespace detail
 
 namespace {
@@ -36,23 +53,6 @@ static_assert(std::atomic<shard_table*>::is_always_lock_free);
 std::int64_t steady_now_ns() noexcept {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
-}
-
-// A fresh key for the id hash: 8 bytes from the kernel's random pool. Should that fail (no getrandom, or
-// a pool not yet initialised early at boot), the clocks, this call's stack address and a process-wide
-// count mixed together: different for every manager, though guessable by someone who knows when it began.
-std::uint64_t random_hash_seed() noexcept {
-  std::uint64_t seed = 0;
-  const bool from_kernel =
-      ::getrandom(&seed, sizeof seed, GRND_NONBLOCK) == static_cast<ssize_t>(sizeof seed);
-  if (from_kernel && seed != 0) return seed;
-  static std::atomic<std::uint64_t> managers{0};
-  // Relaxed: a count that only has to differ between managers; it orders nothing.
-  const std::uint64_t count = managers.fetch_add(1, std::memory_order_relaxed);
-  const auto now = static_cast<std::uint64_t>(steady_now_ns());
-  const auto wall = static_cast<std::uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
-  const auto stack = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(&seed));
-  return detail::fold_multiply(now ^ 0x9e3779b97f4a7c15ull, wall ^ stack ^ (count << 32)) | 1;
 }
 
 // The smallest power of two, at least kMinTableSlots, that holds `count` entries at most 3/4 full.
@@ -235,7 +235,7 @@ struct stream_manager::reclaimer {
 
 stream_manager::stream_manager(const manager_options& options)
     : defaults_(options.stream_defaults),
-      hash_seed_(options.hash_seed != 0 ? options.hash_seed : random_hash_seed()),
+      hash_seed_(options.hash_seed != 0 ? options.hash_seed : detail::random_hash_seed()),
       track_metrics_(options.track_metrics),
       metrics_totals_(options.metrics_totals),
       reclaimer_(std::make_unique<reclaimer>()) {

@@ -98,12 +98,21 @@ void pipeline::report(std::size_t id, event_kind kind, std::string_view what) co
   }
 }
 
-std::uint64_t pipeline::origin_mask(const stream_context& context) const noexcept {
+std::uint64_t short_text::hash_rest(std::string_view rest) noexcept {
+  static const std::uint64_t key = detail::random_hash_seed();  // thread-safe initialisation; never throws
+  return detail::hash_id(rest, key);
+}
+
+std::uint64_t pipeline::origin_mask(const stream_context& context, std::string_view provider,
+                                    std::string_view model) const noexcept {
+  const auto admits = [](const std::string& filter, std::string_view whole, const short_text& kept) {
+    if (filter.empty()) return true;
+    return whole.empty() ? kept.matches(filter) : filter == whole;
+  };
   std::uint64_t mask = 0;
   for (std::size_t i = 0; i < subs_.size(); ++i) {
     const auto& o = subs_[i]->options;
-    if ((o.provider.empty() || o.provider == context.provider.view()) &&
-        (o.model.empty() || o.model == context.model.view())) {
+    if (admits(o.provider, provider, context.provider) && admits(o.model, model, context.model)) {
       mask |= std::uint64_t{1} << i;
     }
   }
@@ -126,14 +135,17 @@ pipeline_runner::~pipeline_runner() { flush(); }
 
 void pipeline_runner::process(const event& e, pipeline_stream& stream) noexcept {
   stream_context& ctx = stream.context_;
+  std::string_view provider, model;  // the stream_start's whole values, which ctx may keep truncated
   if (e.kind() == event_kind::stream_start) {
-    if (!e.provider().empty()) ctx.provider.assign(e.provider());
-    if (!e.model().empty()) ctx.model.assign(e.model());
+    provider = e.provider();
+    model = e.model();
+    if (!provider.empty()) ctx.provider.assign(provider);
+    if (!model.empty()) ctx.model.assign(model);
     if (!e.request_id().empty()) ctx.request_id.assign(e.request_id());
     stream.mask_known_ = false;
   }
   if (!stream.mask_known_) {
-    stream.mask_ = p_.origin_mask(ctx);
+    stream.mask_ = p_.origin_mask(ctx, provider, model);
     stream.mask_known_ = true;
   }
   enriched_event en{e, &ctx, {ctx.correlation_id, 0}};

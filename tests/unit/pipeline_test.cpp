@@ -97,6 +97,54 @@ TEST(Pipeline, PerKindCallbacksAndTransformerTags) {
   EXPECT_THROW(p.subscribe({}, [](const rill::enriched_event&) {}), std::logic_error);  // in use now
 }
 
+TEST(ShortText, KeepsTheFirstBytesAndTellsLongTextsApart) {
+  const std::string a(100, 'a');
+  std::string b = a;
+  b[90] = 'b';  // differs only past the kept bytes
+  const rill::short_text kept(a);
+  EXPECT_TRUE(kept.truncated());
+  EXPECT_EQ(kept.full_size(), 100u);
+  EXPECT_EQ(kept.view(), a.substr(0, rill::short_text::kCapacity));
+  EXPECT_TRUE(kept.matches(a));
+  EXPECT_FALSE(kept.matches(b));
+  EXPECT_FALSE(kept.matches(a.substr(0, 99)));
+  EXPECT_FALSE(kept.matches(a.substr(0, rill::short_text::kCapacity)));
+  const rill::short_text exact(a.substr(0, rill::short_text::kCapacity));
+  EXPECT_FALSE(exact.truncated());
+  EXPECT_TRUE(exact.matches(a.substr(0, rill::short_text::kCapacity)));
+  EXPECT_FALSE(exact.matches(a));
+  EXPECT_TRUE(rill::short_text().empty());
+  EXPECT_TRUE(rill::short_text().matches(""));
+}
+
+// Model ids past short_text's 63 bytes (Bedrock inference-profile ARNs) that differ only near the end.
+TEST(Pipeline, ModelFiltersCompareLongModelIdsWhole) {
+  const std::string arn = "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-x-v";
+  const std::string v1 = arn + "1:0", v2 = arn + "2:0";
+  ASSERT_GT(v1.size(), rill::short_text::kCapacity);
+  rill::pipeline p;
+  int got_v1 = 0, got_v2 = 0;
+  rill::subscription_options only_v1, only_v2;
+  only_v1.model = v1;
+  only_v2.model = v2;
+  only_v1.kinds = only_v2.kinds = {rill::event_kind::text_delta};
+  p.subscribe(only_v1, [&](const rill::enriched_event&) { ++got_v1; });
+  p.subscribe(only_v2, [&](const rill::enriched_event&) { ++got_v2; });
+  rill::pipeline_runner runner(p);
+  // From the stream_start.
+  rill::pipeline_stream from_start(context("s"));
+  for (const auto& e : response("bedrock", v1, 3)) runner.process(e, from_start);
+  EXPECT_EQ(got_v1, 3);
+  EXPECT_EQ(got_v2, 0);
+  // From the context given at attach, the stream_start naming no model.
+  rill::stream_context attached = context("t");
+  attached.model.assign(v2);
+  rill::pipeline_stream from_attach(attached);
+  for (const auto& e : response("bedrock", "", 4)) runner.process(e, from_attach);
+  EXPECT_EQ(got_v1, 3);
+  EXPECT_EQ(got_v2, 4);
+}
+
 TEST(Pipeline, BatchSizeIsBounded) {
   rill::pipeline p;
   const auto ignore = [](std::span<const rill::enriched_event>) {};

@@ -243,6 +243,10 @@ inline std::uint64_t fold_multiply(std::uint64_t a, std::uint64_t b) noexcept {
   return static_cast<std::uint64_t>(product) ^ static_cast<std::uint64_t>(product >> 64);
 }
 
+// A fresh key for hash_id: 8 bytes from the kernel's random pool, or (should that fail) clocks, a stack
+// address and a count mixed together. Never 0. Never throws.
+std::uint64_t random_hash_seed() noexcept;
+
 inline std::uint64_t hash_id(std::string_view id, std::uint64_t seed) noexcept {
   constexpr std::uint64_t kOdd0 = 0x9e3779b97f4a7c15ull;  // 2^64 / golden ratio
   constexpr std::uint64_t kOdd1 = 0xbf58476d1ce4e5b9ull;  // splitmix64's multipliers

@@ -81,7 +81,9 @@ class kind_set {
   std::uint64_t bits_ = 0;
 };
 
-// Short text kept inside a struct (no allocation): up to kCapacity bytes, longer input is truncated.
+// Short text kept inside a struct (no allocation): up to kCapacity bytes are kept; longer input is
+// truncated to its first kCapacity bytes, and its length and a keyed 64-bit hash of the rest are kept so
+// that matches() can still tell one long text from another.
 class short_text {
  public:
   static constexpr std::size_t kCapacity = 63;
@@ -90,17 +92,35 @@ class short_text {
   void assign(std::string_view s) noexcept {
     size_ = static_cast<std::uint8_t>(s.size() < kCapacity ? s.size() : kCapacity);
     for (std::size_t i = 0; i < size_; ++i) bytes_[i] = s[i];
+    full_size_ = s.size();
+    rest_hash_ = s.size() > kCapacity ? hash_rest(s.substr(kCapacity)) : 0;
   }
+  // The kept bytes: the whole text, or its first kCapacity bytes when truncated().
   std::string_view view() const noexcept { return {bytes_.data(), size_}; }
-  bool empty() const noexcept { return size_ == 0; }
+  bool empty() const noexcept { return full_size_ == 0; }
+  bool truncated() const noexcept { return full_size_ > kCapacity; }
+  // The length of the text assigned (more than view().size() when truncated).
+  std::size_t full_size() const noexcept { return full_size_; }
+  // True when `s` equals the text assigned: exactly up to kCapacity bytes; past that, by length, the first
+  // kCapacity bytes and the hash of the rest (keyed per process, so colliding texts cannot be chosen).
+  bool matches(std::string_view s) const noexcept {
+    if (s.size() != full_size_ || s.substr(0, size_) != view()) return false;
+    return !truncated() || hash_rest(s.substr(kCapacity)) == rest_hash_;
+  }
 
  private:
+  static std::uint64_t hash_rest(std::string_view rest) noexcept;
+
   std::array<char, kCapacity> bytes_{};
   std::uint8_t size_ = 0;
+  std::size_t full_size_ = 0;
+  std::uint64_t rest_hash_ = 0;
 };
 
 // What the pipeline knows about a stream. provider, model and request_id are set at attach or taken from the
-// stream's stream_start (whose non-empty fields replace them).
+// stream's stream_start (whose non-empty fields replace them). Values longer than short_text::kCapacity are
+// kept truncated; subscription filters still compare them whole (exactly when they come from a
+// stream_start, by short_text::matches() when set at attach).
 struct stream_context {
   short_text id;
   short_text provider;
@@ -152,8 +172,8 @@ struct subscription_options {
       : name(std::move(subscription_name)), kinds(delivered) {}
   std::string name;                   // reported with handler errors
   kind_set kinds = kind_set::all();   // kinds delivered
-  std::string provider;               // empty: any; else must equal the stream's provider
-  std::string model;                  // empty: any; else must equal the stream's model
+  std::string provider;               // empty: any; else must equal the stream's provider (whole)
+  std::string model;                  // empty: any; else must equal the stream's model (whole)
   event_predicate where;              // empty: every event passing the filters above
 };
 
@@ -217,7 +237,10 @@ class pipeline {
   std::size_t add(std::unique_ptr<subscription> sub);
   void check_configurable() const;
   void report(std::size_t id, event_kind kind, std::string_view what) const noexcept;
-  std::uint64_t origin_mask(const stream_context& context) const noexcept;
+  // The subscriptions whose provider and model filters admit a stream. `provider` / `model`: the whole
+  // values when known (a stream_start's), else empty, and the context's are used.
+  std::uint64_t origin_mask(const stream_context& context, std::string_view provider,
+                            std::string_view model) const noexcept;
 
   std::vector<event_transformer> transformers_;
   std::vector<std::unique_ptr<subscription>> subs_;
