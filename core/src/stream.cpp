@@ -19,6 +19,7 @@ struct alignas(detail::kFalseSharingRange) stream::counters_block {
   std::atomic<std::uint64_t> evicted{0};     // taken from the ring without being received (drop_oldest)
   std::atomic<std::uint64_t> voided{0};      // MPMC slots published empty by a failed commit or an abort
   std::atomic<std::uint64_t> send_waits{0};  // sends that waited for room
+  std::atomic<std::uint64_t> receive_parks{0};  // receivers that parked for an event
 };
 
 namespace {
@@ -270,6 +271,9 @@ void stream::note_evicted(void* ch) noexcept {
 void stream::note_send_wait(void* ch) noexcept {
   counters_of(ch)->send_waits.fetch_add(1, std::memory_order_relaxed);  // a count; orders nothing
 }
+void stream::note_receive_park(void* ch) noexcept {
+  counters_of(ch)->receive_parks.fetch_add(1, std::memory_order_relaxed);  // a count; orders nothing
+}
 
 // Moves a slot's borrowed text into the arena. On failure the slot is left unpublished.
 status stream::prepare_text(event& slot, detail::record_arena& arena) noexcept {
@@ -449,7 +453,8 @@ void stream::release_text(const event& e) noexcept {
 
 status stream::send_until(const event& e, time_point deadline) noexcept {
   if (policy_ != backpressure::block) return try_send(e);
-  return wait_for(producers_, status::full, [&]() noexcept { return try_send(e); }, deadline, nullptr, true);
+  return wait_for(
+      waiter::sender, [&]() noexcept { return try_send(e); }, deadline, nullptr);
 }
 
 status stream::send(const event& e, std::stop_token token) noexcept {
@@ -457,8 +462,8 @@ status stream::send(const event& e, std::stop_token token) noexcept {
   if (!token.stop_possible()) return send(e);
   // Wakes this (and every) parked producer when stopped; the waiter then sees stop_requested().
   std::stop_callback wake(token, [this]() noexcept { producers_.wake_all(); });
-  return wait_for(producers_, status::full, [&]() noexcept { return try_send(e); }, time_point::max(), &token,
-                  true);
+  return wait_for(
+      waiter::sender, [&]() noexcept { return try_send(e); }, time_point::max(), &token);
 }
 
 std::size_t stream::try_send_batch(std::span<const event> events, status* why) noexcept {
@@ -553,13 +558,13 @@ status stream::send_batch(std::span<const event> events, std::size_t* sent) noex
     }
     // Wait for room for the next event, then go on in batches.
     s = wait_for(
-        producers_, status::full,
+        waiter::sender,
         [&]() noexcept {
           const status one = try_send(events[done]);
           if (one == status::ok) ++done;
           return one;
         },
-        time_point::max(), nullptr, true);
+        time_point::max(), nullptr);
     if (s != status::ok) break;
   }
   if (sent != nullptr) *sent = done;
@@ -678,15 +683,15 @@ void stream::abort(send_claim& claim) noexcept {
 }
 
 status stream::receive_until(received& out, time_point deadline) noexcept {
-  return wait_for(consumers_, status::empty, [&]() noexcept { return try_receive(out); }, deadline, nullptr,
-                  false);
+  return wait_for(
+      waiter::receiver, [&]() noexcept { return try_receive(out); }, deadline, nullptr);
 }
 
 status stream::receive(received& out, std::stop_token token) noexcept {
   if (!token.stop_possible()) return receive(out);
   std::stop_callback wake(token, [this]() noexcept { consumers_.wake_all(); });
-  return wait_for(consumers_, status::empty, [&]() noexcept { return try_receive(out); }, time_point::max(),
-                  &token, false);
+  return wait_for(
+      waiter::receiver, [&]() noexcept { return try_receive(out); }, time_point::max(), &token);
 }
 
 received_batch::received_batch(std::size_t capacity) {
@@ -696,15 +701,15 @@ received_batch::received_batch(std::size_t capacity) {
 }
 
 status stream::receive_batch_until(received_batch& out, time_point deadline) noexcept {
-  return wait_for(consumers_, status::empty, [&]() noexcept { return try_receive_batch(out); }, deadline,
-                  nullptr, false);
+  return wait_for(
+      waiter::receiver, [&]() noexcept { return try_receive_batch(out); }, deadline, nullptr);
 }
 
 status stream::receive_batch(received_batch& out, std::stop_token token) noexcept {
   if (!token.stop_possible()) return receive_batch(out);
   std::stop_callback wake(token, [this]() noexcept { consumers_.wake_all(); });
-  return wait_for(consumers_, status::empty, [&]() noexcept { return try_receive_batch(out); },
-                  time_point::max(), &token, false);
+  return wait_for(
+      waiter::receiver, [&]() noexcept { return try_receive_batch(out); }, time_point::max(), &token);
 }
 
 void stream::close() noexcept {
@@ -751,6 +756,7 @@ stream_counters stream::counters() const noexcept {
   c.received = consumed > evicted + voided ? consumed - evicted - voided : 0;
   c.dropped = rejected + evicted;
   c.send_waits = k.send_waits.load(std::memory_order_relaxed);
+  c.receive_parks = k.receive_parks.load(std::memory_order_relaxed);
   c.buffered = accepted > consumed ? accepted - consumed : 0;
   return c;
 }

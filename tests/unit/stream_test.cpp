@@ -153,6 +153,16 @@ void wait_for_a_waiting_send(const stream& s) {
   EXPECT_GT(s.counters().send_waits, 0u) << "the sender never waited";
 }
 
+// Waits (up to 10 s) until receivers have parked `parks` times. A receiver counted has announced itself,
+// so a close or a stop from then on must wake it (with one receiver per expected park, all almost surely
+// have: a receiver parks again only after a spurious wake-up).
+void wait_for_parked_receives(const stream& s, std::uint64_t parks) {
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (s.counters().receive_parks < parks && std::chrono::steady_clock::now() < give_up)
+    std::this_thread::yield();
+  EXPECT_GE(s.counters().receive_parks, parks) << "the receivers never parked";
+}
+
 void expect_quiescent_invariant(const stream& s) {
   const rill::stream_counters c = s.counters();
   EXPECT_EQ(c.sent, c.received + c.dropped + c.buffered)
@@ -318,8 +328,42 @@ TEST_P(StreamContract, TimedCallsTimeOutWithNothingChanged) {
   }
 }
 
+TEST_P(StreamContract, ReceiveParksCountOnlyBlockingCallsThatSlept) {
+  stream_options o = options(4);
+  o.allocate_on_first_send = false;  // parks are counted once the ring exists
+  stream s(o);
+  received r;
+  received_batch batch(4);
+  EXPECT_EQ(s.try_receive(r), status::empty);
+  EXPECT_EQ(s.counters().receive_parks, 0u) << "a try_ call never parks";
+  // Each timed call spins, then parks at least once before its deadline (more after a spurious wake-up).
+  EXPECT_EQ(s.receive_for(r, 20ms), status::timeout);
+  const std::uint64_t after_receive = s.counters().receive_parks;
+  EXPECT_GE(after_receive, 1u);
+  EXPECT_EQ(s.receive_batch_for(batch, 20ms), status::timeout);
+  const std::uint64_t after_batch = s.counters().receive_parks;
+  EXPECT_GT(after_batch, after_receive);
+  std::size_t handled = 0;
+  EXPECT_EQ(s.drain_until([](const event&, bool) {}, 4, std::chrono::steady_clock::now() + 20ms, &handled),
+            status::timeout);
+  const std::uint64_t after_drain = s.counters().receive_parks;
+  EXPECT_GT(after_drain, after_batch);
+  EXPECT_EQ(s.receive_for(r, 0ms), status::timeout);
+  EXPECT_EQ(s.counters().receive_parks, after_drain) << "a deadline already passed: no park";
+  ASSERT_EQ(s.try_send(event::keep_alive()), status::ok);
+  EXPECT_EQ(s.receive_for(r, 10s), status::ok);
+  EXPECT_EQ(s.counters().receive_parks, after_drain) << "an event was ready: no park";
+  EXPECT_EQ(s.counters().send_waits, 0u);
+
+  stream lazy(options(4));  // no ring before the first send: nothing to count in
+  EXPECT_EQ(lazy.receive_for(r, 5ms), status::timeout);
+  EXPECT_EQ(lazy.counters().receive_parks, 0u);
+}
+
 TEST_P(StreamContract, StopTokenCancelsBlockedCalls) {
-  stream s(options(2));
+  stream_options o = options(2);
+  o.allocate_on_first_send = false;  // the receiver's park is counted
+  stream s(o);
   std::stop_source stop_receive;
   std::atomic<status> receive_result{status::ok};
   std::thread receiver([&] {
@@ -327,7 +371,7 @@ TEST_P(StreamContract, StopTokenCancelsBlockedCalls) {
     // relaxed: read after join().
     receive_result.store(s.receive(r, stop_receive.get_token()), std::memory_order_relaxed);
   });
-  std::this_thread::sleep_for(20ms);
+  wait_for_parked_receives(s, 1);
   stop_receive.request_stop();
   receiver.join();
   EXPECT_EQ(receive_result.load(std::memory_order_relaxed), status::cancelled);  // relaxed: join() ordered it
@@ -362,7 +406,9 @@ TEST_P(StreamContract, StopTokenCancelsBlockedCalls) {
 }
 
 TEST_P(StreamContract, CloseWakesBlockedReceiversAndSenders) {
-  stream s(options(2));
+  stream_options o = options(2);
+  o.allocate_on_first_send = false;  // the receivers' parks are counted
+  stream s(o);
   std::atomic<int> woken{0};
   std::vector<std::thread> threads;
   const int receivers = GetParam().kind == flavour::mpmc ? 3 : 1;
@@ -372,7 +418,7 @@ TEST_P(StreamContract, CloseWakesBlockedReceiversAndSenders) {
       if (s.receive(r) == status::closed) woken.fetch_add(1, std::memory_order_relaxed);  // read after join()
     });
   }
-  std::this_thread::sleep_for(20ms);
+  wait_for_parked_receives(s, static_cast<std::uint64_t>(receivers));
   s.close();
   for (auto& t : threads) t.join();
   EXPECT_EQ(woken.load(std::memory_order_relaxed), receivers);  // relaxed: join() ordered the adds

@@ -130,8 +130,11 @@ struct stream_counters {
   std::uint64_t sent = 0;        // events the stream took: delivered, buffered or dropped by policy
   std::uint64_t received = 0;    // events handed to consumers
   std::uint64_t dropped = 0;     // rejected (drop) or evicted (drop_oldest)
-  std::uint64_t send_waits = 0;  // sends that had to wait for room
-  std::uint64_t buffered = 0;    // events in the ring now
+  std::uint64_t send_waits = 0;  // blocking sends that had to wait for room
+  // Times a blocking receive or drain went to sleep (parked) for an event; counted once the stream has
+  // its ring (from the first send, unless stream_options::allocate_on_first_send is false).
+  std::uint64_t receive_parks = 0;
+  std::uint64_t buffered = 0;  // events in the ring now
 };
 
 class stream;
@@ -462,6 +465,7 @@ class alignas(detail::kCacheLine) stream {
   status try_receive_batch_once(received_batch& out) noexcept;
   void note_dropped(void* ch) noexcept;
   void note_send_wait(void* ch) noexcept;
+  void note_receive_park(void* ch) noexcept;
   void note_evicted(void* ch) noexcept;
   bool drained() const noexcept;
   // Tickets claimed and consumed so far (relaxed snapshots).
@@ -477,10 +481,12 @@ class alignas(detail::kCacheLine) stream {
     if ((state_.load(std::memory_order_relaxed) & kBlockPolicyState) != 0) producers_.notify_after_publish();
   }
 
-  // Waits for `attempt()` to return something other than `retry_status`, spinning then parking on `word`.
+  enum class waiter : std::uint8_t { sender, receiver };
+  // Waits for `attempt()` to return something other than full (a sender) or empty (a receiver), spinning
+  // then parking on that side's wait word; counts a sender's wait in send_waits, a receiver's parks in
+  // receive_parks.
   template <class Attempt>
-  status wait_for(detail::wait_word& word, status retry_status, Attempt&& attempt, time_point deadline,
-                  const std::stop_token* token, bool count_wait);
+  status wait_for(waiter who, Attempt&& attempt, time_point deadline, const std::stop_token* token);
 
   // ---- control block: read-mostly, shared by both sides ----
   std::atomic<void*> channel_{nullptr};
@@ -749,7 +755,7 @@ template <class Handler>
 status stream::drain_until(Handler&& handler, std::size_t max_events, time_point deadline, std::size_t* handled) {
   std::size_t n = 0;
   const status s = wait_for(
-      consumers_, status::empty,
+      waiter::receiver,
       [&] {
         n = try_drain(handler, max_events);
         if (n != 0) return status::ok;
@@ -758,19 +764,25 @@ status stream::drain_until(Handler&& handler, std::size_t max_events, time_point
         if (n != 0) return status::ok;
         return drained() ? status::closed : status::empty;
       },
-      deadline, nullptr, false);
+      deadline, nullptr);
   if (handled != nullptr) *handled = n;
   return s;
 }
 
 template <class Attempt>
-status stream::wait_for(detail::wait_word& word, status retry_status, Attempt&& attempt, time_point deadline,
-                        const std::stop_token* token, bool count_wait) {
-  return detail::wait_loop(word, retry_status, std::forward<Attempt>(attempt), deadline, token, spin_iterations_,
-                           [&]() noexcept {
-                             if (!count_wait) return;
-                             if (void* ch = channel(); ch != nullptr) note_send_wait(ch);
-                           });
+status stream::wait_for(waiter who, Attempt&& attempt, time_point deadline, const std::stop_token* token) {
+  const bool sender = who == waiter::sender;
+  return detail::wait_loop(
+      sender ? producers_ : consumers_, sender ? status::full : status::empty, std::forward<Attempt>(attempt),
+      deadline, token, spin_iterations_,
+      [&]() noexcept {
+        if (!sender) return;
+        if (void* ch = channel(); ch != nullptr) note_send_wait(ch);
+      },
+      [&]() noexcept {
+        if (sender) return;
+        if (void* ch = channel(); ch != nullptr) note_receive_park(ch);
+      });
 }
 
 }  // namespace rill

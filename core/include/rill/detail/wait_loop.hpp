@@ -32,13 +32,18 @@ std::chrono::steady_clock::time_point deadline_after(std::chrono::duration<Rep, 
   return now + std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout);
 }
 
+struct no_op {
+  void operator()() const noexcept {}
+};
+
 // Returns the first result of `attempt()` other than `retry`; status::timeout at `deadline`
 // (time_point::max() for none); status::cancelled when `token` (may be null) is stopped. `on_first_wait`
-// runs once, when the first attempt failed (e.g. to count a wait).
-template <class Attempt, class OnFirstWait>
+// runs once, when the first attempt failed (e.g. to count a wait); `on_park` each time the caller has
+// announced itself on `word` and is about to sleep (a waker from then on sees it).
+template <class Attempt, class OnFirstWait, class OnPark = no_op>
 status wait_loop(wait_word& word, status retry, Attempt&& attempt,
                  std::chrono::steady_clock::time_point deadline, const std::stop_token* token,
-                 std::uint32_t spins, OnFirstWait&& on_first_wait) {
+                 std::uint32_t spins, OnFirstWait&& on_first_wait, OnPark&& on_park = OnPark{}) {
   using time_point = std::chrono::steady_clock::time_point;
   status s = attempt();
   if (s != retry) return s;
@@ -52,6 +57,7 @@ status wait_loop(wait_word& word, status retry, Attempt&& attempt,
     if (token != nullptr && token->stop_requested()) return status::cancelled;
     if (deadline != time_point::max() && std::chrono::steady_clock::now() >= deadline) return status::timeout;
     const std::uint32_t announced = word.announce();
+    on_park();
     const bool handshake_holds = heavy_barrier();
     s = attempt();  // the re-check of the handshake (parking.hpp)
     if (s != retry) return s;
