@@ -123,8 +123,39 @@ struct holder : rl::test_suite<holder<Kind>, 2> {
 constexpr std::uint32_t kRescan = 2;   // multicast_stream::kRescanBit
 constexpr std::uint32_t kHolding = 2;  // multicast_stream::kEntryHolding
 
-enum class backlog_kind { code, no_rescan_bit, no_producer_barrier };
+// A hold subscriber's entry and the stream's control word, as attach() and the producer's rescan use them.
+struct holder_entry {
+  rl::atomic<std::uint32_t> control;
+  rl::atomic<std::uint32_t> state;
+  rl::atomic<std::uint64_t> cursor;
 
+  void reset() {
+    control(RL_INFO).store(0, rl::mo_relaxed);
+    state(RL_INFO).store(0, rl::mo_relaxed);
+    cursor(RL_INFO).store(0, rl::mo_relaxed);
+  }
+  // attach() up to and including its heavy barrier.
+  void attach_as_holder(std::uint64_t first_cursor) {
+    cursor(RL_INFO).store(first_cursor, rl::mo_relaxed);
+    state(RL_INFO).store(kHolding, rl::mo_seq_cst);      // [F13]
+    control(RL_INFO).fetch_or(kRescan, rl::mo_release);  // [F16]
+    rl::atomic_thread_fence(rl::mo_seq_cst, RL_INFO);    // [F13] heavy_barrier()
+  }
+  // The producer's scan: the holder's cursor, or `seq` when it does not hold (yet).
+  std::uint64_t gate(std::uint64_t seq) {
+    if (state(RL_INFO).load(rl::mo_acquire) != kHolding) return seq;  // [F11]
+    const std::uint64_t c = cursor(RL_INFO).load(rl::mo_acquire);
+    return c < seq ? c : seq;
+  }
+  // The producer's check of the rescan bit [F16]: when set, clears it (admit_holders()) and returns true.
+  bool take_rescan_bit() {
+    if ((control(RL_INFO).load(rl::mo_relaxed) & kRescan) == 0) return false;
+    control(RL_INFO).fetch_and(~kRescan, rl::mo_acquire);
+    return true;
+  }
+};
+
+enum class backlog_kind { code, no_rescan_bit, no_producer_barrier };
 // A ring of two slots (mask 1) holding events 0 and 1; the producer's last scan saw no holder, so its cached
 // gate (2) lets it write 2 and 3. Thread 0 tries to send 2 and 3; thread 1 attaches a holder at the oldest
 // retained event (1, by the snapshot it took before attaching).
@@ -132,37 +163,24 @@ template <backlog_kind Kind>
 struct backlog : rl::test_suite<backlog<Kind>, 2> {
   static constexpr std::uint64_t kMask = 1;
   rl::atomic<std::uint64_t> published;
-  rl::atomic<std::uint32_t> control;
-  rl::atomic<std::uint32_t> state;
-  rl::atomic<std::uint64_t> cursor;
+  holder_entry holder;
   std::uint64_t newest_written = 1;  // thread 0's
   std::uint64_t holder_start = 0;    // thread 1's
 
   void before() {
     published(RL_INFO).store(2, rl::mo_relaxed);
-    control(RL_INFO).store(0, rl::mo_relaxed);
-    state(RL_INFO).store(0, rl::mo_relaxed);
-    cursor(RL_INFO).store(0, rl::mo_relaxed);
-  }
-
-  std::uint64_t scan(std::uint64_t seq) {
-    if (state(RL_INFO).load(rl::mo_acquire) != kHolding) return seq;  // [F11]
-    const std::uint64_t c = cursor(RL_INFO).load(rl::mo_acquire);
-    return c < seq ? c : seq;
+    holder.reset();
   }
 
   void thread(unsigned index) {
     if (index == 0) {
       std::uint64_t gate = 2;
       for (std::uint64_t seq = 2; seq <= 3; ++seq) {
-        const std::uint32_t c = control(RL_INFO).load(rl::mo_relaxed);  // [F16] in try_send
-        if (Kind != backlog_kind::no_rescan_bit && (c & kRescan) != 0) {
-          control(RL_INFO).fetch_and(~kRescan, rl::mo_acquire);  // admit_holders()
-          gate = scan(seq);
-        }
+        // try_send's check of the rescan bit [F16]
+        if (Kind != backlog_kind::no_rescan_bit && holder.take_rescan_bit()) gate = holder.gate(seq);
         if (seq - gate > kMask) {                            // refused by the cached gate:
           rl::atomic_thread_fence(rl::mo_seq_cst, RL_INFO);  // [F12] refresh_gate()
-          gate = scan(seq);
+          gate = holder.gate(seq);
           if (seq - gate > kMask) return;  // full
         }
         newest_written = seq;                               // overwrites seq - 2
@@ -172,13 +190,10 @@ struct backlog : rl::test_suite<backlog<Kind>, 2> {
         }
       }
     } else {
-      cursor(RL_INFO).store(1, rl::mo_relaxed);            // the snapshot: oldest retained = published - mask
-      state(RL_INFO).store(kHolding, rl::mo_seq_cst);      // [F13]
-      control(RL_INFO).fetch_or(kRescan, rl::mo_release);  // [F16]
-      rl::atomic_thread_fence(rl::mo_seq_cst, RL_INFO);    // [F13] heavy_barrier()
+      holder.attach_as_holder(1);  // the snapshot: oldest retained = published - mask
       const std::uint64_t p = published(RL_INFO).load(rl::mo_acquire);  // [F4]
       holder_start = p - kMask > 1 ? p - kMask : 1;                     // retained_from()
-      cursor(RL_INFO).store(holder_start, rl::mo_release);              // [F10]
+      holder.cursor(RL_INFO).store(holder_start, rl::mo_release);       // [F10]
     }
   }
 
@@ -193,38 +208,28 @@ enum class text_kind { code, no_producer_barrier };
 template <text_kind Kind>
 struct text : rl::test_suite<text<Kind>, 2> {
   rl::atomic<std::uint64_t> retiring_from;
-  rl::atomic<std::uint32_t> control;
-  rl::atomic<std::uint32_t> state;
-  rl::atomic<std::uint64_t> cursor;
+  holder_entry holder;
   bool retired = false;            // thread 0's
   std::uint64_t holder_start = 0;  // thread 1's
 
   void before() {
     retiring_from(RL_INFO).store(0, rl::mo_relaxed);
-    control(RL_INFO).store(0, rl::mo_relaxed);
-    state(RL_INFO).store(0, rl::mo_relaxed);
-    cursor(RL_INFO).store(0, rl::mo_relaxed);
+    holder.reset();
   }
 
   void thread(unsigned index) {
     if (index == 0) {
       retiring_from(RL_INFO).store(1, rl::mo_relaxed);  // [F17] announce_text_retirement()
       if (Kind != text_kind::no_producer_barrier) rl::atomic_thread_fence(rl::mo_seq_cst, RL_INFO);
-      if ((control(RL_INFO).load(rl::mo_relaxed) & kRescan) != 0) {  // [F16]
-        control(RL_INFO).fetch_and(~kRescan, rl::mo_acquire);
-        if (state(RL_INFO).load(rl::mo_acquire) == kHolding && cursor(RL_INFO).load(rl::mo_acquire) < 1) {
-          retiring_from(RL_INFO).store(0, rl::mo_relaxed);  // withdrawn: full
-          return;
-        }
+      if (holder.take_rescan_bit() && holder.gate(1) < 1) {  // [F16]: a holder still needs event 0's text
+        retiring_from(RL_INFO).store(0, rl::mo_relaxed);     // withdrawn: full
+        return;
       }
       retired = true;  // event 0's text is overwritten
     } else {
-      cursor(RL_INFO).store(0, rl::mo_relaxed);
-      state(RL_INFO).store(kHolding, rl::mo_seq_cst);              // [F13]
-      control(RL_INFO).fetch_or(kRescan, rl::mo_release);          // [F16]
-      rl::atomic_thread_fence(rl::mo_seq_cst, RL_INFO);            // [F13] heavy_barrier()
+      holder.attach_as_holder(0);
       holder_start = retiring_from(RL_INFO).load(rl::mo_relaxed);  // [F17] retained_from()
-      cursor(RL_INFO).store(holder_start, rl::mo_release);         // [F10]
+      holder.cursor(RL_INFO).store(holder_start, rl::mo_release);  // [F10]
     }
   }
 

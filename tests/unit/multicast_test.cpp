@@ -47,6 +47,37 @@ std::string short_text(std::uint64_t n) {
   return s;
 }
 
+// Sends events first..end-1 (text text_of(i)) with send() on a thread, and has `holder` read only once the
+// producer has had to wait for it: a reader that kept pace from the start could let every send through
+// without one (it did once, under ASan). The wait is counted before the producer sleeps, and the unread
+// holder makes it certain; a broken hold fails the checks instead of hanging. The holder must get every
+// event from its cursor to the end, in order, then closed.
+template <class TextOf>
+void send_past_a_holder(multicast_stream& s, subscription& holder, std::uint64_t first, std::uint64_t end,
+                        TextOf text_of) {
+  std::thread producer([&] {
+    const rill::test::on_scope_exit close_stream([&] { s.close(); });  // the reader below ends either way
+    for (std::uint64_t i = first; i < end; ++i)
+      ASSERT_EQ(s.send(event::text_delta(0, text_of(i))), status::ok);
+  });
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (s.counters().send_waits == 0 && std::chrono::steady_clock::now() < give_up)
+    std::this_thread::yield();
+  EXPECT_GT(s.counters().send_waits, 0u) << "the producer never waited for the holder";
+  event e;
+  std::uint64_t expected = holder.next_seq();
+  status st;
+  while ((st = holder.receive(e)) == status::ok) {
+    ASSERT_EQ(e.seq(), expected);
+    ASSERT_EQ(e.text(), text_of(expected));
+    ++expected;
+  }
+  producer.join();
+  EXPECT_EQ(st, status::closed);
+  EXPECT_EQ(expected, end);
+  EXPECT_EQ(holder.missed_total(), 0u);
+}
+
 TEST(MulticastStream, SequenceNumberIsTheSecondWordOfAnEvent) {
   // The ring uses an event's sequence number as its slot version (kSeqWord == 1).
   event e = event::keep_alive();
@@ -170,29 +201,7 @@ TEST(MulticastStream, HoldSubscriberBlocksAWaitingProducerUntilItReads) {
   multicast_stream s(small(2));
   subscription holder;
   ASSERT_EQ(s.subscribe(holder, {slow_reader::hold, start_at::newest}), status::ok);
-  std::thread producer([&] {
-    const rill::test::on_scope_exit close_stream([&] { s.close(); });  // the reader below ends either way
-    for (int i = 0; i < 100; ++i) ASSERT_EQ(s.send(event::text_delta(0, long_text(i, 60))), status::ok);
-  });
-  // Read only once the producer has had to wait: a reader that kept pace from the start could let all 100
-  // sends through without one (it did once, under ASan). The wait is counted before the producer sleeps,
-  // and the unread holder makes it certain; a broken hold fails the check below instead of hanging here.
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (s.counters().send_waits == 0 && std::chrono::steady_clock::now() < give_up)
-    std::this_thread::yield();
-  EXPECT_GT(s.counters().send_waits, 0u) << "the producer never waited for the holder";
-  event e;
-  std::uint64_t expected = 0;
-  status st;
-  while ((st = holder.receive(e)) == status::ok) {
-    ASSERT_EQ(e.seq(), expected);
-    ASSERT_EQ(e.text(), long_text(expected, 60));
-    ++expected;
-  }
-  producer.join();
-  EXPECT_EQ(st, status::closed);
-  EXPECT_EQ(expected, 100u);
-  EXPECT_GT(s.counters().send_waits, 0u);
+  send_past_a_holder(s, holder, 0, 100, [](std::uint64_t i) { return long_text(i, 60); });
 }
 
 // A holder that starts in the backlog holds the producer back from its first event on, although the
@@ -266,26 +275,7 @@ TEST(MulticastStream, BlockedProducerWaitsForAHolderInTheBacklog) {
   subscription holder;
   ASSERT_EQ(s.subscribe(holder, {slow_reader::hold, start_at::oldest}), status::ok);
   ASSERT_EQ(holder.next_seq(), 0u);
-  std::thread producer([&] {
-    const rill::test::on_scope_exit close_stream([&] { s.close(); });
-    for (int i = 15; i < 100; ++i) ASSERT_EQ(s.send(event::text_delta(0, short_text(i))), status::ok);
-  });
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (s.counters().send_waits == 0 && std::chrono::steady_clock::now() < give_up)
-    std::this_thread::yield();
-  EXPECT_GT(s.counters().send_waits, 0u) << "the producer never waited for the holder";
-  event e;
-  std::uint64_t expected = 0;
-  status st;
-  while ((st = holder.receive(e)) == status::ok) {
-    ASSERT_EQ(e.seq(), expected);
-    ASSERT_EQ(e.text(), short_text(expected));
-    ++expected;
-  }
-  producer.join();
-  EXPECT_EQ(st, status::closed);
-  EXPECT_EQ(expected, 100u);
-  EXPECT_EQ(holder.missed_total(), 0u);
+  send_past_a_holder(s, holder, 15, 100, short_text);
 }
 
 TEST(MulticastStream, SkipSubscriberGetsExactLaggedCounts) {
