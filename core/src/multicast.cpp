@@ -446,6 +446,7 @@ multicast_counters multicast_stream::counters() const noexcept {
   c.oldest_retained = oldest_retained();
   c.subscribers = attached_.load(std::memory_order_relaxed);
   c.detached = detached_.load(std::memory_order_relaxed);
+  c.receive_parks = receive_parks_.load(std::memory_order_relaxed);
   return c;
 }
 
@@ -571,11 +572,15 @@ status subscription::receive(event& out) noexcept {
   return receive_until(out, std::chrono::steady_clock::time_point::max());
 }
 
+void subscription::note_park() noexcept {
+  stream_->receive_parks_.fetch_add(1, std::memory_order_relaxed);  // statistics only
+}
+
 status subscription::receive_until(event& out, std::chrono::steady_clock::time_point deadline) noexcept {
   if (stream_ == nullptr) return status::detached;
   return detail::wait_loop(
       stream_->subscribers_wait_, status::empty, [&]() noexcept { return try_receive(out); }, deadline,
-      nullptr, stream_->spin_iterations_, []() noexcept {});
+      nullptr, stream_->spin_iterations_, []() noexcept {}, [this]() noexcept { note_park(); });
 }
 
 status subscription::receive(event& out, std::stop_token token) noexcept {
@@ -585,7 +590,8 @@ status subscription::receive(event& out, std::stop_token token) noexcept {
   std::stop_callback wake(token, [s]() noexcept { s->subscribers_wait_.wake_all(); });
   return detail::wait_loop(
       s->subscribers_wait_, status::empty, [&]() noexcept { return try_receive(out); },
-      std::chrono::steady_clock::time_point::max(), &token, s->spin_iterations_, []() noexcept {});
+      std::chrono::steady_clock::time_point::max(), &token, s->spin_iterations_, []() noexcept {},
+      [this]() noexcept { note_park(); });
 }
 
 }  // namespace rill

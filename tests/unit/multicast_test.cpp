@@ -47,6 +47,15 @@ std::string short_text(std::uint64_t n) {
   return s;
 }
 
+// Waits (up to 10 s) until subscribers have parked `parks` times (a subscriber counted has announced
+// itself: a send, close or stop from then on must wake it).
+void wait_for_parked_subscribers(const multicast_stream& s, std::uint64_t parks) {
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (s.counters().receive_parks < parks && std::chrono::steady_clock::now() < give_up)
+    std::this_thread::yield();
+  EXPECT_GE(s.counters().receive_parks, parks) << "the subscribers never parked";
+}
+
 // Sends events first..end-1 (text text_of(i)) with send() on a thread, and has `holder` read only once the
 // producer has had to wait for it: a reader that kept pace from the start could let every send through
 // without one (it did once, under ASan). The wait is counted before the producer sleeps, and the unread
@@ -446,7 +455,7 @@ TEST(MulticastStream, CloseAndStopTokenWakeBlockedSubscribers) {
     event e;
     rb = b.receive(e, stop.get_token());
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  wait_for_parked_subscribers(s, 2);
   stop.request_stop();
   tb.join();
   EXPECT_EQ(rb, status::cancelled);
@@ -462,7 +471,10 @@ TEST(MulticastStream, ReceiveTimesOut) {
   subscription a;
   ASSERT_EQ(s.subscribe(a), status::ok);
   event e;
+  EXPECT_EQ(a.try_receive(e), status::empty);
+  EXPECT_EQ(s.counters().receive_parks, 0u) << "a try_receive never parks";
   EXPECT_EQ(a.receive_for(e, std::chrono::milliseconds(2)), status::timeout);
+  EXPECT_GE(s.counters().receive_parks, 1u) << "it spun, then parked until its deadline";
 }
 
 // A timeout past the clock's range means no deadline: it must not overflow into one in the past.
@@ -472,7 +484,7 @@ TEST(MulticastStream, HugeTimeoutsWaitInsteadOfTimingOut) {
   ASSERT_EQ(s.subscribe(holder, {slow_reader::hold, start_at::newest}), status::ok);
   std::thread producer([&] {
     const rill::test::on_scope_exit close_stream([&] { s.close(); });
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    wait_for_parked_subscribers(s, 1);  // the holder waits with its huge timeout
     ASSERT_EQ(s.try_send(event::keep_alive()), status::ok);
     while (s.try_send(event::keep_alive()) == status::ok) {  // fills the ring for the holder (capacity 2)
     }

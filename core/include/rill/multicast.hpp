@@ -96,6 +96,7 @@ struct multicast_counters {
   std::uint64_t sent = 0;        // events published (the next sequence number)
   std::uint64_t dropped = 0;     // events refused under backpressure::drop while a hold subscriber lagged
   std::uint64_t send_waits = 0;  // sends that had to wait for a hold subscriber
+  std::uint64_t receive_parks = 0;    // times a blocking receive went to sleep (parked) for an event
   std::uint64_t oldest_retained = 0;  // sequence number of the oldest event a subscriber can still read
   std::uint32_t subscribers = 0;      // attached now
   std::uint32_t detached = 0;         // subscribers cut off under slow_reader::detach, in total
@@ -172,6 +173,8 @@ class subscription {
   status read_next(event& out) noexcept;
   // Publishes a hold subscriber's cursor and wakes a producer waiting for it.
   void publish_cursor() noexcept;
+  // Counts a park in the stream's receive_parks.
+  void note_park() noexcept;
   // Events published and not yet read (0 when detached).
   std::uint64_t ready() const noexcept { return lag(); }
 
@@ -324,6 +327,7 @@ class multicast_stream {
   std::atomic<std::uint32_t> entries_used_{0};  // entries ever claimed (high-water mark): the scan bound
   std::atomic<std::uint32_t> attached_{0};      // relaxed: statistics only
   std::atomic<std::uint32_t> detached_{0};      // relaxed: statistics only
+  std::atomic<std::uint64_t> receive_parks_{0};  // relaxed: statistics only (parking wrote this line anyway)
 };
 
 // ---- template definitions ----
