@@ -248,7 +248,10 @@ class multicast_stream {
   backpressure policy() const noexcept { return policy_; }
   // The sequence number the next send gets (= events sent).
   std::uint64_t next_seq() const noexcept { return published_.load(std::memory_order_acquire); }  // [F4]
-  // Sequence number of the oldest event still readable (a snapshot while the producer runs).
+  // Sequence number of the oldest event still readable (a snapshot while the producer runs). Counts as
+  // gone the events whose text a send in progress is overwriting; rarely, such a send then finds a new
+  // hold subscriber that needs that text and gives up (full), and the value moves back. resume()'s
+  // not_retained and a skip subscriber's lagged count rely on this snapshot, with the same caveat.
   std::uint64_t oldest_retained() const noexcept;
   multicast_counters counters() const noexcept;
 
