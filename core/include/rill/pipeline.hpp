@@ -102,7 +102,7 @@ class short_text {
   // The length of the text assigned (more than view().size() when truncated).
   std::size_t full_size() const noexcept { return full_size_; }
   // True when `s` equals the text assigned: exactly up to kCapacity bytes; past that, by length, the first
-  // kCapacity bytes and the hash of the rest (keyed per process, so colliding texts cannot be chosen).
+  // kCapacity bytes and the hash of the rest (keyed per process: colliding texts cannot be chosen ahead).
   bool matches(std::string_view s) const noexcept {
     if (s.size() != full_size_ || s.substr(0, size_) != view()) return false;
     return !truncated() || hash_rest(s.substr(kCapacity)) == rest_hash_;
