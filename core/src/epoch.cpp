@@ -78,8 +78,9 @@ bool try_advance() noexcept {
   std::uint64_t current = g_epoch.load(std::memory_order_acquire);
   // [E4] membarrier (or a seq_cst fence, pairing with the reader's fence in light_barrier()): a reader
   // whose [E2] announcement the scan below misses runs its section's loads after this point, and so sees
-  // every unlink made before it.
-  heavy_barrier();
+  // every unlink made before it. A failed membarrier (after a successful registration, readers have only
+  // a compiler fence) guarantees nothing: the scan could miss a reader still inside, so no advance.
+  if (!heavy_barrier()) return false;
   const std::size_t slots = g_slot_high_water.load(std::memory_order_acquire);  // [E9]
   for (std::size_t i = 0; i < slots; ++i) {
     const std::uint64_t state = g_slots[i].state.load(std::memory_order_acquire);  // [E4] pairs with [E3]

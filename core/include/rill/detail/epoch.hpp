@@ -117,7 +117,8 @@ inline std::uint64_t retire_epoch() noexcept {
 }
 
 // Writer: tries to move the global epoch forward by one. False when a reader still announces an older
-// epoch (or an overflow reader is inside). Never blocks; costs a membarrier syscall or a fence.
+// epoch (or an overflow reader is inside), or when the membarrier call fails (reclamation then waits
+// until it works again). Never blocks; costs a membarrier syscall or a fence.
 bool try_advance() noexcept;
 
 // True when a node tagged `tag` can be freed: the epoch has advanced twice since.
