@@ -283,8 +283,14 @@ std::uint32_t stream_manager::allocate_handle_index(shard_writer& writer) {
     writer.free_handles.pop_back();
     return index;
   }
-  index = next_handle_index_.fetch_add(1, std::memory_order_relaxed);  // a unique number; orders nothing
-  if (index == std::numeric_limits<std::uint32_t>::max()) throw std::length_error("rill::stream_manager: 2^32 handles");
+  // Relaxed: a unique number; orders nothing. A CAS rather than fetch_add, so that the counter stops at
+  // the limit instead of wrapping to indices that live streams hold (every later call throws too).
+  index = next_handle_index_.load(std::memory_order_relaxed);
+  do {
+    if (index == std::numeric_limits<std::uint32_t>::max())
+      throw std::length_error("rill::stream_manager: 2^32 handles");
+  } while (!next_handle_index_.compare_exchange_weak(index, index + 1, std::memory_order_relaxed,
+                                                     std::memory_order_relaxed));
   const auto [chunk_index, offset] = handle_position(index);
   (void)offset;
   if (handle_chunks_[chunk_index].load(std::memory_order_acquire) == nullptr) {  // [I3]
