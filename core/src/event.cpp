@@ -13,7 +13,7 @@ constexpr std::array<kind_descriptor, kEventKindCount> kKinds = {{
     {"none", 0, {}, 0},
     {"message_start", 2, {"message_id", "model"}, 0},
     {"message_stop", 0, {}, 0},
-    {"content_block_start", 0, {}, 0},
+    {"content_block_start", 1, {"data"}, 0},
     {"content_block_stop", 0, {}, 0},
     {"text_delta", 1, {"text"}, 0},
     {"thinking_delta", 1, {"text"}, 0},
@@ -168,12 +168,8 @@ event event::message_stop(stop_reason reason) noexcept {
   return e;
 }
 
-event event::content_block_start(std::uint16_t index, block_type type) noexcept {
-  event e;
-  e.kind_ = event_kind::content_block_start;
-  e.index_ = index;
-  e.aux_ = static_cast<std::uint8_t>(type);
-  return e;
+event event::content_block_start(std::uint16_t index, block_type type, std::string_view data) noexcept {
+  return with_text(event_kind::content_block_start, index, static_cast<std::uint8_t>(type), false, &data, 1);
 }
 
 event event::content_block_stop(std::uint16_t index) noexcept {

@@ -336,6 +336,18 @@ TEST(AnthropicEncoder, RoundTripsAnAnthropicShapedUpstream) {
   EXPECT_EQ(pings, 1u);
 }
 
+TEST(AnthropicEncoder, RedactedThinkingCarriesItsData) {
+  codec::anthropic_encoder encoder;
+  const std::string data = "EmwKAhgB\"x/+=";  // opaque bytes, a quote among them
+  const std::string out =
+      encode_all(encoder, {event::message_start("msg_1", "claude-x"),
+                           event::content_block_start(0, block_type::redacted_thinking, data),
+                           event::content_block_stop(0), event::message_stop(stop_reason::end_turn)});
+  EXPECT_NE(out.find(R"("content_block":{"type":"redacted_thinking","data":"EmwKAhgB\"x/+="})"),
+            std::string::npos)
+      << out;
+}
+
 TEST(AnthropicEncoder, ErrorMidStreamIsAnErrorEventAndNothingAfter) {
   codec::anthropic_encoder encoder;
   const std::string out = encode_all(encoder, {event::message_start("m", "c"), event::text_delta(0, "par"),

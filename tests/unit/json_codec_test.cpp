@@ -42,7 +42,8 @@ event make_event(event_kind kind, const std::string& text, const std::string& ot
   switch (kind) {
     case event_kind::message_start: return event::message_start(text, other);
     case event_kind::message_stop: return event::message_stop(rill::stop_reason::tool_use);
-    case event_kind::content_block_start: return event::content_block_start(3, rill::block_type::thinking);
+    case event_kind::content_block_start:
+      return event::content_block_start(3, rill::block_type::redacted_thinking, text);
     case event_kind::content_block_stop: return event::content_block_stop(3);
     case event_kind::text_delta: return event::text_delta(1, text);
     case event_kind::thinking_delta: return event::thinking_delta(2, text);

@@ -200,6 +200,36 @@ TEST(ProviderDecoder, InvalidArgumentsAreFlaggedNotDropped) {
       << json;
 }
 
+// A redacted_thinking block's `data` is the encrypted reasoning a client must send back on its next turn:
+// it travels on the content_block_start event and into the reassembled summary.
+TEST(ProviderDecoder, RedactedThinkingKeepsItsData) {
+  const std::string data = "EmwKAhgBEgy3va3pzix/LafPsn4a" + std::string(3000, 'Q');  // long: borrowed text
+  provider_decoder d(with_dialect(provider::anthropic));
+  rill::codec::reassembler fold;
+  std::string got;
+  auto sink = [&](const event& e) {
+    if (e.kind() == event_kind::content_block_start) {
+      EXPECT_EQ(e.block(), rill::block_type::redacted_thinking);
+      got = std::string(e.block_data());
+    }
+    fold.add(e);
+  };
+  ASSERT_EQ(d.feed("event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,"
+                   "\"content_block\":{\"type\":\"redacted_thinking\",\"data\":\"" +
+                       data +
+                       "\"}}\n\n"
+                       "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+                   sink),
+            status::ok);
+  EXPECT_EQ(got, data);
+  const auto& r = fold.result();
+  ASSERT_EQ(r.thinking.size(), 1u);
+  EXPECT_TRUE(r.thinking[0].redacted);
+  EXPECT_EQ(r.thinking[0].data, data);
+  const std::string json = rill::codec::summary_json(r, rill::codec::extras_from(d.summary()));
+  EXPECT_NE(json.find("\"redacted\":true,\"data\":\"" + data + "\""), std::string::npos) << json;
+}
+
 TEST(ProviderDecoder, LongTextIsBorrowedAndValidDuringTheSinkCall) {
   const std::string text(5000, 'w');
   provider_decoder d(with_dialect(provider::anthropic));

@@ -173,7 +173,9 @@ class alignas(64) event {
   // ---- factories: one per kind. Text arguments longer than the inline capacity are borrowed. ----
   static event message_start(std::string_view message_id, std::string_view model = {}) noexcept;
   static event message_stop(stop_reason reason) noexcept;
-  static event content_block_start(std::uint16_t index, block_type type) noexcept;
+  // `data`: a redacted_thinking block's opaque payload (Anthropic's `data`, which a client must send back
+  // verbatim on its next turn); empty for other blocks.
+  static event content_block_start(std::uint16_t index, block_type type, std::string_view data = {}) noexcept;
   static event content_block_stop(std::uint16_t index) noexcept;
   static event text_delta(std::uint16_t index, std::string_view text) noexcept;
   static event thinking_delta(std::uint16_t index, std::string_view text) noexcept;
@@ -248,6 +250,7 @@ class alignas(64) event {
     RILL_ASSERT(kind_ == event_kind::content_block_start, "block() read from a non-content_block_start event");
     return static_cast<block_type>(aux_);
   }
+  std::string_view block_data() const noexcept { return checked_field(event_kind::content_block_start, 0); }
   std::string_view call_id() const noexcept;    // tool_call_start, tool_result, tool_error
   std::string_view tool_name() const noexcept { return checked_field(event_kind::tool_call_start, 1); }
   std::string_view tool_content() const noexcept { return checked_field(event_kind::tool_result, 1); }

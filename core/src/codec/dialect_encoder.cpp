@@ -658,7 +658,9 @@ output_block& anthropic_encoder::open_block(family f, block_type type, const eve
       j.raw(",\"content_block\":{\"type\":\"thinking\",\"thinking\":\"\",\"signature\":\"\"}}\n\n");
       break;
     case block_type::redacted_thinking:
-      j.raw(",\"content_block\":{\"type\":\"redacted_thinking\",\"data\":\"\"}}\n\n");
+      j.raw(",\"content_block\":{\"type\":\"redacted_thinking\",\"data\":");
+      j.str(e.kind() == event_kind::content_block_start ? e.block_data() : std::string_view());
+      j.raw("}}\n\n");
       break;
     case block_type::tool_use: {
       const bool named = e.kind() == event_kind::tool_call_start;

@@ -134,7 +134,8 @@ void provider_decoder::impl::anthropic(const sse_event& ev, dom_json::element ro
       if (dom_json::get_string(block, "thinking", s) && !s.empty()) emit(event::thinking_delta(bi, s));
       if (dom_json::get_string(block, "signature", s) && !s.empty()) emit(event::signature_delta(bi, s));
     } else if (block_kind == "redacted_thinking") {
-      emit(event::content_block_start(bi, block_type::redacted_thinking));
+      emit(event::content_block_start(bi, block_type::redacted_thinking,
+                                      dom_json::string_or_empty(block, "data")));
     } else if (block_kind == "tool_use" || block_kind == "server_tool_use" || block_kind == "mcp_tool_use") {
       emit(event::content_block_start(bi, block_type::tool_use));
       tool_call* call = find_call(0, bi);

@@ -144,7 +144,11 @@ void reassembler::add(const event& e) {
       thinking_for(e.index()).signature.append(e.text());
       break;
     case event_kind::content_block_start:
-      if (e.block() == block_type::redacted_thinking) thinking_for(e.index()).redacted = true;
+      if (e.block() == block_type::redacted_thinking) {
+        reassembled_thinking& t = thinking_for(e.index());
+        t.redacted = true;
+        t.data.append(e.block_data());
+      }
       break;
     case event_kind::tool_call_start: {
       reassembled_tool_call& c = call_for(e.choice(), e.index());
@@ -244,6 +248,8 @@ std::string summary_json(const reassembled& result, const summary_extras& extras
     if (t.redacted) {
       w.key("redacted");
       w.boolean(true);
+      w.key("data");
+      w.string(t.data);
     }
     w.end_object();
   }

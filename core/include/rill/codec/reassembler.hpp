@@ -28,7 +28,8 @@ struct reassembled_thinking {
   std::uint16_t index = 0;  // content block (Anthropic) / output item / choice the thinking came from
   std::string text;
   std::string signature;
-  bool redacted = false;    // a redacted_thinking block: no text, the provider keeps the content
+  bool redacted = false;  // a redacted_thinking block: no text; `data` holds its opaque payload
+  std::string data;       // a redacted_thinking block's payload, to send back verbatim
 };
 
 struct reassembled_tool_call {
