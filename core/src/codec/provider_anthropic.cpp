@@ -113,8 +113,8 @@ void provider_decoder::impl::anthropic(const sse_event& ev, dom_json::element ro
       if (dom_json::get_string(delta, "thinking", s) && !s.empty()) emit(event::thinking_delta(bi, s));
     } else if (delta_type == "signature_delta") {
       if (dom_json::get_string(delta, "signature", s) && !s.empty()) emit(event::signature_delta(bi, s));
-    } else if (delta_type != "citations_delta") {
-      ++summary.counters.unknown_events;
+    } else {
+      ++summary.counters.unknown_events;  // citations_delta included: rill has no citation event
     }
     return;
   }

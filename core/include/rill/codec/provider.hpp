@@ -58,7 +58,7 @@ provider provider_from_string(std::string_view name, bool& ok) noexcept;
 struct provider_counters {
   std::uint64_t sse_events = 0;          // SSE events dispatched by the framing layer
   std::uint64_t events_emitted = 0;      // rill events handed to the sink
-  std::uint64_t unknown_events = 0;      // event or payload types the dialect does not define: ignored
+  std::uint64_t unknown_events = 0;  // types the dialect does not define, or rill has no event for: ignored
   std::uint64_t non_json_data = 0;       // data that is not JSON in a JSON dialect: skipped
   std::uint64_t malformed_payloads = 0;  // JSON with a field of the wrong type, or a fragment without a call
   std::uint64_t keep_alives = 0;         // provider pings (also emitted as keep_alive events)
