@@ -1,6 +1,7 @@
 // Provider adapters beyond the fixtures: counters, hostile payloads, strict mode, dialect detection,
 // tool-call edge cases and the reassembler's handling of invalid arguments.
 #include <gtest/gtest.h>
+#include <simdjson.h>
 
 #include <string>
 #include <vector>
@@ -64,12 +65,17 @@ TEST(ProviderDecoder, StrictJsonFailsWithOffsetAndEmitsNothingMore) {
 
 TEST(ProviderDecoder, UnknownEventTypesAreIgnoredAndCounted) {
   const auto run = rill::test::decode_with_cuts(
-      "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":\"x\"}}\n\n"
+      "event: message_start\ndata: "
+      "{\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":\"x\"}}\n\n"
       "event: brand_new\ndata: {\"type\":\"brand_new\"}\n\n"
-      "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"mystery_delta\"}}\n\n",
+      "event: content_block_delta\ndata: "
+      "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"mystery_delta\"}}\n\n"
+      "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{"
+      "\"type\":\"citations_delta\",\"citation\":{\"type\":\"char_location\",\"cited_text\":\"c\"}}}\n\n",
       {});
   EXPECT_EQ(run.native.dialect, provider::anthropic);
-  EXPECT_EQ(run.native.counters.unknown_events, 2u);
+  EXPECT_EQ(run.native.counters.unknown_events, 3u)
+      << "citations_delta has no rill event: counted, not silent";
 }
 
 TEST(ProviderDecoder, WrongShapedJsonIsCountedNotFatal) {
@@ -228,6 +234,16 @@ TEST(ProviderDecoder, RedactedThinkingKeepsItsData) {
   EXPECT_EQ(r.thinking[0].data, data);
   const std::string json = rill::codec::summary_json(r, rill::codec::extras_from(d.summary()));
   EXPECT_NE(json.find("\"redacted\":true,\"data\":\"" + data + "\""), std::string::npos) << json;
+}
+
+// The reassembler takes events from any producer, not only a validating parser: its summary stays JSON.
+TEST(Reassembler, SummaryOfIllFormedUtf8IsStillJson) {
+  rill::codec::reassembler fold;
+  fold.add(event::text_delta(0, "a\xff\xc3"));
+  const std::string json = rill::codec::summary_json(fold.result(), {});
+  EXPECT_NE(json.find("\"text\":\"a\xef\xbf\xbd\xef\xbf\xbd\""), std::string::npos) << json;
+  simdjson::dom::parser parser;
+  EXPECT_EQ(parser.parse(json).error(), simdjson::SUCCESS) << json;
 }
 
 TEST(ProviderDecoder, LongTextIsBorrowedAndValidDuringTheSinkCall) {

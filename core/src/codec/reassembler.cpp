@@ -4,7 +4,8 @@
 #include <simdjson.h>
 
 #include <algorithm>
-#include <cstdio>
+
+#include "internal/json_out.hpp"
 
 namespace rill::codec {
 
@@ -73,28 +74,9 @@ class json_writer {
     out_.append(static_cast<std::size_t>(depth_) * 2, ' ');
   }
   void string_literal(std::string_view s) {
-    out_ += '"';
-    for (const char c : s) {
-      const auto u = static_cast<unsigned char>(c);
-      switch (c) {
-        case '"': out_ += "\\\""; break;
-        case '\\': out_ += "\\\\"; break;
-        case '\n': out_ += "\\n"; break;
-        case '\r': out_ += "\\r"; break;
-        case '\t': out_ += "\\t"; break;
-        case '\b': out_ += "\\b"; break;
-        case '\f': out_ += "\\f"; break;
-        default:
-          if (u < 0x20) {
-            char buf[8];
-            std::snprintf(buf, sizeof buf, "\\u%04x", u);
-            out_ += buf;
-          } else {
-            out_ += c;  // UTF-8 passes through: the text came out of a validating JSON parser
-          }
-      }
-    }
-    out_ += '"';
+    // The shared escaper: events may come from any producer, so ill-formed UTF-8 becomes U+FFFD.
+    internal::string_sink sink{out_};
+    (void)internal::write_string(sink, s, invalid_utf8::replace);  // replace never fails
   }
 
   std::string out_;
