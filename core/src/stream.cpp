@@ -146,6 +146,10 @@ void backoff(std::uint32_t attempt) noexcept {
   }
 }
 
+// drop_oldest gives up evicting after this many back-offs (64 pauses, then yields): the oldest slot may
+// be this very thread's own open claim (MPMC allows a send while a claim is open), which no wait frees.
+constexpr std::uint32_t kMaxEvictionBackoffs = 64 + 1024;
+
 }  // namespace
 
 std::string_view to_string(flavour f) noexcept { return f == flavour::spsc ? "spsc" : "mpmc"; }
@@ -363,7 +367,7 @@ status stream::try_send_mpmc(detail::mpmc_channel& ch, const event& e, std::uint
       // back off and retry.
       if (policy_ != backpressure::drop_oldest) return status::full;
       if (!evict_oldest(ch, lane)) {
-        if (lane.consumed() == lane.accepted()) return status::full;
+        if (lane.consumed() == lane.accepted() || attempt >= kMaxEvictionBackoffs) return status::full;
         backoff(attempt);
       }
     }
@@ -378,8 +382,14 @@ status stream::try_send_mpmc(detail::mpmc_channel& ch, const event& e, std::uint
     // A full ring under drop_oldest always has an oldest event to evict, except for a moment: when its
     // producer has claimed but not yet published it, or a consumer has taken but not yet freed the slot
     // we need. Both finish within a few instructions unless preempted, so back off (pause, then yield)
-    // and retry rather than refuse the send.
-    if (!evict_oldest(ch, lane)) backoff(attempt);
+    // and retry rather than refuse the send; up to a bound, since that claim may be this thread's own.
+    if (!evict_oldest(ch, lane)) {
+      if (attempt >= kMaxEvictionBackoffs) {
+        if (text != nullptr) ch.arena().release(text);
+        return status::full;
+      }
+      backoff(attempt);
+    }
   }
   *slot = e;
   if (text != nullptr) slot->move_text_to_arena(text);
@@ -651,7 +661,8 @@ status stream::commit(send_claim& claim) noexcept {
     }
     consumers_.notify_after_publish();
   } else if (!spsc_ring) {
-    if (staged.text_is_in_arena()) arena.release(staged.text_block().data());
+    // Nothing of the staged event's text is ours to release: text placed above made s ok, and arena text
+    // the caller put there (refused as invalid) belongs to its owner.
     *slot = event{};  // void slot: consumers skip it
     counters_of(ch)->voided.fetch_add(1, std::memory_order_relaxed);  // a count; orders nothing
     static_cast<detail::mpmc_channel*>(ch)->lane(claim.lane_).publish(slot, claim.ticket_);

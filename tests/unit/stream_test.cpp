@@ -1071,6 +1071,56 @@ TEST_P(StreamContract, FailedCommitAndAbortDeliverNothing) {
   expect_quiescent_invariant(s);
 }
 
+// A claim staged with arena text the caller does not own (a received event forwarded as is) is refused,
+// and the refusal must leave that text alone: its owner still holds it.
+TEST_P(StreamContract, RefusedCommitLeavesArenaTextItDoesNotOwn) {
+  stream s(options(8, 1024));
+  const std::string text = long_text(200, 3);
+  ASSERT_EQ(s.try_send(event::text_delta(0, text)), status::ok);
+  received held;
+  ASSERT_EQ(s.try_receive(held), status::ok);
+  ASSERT_TRUE(held->text_is_in_arena());
+  rill::send_claim claim;
+  ASSERT_EQ(s.try_claim(claim), status::ok);
+  ::new (&claim.slot()) event(*held);
+  EXPECT_EQ(s.commit(claim), status::invalid);
+  // Churn the arena: text freed by mistake gets overwritten once the arena wraps; text still held stops
+  // the wrap (full) instead.
+  received r;
+  int sent = 0;
+  for (; sent < 16; ++sent) {
+    const status st = s.try_send(event::text_delta(0, long_text(200, static_cast<char>(sent))));
+    if (st != status::ok) {
+      EXPECT_EQ(st, status::full);
+      break;
+    }
+    ASSERT_EQ(s.try_receive(r), status::ok);
+    EXPECT_EQ(r->text(), long_text(200, static_cast<char>(sent)));
+  }
+  EXPECT_LT(sent, 16) << "the arena wrapped past the held text";
+  EXPECT_EQ(held->text(), text) << "the refused commit released text it did not own";
+}
+
+// On MPMC a thread may send while it has a claim open. Under drop_oldest, when that claim is the oldest
+// slot of a full lane, no eviction can succeed: try_send must give up (full, counted dropped), not spin.
+TEST_P(StreamContract, DropOldestSendGivesUpBehindItsOwnOpenClaim) {
+  if (GetParam().kind != flavour::mpmc || GetParam().policy != backpressure::drop_oldest) GTEST_SKIP();
+  stream s(options(4));
+  rill::send_claim claim;
+  ASSERT_EQ(s.try_claim(claim), status::ok);
+  status last = status::ok;
+  int sent = 0;
+  for (; sent < 64 && (last = s.try_send(event::keep_alive())) == status::ok; ++sent) {
+  }
+  EXPECT_EQ(last, status::full) << "a full lane behind this thread's own claim";
+  ::new (&claim.slot()) event(event::text_delta(0, "claimed"));
+  EXPECT_EQ(s.commit(claim), status::ok);
+  received r;
+  ASSERT_EQ(s.try_receive(r), status::ok);
+  EXPECT_EQ(r->text(), "claimed");
+  EXPECT_GE(s.counters().dropped, 1u);
+}
+
 TEST_P(StreamContract, StampsEventsWithTheChosenClock) {
   event e = event::keep_alive();
   e.set_timestamp(rill::clock_kind::steady, 42);

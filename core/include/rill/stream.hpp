@@ -70,7 +70,9 @@ enum class backpressure : std::uint8_t {
                 // overwritten, and the arena frees space only past the oldest held record: when that
                 // blocks a send with long text, the send returns full and counts it dropped. When the
                 // oldest slot is mid-publication by another producer (or mid-read by a consumer), the send
-                // backs off (pause, then yield) until it can evict: try_send may yield here.
+                // backs off (pause, then yield) until it can evict: try_send may yield here, about a
+                // thousand times at most, then returns full (counted dropped; on MPMC the oldest slot may
+                // be the calling thread's own open claim).
 };
 
 std::string_view to_string(flavour f) noexcept;
