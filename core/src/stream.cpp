@@ -12,8 +12,8 @@
 namespace rill {
 
 // Slow-path counters, on their own line in front of the channel. Written only when a send is dropped,
-// evicted or voided, or has to wait; read by counters(). fetch_add (relaxed) because MPMC producers and
-// consumers share them; relaxed is enough: they order nothing, they only count.
+// evicted or voided, or has to wait, and when a receiver parks; read by counters(). fetch_add (relaxed)
+// because MPMC producers and consumers share them; relaxed is enough: they order nothing, they only count.
 struct alignas(detail::kFalseSharingRange) stream::counters_block {
   std::atomic<std::uint64_t> rejected{0};    // refused under backpressure::drop
   std::atomic<std::uint64_t> evicted{0};     // taken from the ring without being received (drop_oldest)
