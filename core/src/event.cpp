@@ -292,14 +292,6 @@ std::string_view event::field(std::size_t i) const noexcept {
   return block.substr(offset, len);
 }
 
-std::string_view event::text() const noexcept {
-  RILL_ASSERT(kind_ == event_kind::text_delta || kind_ == event_kind::thinking_delta ||
-                  kind_ == event_kind::signature_delta || kind_ == event_kind::tool_args_delta ||
-                  kind_ == event_kind::user,
-              "text() read from an event without a single text field");
-  return field(0);
-}
-
 std::string_view event::model() const noexcept {
   RILL_ASSERT(kind_ == event_kind::message_start || kind_ == event_kind::stream_start,
               "model() read from an event that has no model");

@@ -239,7 +239,9 @@ class alignas(64) event {
   std::size_t text_size() const noexcept;
 
   // ---- per-kind accessors (debug-asserted) ----
-  std::string_view text() const noexcept;  // text / thinking / signature / tool_args deltas, user data
+  // text / thinking / signature / tool_args deltas, user data. Inline in this header: consumers read it per
+  // event.
+  std::string_view text() const noexcept;
   std::string_view message_id() const noexcept { return checked_field(event_kind::message_start, 0); }
   std::string_view model() const noexcept;  // message_start, stream_start
   stop_reason stop() const noexcept {
@@ -317,6 +319,19 @@ class alignas(64) event {
     RILL_ASSERT(kind_ == expected, "field accessor used on an event of another kind");
     (void)expected;
     return field(i);
+  }
+  // The kinds text() reads: one text field, so inline text is the whole payload with no length table.
+  bool has_one_text_field() const noexcept {
+    switch (kind_) {
+      case event_kind::text_delta:
+      case event_kind::thinking_delta:
+      case event_kind::signature_delta:
+      case event_kind::tool_args_delta:
+      case event_kind::user:
+        return true;
+      default:
+        return false;
+    }
   }
   bool checked_bit(event_kind expected) const noexcept {
     RILL_ASSERT(kind_ == expected, "flag accessor used on an event of another kind");
@@ -433,6 +448,14 @@ inline event event::tool_args_delta(std::uint16_t index, std::string_view fragme
 }
 inline event event::user(std::uint16_t code, std::string_view data) noexcept {
   return with_single_field(event_kind::user, code, data);
+}
+
+inline std::string_view event::text() const noexcept {
+  RILL_ASSERT(has_one_text_field(), "text() read from an event without a single text field");
+  if (has_one_text_field() && text_is_inline()) [[likely]] {
+    return {reinterpret_cast<const char*>(payload_), inline_size_};
+  }
+  return field(0);  // arena or borrowed text, or (asserted above) another kind
 }
 
 // Inline text capacity for a kind (total bytes of its fields that fit in the event).
