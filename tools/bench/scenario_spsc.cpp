@@ -338,7 +338,9 @@ std::function<run_result(const run_config&)> round_trip_case(Args... args) {
         }
         const std::uint64_t t1 = tsc();
         histogram.add(static_cast<std::uint64_t>(static_cast<double>(t1 - t0) * tick_ns));
-        if (!Queue::in_order(*reply, i)) [[unlikely]] failure.fail(describe_mismatch(i));
+        if (!Queue::in_order(*reply, i) || checksum_of(*reply) != checksum_of(e)) [[unlikely]] {
+          failure.fail(describe_mismatch(i));
+        }
       }
       round_trips = i;
       done.store(true, std::memory_order_release);  // release: pairs with the echo's acquire; no ping follows
@@ -348,7 +350,9 @@ std::function<run_result(const run_config&)> round_trip_case(Args... args) {
       std::uint64_t k = 0;
       while (true) {
         if (const auto* e = there->try_pop()) {
-          if (!Queue::in_order(*e, k)) [[unlikely]] failure.fail(describe_mismatch(k));
+          if (!Queue::in_order(*e, k) || checksum_of(*e) != checksum_of(pool[k & kPoolMask])) [[unlikely]] {
+            failure.fail(describe_mismatch(k));
+          }
           while (!back->try_push(*e)) rill::detail::cpu_relax();
           ++k;
         } else if (done.load(std::memory_order_acquire)) {  // acquire: pairs with the ping's release

@@ -44,7 +44,35 @@ std::string_view token_text(std::size_t i) noexcept;
 const std::vector<rill::event>& rill_pool();
 // Peer pool: seq = position in the pool, value = a fixed pseudo-random checksum word.
 const std::vector<bench_item>& item_pool();
-inline std::uint64_t checksum_of(const rill::event& e) noexcept { return e.index(); }
+// A rill event's checksum covers its pool position and every byte of its text: the length, and the bytes
+// read as words that together cover all of them (overlapping at the end, as event::copy_short writes
+// them), each multiplied by its own odd constant so that a changed or moved byte changes the sum. A peer
+// element's covers its checksum word; in_order checks the position of both.
+inline std::uint64_t checksum_of(const rill::event& e) noexcept {
+  const std::string_view text = e.text();
+  const char* p = text.data();
+  const std::size_t n = text.size();
+  auto word = [](const char* at) {
+    std::uint64_t w;
+    std::memcpy(&w, at, sizeof w);
+    return w;
+  };
+  std::uint64_t sum = e.index() + (std::uint64_t{n} << 16);
+  if (n >= 8) {
+    std::size_t i = 0;
+    for (; i + 8 < n; i += 8) sum ^= word(p + i) * (0x9e3779b97f4a7c15u + 2 * i);
+    sum ^= word(p + n - 8) * 0xc2b2ae3d27d4eb4fu;
+  } else if (n >= 4) {
+    std::uint32_t head, tail;
+    std::memcpy(&head, p, sizeof head);
+    std::memcpy(&tail, p + n - 4, sizeof tail);
+    sum ^= ((std::uint64_t{head} << 32) | tail) * 0xc2b2ae3d27d4eb4fu;
+  } else if (n != 0) {
+    const auto byte = [&](std::size_t i) { return std::uint64_t{static_cast<unsigned char>(p[i])}; };
+    sum ^= ((byte(0) << 16) | (byte(n / 2) << 8) | byte(n - 1)) * 0xc2b2ae3d27d4eb4fu;
+  }
+  return sum;
+}
 inline std::uint64_t checksum_of(const bench_item& item) noexcept { return item.value; }
 
 // A bounded FIFO guarded by one mutex, with condition variables for "not empty" and "not full": a Go
