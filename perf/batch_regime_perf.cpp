@@ -34,6 +34,7 @@
 #include "rill/clock.hpp"
 #include "rill/detail/layout.hpp"
 #include "rill/stream.hpp"
+#include "workload.hpp"
 
 namespace {
 
@@ -149,6 +150,7 @@ run_figures boost_run(std::chrono::milliseconds budget, bool copy_out) {
     item items[kBatch];
   };
   auto buffer = std::make_unique<out_buffer>();  // consumer-written: off the producer's lines
+  rill_bench::prefault([&] { return q->push(item{}); }, [&] { return q->pop(buffer->items[0]); });
   const auto& pool = item_pool();
   auto push = [&](std::uint64_t first, std::size_t n) { return q->push(&pool[first], n); };
   if (copy_out) {

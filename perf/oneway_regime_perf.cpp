@@ -147,6 +147,8 @@ run_figures item_queue_run(std::chrono::milliseconds budget, Push push, Pop pop,
 
 run_figures boost_run(std::chrono::milliseconds budget, std::size_t capacity) {
   auto q = std::make_unique<boost::lockfree::spsc_queue<item>>(capacity);
+  item scratch{};
+  rill_bench::prefault([&] { return q->push(scratch); }, [&] { return q->pop(scratch); });
   return item_queue_run(
       budget, [&](const item& e) { return q->push(e); }, [&](item& e) { return q->pop(e); },
       [&] { return capacity - q->write_available(); });

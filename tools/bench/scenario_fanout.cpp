@@ -82,6 +82,9 @@ struct rwq_fanout {
   void finish() noexcept {}
 
   struct alignas(rill::detail::kFalseSharingRange) subscriber {
+    subscriber() {
+      prefault([&] { return queue.try_enqueue(bench_item{}); }, [&] { return queue.try_dequeue(slot); });
+    }
     // ReaderWriterQueue(n) allocates blocks of 511 usable slots: n = 4096 makes ten (4755-5110 elements
     // fit), this makes nine (4244-4599), the fewest that hold as many as rill's ring.
     moodycamel::ReaderWriterQueue<bench_item> queue{kRwqFanoutSize};

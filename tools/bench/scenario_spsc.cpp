@@ -52,6 +52,9 @@ struct rill_queue {
 };
 
 struct moodycamel_rwq_queue {
+  moodycamel_rwq_queue() {
+    prefault([&] { return queue.try_enqueue(bench_item{}); }, [&] { return queue.try_dequeue(slot); });
+  }
   static const std::vector<bench_item>& pool() { return item_pool(); }
   bool try_push(const bench_item& e) noexcept { return queue.try_enqueue(e); }
   const bench_item* try_pop() noexcept { return queue.try_dequeue(slot) ? &slot : nullptr; }
@@ -62,6 +65,9 @@ struct moodycamel_rwq_queue {
 };
 
 struct boost_spsc_queue {
+  boost_spsc_queue() {
+    prefault([&] { return queue.push(bench_item{}); }, [&] { return queue.pop(slot); });
+  }
   static const std::vector<bench_item>& pool() { return item_pool(); }
   bool try_push(const bench_item& e) noexcept { return queue.push(e); }
   const bench_item* try_pop() noexcept { return queue.pop(slot) ? &slot : nullptr; }
@@ -221,6 +227,9 @@ struct rill_copy_out_batch_queue : rill_batch_queue {
 };
 
 struct boost_spsc_batch_queue {
+  boost_spsc_batch_queue() {
+    prefault([&] { return queue.push(bench_item{}); }, [&] { return queue.pop(buffer[0]); });
+  }
   static const std::vector<bench_item>& pool() { return item_pool(); }
   std::size_t push_many(const bench_item* first, std::size_t n) noexcept { return queue.push(first, n); }
   template <class Handler>
@@ -244,6 +253,11 @@ struct boost_spsc_in_place_batch_queue : boost_spsc_batch_queue {
 };
 
 struct moodycamel_cq_batch_queue {
+  // Through the run's own tokens: an explicit producer keeps the blocks it filled for its next laps.
+  moodycamel_cq_batch_queue() {
+    prefault([&] { return queue.try_enqueue(producer, bench_item{}); },
+             [&] { return queue.try_dequeue(consumer, buffer[0]); });
+  }
   static const std::vector<bench_item>& pool() { return item_pool(); }
   // try_enqueue_bulk is all-or-nothing and never allocates past the preallocated blocks (a bounded queue).
   std::size_t push_many(const bench_item* first, std::size_t n) noexcept {
