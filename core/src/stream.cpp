@@ -12,12 +12,14 @@
 namespace rill {
 
 // Slow-path counters, on their own line in front of the channel. Written only when a send is dropped,
-// evicted or voided, or has to wait, and when a receiver parks; read by counters(). fetch_add (relaxed)
-// because MPMC producers and consumers share them; relaxed is enough: they order nothing, they only count.
+// evicted or voided, when a void slot is taken, when a send has to wait and when a receiver parks; read by
+// counters(). fetch_add (relaxed) because MPMC producers and consumers share them; relaxed is enough: they
+// order nothing, they only count.
 struct alignas(detail::kFalseSharingRange) stream::counters_block {
   std::atomic<std::uint64_t> rejected{0};    // refused under backpressure::drop
   std::atomic<std::uint64_t> evicted{0};     // taken from the ring without being received (drop_oldest)
   std::atomic<std::uint64_t> voided{0};      // MPMC slots published empty by a failed commit or an abort
+  std::atomic<std::uint64_t> voids_taken{0};  // of those, the ones consumers or evictions have taken off
   std::atomic<std::uint64_t> send_waits{0};  // sends that waited for room
   std::atomic<std::uint64_t> receive_parks{0};  // receivers that parked for an event
 };
@@ -406,7 +408,10 @@ bool stream::evict_oldest(detail::mpmc_channel& ch, detail::mpmc_channel& lane) 
   if (slot == nullptr) return false;
   const event victim = *slot;
   lane.release_slot(ticket);
-  if (victim.kind() == event_kind::none) return true;  // a void slot: counted when it was voided
+  if (victim.kind() == event_kind::none) {  // a void slot: no event to drop, but it leaves the ring
+    counters_of(&ch)->voids_taken.fetch_add(1, std::memory_order_relaxed);  // a count; orders nothing
+    return true;
+  }
   if (victim.text_is_in_arena()) ch.arena().release(victim.text_block().data());
   note_evicted(&ch);
   return true;
@@ -440,6 +445,7 @@ bool stream::take_mpmc(detail::mpmc_channel& ch, event& out) noexcept {
       out = *slot;
       lane.release_slot(ticket);
       if (out.kind() == event_kind::none) [[unlikely]] {
+        counters_of(&ch)->voids_taken.fetch_add(1, std::memory_order_relaxed);  // a count; orders nothing
         after_consume();  // a void slot (failed commit or abort) is skipped, but its room is real
         continue;
       }
@@ -762,13 +768,18 @@ stream_counters stream::counters() const noexcept {
   const std::uint64_t rejected = k.rejected.load(std::memory_order_relaxed);
   const std::uint64_t evicted = k.evicted.load(std::memory_order_relaxed);
   const std::uint64_t voided = k.voided.load(std::memory_order_relaxed);
+  const std::uint64_t voids_taken = k.voids_taken.load(std::memory_order_relaxed);
+  // Void slots are ring positions, not events: the accepted ones are not sent, the consumed ones not
+  // received, and those still in the ring not buffered. So sent == received + dropped + buffered. The
+  // clamps only catch a snapshot that read the counts at different moments.
   c.sent = accepted + rejected - voided;
-  // A void slot is counted when voided and consumed later: clamp while one is still buffered.
-  c.received = consumed > evicted + voided ? consumed - evicted - voided : 0;
+  c.received = consumed > evicted + voids_taken ? consumed - evicted - voids_taken : 0;
   c.dropped = rejected + evicted;
   c.send_waits = k.send_waits.load(std::memory_order_relaxed);
   c.receive_parks = k.receive_parks.load(std::memory_order_relaxed);
-  c.buffered = accepted > consumed ? accepted - consumed : 0;
+  const std::uint64_t in_ring = accepted > consumed ? accepted - consumed : 0;
+  const std::uint64_t voids_in_ring = voided > voids_taken ? voided - voids_taken : 0;
+  c.buffered = in_ring > voids_in_ring ? in_ring - voids_in_ring : 0;
   return c;
 }
 

@@ -1071,6 +1071,38 @@ TEST_P(StreamContract, FailedCommitAndAbortDeliverNothing) {
   expect_quiescent_invariant(s);
 }
 
+// A void slot (an aborted claim or a refused commit) still in the ring is neither an event sent nor one
+// buffered, and the events received around it count as received while it waits there.
+TEST_P(StreamContract, CountersSkipVoidSlotsStillBuffered) {
+  stream s(options(8, 2048));
+  ASSERT_EQ(s.try_send(event::text_delta(0, "first")), status::ok);
+  rill::send_claim claim;
+  ASSERT_EQ(s.try_claim(claim), status::ok);
+  s.abort(claim);
+  ASSERT_EQ(s.try_claim(claim, 100), status::ok);
+  ::new (&claim.slot()) event();  // kind none: invalid
+  EXPECT_EQ(s.commit(claim), status::invalid);
+  ASSERT_EQ(s.try_send(event::text_delta(0, "last")), status::ok);
+  rill::stream_counters c = s.counters();
+  EXPECT_EQ(c.sent, 2u);
+  EXPECT_EQ(c.buffered, 2u);
+  EXPECT_EQ(c.received, 0u);
+  received r;
+  ASSERT_EQ(s.try_receive(r), status::ok);
+  EXPECT_EQ(r->text(), "first");
+  c = s.counters();
+  EXPECT_EQ(c.received, 1u);
+  EXPECT_EQ(c.buffered, 1u);
+  expect_quiescent_invariant(s);
+  ASSERT_EQ(s.try_receive(r), status::ok);
+  EXPECT_EQ(r->text(), "last");
+  c = s.counters();
+  EXPECT_EQ(c.sent, 2u);
+  EXPECT_EQ(c.received, 2u);
+  EXPECT_EQ(c.buffered, 0u);
+  expect_quiescent_invariant(s);
+}
+
 // A claim staged with arena text the caller does not own (a received event forwarded as is) is refused,
 // and the refusal must leave that text alone: its owner still holds it.
 TEST_P(StreamContract, RefusedCommitLeavesArenaTextItDoesNotOwn) {

@@ -136,7 +136,7 @@ struct stream_counters {
   // Times a blocking receive or drain went to sleep (parked) for an event; counted once the stream has
   // its ring (from the first send, unless stream_options::allocate_on_first_send is false).
   std::uint64_t receive_parks = 0;
-  std::uint64_t buffered = 0;  // events in the ring now
+  std::uint64_t buffered = 0;  // events in the ring now (not the void slots of aborted MPMC claims)
 };
 
 class stream;
@@ -386,7 +386,8 @@ class alignas(detail::kCacheLine) stream {
   flavour kind() const noexcept { return kind_; }
   backpressure policy() const noexcept { return policy_; }
   clock_kind stamping() const noexcept { return stamping_; }
-  // Events buffered now (a snapshot while threads run).
+  // Ring slots in use now (a snapshot while threads run): buffered events, plus on MPMC any void slot
+  // (aborted claim, refused commit) not yet skipped. counters().buffered leaves those out.
   std::size_t approx_size() const noexcept;
   stream_counters counters() const noexcept;
   // sent + received: a number that changes whenever the stream is used (the manager's activity probe).
