@@ -357,21 +357,15 @@ status stream::try_send_mpmc(detail::mpmc_channel& ch, const event& e, std::uint
   const bool single_producer = kind_ == flavour::spsc;
   detail::mpmc_channel& lane = producer_lane(ch);
   char* text = nullptr;
-  std::size_t text_size = 0;
   if (e.text_is_external()) {
-    text_size = e.text_size();
-    for (std::uint32_t attempt = 0; text_size != 0; ++attempt) {
-      text = single_producer ? ch.arena().try_claim<false>(text_size) : ch.arena().try_claim<true>(text_size);
-      if (text != nullptr) break;
-      // Arena full: drop_oldest frees text by evicting the oldest events of this producer's lane; others
-      // report full. With nothing left in the lane, consumers or other lanes hold the text: that is full
-      // under every policy. Otherwise an eviction can fail only transiently (see the ring loop below), so
-      // back off and retry.
-      if (policy_ != backpressure::drop_oldest) return status::full;
-      if (!evict_oldest(ch, lane)) {
-        if (lane.consumed() == lane.accepted() || attempt >= kMaxEvictionBackoffs) return status::full;
-        backoff(attempt);
+    if (const std::size_t text_size = e.text_size(); text_size != 0) {
+      if (policy_ == backpressure::drop_oldest) {
+        text = claim_text_evicting(ch, lane, text_size);
+      } else {
+        text =
+            single_producer ? ch.arena().try_claim<false>(text_size) : ch.arena().try_claim<true>(text_size);
       }
+      if (text == nullptr) return status::full;
     }
   }
   std::uint64_t ticket;
@@ -417,6 +411,37 @@ bool stream::evict_oldest(detail::mpmc_channel& ch, detail::mpmc_channel& lane) 
   return true;
 }
 
+// Arena full: only evicting the event that holds the arena's oldest record moves its head. Every record
+// of a lane's events is tagged with the lane (index + 1), so the oldest record tells whether evicting from
+// this lane can reach it; when a consumer holds it (delivered) or another lane's event does, no eviction
+// here frees anything, and the send gives up at once instead of emptying the lane for nothing. An
+// untagged record (a batch send's or a claim's) gives no answer: the lane is evicted as before, until it
+// is empty. Otherwise an eviction can fail only transiently (see try_send_mpmc's ring loop): back off and
+// retry, up to a bound.
+char* stream::claim_text_evicting(detail::mpmc_channel& ch, detail::mpmc_channel& lane,
+                                  std::size_t size) noexcept {
+  detail::record_arena& arena = ch.arena();
+  const auto tag = static_cast<std::uint32_t>(&lane - &ch) + 1;
+  const bool single_producer = kind_ == flavour::spsc;
+  for (std::uint32_t attempt = 0;; ++attempt) {
+    char* text = single_producer ? arena.try_claim<false>(size, tag) : arena.try_claim<true>(size, tag);
+    if (text != nullptr) return text;
+    if (std::uint32_t oldest = 0; arena.peek_oldest(oldest)) {
+      const std::uint32_t holder = oldest >> detail::record_arena::kTagShift;
+      if (oldest == detail::record_arena::kDelivered || (holder != 0 && holder != tag)) return nullptr;
+      if (oldest == detail::record_arena::kReleased) {  // its releaser is moving the head: claim again
+        if (attempt >= kMaxEvictionBackoffs) return nullptr;
+        backoff(attempt);
+        continue;
+      }
+    }
+    if (!evict_oldest(ch, lane)) {
+      if (lane.consumed() == lane.accepted() || attempt >= kMaxEvictionBackoffs) return nullptr;
+      backoff(attempt);
+    }
+  }
+}
+
 // The lanes' total consumed count, in units of 2^kEventsPerRotationLog2 events.
 std::uint32_t rotation_of(const detail::mpmc_channel& ch) noexcept {
   std::uint64_t consumed = 0;
@@ -448,6 +473,10 @@ bool stream::take_mpmc(detail::mpmc_channel& ch, event& out) noexcept {
         counters_of(&ch)->voids_taken.fetch_add(1, std::memory_order_relaxed);  // a count; orders nothing
         after_consume();  // a void slot (failed commit or abort) is skipped, but its room is real
         continue;
+      }
+      // A drop_oldest producer that finds the arena full asks whether a consumer holds its oldest record.
+      if (policy_ == backpressure::drop_oldest && out.text_is_in_arena()) [[unlikely]] {
+        if (const char* text = out.text_block().data(); text != nullptr) ch.arena().mark_delivered(text);
       }
       if (me != nullptr && --me->takes_until_rotation == 0) {
         me->consumer_rotation = rotation_of(ch);
@@ -596,29 +625,33 @@ status stream::try_claim(send_claim& claim, std::size_t text_bytes) noexcept {
   const bool spsc_ring = uses_spsc_ring();
   detail::record_arena& arena = *arena_of(ch);
   char* text = nullptr;
-  if (text_bytes != 0) {
-    text = spsc_ring ? arena.try_claim<false>(text_bytes) : arena.try_claim<true>(text_bytes);
-    if (text == nullptr) {
-      if (policy_ == backpressure::drop) note_dropped(ch);
-      return status::full;
-    }
-  }
   event* slot;
   std::uint64_t ticket = 0;
   std::uint32_t lane_index = 0;
   if (spsc_ring) {
+    if (text_bytes != 0 && (text = arena.try_claim<false>(text_bytes)) == nullptr) {
+      if (policy_ == backpressure::drop) note_dropped(ch);
+      return status::full;
+    }
     slot = static_cast<detail::spsc_channel*>(ch)->try_reserve();
   } else {
     auto& c = *static_cast<detail::mpmc_channel*>(ch);
     detail::mpmc_channel& lane = producer_lane(c);
     lane_index = static_cast<std::uint32_t>(&lane - &c);
-    while ((slot = lane.try_claim(ticket)) == nullptr && policy_ == backpressure::drop_oldest &&
-           evict_oldest(c, lane)) {
+    if (text_bytes != 0) {
+      text = policy_ == backpressure::drop_oldest ? claim_text_evicting(c, lane, text_bytes)
+                                                  : arena.try_claim<true>(text_bytes, lane_index + 1);
+    }
+    slot = nullptr;
+    if (text_bytes == 0 || text != nullptr) {
+      while ((slot = lane.try_claim(ticket)) == nullptr && policy_ == backpressure::drop_oldest &&
+             evict_oldest(c, lane)) {
+      }
     }
   }
   if (slot == nullptr) {
     if (text != nullptr) arena.release(text);
-    if (policy_ == backpressure::drop) note_dropped(ch);
+    if (policy_ != backpressure::block) note_dropped(ch);  // the newest event is the one dropped
     return status::full;
   }
   claim.slot_ = slot;

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -1133,6 +1134,66 @@ TEST_P(StreamContract, RefusedCommitLeavesArenaTextItDoesNotOwn) {
   EXPECT_EQ(held->text(), text) << "the refused commit released text it did not own";
 }
 
+// When the arena's oldest record is text a consumer still holds, evicting buffered events frees no room
+// for long text: drop_oldest refuses the send (full, counted dropped) and must evict nothing on the way.
+TEST_P(StreamContract, DropOldestEvictsNothingWhileAReceiverPinsTheArena) {
+  if (GetParam().policy != backpressure::drop_oldest) GTEST_SKIP();
+  stream s(options(16, 1024));  // 1024 arena bytes: four 208-byte records
+  ASSERT_EQ(s.try_send(event::text_delta(0, long_text(200, 0))), status::ok);
+  received held;
+  ASSERT_EQ(s.try_receive(held), status::ok);
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(s.try_send(event::text_delta(0, std::to_string(i))), status::ok);
+  for (char i = 1; i <= 3; ++i) ASSERT_EQ(s.try_send(event::text_delta(0, long_text(200, i))), status::ok);
+  EXPECT_EQ(s.try_send(event::text_delta(0, long_text(200, 4))), status::full);
+  rill::stream_counters c = s.counters();
+  EXPECT_EQ(c.dropped, 1u) << "only the refused send";
+  EXPECT_EQ(c.buffered, 8u);
+  received r;
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_EQ(s.try_receive(r), status::ok);
+    EXPECT_EQ(r->text(), std::to_string(i));
+  }
+  for (char i = 1; i <= 3; ++i) {
+    ASSERT_EQ(s.try_receive(r), status::ok);
+    EXPECT_EQ(r->text(), long_text(200, i));
+  }
+  EXPECT_EQ(held->text(), long_text(200, 0));
+  held.reset();
+  r.reset();
+  EXPECT_EQ(s.try_send(event::text_delta(0, long_text(200, 5))), status::ok) << "room once nothing is held";
+  expect_quiescent_invariant(s);
+}
+
+// A claim that asks for arena text makes room as a send does under drop_oldest: it evicts the oldest events
+// whose text blocks the arena, and when a consumer holds the oldest record it refuses (full, counted
+// dropped) without evicting.
+TEST_P(StreamContract, DropOldestClaimEvictsForTextRoomUnlessAReceiverPinsIt) {
+  if (GetParam().policy != backpressure::drop_oldest) GTEST_SKIP();
+  stream s(options(16, 1024));  // four 208-byte records
+  for (char i = 0; i < 4; ++i) ASSERT_EQ(s.try_send(event::text_delta(0, long_text(200, i))), status::ok);
+  rill::send_claim claim;
+  ASSERT_EQ(s.try_claim(claim, 200), status::ok);
+  std::memcpy(claim.text(), long_text(200, 9).data(), 200);
+  ::new (&claim.slot()) event(event::text_delta(0, std::string_view(claim.text(), 200)));
+  ASSERT_EQ(s.commit(claim), status::ok);
+  EXPECT_EQ(s.counters().dropped, 1u) << "the oldest event, evicted for the claim's text";
+  received held;
+  ASSERT_EQ(s.try_receive(held), status::ok);
+  EXPECT_EQ(held->text(), long_text(200, 1));
+  EXPECT_EQ(held->seq(), 1u) << "a gap of one";
+  // `held` pins the arena's oldest record now: no eviction can free room.
+  EXPECT_EQ(s.try_claim(claim, 200), status::full);
+  rill::stream_counters c = s.counters();
+  EXPECT_EQ(c.dropped, 2u);
+  EXPECT_EQ(c.buffered, 3u);
+  received r;
+  for (int i : {2, 3, 9}) {
+    ASSERT_EQ(s.try_receive(r), status::ok);
+    EXPECT_EQ(r->text(), long_text(200, static_cast<char>(i)));
+  }
+  expect_quiescent_invariant(s);
+}
+
 // On MPMC a thread may send while it has a claim open. Under drop_oldest, when that claim is the oldest
 // slot of a full lane, no eviction can succeed: try_send must give up (full, counted dropped), not spin.
 TEST_P(StreamContract, DropOldestSendGivesUpBehindItsOwnOpenClaim) {
@@ -1298,6 +1359,36 @@ TEST(RecordArena, FillerRecordsPadTheEndAndReleaseWithTheNextRecord) {
   for (char byte : memory) ASSERT_EQ(byte, 0) << "released space is zeroed";
 }
 
+TEST(RecordArena, PeekOldestReportsWhoHoldsTheRecordTheHeadWaitsOn) {
+  using arena_t = rill::detail::record_arena;
+  alignas(8) static char memory[256];
+  std::memset(memory, 0, sizeof memory);
+  arena_t arena;
+  arena.init(memory, sizeof memory, nullptr);
+  std::uint32_t state = 12345;
+  EXPECT_FALSE(arena.peek_oldest(state)) << "empty";
+  EXPECT_EQ(state, 12345u);
+  char* a = arena.try_claim<true>(40, 3);
+  char* b = arena.try_claim<true>(40);
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  ASSERT_TRUE(arena.peek_oldest(state));
+  EXPECT_EQ(state, 3u << arena_t::kTagShift) << "held, with its claimer's tag";
+  arena.mark_delivered(a);
+  ASSERT_TRUE(arena.peek_oldest(state));
+  EXPECT_EQ(state, arena_t::kDelivered);
+  arena.release(a);
+  ASSERT_TRUE(arena.peek_oldest(state));
+  EXPECT_EQ(state, arena_t::kHeld) << "the untagged record behind it";
+  arena.mark_delivered(b);
+  arena.release(b);  // a delivered record releases and advances like any other
+  EXPECT_FALSE(arena.peek_oldest(state));
+  EXPECT_EQ(arena.head_position(), arena.tail_position());
+  EXPECT_EQ(arena.try_claim<true>(40, arena_t::kMaxTag), memory + 96 + 8);
+  ASSERT_TRUE(arena.peek_oldest(state));
+  EXPECT_EQ(state >> arena_t::kTagShift, arena_t::kMaxTag);
+}
+
 }  // namespace
 
 // The MPMC ring keeps its turns remapped so that consecutive tickets sit on different cache lines; every
@@ -1427,6 +1518,31 @@ TEST(MpmcLanes, AConsumerTurnsToEveryLane) {
 }
 
 // drop_oldest evicts the oldest event of the sender's own lane; other producers' events stay.
+// The arena is shared by the lanes: when its oldest record is another lane's buffered event, evicting the
+// sender's own lane frees nothing, so a send with long text refuses (full) and leaves that lane alone.
+TEST(MpmcLanes, DropOldestLeavesItsLaneWhenAnotherLanePinsTheArena) {
+  rill::stream_options o = laned(2, 32, rill::backpressure::drop_oldest);
+  o.arena_bytes = 1024;  // four 208-byte records
+  rill::stream s(o);
+  auto text = [](char c) { return std::string(200, c); };
+  std::thread([&] { ASSERT_EQ(s.try_send(rill::event::text_delta(0, text('a'))), rill::status::ok); }).join();
+  rill::status refused = rill::status::ok;
+  std::thread([&] {  // a fresh thread: the next ordinal, the other lane
+    ASSERT_EQ(s.try_send(rill::event::text_delta(1, "inline")), rill::status::ok);
+    for (char c : {'b', 'c', 'd'})
+      ASSERT_EQ(s.try_send(rill::event::text_delta(1, text(c))), rill::status::ok);
+    refused = s.try_send(rill::event::text_delta(1, text('e')));
+  })
+      .join();
+  EXPECT_EQ(refused, rill::status::full);
+  EXPECT_EQ(s.counters().dropped, 1u) << "only the refused send";
+  std::vector<std::string> got;
+  rill::received r;
+  while (s.try_receive(r) == rill::status::ok) got.emplace_back(r->text().substr(0, 6));
+  std::sort(got.begin(), got.end());
+  EXPECT_EQ(got, (std::vector<std::string>{"aaaaaa", "bbbbbb", "cccccc", "dddddd", "inline"}));
+}
+
 TEST(MpmcLanes, DropOldestEvictsFromTheSendersLane) {
   rill::stream s(laned(2, 4, rill::backpressure::drop_oldest));  // 2 slots a lane
   std::thread([&] {

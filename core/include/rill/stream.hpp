@@ -67,10 +67,11 @@ enum class backpressure : std::uint8_t {
   drop,         // the newest event is rejected: send() and try_send() return full and count it dropped.
   drop_oldest,  // the oldest buffered event is evicted (counted dropped) and the send succeeds. A consumer
                 // sees how many it missed as a gap in seq(). Text a consumer still holds is never
-                // overwritten, and the arena frees space only past the oldest held record: when that
-                // blocks a send with long text, the send returns full and counts it dropped. When the
-                // oldest slot is mid-publication by another producer (or mid-read by a consumer), the send
-                // backs off (pause, then yield) until it can evict: try_send may yield here, about a
+                // overwritten, and the arena frees space only past the oldest held record: when a
+                // consumer holds it, or (lanes > 1) another lane's event does, a send with long text
+                // evicts nothing and returns full, counted dropped (a try_claim asking for text too). When
+                // the oldest slot is mid-publication by another producer (or mid-read by a consumer), the
+                // send backs off (pause, then yield) until it can evict: try_send may yield here, about a
                 // thousand times at most, then returns full (counted dropped; on MPMC the oldest slot may
                 // be the calling thread's own open claim).
 };
@@ -460,6 +461,9 @@ class alignas(detail::kCacheLine) stream {
   status try_send_spsc(detail::spsc_channel& ch, const event& e, std::uint64_t now) noexcept;
   status try_send_mpmc(detail::mpmc_channel& ch, const event& e, std::uint64_t now) noexcept;
   bool evict_oldest(detail::mpmc_channel& ch, detail::mpmc_channel& lane) noexcept;
+  // drop_oldest: claims `size` bytes of arena text for a send into `lane`, evicting the lane's oldest
+  // events only while that can free room. nullptr when it cannot.
+  char* claim_text_evicting(detail::mpmc_channel& ch, detail::mpmc_channel& lane, std::size_t size) noexcept;
   // Takes the next event (void slots skipped) from this thread's lane, else from the others; copies it
   // into `out` and frees its slot. False when every lane looked empty.
   bool take_mpmc(detail::mpmc_channel& ch, event& out) noexcept;

@@ -17,6 +17,11 @@
 // began its scan, it advances again ([R1]-[R4] below), so no release is ever left unadvanced. The re-check
 // reads the counter, never a header: a header at a stale head position may already be zeroed or reused.
 // The release point is the slowest holder's record, which is what a multi-subscriber stream needs.
+//
+// A record's state word says who holds it, so a producer of a drop_oldest stream that finds the arena full
+// can tell whether evicting buffered events could ever move the head (peek_oldest): held by a buffered
+// event (with the claimer's tag, its lane), delivered (a consumer took the event and still holds the text),
+// or released.
 #pragma once
 
 #include <atomic>
@@ -38,11 +43,16 @@ class record_arena {
 
   struct header {
     std::uint32_t size;               // whole record, header included, multiple of 8
-    std::atomic<std::uint32_t> state; // kHeld or kReleased
+    std::atomic<std::uint32_t> state;  // kHeld (with a tag) or kDelivered or kReleased
   };
   static_assert(sizeof(header) == kHeaderBytes);
   static constexpr std::uint32_t kHeld = 0;  // zero: also what free space reads as
   static constexpr std::uint32_t kReleased = 1;
+  static constexpr std::uint32_t kDelivered = 2;
+  static constexpr unsigned kTagShift = 2;  // a held record's tag sits above the two state bits
+  static constexpr std::uint32_t kStateMask = (1u << kTagShift) - 1;
+  // Tags are at most this (0: untagged).
+  static constexpr std::uint32_t kMaxTag = ~std::uint32_t{0} >> kTagShift;
 
   // Records of this many payload bytes or fewer can ever fit.
   std::size_t max_payload() const noexcept { return capacity_ - kHeaderBytes; }
@@ -63,8 +73,9 @@ class record_arena {
 
   // Producer: claims a record for `payload` bytes. Returns the payload pointer, or nullptr when the ring
   // has no room now. `MultiProducer` selects the CAS claim. The caller has checked payload <= max_payload().
+  // `tag` (at most kMaxTag) is what peek_oldest() reports while the record is held.
   template <bool MultiProducer>
-  char* try_claim(std::size_t payload) noexcept {
+  char* try_claim(std::size_t payload, std::uint32_t tag = 0) noexcept {
     const std::size_t need = align_up(kHeaderBytes + payload, 8);
     std::uint64_t pos = tail_.load(std::memory_order_relaxed);  // [R0] own claims; CAS below re-checks
     while (true) {
@@ -95,7 +106,10 @@ class record_arena {
       if (filler != 0) add_filler(pos, filler);
       header* h = header_at(pos + filler);
       h->size = static_cast<std::uint32_t>(need);
-      // state stays kHeld (zero) from the zeroing; published to consumers with the event ([S*]/[M*] tags).
+      // state is kHeld (zero) from the zeroing; published to consumers with the event ([S*]/[M*] tags).
+      // [R7] relaxed: the tag is only read by peek_oldest(), a hint; the event's publication orders it
+      // before the holder's release.
+      if (tag != 0) h->state.store(tag << kTagShift, std::memory_order_relaxed);
       return reinterpret_cast<char*>(h) + kHeaderBytes;
     }
   }
@@ -104,9 +118,37 @@ class record_arena {
   // Any thread holding the record: marks it released and advances the head if it can.
   void release(const char* payload) noexcept {
     header* h = reinterpret_cast<header*>(const_cast<char*>(payload) - kHeaderBytes);
-    RILL_ASSERT(h->state.load(std::memory_order_relaxed) == kHeld, "arena record released twice");
+    RILL_ASSERT((h->state.load(std::memory_order_relaxed) & kStateMask) != kReleased,
+                "arena record released twice");
     mark_released(h);
     try_advance();
+  }
+
+  // A consumer that took a record's event from the ring and keeps its text: marks the record delivered,
+  // which peek_oldest() reports. Optional; only streams that evict (drop_oldest) ask.
+  void mark_delivered(const char* payload) noexcept {
+    header* h = reinterpret_cast<header*>(const_cast<char*>(payload) - kHeaderBytes);
+    // [R8] relaxed: a hint for peek_oldest(); the holder's later release ([R1]) is what frees the record.
+    h->state.store(kDelivered, std::memory_order_relaxed);
+  }
+
+  // Slow path, for a producer that found no room: advances the head as far as it can, then reads the state
+  // word of the record it waits on (kHeld with its tag, kDelivered, or kReleased if released since). False,
+  // with `state` untouched, when there is none (the arena is empty) or another thread is advancing the
+  // head. A snapshot: the record may be released right after.
+  bool peek_oldest(std::uint32_t& state) noexcept {
+    // [R2], [R2''] as in try_advance(). Holding the flag makes this call the advancer, with its duty: a
+    // release counted before releases_seen relies on the scan below.
+    if (advancing_.exchange(true, std::memory_order_seq_cst)) return false;
+    const std::uint64_t releases_seen = releases_.load(std::memory_order_seq_cst);
+    const std::uint64_t start = head_.load(std::memory_order_relaxed);  // only the advancer writes head_
+    const std::uint64_t head = advance_from(start);
+    // relaxed: the tail only bounds what we read; a record claimed and not yet written reads as kHeld.
+    const bool live = head != tail_.load(std::memory_order_relaxed);
+    // [R9] relaxed: a hint ([R7], [R8]); the header is not zeroed while we hold the flag.
+    if (live) state = header_at(head)->state.load(std::memory_order_relaxed);
+    if (step_down(start, head, releases_seen)) try_advance();
+    return live;
   }
 
   // Bytes claimed and not yet advanced past (approximate while producers and consumers run).
@@ -154,35 +196,46 @@ class record_arena {
   }
 
   void try_advance() noexcept {
+    // [R2] seq_cst exchange: one advancer at a time; reading `false` reads from the last advancer's [R3],
+    // so we see its head_ and its zeroing.
     while (true) {
-      // [R2] seq_cst exchange: one advancer at a time; reading `false` reads from the last advancer's [R3],
-      // so we see its head_ and its zeroing.
       if (advancing_.exchange(true, std::memory_order_seq_cst)) return;  // the advancer re-checks for us
       // [R2''] seq_cst: a release counted before this load synchronizes with it, so its mark is visible to
-      // the scan below.
+      // the scan.
       const std::uint64_t releases_seen = releases_.load(std::memory_order_seq_cst);
-      std::uint64_t head = head_.load(std::memory_order_relaxed);  // only the advancer writes head_
-      const std::uint64_t start = head;
-      while (true) {
-        header* h = header_at(head);
-        // [R2'] acquire: pairs with [R1]; the record's size and its holder's reads come before the memset.
-        // No other thread touches the header at the head while we hold `advancing_`.
-        if (h->state.load(std::memory_order_acquire) != kReleased) break;
-        const std::uint32_t size = h->size;
-        std::memset(static_cast<void*>(h), 0, size);
-        head += size;
-        // [R4] release: the zeroed bytes are visible to a producer that acquires this head ([R5]).
-        head_.store(head, std::memory_order_release);
-      }
-      // [R3] seq_cst step-down. [R3'] then re-check the release count: a releaser whose [R2] exchange saw
-      // `true` counted its release ([R1']) before that exchange, which precedes this store in the seq_cst
-      // order, so the load below sees the new count and we scan again.
-      advancing_.store(false, std::memory_order_seq_cst);
-      // Whoever moves the head wakes producers waiting for room: a releaser that found us advancing has
-      // already returned, so the wake-up is ours to give (the [W*] handshake in parking.hpp).
-      if (head != start && room_waiters_ != nullptr) room_waiters_->notify_after_publish();
-      if (releases_.load(std::memory_order_seq_cst) == releases_seen) return;  // [R3']
+      const std::uint64_t start = head_.load(std::memory_order_relaxed);  // only the advancer writes head_
+      if (!step_down(start, advance_from(start), releases_seen)) return;
     }
+  }
+
+  // The advancer (holding `advancing_`): moves the head from `head` past every consecutive released record,
+  // zeroing each. Returns the new head.
+  std::uint64_t advance_from(std::uint64_t head) noexcept {
+    while (true) {
+      header* h = header_at(head);
+      // [R2'] acquire: pairs with [R1]; the record's size and its holder's reads come before the memset.
+      // No other thread touches the header at the head while we hold `advancing_`.
+      if (h->state.load(std::memory_order_acquire) != kReleased) return head;
+      const std::uint32_t size = h->size;
+      std::memset(static_cast<void*>(h), 0, size);
+      head += size;
+      // [R4] release: the zeroed bytes are visible to a producer that acquires this head ([R5]).
+      head_.store(head, std::memory_order_release);
+    }
+  }
+
+  // The advancer gives up `advancing_` after moving the head from `start` to `head`. True when a release
+  // was counted since `releases_seen`: the caller must advance again.
+  [[nodiscard]] bool step_down(std::uint64_t start, std::uint64_t head,
+                               std::uint64_t releases_seen) noexcept {
+    // [R3] seq_cst step-down. [R3'] then re-check the release count: a releaser whose [R2] exchange saw
+    // `true` counted its release ([R1']) before that exchange, which precedes this store in the seq_cst
+    // order, so the load below sees the new count and we scan again.
+    advancing_.store(false, std::memory_order_seq_cst);
+    // Whoever moves the head wakes producers waiting for room: a releaser that found us advancing has
+    // already returned, so the wake-up is ours to give (the [W*] handshake in parking.hpp).
+    if (head != start && room_waiters_ != nullptr) room_waiters_->notify_after_publish();
+    return releases_.load(std::memory_order_seq_cst) != releases_seen;  // [R3']
   }
 
   // Immutable after init(): read by both sides, written by neither.
