@@ -665,10 +665,13 @@ status stream::try_claim(send_claim& claim, std::size_t text_bytes) noexcept {
 status stream::commit(send_claim& claim) noexcept {
   RILL_ASSERT(claim.active(), "commit without an active claim");
   void* ch = channel();
-  const bool spsc_ring = uses_spsc_ring();
+  // [C5] as in try_send, one load for both bits (the ring bit never changes): a commit after close() is a
+  // send after close(); one racing with it may still publish.
+  const std::uint8_t state = state_.load(std::memory_order_relaxed);
+  const bool spsc_ring = (state & kMpmcRingState) == 0;
   detail::record_arena& arena = *arena_of(ch);
   event& staged = claim.staging_;
-  status s = staged.validate();
+  status s = (state & kClosedState) != 0 ? status::closed : staged.validate();
   if (s == status::ok && staged.text_is_in_arena()) s = status::invalid;  // reserved text is referred to as external
   if (s == status::ok && staged.text_is_external()) {
     const std::size_t size = staged.text_size();

@@ -1072,6 +1072,29 @@ TEST_P(StreamContract, FailedCommitAndAbortDeliverNothing) {
   expect_quiescent_invariant(s);
 }
 
+// A claim taken before close() and committed after it is a send after close: closed, nothing delivered,
+// its reserved text freed, and consumers see the stream end.
+TEST_P(StreamContract, CommitAfterCloseIsRefused) {
+  stream s(options(8, 2048));
+  ASSERT_EQ(s.try_send(event::text_delta(0, "before")), status::ok);
+  rill::send_claim claim;
+  ASSERT_EQ(s.try_claim(claim, 100), status::ok);
+  std::memcpy(claim.text(), long_text(100, 1).data(), 100);
+  ::new (&claim.slot()) event(event::text_delta(0, std::string_view(claim.text(), 100)));
+  s.close();
+  EXPECT_EQ(s.commit(claim), status::closed);
+  EXPECT_FALSE(claim.active());
+  received r;
+  ASSERT_EQ(s.try_receive(r), status::ok);
+  EXPECT_EQ(r->text(), "before");
+  EXPECT_EQ(s.try_receive(r), status::closed);
+  EXPECT_EQ(s.approx_arena_used(), 0u);
+  const auto c = s.counters();
+  EXPECT_EQ(c.sent, 1u);
+  EXPECT_EQ(c.received, 1u);
+  expect_quiescent_invariant(s);
+}
+
 // A void slot (an aborted claim or a refused commit) still in the ring is neither an event sent nor one
 // buffered, and the events received around it count as received while it waits there.
 TEST_P(StreamContract, CountersSkipVoidSlotsStillBuffered) {

@@ -307,9 +307,10 @@ class alignas(detail::kCacheLine) stream {
   // must commit() or abort() before its next claim; on SPSC also before any other send on this stream (the
   // claimed slot is not yet counted as taken: a send in between would reuse it).
   status try_claim(send_claim& claim, std::size_t text_bytes = 0) noexcept;
-  // Copies the claim's event into its slot and publishes it. ok; invalid if the event fails validation (nothing is delivered:
-  // SPSC un-claims the slot, MPMC publishes a void slot that consumers skip); full or too_large if
-  // borrowed text does not fit the arena (same handling).
+  // Copies the claim's event into its slot and publishes it. ok; invalid if the event fails validation
+  // (nothing is delivered: SPSC un-claims the slot, MPMC publishes a void slot that consumers skip); full or
+  // too_large if borrowed text does not fit the arena, closed if the stream was closed since the claim (same
+  // handling; a commit racing with close() may still deliver, as a send may).
   status commit(send_claim& claim) noexcept;
   // Gives a claimed slot back unsent (MPMC: as a void slot consumers skip).
   void abort(send_claim& claim) noexcept;
