@@ -281,7 +281,8 @@ class alignas(detail::kCacheLine) stream {
   // arena text not reserved by this stream's try_claim). Nothing is written on failure.
   status try_send(const event& e) noexcept;
   // As try_send, but under backpressure::block waits for room (spin, then park). Returns ok, closed,
-  // too_large or invalid (and full under drop, or under drop_oldest when a consumer holds the oldest text).
+  // too_large or invalid (and full under drop, or under drop_oldest when a consumer holds the oldest text;
+  // under every policy, at once, when the lazy first allocation of the ring fails).
   status send(const event& e) noexcept { return send_until(e, time_point::max()); }
   // As send, giving up with status::timeout at `deadline`.
   status send_until(const event& e, time_point deadline) noexcept;
@@ -299,7 +300,7 @@ class alignas(detail::kCacheLine) stream {
   // clock read per call.
   [[nodiscard]] std::size_t try_send_batch(std::span<const event> events, status* why = nullptr) noexcept;
   // Sends all events, waiting for room per policy. ok, closed, too_large or invalid (the events before the
-  // failing one were sent; `*sent` says how many).
+  // failing one were sent; `*sent` says how many); full as send() returns it.
   status send_batch(std::span<const event> events, std::size_t* sent = nullptr) noexcept;
 
   // Reserves the next slot, and `text_bytes` of arena space if asked; the caller builds the event in
@@ -780,6 +781,9 @@ status stream::drain_until(Handler&& handler, std::size_t max_events, time_point
 template <class Attempt>
 status stream::wait_for(waiter who, Attempt&& attempt, time_point deadline, const std::stop_token* token) {
   const bool sender = who == waiter::sender;
+  // A stream whose lazy first allocation fails has no ring: nothing would ever wake a wait for its room.
+  if (sender && channel_or_allocate() == nullptr) [[unlikely]]
+    return status::full;
   return detail::wait_loop(
       sender ? producers_ : consumers_, sender ? status::full : status::empty, std::forward<Attempt>(attempt),
       deadline, token, spin_iterations_,

@@ -1,0 +1,85 @@
+// What a stream does when the lazy first allocation of its ring fails: every send, blocking ones
+// included, returns full at once (nothing could ever wake a wait for room in a ring that does not exist),
+// and the stream works once memory is back. This executable replaces the aligned nothrow operator new
+// the stream allocates its ring with, so that a test can make it fail.
+//
+// Sanitizer builds skip it: their runtimes supply operator new themselves.
+#include <gtest/gtest.h>
+
+#if defined(RILL_SANITIZER_BUILD)
+
+TEST(AllocationFailure, SkippedUnderSanitizers) {
+  GTEST_SKIP() << "the sanitizer runtimes own operator new; release and debug builds run this test";
+}
+
+#else
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <new>
+#include <stop_token>
+
+#include "rill/stream.hpp"
+
+namespace {
+std::atomic<bool> g_fail_aligned_nothrow{false};  // relaxed: set and read by the test's one thread
+}  // namespace
+
+void* operator new(std::size_t size, std::align_val_t align, const std::nothrow_t&) noexcept {
+  if (g_fail_aligned_nothrow.load(std::memory_order_relaxed)) return nullptr;
+  const std::size_t a = static_cast<std::size_t>(align);
+  return std::aligned_alloc(a, (size + a - 1) / a * a);  // freed by the default aligned delete (free)
+}
+
+namespace {
+
+using rill::backpressure;
+using rill::flavour;
+using rill::status;
+
+struct failing_allocations {
+  failing_allocations() { g_fail_aligned_nothrow.store(true, std::memory_order_relaxed); }
+  ~failing_allocations() { g_fail_aligned_nothrow.store(false, std::memory_order_relaxed); }
+};
+
+class AllocationFailure : public testing::TestWithParam<std::pair<flavour, backpressure> > {};
+
+TEST_P(AllocationFailure, EverySendReturnsFullAtOnceThenTheStreamWorks) {
+  rill::stream_options o;
+  o.kind = GetParam().first;
+  o.policy = GetParam().second;
+  rill::stream s(o);
+  const rill::event e = rill::event::text_delta(0, "token");
+  {
+    failing_allocations failing;
+    EXPECT_EQ(s.try_send(e), status::full);
+    EXPECT_EQ(s.send(e), status::full);  // would park forever if it waited
+    EXPECT_EQ(s.send_for(e, std::chrono::hours(1)), status::full);
+    std::stop_source never;
+    EXPECT_EQ(s.send(e, never.get_token()), status::full);
+    std::size_t sent = 99;
+    EXPECT_EQ(s.send_batch({&e, 1}, &sent), status::full);
+    EXPECT_EQ(sent, 0u);
+    rill::send_claim claim;
+    EXPECT_EQ(s.try_claim(claim), status::full);
+    EXPECT_FALSE(s.allocated());
+    rill::received r;
+    EXPECT_EQ(s.try_receive(r), status::empty);
+  }
+  ASSERT_EQ(s.send(e), status::ok);
+  EXPECT_TRUE(s.allocated());
+  rill::received r;
+  ASSERT_EQ(s.try_receive(r), status::ok);
+  EXPECT_EQ(r->text(), "token");
+}
+
+INSTANTIATE_TEST_SUITE_P(Policies, AllocationFailure,
+                         testing::Values(std::pair{flavour::spsc, backpressure::block},
+                                         std::pair{flavour::spsc, backpressure::drop},
+                                         std::pair{flavour::mpmc, backpressure::block},
+                                         std::pair{flavour::mpmc, backpressure::drop_oldest}));
+
+}  // namespace
+
+#endif
