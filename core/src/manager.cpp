@@ -281,16 +281,28 @@ std::uint32_t stream_manager::allocate_handle_index(shard_writer& writer) {
   if (!writer.free_handles.empty()) {
     index = writer.free_handles.back();
     writer.free_handles.pop_back();
-    return index;
+  } else {
+    // Relaxed: a unique number; orders nothing. A CAS rather than fetch_add, so that the counter stops at
+    // the limit instead of wrapping to indices that live streams hold (every later call throws too).
+    index = next_handle_index_.load(std::memory_order_relaxed);
+    do {
+      if (index == std::numeric_limits<std::uint32_t>::max())
+        throw std::length_error("rill::stream_manager: 2^32 handles");
+    } while (!next_handle_index_.compare_exchange_weak(index, index + 1, std::memory_order_relaxed,
+                                                       std::memory_order_relaxed));
   }
-  // Relaxed: a unique number; orders nothing. A CAS rather than fetch_add, so that the counter stops at
-  // the limit instead of wrapping to indices that live streams hold (every later call throws too).
-  index = next_handle_index_.load(std::memory_order_relaxed);
-  do {
-    if (index == std::numeric_limits<std::uint32_t>::max())
-      throw std::length_error("rill::stream_manager: 2^32 handles");
-  } while (!next_handle_index_.compare_exchange_weak(index, index + 1, std::memory_order_relaxed,
-                                                     std::memory_order_relaxed));
+  try {
+    ensure_handle_chunk(index);
+  } catch (...) {
+    writer.free_handles.push_back(
+        index);  // kept for this shard's next create, which allocates the chunk again
+    throw;
+  }
+  return index;
+}
+
+// The chunk of the handle table that holds `index`, allocated if it is not yet. Throws std::bad_alloc.
+void stream_manager::ensure_handle_chunk(std::uint32_t index) {
   const auto [chunk_index, offset] = handle_position(index);
   (void)offset;
   if (handle_chunks_[chunk_index].load(std::memory_order_acquire) == nullptr) {  // [I3]
@@ -307,7 +319,6 @@ std::uint32_t stream_manager::allocate_handle_index(shard_writer& writer) {
       std::free(chunk);
     }
   }
-  return index;
 }
 
 void stream_manager::set_handle(std::uint32_t index, managed_stream* entry) noexcept {

@@ -1,9 +1,11 @@
-// What a stream does when the lazy first allocation of its ring fails: every send, blocking ones
-// included, returns full at once (nothing could ever wake a wait for room in a ring that does not exist),
-// and the stream works once memory is back. This executable replaces the aligned nothrow operator new
-// the stream allocates its ring with, so that a test can make it fail.
+// Allocation failures on rill's rare allocating paths. A stream whose lazy first allocation of its ring
+// fails: every send, blocking ones included, returns full at once (nothing could ever wake a wait for room
+// in a ring that does not exist), and the stream works once memory is back. A manager whose handle table
+// chunk cannot be allocated: create throws std::bad_alloc and loses nothing, not even the handle index.
+// This executable replaces the aligned nothrow operator new the stream allocates its ring with, and
+// calloc (forwarding to glibc's), so that a test can make them fail.
 //
-// Sanitizer builds skip it: their runtimes supply operator new themselves.
+// Sanitizer builds skip it: their runtimes supply operator new and calloc themselves.
 #include <gtest/gtest.h>
 
 #if defined(RILL_SANITIZER_BUILD)
@@ -20,11 +22,20 @@ TEST(AllocationFailure, SkippedUnderSanitizers) {
 #include <new>
 #include <stop_token>
 
+#include "rill/manager.hpp"
 #include "rill/stream.hpp"
 
 namespace {
-std::atomic<bool> g_fail_aligned_nothrow{false};  // relaxed: set and read by the test's one thread
+// Relaxed: set and read by the test's one thread.
+std::atomic<bool> g_fail_aligned_nothrow{false};
+std::atomic<bool> g_fail_calloc{false};
 }  // namespace
+
+extern "C" void* __libc_calloc(std::size_t count, std::size_t size);  // glibc's own, which this forwards to
+extern "C" void* calloc(std::size_t count, std::size_t size) {
+  if (g_fail_calloc.load(std::memory_order_relaxed)) return nullptr;
+  return __libc_calloc(count, size);
+}
 
 void* operator new(std::size_t size, std::align_val_t align, const std::nothrow_t&) noexcept {
   if (g_fail_aligned_nothrow.load(std::memory_order_relaxed)) return nullptr;
@@ -79,6 +90,22 @@ INSTANTIATE_TEST_SUITE_P(Policies, AllocationFailure,
                                          std::pair{flavour::spsc, backpressure::drop},
                                          std::pair{flavour::mpmc, backpressure::block},
                                          std::pair{flavour::mpmc, backpressure::drop_oldest}));
+
+TEST(AllocationFailure, ManagerCreateThrowsAndKeepsTheHandleIndex) {
+  rill::stream_manager m;
+  rill::stream_ref out;
+  g_fail_calloc.store(true,
+                      std::memory_order_relaxed);  // the first create allocates the handle table's chunk
+  EXPECT_THROW((void)m.create("a", out), std::bad_alloc);
+  g_fail_calloc.store(false, std::memory_order_relaxed);
+  EXPECT_EQ(m.count(), 0u);
+  EXPECT_EQ(m.get("a", out), status::not_found);
+  ASSERT_EQ(m.create("a", out), status::ok);
+  EXPECT_EQ(static_cast<std::uint32_t>(out.handle().value), 0u) << "the failed create's index, reused";
+  rill::stream_ref found;
+  ASSERT_EQ(m.get(out.handle(), found), status::ok);
+  EXPECT_EQ(found.id(), "a");
+}
 
 }  // namespace
 

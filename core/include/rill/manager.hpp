@@ -502,6 +502,7 @@ class stream_manager {
   status create_or_get(std::string_view id, const stream_options& options, stream_ref& out, bool* created,
                        bool fail_if_live);
   std::uint32_t allocate_handle_index(shard_writer& writer);
+  void ensure_handle_chunk(std::uint32_t index);
   void set_handle(std::uint32_t index, detail::managed_stream* entry) noexcept;
   void release_handle(shard_writer& writer, std::uint64_t handle) noexcept;
   void observe(detail::managed_stream& entry) const noexcept;
