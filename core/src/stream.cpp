@@ -152,6 +152,14 @@ void backoff(std::uint32_t attempt) noexcept {
 // be this very thread's own open claim (MPMC allows a send while a claim is open), which no wait frees.
 constexpr std::uint32_t kMaxEvictionBackoffs = 64 + 1024;
 
+// Arena record tags under drop_oldest (record_arena::try_claim's tag; 0 is untagged): 1 + the lane index
+// for text whose event is in, or about to be published into, that lane; kOpenClaimTag for text a
+// send_claim reserved and has not committed.
+constexpr std::uint32_t kOpenClaimTag = detail::record_arena::kMaxTag;
+std::uint32_t lane_tag(const detail::mpmc_channel& ch, const detail::mpmc_channel& lane) noexcept {
+  return static_cast<std::uint32_t>(&lane - &ch) + 1;  // lanes are an array starting at ch (at most 64)
+}
+
 }  // namespace
 
 std::string_view to_string(flavour f) noexcept { return f == flavour::spsc ? "spsc" : "mpmc"; }
@@ -360,7 +368,7 @@ status stream::try_send_mpmc(detail::mpmc_channel& ch, const event& e, std::uint
   if (e.text_is_external()) {
     if (const std::size_t text_size = e.text_size(); text_size != 0) {
       if (policy_ == backpressure::drop_oldest) {
-        text = claim_text_evicting(ch, lane, text_size);
+        text = claim_text_evicting(ch, lane, text_size, lane_tag(ch, lane));
       } else {
         text =
             single_producer ? ch.arena().try_claim<false>(text_size) : ch.arena().try_claim<true>(text_size);
@@ -411,34 +419,43 @@ bool stream::evict_oldest(detail::mpmc_channel& ch, detail::mpmc_channel& lane) 
   return true;
 }
 
-// Arena full: only evicting the event that holds the arena's oldest record moves its head. Every record
-// of a lane's events is tagged with the lane (index + 1), so the oldest record tells whether evicting from
-// this lane can reach it; when a consumer holds it (delivered) or another lane's event does, no eviction
-// here frees anything, and the send gives up at once instead of emptying the lane for nothing. An
-// untagged record (a batch send's or a claim's) gives no answer: the lane is evicted as before, until it
-// is empty. Otherwise an eviction can fail only transiently (see try_send_mpmc's ring loop): back off and
-// retry, up to a bound.
-char* stream::claim_text_evicting(detail::mpmc_channel& ch, detail::mpmc_channel& lane,
-                                  std::size_t size) noexcept {
-  detail::record_arena& arena = ch.arena();
-  const auto tag = static_cast<std::uint32_t>(&lane - &ch) + 1;
+// Arena full: only evicting the event that holds the arena's oldest record moves its head. Under
+// drop_oldest every record a send or claim takes is tagged (record_arena's claim tag): with its lane
+// (lane_tag) from just before its event is published, with kOpenClaimTag while a send_claim holds it
+// unpublished. So the oldest record tells whether evicting from this lane can reach it. When a consumer
+// holds it (delivered), another lane's event does, or an open claim does, no eviction here frees anything,
+// and the send gives up at once instead of emptying the lane for nothing. Untagged text (borrowed text a
+// commit() moves into the arena) gives no answer: the lane is evicted as before. A lap of the lane's
+// capacity in evictions bounds the rest: other producers may keep refilling the lane with events that
+// hold no text.
+char* stream::claim_text_evicting(detail::mpmc_channel& ch, detail::mpmc_channel& lane, std::size_t size,
+                                  std::uint32_t tag) noexcept {
+  using arena_t = detail::record_arena;
+  arena_t& arena = ch.arena();
+  const std::uint32_t own_lane = lane_tag(ch, lane);
   const bool single_producer = kind_ == flavour::spsc;
+  std::size_t evicted = 0;
   for (std::uint32_t attempt = 0;; ++attempt) {
     char* text = single_producer ? arena.try_claim<false>(size, tag) : arena.try_claim<true>(size, tag);
     if (text != nullptr) return text;
-    if (std::uint32_t oldest = 0; arena.peek_oldest(oldest)) {
-      const std::uint32_t holder = oldest >> detail::record_arena::kTagShift;
-      if (oldest == detail::record_arena::kDelivered || (holder != 0 && holder != tag)) return nullptr;
-      if (oldest == detail::record_arena::kReleased) {  // its releaser is moving the head: claim again
-        if (attempt >= kMaxEvictionBackoffs) return nullptr;
-        backoff(attempt);
+    std::uint32_t state = 0;
+    bool wait = true;  // busy (another advancer), empty, or released: the head is about to move
+    if (arena.peek_oldest(state) == arena_t::oldest::read && state != arena_t::kReleased) {
+      const std::uint32_t holder = state >> arena_t::kTagShift;
+      if (state == arena_t::kDelivered || (holder != 0 && holder != own_lane)) return nullptr;
+      wait = false;
+    }
+    if (!wait && evicted < lane.capacity()) {
+      if (evict_oldest(ch, lane)) {
+        ++evicted;
         continue;
       }
+      if (lane.consumed() == lane.accepted()) return nullptr;
+    } else if (!wait) {
+      return nullptr;  // a lap of evictions freed nothing
     }
-    if (!evict_oldest(ch, lane)) {
-      if (lane.consumed() == lane.accepted() || attempt >= kMaxEvictionBackoffs) return nullptr;
-      backoff(attempt);
-    }
+    if (attempt >= kMaxEvictionBackoffs) return nullptr;
+    backoff(attempt);
   }
 }
 
@@ -468,15 +485,16 @@ bool stream::take_mpmc(detail::mpmc_channel& ch, event& out) noexcept {
     std::uint64_t ticket;
     while (const event* slot = lane.try_take(ticket)) {
       out = *slot;
+      // A drop_oldest producer that finds the arena full asks whether a consumer holds its oldest record.
+      // Marked before the slot is freed, which narrows the moment in which a producer sees neither.
+      if (policy_ == backpressure::drop_oldest && out.text_is_in_arena()) [[unlikely]] {
+        if (const char* text = out.text_block().data(); text != nullptr) ch.arena().mark_delivered(text);
+      }
       lane.release_slot(ticket);
       if (out.kind() == event_kind::none) [[unlikely]] {
         counters_of(&ch)->voids_taken.fetch_add(1, std::memory_order_relaxed);  // a count; orders nothing
         after_consume();  // a void slot (failed commit or abort) is skipped, but its room is real
         continue;
-      }
-      // A drop_oldest producer that finds the arena full asks whether a consumer holds its oldest record.
-      if (policy_ == backpressure::drop_oldest && out.text_is_in_arena()) [[unlikely]] {
-        if (const char* text = out.text_block().data(); text != nullptr) ch.arena().mark_delivered(text);
       }
       if (me != nullptr && --me->takes_until_rotation == 0) {
         me->consumer_rotation = rotation_of(ch);
@@ -639,8 +657,8 @@ status stream::try_claim(send_claim& claim, std::size_t text_bytes) noexcept {
     detail::mpmc_channel& lane = producer_lane(c);
     lane_index = static_cast<std::uint32_t>(&lane - &c);
     if (text_bytes != 0) {
-      text = policy_ == backpressure::drop_oldest ? claim_text_evicting(c, lane, text_bytes)
-                                                  : arena.try_claim<true>(text_bytes, lane_index + 1);
+      text = policy_ == backpressure::drop_oldest ? claim_text_evicting(c, lane, text_bytes, kOpenClaimTag)
+                                                  : arena.try_claim<true>(text_bytes);
     }
     slot = nullptr;
     if (text_bytes == 0 || text != nullptr) {
@@ -680,7 +698,10 @@ status stream::commit(send_claim& claim) noexcept {
                              (size == 0 || first.data() == claim.text_);
     if (in_reserved) {
       staged.move_text_to_arena(claim.text_);  // fields already laid out in place: memmove to themselves
-      claim.text_ = nullptr;                   // now owned by the event
+      // Its lane from now on: tagged before the publication below, which orders the tag before any
+      // consumer's mark (claim_text_evicting).
+      if (policy_ == backpressure::drop_oldest) arena.retag(claim.text_, claim.lane_ + 1);
+      claim.text_ = nullptr;  // now owned by the event
     } else if (size > max_text()) {
       s = status::too_large;
     } else {
@@ -807,8 +828,9 @@ stream_counters stream::counters() const noexcept {
   const std::uint64_t voids_taken = k.voids_taken.load(std::memory_order_relaxed);
   // Void slots are ring positions, not events: the accepted ones are not sent, the consumed ones not
   // received, and those still in the ring not buffered. So sent == received + dropped + buffered. The
-  // clamps only catch a snapshot that read the counts at different moments.
-  c.sent = accepted + rejected - voided;
+  // clamps only catch a snapshot that read the counts at different moments (a claim voided between the
+  // loads of the ring positions and of `voided`, say).
+  c.sent = accepted + rejected > voided ? accepted + rejected - voided : 0;
   c.received = consumed > evicted + voids_taken ? consumed - evicted - voids_taken : 0;
   c.dropped = rejected + evicted;
   c.send_waits = k.send_waits.load(std::memory_order_relaxed);

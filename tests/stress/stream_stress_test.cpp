@@ -5,6 +5,7 @@
 // leaving its consumers waiting.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstring>
@@ -370,6 +371,53 @@ TEST(StreamStress, MpmcFourLanesFourClaimingProducersTwoConsumersDropOldest) {
 }
 TEST(StreamStress, MpmcFourLanesFourProducersTwoBatchConsumersDropOldest) {
   run_mpmc(backpressure::drop_oldest, scaled(1'000'000, 5'000), 4, consumer_kind::batches);
+}
+
+// drop_oldest, two lanes, a consumer holding the arena's oldest record: no eviction can make room, so the
+// two producers racing with long text must evict nothing, however their looks at the arena's oldest record
+// collide (one finds the other advancing the head and must wait, not evict). Exactly one more record fits.
+TEST(StreamStress, DropOldestProducersRacingForAPinnedArenaEvictNothing) {
+  const std::uint64_t per_producer = scaled(200'000, 5'000);
+  stream_options o;
+  o.kind = flavour::mpmc;
+  o.lanes = 2;
+  o.capacity = 64;
+  o.arena_bytes = 1024;  // four 208-byte records
+  o.policy = backpressure::drop_oldest;
+  stream s(o);
+  const std::string pinned(200, 'a');
+  ASSERT_EQ(s.try_send(event::text_delta(0, pinned)), status::ok);
+  received held;
+  ASSERT_EQ(s.try_receive(held), status::ok);
+  auto fill = [&](char c) {  // a short event ahead of a long one, in this thread's lane
+    ASSERT_EQ(s.try_send(event::text_delta(0, std::string(1, c))), status::ok);
+    ASSERT_EQ(s.try_send(event::text_delta(0, std::string(200, c))), status::ok);
+  };
+  std::thread(fill, 'b').join();
+  std::thread(fill, 'c').join();
+  std::atomic<std::uint64_t> accepted{0};  // relaxed: read after join()
+  std::vector<std::thread> producers;
+  for (char c : {'x', 'y'}) {  // two fresh threads: consecutive ordinals, so both lanes
+    producers.emplace_back([&, c] {
+      const std::string text(200, c);
+      for (std::uint64_t i = 0; i < per_producer; ++i) {
+        const status st = s.try_send(event::text_delta(0, text));
+        ASSERT_TRUE(st == status::ok || st == status::full) << rill::to_string(st);
+        if (st == status::ok) accepted.fetch_add(1, std::memory_order_relaxed);  // relaxed: a count
+      }
+    });
+  }
+  for (auto& t : producers) t.join();
+  EXPECT_EQ(accepted.load(std::memory_order_relaxed), 1u) << "room for one more record";
+  const auto c = s.counters();
+  EXPECT_EQ(c.dropped, 2 * per_producer - 1) << "refusals only: nothing evicted";
+  EXPECT_EQ(c.buffered, 5u);
+  std::string firsts;
+  received r;
+  while (s.try_receive(r) == status::ok) firsts += r->text().front();
+  std::sort(firsts.begin(), firsts.end());
+  EXPECT_TRUE(firsts == "bbccx" || firsts == "bbccy") << firsts;
+  EXPECT_EQ(held->text(), pinned);
 }
 
 // drop_oldest on SPSC: the producer never waits; the consumer sees strictly increasing sequence numbers,

@@ -1217,6 +1217,31 @@ TEST_P(StreamContract, DropOldestClaimEvictsForTextRoomUnlessAReceiverPinsIt) {
   expect_quiescent_invariant(s);
 }
 
+// Text an open claim reserved cannot be freed by evicting: a send that finds it the arena's oldest record
+// refuses (full, counted dropped) without evicting the events ahead of the claim's slot.
+TEST_P(StreamContract, DropOldestEvictsNothingBehindAnOpenClaimsText) {
+  if (GetParam().policy != backpressure::drop_oldest) GTEST_SKIP();
+  stream s(options(16, 1024));  // four 208-byte records
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(s.try_send(event::text_delta(0, std::to_string(i))), status::ok);
+  rill::send_claim claim;
+  ASSERT_EQ(s.try_claim(claim, 200), status::ok);
+  for (char i = 1; i <= 3; ++i) ASSERT_EQ(s.try_send(event::text_delta(0, long_text(200, i))), status::ok);
+  EXPECT_EQ(s.try_send(event::text_delta(0, long_text(200, 4))), status::full);
+  EXPECT_EQ(s.counters().dropped, 1u) << "only the refused send";
+  std::memcpy(claim.text(), long_text(200, 9).data(), 200);
+  ::new (&claim.slot()) event(event::text_delta(0, std::string_view(claim.text(), 200)));
+  ASSERT_EQ(s.commit(claim), status::ok);
+  // Committed, the claim's text is its lane's: evicting reaches it now, behind the five events ahead of it.
+  ASSERT_EQ(s.try_send(event::text_delta(0, long_text(200, 5))), status::ok);
+  EXPECT_EQ(s.counters().dropped, 7u) << "the refused send, then five short events and the claim's";
+  received r;
+  for (int i : {1, 2, 3, 5}) {
+    ASSERT_EQ(s.try_receive(r), status::ok);
+    EXPECT_EQ(r->text(), long_text(200, static_cast<char>(i)));
+  }
+  expect_quiescent_invariant(s);
+}
+
 // On MPMC a thread may send while it has a claim open. Under drop_oldest, when that claim is the oldest
 // slot of a full lane, no eviction can succeed: try_send must give up (full, counted dropped), not spin.
 TEST_P(StreamContract, DropOldestSendGivesUpBehindItsOwnOpenClaim) {
@@ -1389,26 +1414,29 @@ TEST(RecordArena, PeekOldestReportsWhoHoldsTheRecordTheHeadWaitsOn) {
   arena_t arena;
   arena.init(memory, sizeof memory, nullptr);
   std::uint32_t state = 12345;
-  EXPECT_FALSE(arena.peek_oldest(state)) << "empty";
+  EXPECT_EQ(arena.peek_oldest(state), arena_t::oldest::none);
   EXPECT_EQ(state, 12345u);
   char* a = arena.try_claim<true>(40, 3);
   char* b = arena.try_claim<true>(40);
   ASSERT_NE(a, nullptr);
   ASSERT_NE(b, nullptr);
-  ASSERT_TRUE(arena.peek_oldest(state));
+  ASSERT_EQ(arena.peek_oldest(state), arena_t::oldest::read);
   EXPECT_EQ(state, 3u << arena_t::kTagShift) << "held, with its claimer's tag";
+  arena.retag(a, 5);
+  ASSERT_EQ(arena.peek_oldest(state), arena_t::oldest::read);
+  EXPECT_EQ(state, 5u << arena_t::kTagShift);
   arena.mark_delivered(a);
-  ASSERT_TRUE(arena.peek_oldest(state));
+  ASSERT_EQ(arena.peek_oldest(state), arena_t::oldest::read);
   EXPECT_EQ(state, arena_t::kDelivered);
   arena.release(a);
-  ASSERT_TRUE(arena.peek_oldest(state));
+  ASSERT_EQ(arena.peek_oldest(state), arena_t::oldest::read);
   EXPECT_EQ(state, arena_t::kHeld) << "the untagged record behind it";
   arena.mark_delivered(b);
   arena.release(b);  // a delivered record releases and advances like any other
-  EXPECT_FALSE(arena.peek_oldest(state));
+  EXPECT_EQ(arena.peek_oldest(state), arena_t::oldest::none);
   EXPECT_EQ(arena.head_position(), arena.tail_position());
   EXPECT_EQ(arena.try_claim<true>(40, arena_t::kMaxTag), memory + 96 + 8);
-  ASSERT_TRUE(arena.peek_oldest(state));
+  ASSERT_EQ(arena.peek_oldest(state), arena_t::oldest::read);
   EXPECT_EQ(state >> arena_t::kTagShift, arena_t::kMaxTag);
 }
 

@@ -68,8 +68,9 @@ enum class backpressure : std::uint8_t {
   drop_oldest,  // the oldest buffered event is evicted (counted dropped) and the send succeeds. A consumer
                 // sees how many it missed as a gap in seq(). Text a consumer still holds is never
                 // overwritten, and the arena frees space only past the oldest held record: when a
-                // consumer holds it, or (lanes > 1) another lane's event does, a send with long text
-                // evicts nothing and returns full, counted dropped (a try_claim asking for text too). When
+                // consumer holds it, or an open send_claim, or (lanes > 1) another lane's event, a send
+                // with long text evicts nothing and returns full, counted dropped (a try_claim asking
+                // for text too; either evicts at most a lap of its lane for arena room). When
                 // the oldest slot is mid-publication by another producer (or mid-read by a consumer), the
                 // send backs off (pause, then yield) until it can evict: try_send may yield here, about a
                 // thousand times at most, then returns full (counted dropped; on MPMC the oldest slot may
@@ -281,8 +282,9 @@ class alignas(detail::kCacheLine) stream {
   // arena text not reserved by this stream's try_claim). Nothing is written on failure.
   status try_send(const event& e) noexcept;
   // As try_send, but under backpressure::block waits for room (spin, then park). Returns ok, closed,
-  // too_large or invalid (and full under drop, or under drop_oldest when a consumer holds the oldest text;
-  // under every policy, at once, when the lazy first allocation of the ring fails).
+  // too_large or invalid (and full under drop, or under drop_oldest when no eviction can free arena room
+  // for its text, see backpressure; under every policy, at once, when the lazy first allocation of the
+  // ring fails).
   status send(const event& e) noexcept { return send_until(e, time_point::max()); }
   // As send, giving up with status::timeout at `deadline`.
   status send_until(const event& e, time_point deadline) noexcept;
@@ -304,7 +306,8 @@ class alignas(detail::kCacheLine) stream {
   status send_batch(std::span<const event> events, std::size_t* sent = nullptr) noexcept;
 
   // Reserves the next slot, and `text_bytes` of arena space if asked; the caller builds the event in
-  // claim.slot() (and its text in claim.text()). Never blocks. ok, full, closed, too_large. On ok the caller
+  // claim.slot() (and its text in claim.text()). Never blocks (drop_oldest: may back off and evict, as
+  // try_send). ok, full (under a dropping policy counted dropped), closed, too_large. On ok the caller
   // must commit() or abort() before its next claim; on SPSC also before any other send on this stream (the
   // claimed slot is not yet counted as taken: a send in between would reuse it).
   status try_claim(send_claim& claim, std::size_t text_bytes = 0) noexcept;
@@ -465,7 +468,9 @@ class alignas(detail::kCacheLine) stream {
   bool evict_oldest(detail::mpmc_channel& ch, detail::mpmc_channel& lane) noexcept;
   // drop_oldest: claims `size` bytes of arena text for a send into `lane`, evicting the lane's oldest
   // events only while that can free room. nullptr when it cannot.
-  char* claim_text_evicting(detail::mpmc_channel& ch, detail::mpmc_channel& lane, std::size_t size) noexcept;
+  // `tag` is the text's arena tag while it is not yet published.
+  char* claim_text_evicting(detail::mpmc_channel& ch, detail::mpmc_channel& lane, std::size_t size,
+                            std::uint32_t tag) noexcept;
   // Takes the next event (void slots skipped) from this thread's lane, else from the others; copies it
   // into `out` and frees its slot. False when every lane looked empty.
   bool take_mpmc(detail::mpmc_channel& ch, event& out) noexcept;

@@ -132,14 +132,19 @@ class record_arena {
     h->state.store(kDelivered, std::memory_order_relaxed);
   }
 
+  // What peek_oldest() found.
+  enum class oldest : std::uint8_t {
+    none,  // the arena is empty
+    busy,  // another thread is advancing the head: look again shortly
+    read,  // `state` holds the state word of the record the head waits on
+  };
   // Slow path, for a producer that found no room: advances the head as far as it can, then reads the state
-  // word of the record it waits on (kHeld with its tag, kDelivered, or kReleased if released since). False,
-  // with `state` untouched, when there is none (the arena is empty) or another thread is advancing the
-  // head. A snapshot: the record may be released right after.
-  bool peek_oldest(std::uint32_t& state) noexcept {
+  // word of the record it waits on (kHeld with its tag, kDelivered, or kReleased if released since). A
+  // snapshot: the record may be released right after.
+  oldest peek_oldest(std::uint32_t& state) noexcept {
     // [R2], [R2''] as in try_advance(). Holding the flag makes this call the advancer, with its duty: a
     // release counted before releases_seen relies on the scan below.
-    if (advancing_.exchange(true, std::memory_order_seq_cst)) return false;
+    if (advancing_.exchange(true, std::memory_order_seq_cst)) return oldest::busy;
     const std::uint64_t releases_seen = releases_.load(std::memory_order_seq_cst);
     const std::uint64_t start = head_.load(std::memory_order_relaxed);  // only the advancer writes head_
     const std::uint64_t head = advance_from(start);
@@ -148,7 +153,14 @@ class record_arena {
     // [R9] relaxed: a hint ([R7], [R8]); the header is not zeroed while we hold the flag.
     if (live) state = header_at(head)->state.load(std::memory_order_relaxed);
     if (step_down(start, head, releases_seen)) try_advance();
-    return live;
+    return live ? oldest::read : oldest::none;
+  }
+
+  // Re-tags a held record (at most kMaxTag), as try_claim's tag. Its holder, before the record's event is
+  // published.
+  void retag(const char* payload, std::uint32_t tag) noexcept {
+    header* h = reinterpret_cast<header*>(const_cast<char*>(payload) - kHeaderBytes);
+    h->state.store(tag << kTagShift, std::memory_order_relaxed);  // [R7]
   }
 
   // Bytes claimed and not yet advanced past (approximate while producers and consumers run).
@@ -214,7 +226,8 @@ class record_arena {
     while (true) {
       header* h = header_at(head);
       // [R2'] acquire: pairs with [R1]; the record's size and its holder's reads come before the memset.
-      // No other thread touches the header at the head while we hold `advancing_`.
+      // While we hold `advancing_` no other thread zeroes or advances past the header at the head; its
+      // holder may still store a tag or kDelivered there ([R7], [R8]), atomically, never kReleased twice.
       if (h->state.load(std::memory_order_acquire) != kReleased) return head;
       const std::uint32_t size = h->size;
       std::memset(static_cast<void*>(h), 0, size);
