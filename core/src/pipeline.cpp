@@ -269,6 +269,9 @@ struct dispatcher::worker {
 dispatcher::dispatcher(pipeline& p, dispatcher_options options) : p_(p), options_(std::move(options)) {
   options_.workers = std::max<std::size_t>(options_.workers, 1);
   options_.drain_batch = std::max<std::size_t>(options_.drain_batch, 1);
+  // Zero waits would make idle workers spin.
+  options_.max_idle_wait = std::max(options_.max_idle_wait, std::chrono::microseconds{1});
+  options_.park_slice = std::max(options_.park_slice, std::chrono::milliseconds{1});
   for (std::size_t i = 0; i < options_.workers; ++i) workers_.push_back(std::make_unique<worker>(p_));
   try {
     for (std::size_t i = 0; i < workers_.size(); ++i) {
@@ -300,6 +303,7 @@ void dispatcher::attach(stream& s, const stream_context& context) {
 }
 
 void dispatcher::attach(stream_ref s, const stream_context& context) {
+  if (!s) throw std::invalid_argument("rill::dispatcher::attach: an empty stream_ref");
   auto a = std::make_unique<attachment>();
   a->s = s.get();
   a->ref = std::move(s);
@@ -316,10 +320,14 @@ void dispatcher::add(std::unique_ptr<attachment> a) {
   // Relaxed: the caller's own wait_idle() sees it in program order; workers only decrement after they took
   // the attachment through the mutex below.
   attached_.fetch_add(1, std::memory_order_relaxed);
-  {
+  try {
     std::lock_guard lock(best->attach_mutex);
     best->incoming.push_back(std::move(a));
     best->has_incoming.store(true, std::memory_order_release);  // [D3] pairs with [D4]
+  } catch (...) {  // bad_alloc: nothing attached, so nothing will end; count it out as an end would
+    best->load.fetch_sub(1, std::memory_order_relaxed);  // placement hint
+    ended();
+    throw;
   }
   notify();
 }
@@ -346,15 +354,12 @@ void dispatcher::wait_idle() {
   std::unique_lock lock(idle_mutex_);
   idle_cv_.wait(lock, [&] {
     // [D6] acquire: pairs with [D5]; every handler of the ended streams ran before this returns true.
-    // stopping_: acquire pairs with stop()'s release.
-    return attached_.load(std::memory_order_acquire) == 0 || stopping_.load(std::memory_order_acquire);
+    // stopped_ (the mutex orders it): set after the joins, so the workers' last handlers and batches ran.
+    return attached_.load(std::memory_order_acquire) == 0 || stopped_;
   });
 }
 
 void dispatcher::stop() noexcept {
-  if (stopping_.exchange(true, std::memory_order_acq_rel)) {
-    // A second call: workers are being (or were) joined by the first.
-  }
   for (auto& w : workers_) {
     if (w->thread.joinable()) w->thread.request_stop();
   }
@@ -367,6 +372,7 @@ void dispatcher::stop() noexcept {
   }
   {
     std::lock_guard lock(idle_mutex_);
+    stopped_ = true;  // after the joins: a wait_idle() on another thread returns only once they are done
   }
   idle_cv_.notify_all();
 }

@@ -394,6 +394,36 @@ TEST(Dispatcher, ClosedMpmcStreamEndsOnlyOnceDrained) {
   }
 }
 
+// wait_idle() on one thread while stop() runs on another returns only once the workers are joined, so
+// after every handler call has returned (not as soon as stop() began).
+TEST(Dispatcher, WaitIdleDuringStopReturnsAfterTheHandlersFinish) {
+  rill::pipeline p;
+  std::atomic<bool> started{false}, finished{false};
+  p.subscribe({}, [&](const rill::enriched_event&) {
+    started.store(true, std::memory_order_release);  // release/acquire: the test's own hand-off
+    std::this_thread::sleep_for(300ms);
+    finished.store(true, std::memory_order_release);
+  });
+  rill::stream s;
+  rill::dispatcher d(p, {});
+  d.attach(s, context("s"));
+  ASSERT_EQ(s.send(rill::event::keep_alive()), rill::status::ok);
+  while (!started.load(std::memory_order_acquire)) std::this_thread::yield();
+  std::thread stopper([&] { d.stop(); });
+  std::this_thread::sleep_for(20ms);  // stop() is under way (a later start only makes wait_idle wait longer)
+  d.wait_idle();
+  EXPECT_TRUE(finished.load(std::memory_order_acquire)) << "wait_idle returned while a handler ran";
+  stopper.join();
+}
+
+TEST(Dispatcher, AnEmptyStreamRefIsRefused) {
+  rill::pipeline p;
+  rill::dispatcher d(p, {});
+  EXPECT_THROW(d.attach(rill::stream_ref{}, context("none")), std::invalid_argument);
+  EXPECT_EQ(d.attached_streams(), 0u);
+  d.wait_idle();  // nothing attached: returns at once
+}
+
 TEST(Dispatcher, StopLeavesOpenStreamsAndIsIdempotent) {
   rill::pipeline p;
   std::atomic<int> events{0};  // relaxed: a count nobody reads back

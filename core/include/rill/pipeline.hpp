@@ -2,7 +2,8 @@
 // per-kind callbacks, transformers that enrich events, batching, and a dispatcher that runs it all on a small
 // worker pool.
 //
-//   pipeline          the configuration: transformers, then subscriptions (filter + handler). Immutable once a
+//   pipeline          the configuration: transformers, then subscriptions (filter + handler). Immutable once
+//   a
 //                     runner or dispatcher uses it.
 //   pipeline_runner   runs a pipeline on the calling thread: `process(e, stream)` for each event a consumer
 //                     takes. Use it directly to run handlers on a thread of your choice (the producer's
@@ -23,13 +24,15 @@
 //     still sees the event, the stream goes on, and the worker survives.
 //   - Events of one stream reach each subscription in stream order, from one worker at a time.
 //   - The dispatcher never runs handlers on a producer's thread; an idle worker parks (on its single stream's
-//     futex, or on its own condition variable when it serves several streams): it never spins when idle.
+//     futex, or on the dispatcher's condition variable, shared by all its workers, when it serves several
+//     streams): it never spins when idle.
 // Not guaranteed
 //   - Handlers of one subscription may run at the same time on different workers (for different streams):
 //     a handler that shares state across streams must synchronize it.
 //   - Wake-up latency: a worker serving several streams polls them with a backoff capped at
 //     dispatcher_options::max_idle_wait (default 1 ms) unless a producer calls dispatcher::notify().
-//   - A batch holds events of whatever streams its worker serves; a stream's end flushes its worker's batches.
+//   - A batch holds events of whatever streams its worker serves; a stream's end flushes its worker's
+//   batches.
 #pragma once
 
 #include <array>
@@ -276,7 +279,9 @@ class pipeline_runner {
 
   // Runs the transformers and every matching subscription for `e`, which belongs to `stream`. Never throws;
   // allocates only when a batch's text buffer must grow (a failed allocation terminates, as in any noexcept
-  // code); reads the clock when a timed batch gets its first event.
+  // code); reads the clock when a timed batch gets its first event. A batched event refers to `stream`'s
+  // context until its batch is handed over: flush() (or poll() past the deadline) before destroying
+  // `stream`, and destroy the runner, whose destructor flushes, before streams it still batches for.
   void process(const event& e, pipeline_stream& stream) noexcept;
   // Hands over batches whose oldest event has waited their max_delay by `now`. Returns the earliest
   // deadline of the batches still pending (time_point::max() when none). Never throws.
@@ -307,9 +312,9 @@ struct dispatcher_options {
   std::size_t drain_batch = 256;   // events a worker takes from one stream per pass
   // Longest sleep of an idle worker that serves several streams (it also wakes on notify(), attach() and
   // batch deadlines). A worker serving one stream parks on that stream instead, waking when it gets data.
-  std::chrono::microseconds max_idle_wait{1000};
+  std::chrono::microseconds max_idle_wait{1000};  // at least 1 us (0 is raised to 1)
   // How long a worker parked on its one stream waits before looking for stop requests and new streams.
-  std::chrono::milliseconds park_slice{5};
+  std::chrono::milliseconds park_slice{5};  // at least 1 ms (0 is raised to 1)
   // CPUs to pin the workers to: worker i runs on cpus[i % size]. Empty: not pinned. A CPU that does not exist
   // (or a failed pin) leaves that worker unpinned.
   std::vector<int> cpus;
@@ -329,15 +334,18 @@ class dispatcher {
   dispatcher& operator=(const dispatcher&) = delete;
 
   // Makes the dispatcher the consumer of `s` (on the least loaded worker) until `s` is closed and drained,
-  // or the dispatcher stops (a stream attached after stop() is never consumed). `s` must outlive that; nobody else may consume it meanwhile (SPSC streams). The
-  // stream_ref overload keeps the stream alive itself. Any thread; allocates; locks the worker's attach list.
+  // or the dispatcher stops (a stream attached after stop() is never consumed). `s` must outlive that; nobody
+  // else may consume it meanwhile (SPSC streams). The stream_ref overload keeps the stream alive itself
+  // (std::invalid_argument for an empty ref). Any thread; allocates (std::bad_alloc leaves nothing attached);
+  // locks the worker's attach list.
   void attach(stream& s, const stream_context& context);
   void attach(stream_ref s, const stream_context& context);
   // Wakes idle workers now (optional: a producer may call it after a send to cut the idle delay). Lock-free
   // unless a worker sleeps; never blocks for long.
   void notify() noexcept;
-  // Blocks until every attached stream has ended (or the dispatcher stopped). Any thread but a worker's
-  // (a handler that waits for its own worker to go idle waits forever).
+  // Blocks until every attached stream has ended, or stop() has joined the workers (then every handler
+  // call has returned). Any thread but a worker's (a handler that waits for its own worker to go idle
+  // waits forever).
   void wait_idle();
   // Workers finish their current pass, hand over their batches and exit; streams still attached are left
   // as they are (not closed). Idempotent; blocks until the workers are joined. One thread at a time, and
@@ -369,7 +377,7 @@ class dispatcher {
   std::condition_variable wake_cv_;
   std::mutex idle_mutex_;
   std::condition_variable idle_cv_;
-  std::atomic<bool> stopping_{false};
+  bool stopped_ = false;  // guarded by idle_mutex_: stop() has joined the workers
 };
 
 }  // namespace rill
