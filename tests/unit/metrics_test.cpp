@@ -1,15 +1,20 @@
 // rill/metrics.hpp: per-stream metrics from stamped events, aggregator totals, exposition, alerts, progress.
+#include "rill/metrics.hpp"
+
 #include <gtest/gtest.h>
 #include <simdjson.h>
 
+#include <atomic>
 #include <chrono>
+#include <memory>
+#include <set>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "rill/metrics.hpp"
-#include "stamped_events.hpp"
 #include "rill/metrics_exposition.hpp"
+#include "stamped_events.hpp"
 
 namespace {
 
@@ -35,7 +40,8 @@ TEST(StreamMetrics, TtftDurationAndRateFromStampedEvents) {
 }
 
 // Events from a stream that does not stamp (the default) are timed when observed: a TTFT and a duration
-// still come out. The 30 ms sleeps are far above the coarse clock's 1-4 ms tick; only lower bounds are checked.
+// still come out. The 30 ms sleeps are far above the coarse clock's 1-4 ms tick; only lower bounds are
+// checked.
 TEST(StreamMetrics, UnstampedEventsAreTimedWhenObserved) {
   rill::stream_metrics m;
   m.observe(rill::event::message_start("msg_1"));
@@ -64,7 +70,8 @@ TEST(StreamMetrics, ExactCountsByKindAndGapHistogram) {
   EXPECT_EQ(s.gaps.count, 6u);
   EXPECT_EQ(s.gaps.sum_ns, 1251 * kMs);
   EXPECT_EQ(s.gaps.counts[0], 1u);  // the 0 gap
-  EXPECT_EQ(s.gaps.percentile(1.0), rill::latency_histogram::bucket_upper(rill::latency_histogram::bucket_of(800 * kMs)));
+  EXPECT_EQ(s.gaps.percentile(1.0),
+            rill::latency_histogram::bucket_upper(rill::latency_histogram::bucket_of(800 * kMs)));
 }
 
 TEST(StreamMetrics, UsageOfSeveralMessagesAddsUp) {
@@ -107,8 +114,8 @@ TEST(Histogram, BucketsAndPercentiles) {
   const auto s = h.read();
   EXPECT_EQ(s.count, 100u);
   EXPECT_EQ(s.sum_ns, 5050u);
-  EXPECT_EQ(s.percentile(0.5), 64u);   // the 50th value (50) lies in (32, 64]
-  EXPECT_EQ(s.percentile(0.99), 128u); // the 99th (99) in (64, 128]
+  EXPECT_EQ(s.percentile(0.5), 64u);    // the 50th value (50) lies in (32, 64]
+  EXPECT_EQ(s.percentile(0.99), 128u);  // the 99th (99) in (64, 128]
   EXPECT_EQ(H::snapshot{}.percentile(0.5), 0u);
   H extreme;  // the largest values land in the last bucket (ASan: not one past it)
   extreme.record(~std::uint64_t{0});
@@ -217,9 +224,10 @@ TEST(Exposition, PrometheusTextIsExact) {
       "# HELP rill_ttft_seconds Time from message_start to the first text or thinking delta.\n"
       "# TYPE rill_ttft_seconds histogram\n";
   // TTFT 250 ms lies in (2^27, 2^28] ns: buckets from le = 2^28 ns on count it.
-  const char* les[] = {"0.001048576", "0.002097152", "0.004194304", "0.008388608", "0.016777216", "0.033554432",
-                       "0.067108864", "0.134217728", "0.268435456", "0.536870912", "1.073741824", "2.147483648",
-                       "4.294967296", "8.589934592", "17.179869184", "34.359738368", "68.719476736"};
+  const char* les[] = {"0.001048576",  "0.002097152", "0.004194304", "0.008388608", "0.016777216",
+                       "0.033554432",  "0.067108864", "0.134217728", "0.268435456", "0.536870912",
+                       "1.073741824",  "2.147483648", "4.294967296", "8.589934592", "17.179869184",
+                       "34.359738368", "68.719476736"};
   for (std::size_t i = 0; i < std::size(les); ++i) {
     expected += std::string("rill_ttft_seconds_bucket{le=\"") + les[i] + "\"} " + (i >= 8 ? "1" : "0") + "\n";
   }
@@ -290,6 +298,24 @@ TEST(Health, AlertsAreRateLimitedPerCheck) {
   EXPECT_EQ(rill::to_string(rill::health_check::ttft_p99), "ttft_p99");
 }
 
+// A callback that throws does not hold back the other alerts due at the same evaluation.
+TEST(Health, ACallbackThatThrowsHoldsBackNoOtherAlert) {
+  std::vector<rill::health_check> delivered;
+  rill::health_options options;
+  options.max_error_rate = 0.1;
+  options.max_queue_depth = 100;
+  options.on_alert = [&](const rill::health_alert& a) {
+    delivered.push_back(a.check);
+    if (a.check == rill::health_check::error_rate) throw std::runtime_error("pager down");
+  };
+  rill::health_monitor monitor(options);
+  rill::health_sample bad;
+  bad.error_rate = 0.5;
+  bad.queue_depth = 500;
+  EXPECT_THROW((void)monitor.evaluate(bad), std::runtime_error);
+  EXPECT_EQ(delivered, (std::vector{rill::health_check::error_rate, rill::health_check::queue_depth}));
+}
+
 TEST(Health, SampleFromAggregatorAndStreamCounters) {
   rill::aggregator agg;
   {
@@ -313,12 +339,14 @@ TEST(Health, SampleFromAggregatorAndStreamCounters) {
 
 TEST(Progress, StepsOfTotalCurrentStepAndElapsed) {
   rill::progress_tracker p;
-  p.observe(at(rill::event::lifecycle(rill::event_kind::execution_started, "run-1", "deploy total=3"), 5 * kMs));
+  p.observe(
+      at(rill::event::lifecycle(rill::event_kind::execution_started, "run-1", "deploy total=3"), 5 * kMs));
   EXPECT_EQ(p.snapshot().total, 3u);
   EXPECT_TRUE(p.snapshot().running);
   p.observe(at(rill::event::lifecycle(rill::event_kind::step_started, "build", {}, 0), 6 * kMs));
   p.observe(at(rill::event::lifecycle(rill::event_kind::step_completed, "build", {}, 0), 20 * kMs));
-  p.observe(at(rill::event::lifecycle(rill::event_kind::step_started, "a step with a name longer than forty bytes", {}, 1),
+  p.observe(at(rill::event::lifecycle(rill::event_kind::step_started,
+                                      "a step with a name longer than forty bytes", {}, 1),
                21 * kMs));
   p.observe(at(rill::event::text_delta(0, "ignored"), 22 * kMs));
   auto s = p.snapshot();
@@ -342,6 +370,184 @@ TEST(Progress, StepsOfTotalCurrentStepAndElapsed) {
   r.set_total(4);
   r.observe(rill::event::lifecycle(rill::event_kind::execution_started, "run-3", "nightly"));
   EXPECT_EQ(r.snapshot().total, 4u);  // a detail without a number keeps the user's total
+}
+
+// ---- audit fixes: labels, rates of long names, snapshot cuts ----
+
+bool valid_utf8(std::string_view s) {
+  return simdjson::validate_utf8(s.data(), s.size());
+}
+
+// Every sample line's series (name and labels) appears once, and every metric name is a valid one.
+void expect_valid_prometheus(const std::string& text) {
+  std::set<std::string> series;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    const std::size_t end = text.find('\n', start);
+    ASSERT_NE(end, std::string::npos) << "output ends with a line feed";
+    const std::string line = text.substr(start, end - start);
+    start = end + 1;
+    if (line.starts_with("#")) continue;
+    const std::string key = line.substr(0, line.rfind(' '));
+    EXPECT_TRUE(series.insert(key).second) << "duplicate series: " << key;
+    const std::string name = key.substr(0, key.find('{'));
+    ASSERT_FALSE(name.empty());
+    for (std::size_t i = 0; i < name.size(); ++i) {
+      const char c = name[i];
+      const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':' ||
+                      (i > 0 && c >= '0' && c <= '9');
+      EXPECT_TRUE(ok) << "bad metric name: " << name;
+    }
+  }
+  EXPECT_TRUE(valid_utf8(text));
+}
+
+// A real other/other pair would print with the overflow entry's labels: it counts in that entry.
+TEST(Aggregator, RealOtherPairCountsInTheOverflowEntry) {
+  rill::aggregator agg;
+  EXPECT_EQ(agg.model_slot("other", "other"), rill::aggregator::kOverflowSlot);
+  EXPECT_EQ(agg.model_slot("other", "x"), 0u);  // only the exact pair
+  for (std::size_t i = 1; i < rill::aggregator::kMaxModels; ++i) {
+    std::string name = "m";  // appended, not "m" + ...: g++ 12 warns (-Wrestrict) there
+    name += std::to_string(i);
+    (void)agg.model_slot("p", name);
+  }
+  agg.add_tokens(agg.model_slot("other", "other"), {1, 0, 0, 0});
+  agg.add_tokens(agg.model_slot("p", "one-too-many"), {2, 0, 0, 0});
+  const auto s = agg.snapshot();
+  ASSERT_EQ(s.models.size(), rill::aggregator::kMaxModels + 1);
+  std::size_t others = 0;
+  for (const auto& m : s.models) others += m.provider == "other" && m.model == "other";
+  EXPECT_EQ(others, 1u);
+  EXPECT_EQ(s.models.back().tokens.input, 3u);
+  expect_valid_prometheus(rill::to_prometheus(s));
+}
+
+// A name over kMaxNameBytes is cut at a character boundary (here 'é' straddles byte 63), and ill-formed
+// bytes become U+FFFD: labels are valid UTF-8, distinct per name, and the same for the same name.
+TEST(Aggregator, LabelsAreValidUtf8AndCutAtACharacter) {
+  rill::aggregator agg;
+  const std::string straddling = std::string(62, 'a') + "\xc3\xa9" + "-tail";
+  const std::string latin1 = "caf\xe9";  // ill-formed as UTF-8
+  const std::string other_latin1 = "caf\xe8";
+  const std::size_t a = agg.model_slot("p", straddling);
+  const std::size_t b = agg.model_slot("p", latin1);
+  const std::size_t c = agg.model_slot("p", other_latin1);
+  EXPECT_EQ(agg.model_slot("p", straddling), a);
+  EXPECT_EQ(agg.model_slot("p", latin1), b);
+  EXPECT_NE(a, b);
+  EXPECT_NE(b, c);
+  EXPECT_NE(c, rill::aggregator::kOverflowSlot);
+  const auto s = agg.snapshot();
+  ASSERT_EQ(s.models.size(), 3u);
+  for (const auto& m : s.models) {
+    EXPECT_TRUE(valid_utf8(m.model)) << m.model;
+    EXPECT_LE(m.model.size(), rill::aggregator::kMaxNameBytes);
+  }
+  EXPECT_TRUE(s.models[0].model.starts_with(std::string(54, 'a') + "~")) << s.models[0].model;
+  EXPECT_TRUE(s.models[1].model.starts_with("caf\xef\xbf\xbd~")) << s.models[1].model;
+  EXPECT_NE(s.models[1].model, s.models[2].model);
+  expect_valid_prometheus(rill::to_prometheus(s));
+}
+
+// The exposition makes labels valid UTF-8 and the prefix a valid name whatever a snapshot holds.
+TEST(Exposition, PrometheusLabelsAndPrefixAreSanitized) {
+  rill::aggregator_snapshot s;
+  s.models.push_back({"\xff", "ok\xc3", {}, 0});
+  s.events[static_cast<std::size_t>(rill::event_kind::text_delta)] = 1;
+  const std::string text = rill::to_prometheus(s, "my-app.v2");
+  expect_valid_prometheus(text);
+  EXPECT_NE(
+      text.find(
+          "my_app_v2_tokens_total{provider=\"\xef\xbf\xbd\",model=\"ok\xef\xbf\xbd\",type=\"input\"} 0\n"),
+      std::string::npos)
+      << text;
+  expect_valid_prometheus(rill::to_prometheus(s, "9lives"));
+  EXPECT_TRUE(rill::to_prometheus(s, "9lives").starts_with("# HELP _9lives_events_total "));
+  expect_valid_prometheus(rill::to_prometheus(s, ""));
+}
+
+// Rates match the whole name: a Bedrock ARN over kMaxNameBytes gets its rates; another ARN with the same
+// first 63 bytes, and the 63-byte start itself, do not.
+TEST(Aggregator, RatesMatchLongNamesExactly) {
+  const std::string arn =
+      "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-3-5-sonnet-20241022-v2:0";
+  const std::string sibling =
+      "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-3-haiku-20240307-v1:0";
+  ASSERT_GT(arn.size(), rill::aggregator::kMaxNameBytes);
+  ASSERT_EQ(arn.substr(0, 63), sibling.substr(0, 63));
+  rill::aggregator agg;
+  agg.set_rates(arn, {3.0, 15.0, 0, 0});
+  agg.set_rates(arn.substr(0, 63), {1000.0, 1000.0, 0, 0});  // must match neither
+  for (const auto& [name, in] : {std::pair{arn, 1000u}, std::pair{sibling, 2000u}}) {
+    rill::stream_metrics m(&agg);
+    m.observe(rill::event::stream_start("bedrock", name));
+    m.observe(rill::event::usage(usage(in, 100)));
+  }
+  const auto s = agg.snapshot();
+  ASSERT_EQ(s.models.size(), 2u);
+  EXPECT_EQ(s.models[0].tokens.input, 1000u);
+  EXPECT_DOUBLE_EQ(s.models[0].cost, (1000 * 3.0 + 100 * 15.0) / 1e6);
+  EXPECT_EQ(s.models[1].tokens.input, 2000u);
+  EXPECT_EQ(s.models[1].cost, 0.0);
+  EXPECT_NE(s.models[0].model, s.models[1].model);
+  EXPECT_DOUBLE_EQ(s.total_cost, s.models[0].cost);
+}
+
+// A snapshot never shows more failed streams than ended ones (error_rate <= 1). Every stream here fails, so
+// failed == ended once the writer stops; while it runs, the old order (failed counted first, ended read
+// first) let a snapshot see one more failure than ends. A race, so not every run of a broken build fails.
+TEST(Aggregator, SnapshotNeverSeesMoreFailedThanEnded) {
+  rill::aggregator agg;
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    for (int i = 0; i < 200'000 && !stop.load(std::memory_order_relaxed); ++i) {
+      rill::stream_metrics m(&agg);
+      m.observe(rill::event::error("overloaded", "x"));
+    }
+    stop.store(true, std::memory_order_relaxed);
+  });
+  std::uint64_t bad = 0;
+  while (!stop.load(std::memory_order_relaxed)) {
+    const auto s = agg.snapshot();
+    if (s.streams_failed > s.streams_ended || s.error_rate > 1.0) ++bad;
+    if (bad > 0) stop.store(true, std::memory_order_relaxed);
+  }
+  writer.join();
+  EXPECT_EQ(bad, 0u);
+  const auto s = agg.snapshot();
+  EXPECT_EQ(s.streams_failed, s.streams_ended);
+  EXPECT_DOUBLE_EQ(s.error_rate, 1.0);
+}
+
+// A snapshot never counts a finished message's usage twice. Each stream reports 10 input tokens for one
+// message, then starts another (moving the 10 to the finished total): 20 would be a double count. A race,
+// so not every run of a broken build fails.
+TEST(StreamMetrics, SnapshotNeverCountsAFinishedMessageTwice) {
+  constexpr std::size_t kStreams = 20'000;
+  std::vector<std::unique_ptr<rill::stream_metrics>> streams;
+  for (std::size_t i = 0; i < kStreams; ++i) streams.push_back(std::make_unique<rill::stream_metrics>());
+  std::atomic<std::size_t> current{0};
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    for (std::size_t i = 0; i < kStreams && !stop.load(std::memory_order_relaxed); ++i) {
+      current.store(i, std::memory_order_relaxed);
+      auto& m = *streams[i];
+      m.observe(at(rill::event::message_start("a"), 1));
+      m.observe(at(rill::event::usage(usage(10, 10, 10)), 2));
+      m.observe(at(rill::event::message_start("b"), 3));
+    }
+    stop.store(true, std::memory_order_relaxed);
+  });
+  std::uint64_t bad = 0;
+  while (!stop.load(std::memory_order_relaxed)) {
+    const auto t = streams[current.load(std::memory_order_relaxed)]->snapshot().tokens;
+    if (t.input > 10 || t.output > 10 || t.cache_read > 10) ++bad;
+    if (bad > 0) stop.store(true, std::memory_order_relaxed);
+  }
+  writer.join();
+  EXPECT_EQ(bad, 0u);
+  EXPECT_EQ(streams.back()->snapshot().tokens.input, 10u);
 }
 
 }  // namespace

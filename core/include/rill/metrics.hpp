@@ -20,14 +20,23 @@
 //     which locks the insert mutex only when it inserts a pair not seen before (see below).
 //   - Every counter is readable from any thread at any time (relaxed atomics: each value is one the writer
 //     stored; values read together are not a consistent cut while the writer runs, and are exact once it
-//     has stopped or its thread has been joined).
+//     has stopped or its thread has been joined). Two cuts are ordered: a snapshot never shows more failed
+//     streams than ended ones, and never counts a finished message's tokens twice.
 //   - The provider/model table holds kMaxModels pairs; later pairs are counted under provider "other",
 //     model "other". Inserting a new pair takes a mutex (once per pair for the process' life, and never once
 //     the table is full); lookups never do.
+//   - Names are shown as labels (model_usage_snapshot) of at most kMaxNameBytes bytes of valid UTF-8. A name
+//     that is valid UTF-8 and fits is its own label. Any other (longer, or with ill-formed bytes) is shown
+//     as its start, cut at a character boundary, each ill-formed sequence replaced by U+FFFD, then '~' and 8
+//     hex digits of a hash of the whole name that is the same in every process ("arn:aws:...~1f2e3d4c").
+//     Pairs are told apart by their whole names (a long one by its length and a keyed 64-bit hash). No two
+//     entries of a snapshot have the same labels: a pair whose labels another pair already has (a real pair
+//     named other/other, a hash collision, a name spelled like another's label) is counted under "other".
 //   - Alerts fire at most once per `min_interval` per threshold, whatever the rate of evaluate() calls.
 // Not guaranteed
 //   - Histograms have log2 buckets: a percentile is the upper bound of its bucket, at most 2x the true value.
-//   - Cost is an estimate: tokens times the configured per-million rates of the model (exact name match).
+//   - Cost is an estimate: tokens times the configured per-million rates of the model (exact match of the
+//     whole name, however long; the "other" entry takes the rates set for "other").
 //   - Token usage: provider usage events carry running totals per message; a stream counts the largest
 //     values each message reported (a message_start begins a new one). Usage of a message that never
 //     reports it is not counted.
@@ -113,16 +122,17 @@ struct token_totals {
 };
 
 struct model_usage_snapshot {
-  std::string provider, model;
+  std::string provider, model;  // labels (see the banner): valid UTF-8; distinct pairs within a snapshot
   token_totals tokens;
   double cost = 0;  // estimate from the configured rates (0 when the model has none)
 };
 
 struct aggregator_snapshot {
   std::array<std::uint64_t, kEventKindCount> events{};  // events observed, by kind
-  std::uint64_t streams_started = 0, streams_ended = 0, streams_failed = 0;  // failed: ended with an error event
-  std::uint64_t active_streams = 0;                                         // started - ended
-  double error_rate = 0;  // streams_failed / streams_ended (0 before any stream ended)
+  // failed: ended with an error event
+  std::uint64_t streams_started = 0, streams_ended = 0, streams_failed = 0;
+  std::uint64_t active_streams = 0;  // started - ended
+  double error_rate = 0;             // streams_failed / streams_ended, in [0, 1] (0 before any stream ended)
   latency_histogram::snapshot ttft;  // time to first token of every stream that had one
   std::vector<model_usage_snapshot> models;
   double total_cost = 0;
@@ -132,42 +142,60 @@ struct aggregator_snapshot {
 // any thread at the same time.
 class aggregator {
  public:
-  static constexpr std::size_t kMaxModels = 64;          // provider/model pairs tracked by name
-  static constexpr std::size_t kMaxNameBytes = 63;       // longer names are truncated
+  static constexpr std::size_t kMaxModels = 64;     // provider/model pairs tracked by name
+  static constexpr std::size_t kMaxNameBytes = 63;  // longest label; longer names are shortened (banner)
   static constexpr std::size_t kOverflowSlot = kMaxModels;  // the "other" pair
 
   aggregator();
   aggregator(const aggregator&) = delete;
   aggregator& operator=(const aggregator&) = delete;
 
-  // Sets the rates of `model` (exact name match) for cost estimates. Any thread; takes a mutex; allocates.
+  // Sets the rates of `model` for cost estimates: they apply to the models whose whole name is exactly
+  // `model`, whatever its length (not to others that share its label's start). Any thread; takes a mutex;
+  // allocates (throws std::bad_alloc).
   void set_rates(std::string_view model, const model_rates& rates);
 
-  // Slot of a provider/model pair (kOverflowSlot when the table is full). Lock-free when the pair is known;
-  // takes a mutex to insert a new one. Never allocates or throws.
+  // Slot of a provider/model pair: kOverflowSlot when the table is full, when the pair is other/other, or
+  // when another pair already has its labels (see the banner). Lock-free when the pair is known; takes a
+  // mutex to insert a new one. Never allocates or throws.
   std::size_t model_slot(std::string_view provider, std::string_view model) noexcept;
 
   // Hot path, any thread: relaxed fetch_adds. Never blocks, allocates or throws.
   void count_event(event_kind kind) noexcept {
-    events_[static_cast<std::size_t>(kind) % kEventKindCount].fetch_add(1, std::memory_order_relaxed);  // a statistic
+    // Relaxed: a statistic.
+    events_[static_cast<std::size_t>(kind) % kEventKindCount].fetch_add(1, std::memory_order_relaxed);
   }
   void add_tokens(std::size_t slot, const token_totals& delta) noexcept;
   void stream_started() noexcept { started_.fetch_add(1, std::memory_order_relaxed); }  // a statistic
+  // Counts a stream as ended (and as failed when `failed`). Any thread; never blocks.
   void stream_ended(bool failed) noexcept;
   void record_ttft(std::uint64_t ns) noexcept { ttft_.record_shared(ns); }
 
-  // Consistent per counter, not across counters while writers run. Allocates (the model list).
+  // Consistent per counter, not across counters while writers run, except that streams_failed never
+  // exceeds streams_ended. Any thread. Allocates (the model list; throws std::bad_alloc).
   aggregator_snapshot snapshot() const;
 
  private:
+  // A name as the table keeps it: its label, and what tells it from other names with the same label.
+  struct name_label {
+    std::array<char, kMaxNameBytes> text{};  // bytes past `size` stay 0, so == compares labels exactly
+    std::uint8_t size = 0;
+    bool verbatim = true;         // the label is the whole name; otherwise it is derived (see the banner)
+    std::uint64_t full_size = 0;  // derived labels only: the name's length and keyed hash
+    std::uint64_t hash = 0;
+    std::string_view view() const noexcept { return {text.data(), size}; }
+    bool operator==(const name_label&) const noexcept = default;  // the same name
+  };
+  static name_label label_of(std::string_view name, std::uint64_t seed) noexcept;
   struct model_entry {
-    std::array<char, kMaxNameBytes + 1> provider{}, model{};
-    std::uint8_t provider_size = 0, model_size = 0;
+    name_label provider, model;
     std::array<std::atomic<std::uint64_t>, 4> tokens{};  // input, output, cache_read, cache_write
   };
   std::array<std::atomic<std::uint64_t>, kEventKindCount> events_{};
+  // ended_ is counted before failed_ ([G3], release) and read after it ([G4], acquire): failed <= ended.
   std::atomic<std::uint64_t> started_{0}, ended_{0}, failed_{0};
   latency_histogram ttft_;
+  std::uint64_t hash_seed_;  // key of name_label::hash, per aggregator; set at construction
   std::array<model_entry, kMaxModels + 1> models_;
   // [G1] release by the inserter after filling the entry; pairs with [G2], the acquire of lookups.
   std::atomic<std::size_t> model_count_{0};
@@ -209,7 +237,8 @@ class stream_metrics {
   // thread (or any thread once the writer has stopped and that is ordered before, e.g. by a join). Events
   // observed after it still count here and in the aggregator's per-kind totals.
   void finish() noexcept;
-  // Any thread.
+  // Any thread. While the writer runs, `tokens` may miss part or all of the current message's usage, as
+  // it moves to the finished messages' total at the next message_start; it never counts a message twice.
   stream_metrics_snapshot snapshot() const noexcept;
 
  private:
@@ -217,6 +246,8 @@ class stream_metrics {
   std::array<std::atomic<std::uint64_t>, kEventKindCount> events_{};
   std::atomic<std::uint64_t> chunks_{0};
   std::atomic<std::int64_t> first_ns_{-1}, last_ns_{-1}, start_ns_{-1}, first_token_ns_{-1}, ttft_ns_{-1};
+  // Except these: a message_start zeroes message_tokens_ before it adds the message to done_tokens_
+  // (release, [G5]), and snapshot() reads done_tokens_ first (acquire, [G6]).
   std::array<std::atomic<std::uint64_t>, 4> done_tokens_{};     // usage of finished messages
   std::array<std::atomic<std::uint64_t>, 4> message_tokens_{};  // last usage of the current message
   latency_histogram gaps_;
@@ -235,13 +266,14 @@ inline constexpr std::size_t kHealthCheckCount = 4;
 std::string_view to_string(health_check check) noexcept;
 
 struct health_sample {
-  double error_rate = 0;         // aggregator_snapshot::error_rate
-  std::uint64_t ttft_p99_ns = 0; // aggregator_snapshot::ttft.percentile(0.99)
-  std::uint64_t queue_depth = 0; // e.g. the largest stream::approx_size()
-  double drop_rate = 0;          // dropped / sent over the streams sampled
+  double error_rate = 0;          // aggregator_snapshot::error_rate
+  std::uint64_t ttft_p99_ns = 0;  // aggregator_snapshot::ttft.percentile(0.99)
+  std::uint64_t queue_depth = 0;  // e.g. the largest stream::approx_size()
+  double drop_rate = 0;           // dropped / sent over the streams sampled
 };
 // Builds a sample from an aggregator snapshot and stream counters (summed over the streams given).
-health_sample make_health_sample(const aggregator_snapshot& totals, std::span<const stream_counters> streams) noexcept;
+health_sample make_health_sample(const aggregator_snapshot& totals,
+                                 std::span<const stream_counters> streams) noexcept;
 
 struct health_alert {
   health_check check;
@@ -262,8 +294,9 @@ struct health_options {
 };
 
 // Evaluates thresholds against samples and calls on_alert, rate-limited per check. Thread-safe (a mutex:
-// evaluate() is a periodic call, not a per-event one). on_alert runs on the caller's thread, outside the lock;
-// an exception from it propagates to evaluate()'s caller.
+// evaluate() is a periodic call, not a per-event one). on_alert runs on the caller's thread, outside the
+// lock; an exception from it propagates to evaluate()'s caller once every due alert was delivered (the
+// first one, when several callbacks throw).
 class health_monitor {
  public:
   explicit health_monitor(health_options options);
@@ -281,7 +314,7 @@ class health_monitor {
 
 struct progress_snapshot {
   std::uint32_t completed = 0, failed = 0, total = 0;  // total 0: unknown
-  std::string current_step;                           // subject of the last step_started
+  std::string current_step;                            // subject of the last step_started
   std::uint16_t current_index = 0;
   bool running = false, finished = false, succeeded = false;
   std::uint64_t elapsed_ns = 0;  // execution_started to the last observed event

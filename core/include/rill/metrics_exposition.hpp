@@ -1,9 +1,10 @@
-// rill/metrics_exposition.hpp: metrics snapshots (rill/metrics.hpp) as Prometheus text and as one JSON object.
-// Part of the rill::codec library (it uses the JSON writer); link rill::codec to call these.
+// rill/metrics_exposition.hpp: metrics snapshots (rill/metrics.hpp) as Prometheus text and as one JSON
+// object. Part of the rill::codec library (it uses the JSON writer); link rill::codec to call these.
 //
 // Guarantees
 //   - Pure functions of the snapshots passed in: thread-safe, never touch live counters, allocate only the
-//     returned string.
+//     returned string; the only exception they throw is std::bad_alloc (nothing on the way terminates).
+//   - Output is valid UTF-8 whatever the input: ill-formed bytes in a name or id become U+FFFD.
 //   - Prometheus output follows the text exposition format 0.0.4; JSON output is what `rill stat` renders.
 // Not guaranteed
 //   - Field order inside the JSON object is stable today but is not part of the contract; read it by name.
@@ -25,7 +26,10 @@ struct named_stream_metrics {
 };
 
 // Prometheus text exposition format 0.0.4: `# HELP` and `# TYPE` per family, label values escaped (\\, \",
-// \n), TTFT as a histogram in seconds (buckets 2^20 .. 2^36 ns, then +Inf). Metric names start with `prefix`.
+// \n) and made valid UTF-8, TTFT as a histogram in seconds (buckets 2^20 .. 2^36 ns, then +Inf). Metric names
+// start with `prefix`, made a valid name prefix: each byte outside [a-zA-Z0-9_:] is written as '_', and a
+// leading digit gets a '_' before it ("my-app" gives my_app_..., "" gives _events_total...). One series per
+// entry of totals.models: their provider/model pairs must be distinct, as aggregator::snapshot() makes them.
 // Any thread. Allocates the result; throws only std::bad_alloc.
 std::string to_prometheus(const aggregator_snapshot& totals, std::string_view prefix = "rill");
 

@@ -1,12 +1,12 @@
-// Prometheus text and JSON exposition of metrics snapshots (rill/metrics_exposition.hpp). Part of rill::codec:
-// the JSON writer escapes strings.
+// Prometheus text and JSON exposition of metrics snapshots (rill/metrics_exposition.hpp). Part of
+// rill::codec: the JSON writer escapes strings.
 #include "rill/metrics_exposition.hpp"
 
 #include <charconv>
 #include <cmath>
 #include <string>
 
-#include "rill/codec/json.hpp"
+#include "internal/json_out.hpp"
 
 namespace rill {
 
@@ -32,14 +32,54 @@ void append_double(std::string& out, double v) {
   out.append(buf, static_cast<std::size_t>(r.ptr - buf));
 }
 
-// Prometheus label value escaping: backslash, double quote and line feed.
+// Prometheus label value escaping: backslash, double quote and line feed. Label values must be UTF-8: each
+// maximal ill-formed subsequence becomes U+FFFD, as in the JSON writer (whose check this reuses).
 void append_label(std::string& out, std::string_view v) {
-  for (const char c : v) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '"') out += "\\\"";
-    else if (c == '\n') out += "\\n";
-    else out += c;
+  const auto* p = reinterpret_cast<const unsigned char*>(v.data());
+  const auto* const end = p + v.size();
+  while (p < end) {
+    const unsigned char c = *p;
+    if (c >= 0x80) {
+      std::size_t bad_length = 0;
+      if (const std::size_t length = codec::internal::utf8_sequence(p, end, bad_length); length != 0) {
+        out.append(reinterpret_cast<const char*>(p), length);
+        p += length;
+      } else {
+        out += "\xef\xbf\xbd";
+        p += bad_length;
+      }
+      continue;
+    }
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '"')
+      out += "\\\"";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out += static_cast<char>(c);
+    ++p;
   }
+}
+
+// A metric name: `prefix` then `suffix` (a valid literal). Names must match [a-zA-Z_:][a-zA-Z0-9_:]*, so
+// each byte of the prefix outside [a-zA-Z0-9_:] is written as '_', and a prefix that starts with a digit
+// gets a '_' before it. Writes straight into `out`: no temporary string.
+void append_name(std::string& out, std::string_view prefix, std::string_view suffix) {
+  const auto is_digit = [](char c) { return c >= '0' && c <= '9'; };
+  if (!prefix.empty() && is_digit(prefix.front())) out += '_';
+  for (const char c : prefix) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '_' || c == ':';
+    out += ok ? c : '_';
+  }
+  out += suffix;
+}
+
+// `text` as a quoted JSON string. The string escaper itself, not codec::append_json_string: that one is
+// noexcept, so a failed allocation there would terminate instead of throwing std::bad_alloc to our caller.
+void append_json_text(std::string& out, std::string_view text) {
+  codec::internal::string_sink sink{out};
+  (void)codec::internal::write_string(sink, text, codec::invalid_utf8::replace);  // replace: never fails
 }
 
 }  // namespace
@@ -47,12 +87,22 @@ void append_label(std::string& out, std::string_view v) {
 std::string to_prometheus(const aggregator_snapshot& totals, std::string_view prefix) {
   std::string out;
   out.reserve(4096);
-  const std::string p(prefix);
-  auto family = [&](const char* name, const char* type, const char* help) {
-    out += "# HELP " + p + name + " " + help + "\n# TYPE " + p + name + " " + type + "\n";
+  // Every piece is appended to `out` on its own: the result is the only allocation.
+  auto name = [&](const char* suffix) { append_name(out, prefix, suffix); };
+  auto family = [&](const char* metric, const char* type, const char* help) {
+    out += "# HELP ";
+    name(metric);
+    out += ' ';
+    out += help;
+    out += "\n# TYPE ";
+    name(metric);
+    out += ' ';
+    out += type;
+    out += '\n';
   };
-  auto sample = [&](const char* name, std::uint64_t v) {
-    out += p + name + " ";
+  auto sample = [&](const char* metric, std::uint64_t v) {
+    name(metric);
+    out += ' ';
     append_uint(out, v);
     out += '\n';
   };
@@ -60,7 +110,7 @@ std::string to_prometheus(const aggregator_snapshot& totals, std::string_view pr
   family("_events_total", "counter", "Events observed, by kind.");
   for (std::size_t k = 0; k < kEventKindCount; ++k) {
     if (totals.events[k] == 0) continue;
-    out += p + "_events_total{kind=\"";
+    name("_events_total{kind=\"");
     append_label(out, to_string(static_cast<event_kind>(k)));
     out += "\"} ";
     append_uint(out, totals.events[k]);
@@ -75,7 +125,7 @@ std::string to_prometheus(const aggregator_snapshot& totals, std::string_view pr
   family("_streams_active", "gauge", "Streams started and not yet ended.");
   sample("_streams_active", totals.active_streams);
   family("_stream_error_ratio", "gauge", "Failed streams over ended streams.");
-  out += p + "_stream_error_ratio ";
+  name("_stream_error_ratio ");
   append_double(out, totals.error_rate);
   out += '\n';
 
@@ -87,7 +137,7 @@ std::string to_prometheus(const aggregator_snapshot& totals, std::string_view pr
                                                              {"cache_read", m.tokens.cache_read},
                                                              {"cache_write", m.tokens.cache_write}};
       for (const auto& [type, v] : types) {
-        out += p + "_tokens_total{provider=\"";
+        name("_tokens_total{provider=\"");
         append_label(out, m.provider);
         out += "\",model=\"";
         append_label(out, m.model);
@@ -99,9 +149,10 @@ std::string to_prometheus(const aggregator_snapshot& totals, std::string_view pr
       }
     }
     // A gauge, not a counter: it is recomputed from the current rates, which may change.
-    family("_cost_estimate", "gauge", "Estimated cost of the tokens so far, from the configured per-model rates.");
+    family("_cost_estimate", "gauge",
+           "Estimated cost of the tokens so far, from the configured per-model rates.");
     for (const auto& m : totals.models) {
-      out += p + "_cost_estimate{provider=\"";
+      name("_cost_estimate{provider=\"");
       append_label(out, m.provider);
       out += "\",model=\"";
       append_label(out, m.model);
@@ -116,17 +167,19 @@ std::string to_prometheus(const aggregator_snapshot& totals, std::string_view pr
   for (std::size_t b = 0; b <= 36; ++b) {
     cumulative += totals.ttft.counts[b];
     if (b < 20) continue;
-    out += p + "_ttft_seconds_bucket{le=\"";
+    name("_ttft_seconds_bucket{le=\"");
     append_double(out, static_cast<double>(latency_histogram::bucket_upper(b)) / 1e9);
     out += "\"} ";
     append_uint(out, cumulative);
     out += '\n';
   }
-  out += p + "_ttft_seconds_bucket{le=\"+Inf\"} ";
+  name("_ttft_seconds_bucket{le=\"+Inf\"} ");
   append_uint(out, totals.ttft.count);
-  out += '\n' + p + "_ttft_seconds_sum ";
+  out += '\n';
+  name("_ttft_seconds_sum ");
   append_double(out, static_cast<double>(totals.ttft.sum_ns) / 1e9);
-  out += '\n' + p + "_ttft_seconds_count ";
+  out += '\n';
+  name("_ttft_seconds_count ");
   append_uint(out, totals.ttft.count);
   out += '\n';
   return out;
@@ -137,7 +190,7 @@ std::string to_json(const aggregator_snapshot& totals, std::span<const named_str
   out.reserve(1024 + streams.size() * 256);
   auto key = [&](std::string_view k) {
     if (out.back() != '{' && out.back() != '[') out += ',';
-    (void)codec::append_json_string(out, k);
+    append_json_text(out, k);
     out += ':';
   };
   auto u = [&](std::string_view k, std::uint64_t v) {
@@ -150,7 +203,7 @@ std::string to_json(const aggregator_snapshot& totals, std::span<const named_str
   };
   auto str = [&](std::string_view k, std::string_view v) {
     key(k);
-    (void)codec::append_json_string(out, v);
+    append_json_text(out, v);
   };
   out += '{';
   u("streams_started", totals.streams_started);
