@@ -156,8 +156,11 @@ constexpr std::uint32_t kMaxEvictionBackoffs = 64 + 1024;
 // for text whose event is in, or about to be published into, that lane; kOpenClaimTag for text a
 // send_claim reserved and has not committed.
 constexpr std::uint32_t kOpenClaimTag = detail::record_arena::kMaxTag;
+std::uint32_t lane_tag(std::uint32_t lane_index) noexcept {
+  return lane_index + 1;
+}
 std::uint32_t lane_tag(const detail::mpmc_channel& ch, const detail::mpmc_channel& lane) noexcept {
-  return static_cast<std::uint32_t>(&lane - &ch) + 1;  // lanes are an array starting at ch (at most 64)
+  return lane_tag(static_cast<std::uint32_t>(&lane - &ch));  // lanes are an array starting at ch (at most 64)
 }
 
 }  // namespace
@@ -445,14 +448,13 @@ char* stream::claim_text_evicting(detail::mpmc_channel& ch, detail::mpmc_channel
       if (state == arena_t::kDelivered || (holder != 0 && holder != own_lane)) return nullptr;
       wait = false;
     }
-    if (!wait && evicted < lane.capacity()) {
+    if (!wait) {
+      if (evicted == lane.capacity()) return nullptr;  // a lap of evictions freed nothing
       if (evict_oldest(ch, lane)) {
         ++evicted;
         continue;
       }
       if (lane.consumed() == lane.accepted()) return nullptr;
-    } else if (!wait) {
-      return nullptr;  // a lap of evictions freed nothing
     }
     if (attempt >= kMaxEvictionBackoffs) return nullptr;
     backoff(attempt);
@@ -700,7 +702,7 @@ status stream::commit(send_claim& claim) noexcept {
       staged.move_text_to_arena(claim.text_);  // fields already laid out in place: memmove to themselves
       // Its lane from now on: tagged before the publication below, which orders the tag before any
       // consumer's mark (claim_text_evicting).
-      if (policy_ == backpressure::drop_oldest) arena.retag(claim.text_, claim.lane_ + 1);
+      if (policy_ == backpressure::drop_oldest) arena.retag(claim.text_, lane_tag(claim.lane_));
       claim.text_ = nullptr;  // now owned by the event
     } else if (size > max_text()) {
       s = status::too_large;
