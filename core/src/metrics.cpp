@@ -236,6 +236,7 @@ aggregator_snapshot aggregator::snapshot() const {
   };
   for (std::size_t i = 0; i < known; ++i) add(models_[i]);
   const auto& other = models_[kOverflowSlot].tokens;
+  // Relaxed: statistics; only decides whether the overflow entry is listed.
   if (std::any_of(other.begin(), other.end(),
                   [](const auto& t) { return t.load(std::memory_order_relaxed) != 0; })) {
     add(models_[kOverflowSlot]);
@@ -279,6 +280,7 @@ void stream_metrics::observe(const event& e) noexcept {
         slot_known_ = true;
       }
       for (std::size_t i = 0; i < 4; ++i) {  // a new message: the last one's usage is final
+        // Relaxed: the single writer's own value; the zero is ordered for snapshots by [G5] below.
         const std::uint64_t finished = message_tokens_[i].load(std::memory_order_relaxed);
         message_tokens_[i].store(0, std::memory_order_relaxed);
         // [G5] release, after the zero: a snapshot whose [G6] acquire sees the new total then reads the
