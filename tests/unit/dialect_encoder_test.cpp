@@ -150,6 +150,60 @@ TEST(OpenAiChatEncoder, WritesChunksByteExact) {
             "data: [DONE]\n\n");
 }
 
+// n > 1: each delta goes to its own choice, and every choice opens with a role chunk and ends with a finish
+// chunk.
+TEST(OpenAiChatEncoder, WritesEachChoiceWithItsOwnRoleAndFinishChunks) {
+  codec::dialect_options options;
+  options.created = 1700000000;
+  codec::openai_chat_encoder encoder(options);
+  const std::string out = encode_all(encoder, {
+                                                  event::message_start("chatcmpl-2", "gpt-x"),
+                                                  event::text_delta(0, "A"),
+                                                  event::text_delta(1, "B", 1),
+                                                  event::tool_call_start(4, "call_b", "f", 1),
+                                                  event::tool_args_delta(4, "{}", 1),
+                                                  event::text_delta(0, "C"),
+                                                  event::message_stop(stop_reason::end_turn),
+                                              });
+  const std::string head =
+      R"(data: {"id":"chatcmpl-2","object":"chat.completion.chunk","created":1700000000,"model":"gpt-x","choices":[)";
+  EXPECT_EQ(
+      out,
+      head +
+          R"({"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]})"
+          "\n\n" +
+          head +
+          R"({"index":0,"delta":{"content":"A"},"finish_reason":null}]})"
+          "\n\n" +
+          head +
+          R"({"index":1,"delta":{"role":"assistant","content":""},"finish_reason":null}]})"
+          "\n\n" +
+          head +
+          R"({"index":1,"delta":{"content":"B"},"finish_reason":null}]})"
+          "\n\n" +
+          head +
+          R"({"index":1,"delta":{"tool_calls":[{"index":0,"id":"call_b","type":"function","function":{"name":"f","arguments":""}}]},"finish_reason":null}]})"
+          "\n\n" +
+          head +
+          R"({"index":1,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{}"}}]},"finish_reason":null}]})"
+          "\n\n" +
+          head +
+          R"({"index":0,"delta":{"content":"C"},"finish_reason":null}]})"
+          "\n\n" +
+          head +
+          R"({"index":0,"delta":{},"finish_reason":"stop"}]})"
+          "\n\n" +
+          head +
+          R"({"index":1,"delta":{},"finish_reason":"stop"}]})"
+          "\n\n"
+          "data: [DONE]\n\n");
+  // A reset encoder starts over with one choice.
+  encoder.reset();
+  const std::string again =
+      encode_all(encoder, {event::text_delta(0, "D"), event::message_stop(stop_reason::end_turn)});
+  EXPECT_EQ(again.find(R"("index":1)"), std::string::npos) << again;
+}
+
 TEST(OpenAiChatEncoder, KeepAliveIsAParseableEmptyChunk) {
   codec::openai_chat_encoder encoder;
   std::string out;
@@ -319,6 +373,29 @@ TEST(AnthropicEncoder, ServesAnOpenAiUpstreamWithSequentialBlocks) {
   EXPECT_EQ(arguments[1], "{\"port\":\"Brest\"}");
   EXPECT_EQ(arguments[2], "{\"city\":\"Brest\"}");
   EXPECT_EQ(stop, "tool_use");
+}
+
+// Dialects without choices: a delta of another choice than the open block's opens a block of its own, so no
+// block mixes two choices' text.
+TEST(AnthropicEncoder, NeverMixesTwoChoicesInOneBlock) {
+  const std::vector<event> events = {
+      event::message_start("m", "x"), event::text_delta(0, "A"), event::text_delta(1, "B", 1),
+      event::text_delta(1, "b", 1),   event::text_delta(0, "C"), event::message_stop(stop_reason::end_turn)};
+  codec::anthropic_encoder anthropic;
+  std::vector<std::string> block_texts;
+  simdjson::dom::parser parser;
+  for (const sse_block& b : split_sse(encode_all(anthropic, events))) {
+    if (b.event_name == "content_block_start") block_texts.emplace_back();
+    if (b.event_name == "content_block_delta")
+      block_texts.back() += str(parse(parser, b.data)["delta"]["text"]);
+  }
+  EXPECT_EQ(block_texts, (std::vector<std::string>{"A", "Bb", "C"}));
+  codec::openai_responses_encoder responses;
+  std::vector<std::string> item_texts;
+  for (const sse_block& b : split_sse(encode_all(responses, events))) {
+    if (b.event_name == "response.output_text.done") item_texts.push_back(str(parse(parser, b.data)["text"]));
+  }
+  EXPECT_EQ(item_texts, (std::vector<std::string>{"A", "Bb", "C"}));
 }
 
 TEST(AnthropicEncoder, RoundTripsAnAnthropicShapedUpstream) {

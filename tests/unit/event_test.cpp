@@ -88,10 +88,15 @@ TEST(Event, OneFieldFactoriesMatchTheGeneralBuilderByteForByte) {
     EXPECT_TRUE(same_bytes(event::signature_delta(5, t), general(event_kind::signature_delta, 5))) << n;
     EXPECT_TRUE(same_bytes(event::user(6, t), general(event_kind::user, 6))) << n;
     EXPECT_TRUE(same_bytes(event::tool_args_delta(7, t), general(event_kind::tool_args_delta, 7))) << n;
-    const event second_choice = event::tool_args_delta(7, t, 2);
-    EXPECT_EQ(second_choice.choice(), 2u);
-    EXPECT_EQ(second_choice.field(0), t) << n;
-    EXPECT_EQ(second_choice.text_is_inline(), n <= event::kInlineTextCapacity) << n;
+    for (const event& second_choice : {event::tool_args_delta(7, t, 2), event::text_delta(7, t, 2),
+                                       event::thinking_delta(7, t, 2), event::signature_delta(7, t, 2)}) {
+      EXPECT_EQ(second_choice.choice(), 2u) << n;
+      EXPECT_EQ(second_choice.index(), 7u) << n;
+      EXPECT_EQ(second_choice.field(0), t) << n;
+      EXPECT_EQ(second_choice.text_is_inline(), n <= event::kInlineTextCapacity) << n;
+      EXPECT_FALSE(second_choice.same_content(event::with_text(second_choice.kind(), 7, 0, false, &t, 1)))
+          << n;
+    }
   }
 }
 

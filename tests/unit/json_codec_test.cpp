@@ -217,7 +217,8 @@ TEST(EventJson, DecoderRefusesMalformedInputWithAMessage) {
       R"({"type":"usage","input_tokens":4294967296})",
       R"({"type":"error","retryable":"yes"})",
       R"({"type":"text_delta","clock":"sundial"})",
-      R"({"type":"text_delta","choice":1})",
+      R"({"type":"keep_alive","choice":1})",
+      R"({"type":"content_block_stop","index":0,"choice":1})",
       R"({"type":"text_delta","text":"bad escape \q"})",
       R"({"type":"text_delta","text":"lone surrogate \ud800"})",
       "{\"type\":\"text_delta\",\"text\":\"raw control \x01\"}",
@@ -259,6 +260,23 @@ TEST(EventJson, DecodedLongTextBorrowsTheDecoderUntilOwned) {
   EXPECT_TRUE(copy->text_is_external());
 }
 
+// A delta's choice (OpenAI n > 1, Gemini candidates) survives the round trip; choice 0 writes no key.
+TEST(EventJson, RoundTripsTheChoiceOfTextDeltas) {
+  json_decoder decoder;
+  const std::string long_delta = long_text(300, 9);
+  for (const std::string_view text : {std::string_view("hi"), std::string_view(long_delta)}) {
+    expect_round_trip(event::text_delta(1, text, 1), decoder);
+    expect_round_trip(event::thinking_delta(2, text, 3), decoder);
+    expect_round_trip(event::signature_delta(0, text, 65535), decoder);
+  }
+  std::string json;
+  ASSERT_EQ(rill::codec::encode_json(event::text_delta(1, "hi", 1), json), status::ok);
+  EXPECT_NE(json.find(R"("choice":1)"), std::string::npos) << json;
+  json.clear();
+  ASSERT_EQ(rill::codec::encode_json(event::text_delta(1, "hi"), json), status::ok);
+  EXPECT_EQ(json.find("choice"), std::string::npos) << json;
+}
+
 TEST(EventJson, OwnedEventKeepsChoiceSeqAndTimestamp) {
   const std::string id = long_text(60, 5);
   event e = event::tool_call_start(2, id, "lookup", 3);
@@ -270,6 +288,10 @@ TEST(EventJson, OwnedEventKeepsChoiceSeqAndTimestamp) {
   EXPECT_EQ(owned->timestamp(), 99u);
   EXPECT_EQ(owned->timestamp_clock(), rill::clock_kind::tsc);
   EXPECT_NE(owned->call_id().data(), id.data());
+  const rill::codec::owned_event owned_delta(event::text_delta(1, id, 2));
+  EXPECT_EQ(owned_delta->choice(), 2u);
+  EXPECT_EQ(owned_delta->text(), id);
+  EXPECT_NE(owned_delta->text().data(), id.data());
 }
 
 // Assigning an owned event its own event (or one borrowing its text) keeps the text intact.

@@ -179,6 +179,55 @@ TEST(ProviderDecoder, OpenAiChatToolFragmentsKeyedByChoiceAndIndex) {
   EXPECT_TRUE(r.tool_calls[1].ended);
 }
 
+// n > 1 (Chat) and several candidates (Gemini): every text delta carries its choice, so each choice's text
+// reassembles apart from the others'.
+TEST(ProviderDecoder, TextDeltasCarryTheirChoice) {
+  const struct {
+    provider dialect;
+    std::string input;
+  } cases[] = {
+      {provider::openai_chat,
+       "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"A\"}},{\"index\":1,\"delta\":{"
+       "\"content\":\"B\",\"reasoning_content\":\"r\"}}]}\n\ndata: {\"id\":\"c\",\"choices\":[{\"index\":1,"
+       "\"delta\":{\"content\":\"b\"},\"finish_reason\":\"length\"},{\"index\":0,\"delta\":{\"content\":"
+       "\"a\"},"
+       "\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n"},
+      {provider::gemini,
+       "data: "
+       "{\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"A\"}]},\"index\":0},{\"content\":{\"parts\":"
+       "[{\"text\":\"B\"},{\"text\":\"r\",\"thought\":true}]},\"index\":1}],\"responseId\":\"g\"}\n\n"
+       "data: "
+       "{\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"b\"}]},\"index\":1,\"finishReason\":\"MAX_"
+       "TOKENS\"},"
+       "{\"content\":{\"parts\":[{\"text\":\"a\"}]},\"index\":0,\"finishReason\":\"STOP\"}]}\n\n"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(rill::codec::to_string(c.dialect));
+    provider_decoder d(with_dialect(c.dialect));
+    rill::codec::reassembler fold;
+    std::vector<event> deltas;
+    auto sink = [&](const event& e) {
+      fold.add(e);
+      if (e.kind() == event_kind::text_delta || e.kind() == event_kind::thinking_delta) deltas.push_back(e);
+    };
+    ASSERT_EQ(d.feed(c.input, sink), status::ok) << d.error_message();
+    ASSERT_EQ(d.finish(sink), status::ok);
+    ASSERT_EQ(deltas.size(), 5u);
+    for (const event& e : deltas) {
+      EXPECT_EQ(e.choice(), e.text() == "A" || e.text() == "a" ? 0u : 1u) << e.text();
+      EXPECT_EQ(e.index(), e.choice()) << e.text();
+    }
+    const auto& r = fold.result();
+    EXPECT_EQ(r.text, "Aa");
+    ASSERT_EQ(r.other_choices.size(), 1u);
+    EXPECT_EQ(r.other_choices[0].choice, 1u);
+    EXPECT_EQ(r.other_choices[0].text, "Bb");
+    ASSERT_EQ(r.thinking.size(), 1u);
+    EXPECT_EQ(r.thinking[0].text, "r");
+    EXPECT_EQ(r.stop, rill::stop_reason::end_turn);  // choice 0's reason is the message's
+  }
+}
+
 TEST(ProviderDecoder, InvalidArgumentsAreFlaggedNotDropped) {
   std::vector<event> ends;
   provider_decoder d(with_dialect(provider::anthropic));

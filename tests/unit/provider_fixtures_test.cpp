@@ -23,10 +23,10 @@ std::vector<fixture> all_fixtures() {
                            "anthropic_thinking_tool_use", "anthropic_error_midstream"}) {
     out.push_back({RILL_SHARED_FIXTURES_DIR, name});
   }
-  for (const char* name : {"anthropic_crlf_comments", "openai_chat_lone_cr", "anthropic_multiline_data",
-                           "openai_responses_tool_call", "gemini_text", "gemini_function_call",
-                           "openai_chat_error_midstream", "anthropic_bom_utf8",
-                           "anthropic_truncated_tool"}) {
+  for (const char* name :
+       {"anthropic_crlf_comments", "openai_chat_lone_cr", "anthropic_multiline_data",
+        "openai_responses_tool_call", "gemini_text", "gemini_function_call", "openai_chat_error_midstream",
+        "anthropic_bom_utf8", "anthropic_truncated_tool", "openai_chat_two_choices"}) {
     out.push_back({RILL_TEST_FIXTURES_DIR, name});
   }
   return out;

@@ -177,10 +177,14 @@ class alignas(64) event {
   // verbatim on its next turn); empty for other blocks.
   static event content_block_start(std::uint16_t index, block_type type, std::string_view data = {}) noexcept;
   static event content_block_stop(std::uint16_t index) noexcept;
-  static event text_delta(std::uint16_t index, std::string_view text) noexcept;
-  static event thinking_delta(std::uint16_t index, std::string_view text) noexcept;
-  static event signature_delta(std::uint16_t index, std::string_view signature) noexcept;
-  // `index` is the tool call's index (its content block for Anthropic); `choice` the OpenAI choice.
+  // `index` is the content block (Anthropic), output item (Responses) or choice (Chat Completions, Gemini);
+  // `choice` the OpenAI choice or Gemini candidate the text belongs to (0 unless the request asked for n >
+  // 1).
+  static event text_delta(std::uint16_t index, std::string_view text, std::uint16_t choice = 0) noexcept;
+  static event thinking_delta(std::uint16_t index, std::string_view text, std::uint16_t choice = 0) noexcept;
+  static event signature_delta(std::uint16_t index, std::string_view signature,
+                               std::uint16_t choice = 0) noexcept;
+  // `index` is the tool call's index (its content block for Anthropic); `choice` as for text_delta.
   static event tool_call_start(std::uint16_t index, std::string_view call_id, std::string_view tool_name,
                                std::uint16_t choice = 0) noexcept;
   static event tool_args_delta(std::uint16_t index, std::string_view fragment, std::uint16_t choice = 0) noexcept;
@@ -433,14 +437,16 @@ struct event_layout_check {
   static_assert(offsetof(event, timestamp_) == event::kTimestampOffset);
 };
 
-inline event event::text_delta(std::uint16_t index, std::string_view text) noexcept {
-  return with_single_field(event_kind::text_delta, index, text);
+inline event event::text_delta(std::uint16_t index, std::string_view text, std::uint16_t choice) noexcept {
+  return with_single_field(event_kind::text_delta, index, text, choice);
 }
-inline event event::thinking_delta(std::uint16_t index, std::string_view text) noexcept {
-  return with_single_field(event_kind::thinking_delta, index, text);
+inline event event::thinking_delta(std::uint16_t index, std::string_view text,
+                                   std::uint16_t choice) noexcept {
+  return with_single_field(event_kind::thinking_delta, index, text, choice);
 }
-inline event event::signature_delta(std::uint16_t index, std::string_view signature) noexcept {
-  return with_single_field(event_kind::signature_delta, index, signature);
+inline event event::signature_delta(std::uint16_t index, std::string_view signature,
+                                    std::uint16_t choice) noexcept {
+  return with_single_field(event_kind::signature_delta, index, signature, choice);
 }
 inline event event::tool_args_delta(std::uint16_t index, std::string_view fragment,
                                     std::uint16_t choice) noexcept {

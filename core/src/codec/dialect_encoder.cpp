@@ -137,6 +137,7 @@ void openai_chat_encoder::reset() noexcept {
   state_.reset();
   finish_chunk_written_ = false;
   tools_.clear();
+  choice_seen_.clear();
 }
 
 void openai_chat_encoder::begin_chunk(std::string& out) const {
@@ -151,12 +152,24 @@ void openai_chat_encoder::begin_chunk(std::string& out) const {
 }
 
 void openai_chat_encoder::ensure_started(const event& e, std::string& out) {
-  if (state_.started) return;
-  state_.settle(e, options_);
-  state_.started = true;
+  if (!state_.started) {
+    state_.settle(e, options_);
+    state_.started = true;
+    ensure_choice(0, out);
+  }
+  ensure_choice(e.choice(), out);
+}
+
+void openai_chat_encoder::ensure_choice(std::uint16_t choice, std::string& out) {
+  if (choice < choice_seen_.size() && choice_seen_[choice]) return;
+  if (choice >= choice_seen_.size()) choice_seen_.resize(std::size_t{choice} + 1);
+  choice_seen_[choice] = true;
+  json_out j{out};
   begin_chunk(out);
-  out.append(R"({"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]})"
-             "\n\n");
+  j.raw("{\"index\":");
+  j.num(choice);
+  j.raw(R"(,"delta":{"role":"assistant","content":""},"finish_reason":null}]})"
+        "\n\n");
 }
 
 std::uint16_t openai_chat_encoder::tool_output_index(const event& e, bool& is_new) {
@@ -249,10 +262,15 @@ status openai_chat_encoder::encode(const event& e, std::string& out) noexcept {
       state_.stop = e.stop();
       if (!finish_chunk_written_) {
         finish_chunk_written_ = true;
-        begin_chunk(out);
-        j.raw("{\"index\":0,\"delta\":{},\"finish_reason\":\"");
-        j.raw(chat_finish_reason(e.stop()));
-        j.raw("\"}]}\n\n");
+        for (std::size_t choice = 0; choice < choice_seen_.size(); ++choice) {
+          if (!choice_seen_[choice]) continue;
+          begin_chunk(out);
+          j.raw("{\"index\":");
+          j.num(choice);
+          j.raw(",\"delta\":{},\"finish_reason\":\"");
+          j.raw(chat_finish_reason(e.stop()));
+          j.raw("\"}]}\n\n");
+        }
       }
       return status::ok;
     default:

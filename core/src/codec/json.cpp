@@ -23,8 +23,9 @@ status write_event_object(Sink& sink, const event& e, invalid_utf8 policy) {
   return s;
 }
 
-// Builds an event from decoded parts. Events carry a choice only when built by the tool factories (there is no
-// setter), so a non-zero choice goes through them; everything else through with_text / the numeric factories.
+// Builds an event from decoded parts. Events carry a choice only when built by the tool and delta factories
+// (there is no setter), so a non-zero choice goes through them; everything else through with_text / the
+// numeric factories.
 // Returns status::invalid when the parts describe an event no public constructor can build.
 status build_event(event_kind kind, std::uint16_t index, std::uint16_t choice, std::uint8_t aux, bool kind_bit,
                    const std::string_view* fields, std::size_t field_count, const usage_counts& usage,
@@ -55,6 +56,18 @@ status build_event(event_kind kind, std::uint16_t index, std::uint16_t choice, s
       return status::ok;
     case event_kind::tool_call_end:
       out = event::tool_call_end(index, kind_bit, choice);
+      return status::ok;
+    case event_kind::text_delta:
+      if (kind_bit) return status::invalid;
+      out = event::text_delta(index, fields[0], choice);
+      return status::ok;
+    case event_kind::thinking_delta:
+      if (kind_bit) return status::invalid;
+      out = event::thinking_delta(index, fields[0], choice);
+      return status::ok;
+    case event_kind::signature_delta:
+      if (kind_bit) return status::invalid;
+      out = event::signature_delta(index, fields[0], choice);
       return status::ok;
     default:
       return status::invalid;

@@ -47,7 +47,7 @@ void provider_decoder::impl::gemini(const sse_event& ev, dom_json::element root)
           bool thought = false;
           dom_json::get_bool(part, "thought", thought);
           if (dom_json::get_string(part, "text", s) && !s.empty()) {
-            emit(thought ? event::thinking_delta(ci, s) : event::text_delta(ci, s));
+            emit(thought ? event::thinking_delta(ci, s, ci) : event::text_delta(ci, s, ci));
           }
           dom_json::object call;
           if (dom_json::get_object(part, "functionCall", call)) {
@@ -67,7 +67,8 @@ void provider_decoder::impl::gemini(const sse_event& ev, dom_json::element root)
           }
           // Gemini signs the part that follows its thinking (often the call); rill keeps it with the
           // candidate's thinking.
-          if (dom_json::get_string(part, "thoughtSignature", s) && !s.empty()) emit(event::signature_delta(ci, s));
+          if (dom_json::get_string(part, "thoughtSignature", s) && !s.empty())
+            emit(event::signature_delta(ci, s, ci));
         }
       }
       std::string_view reason;

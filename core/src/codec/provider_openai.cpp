@@ -75,12 +75,12 @@ void provider_decoder::impl::openai_chat(const sse_event& ev, dom_json::element 
         // OpenAI-compatible servers (DeepSeek, vLLM, OpenRouter) stream reasoning in one of these keys.
         if ((dom_json::get_string(delta, "reasoning_content", s) || dom_json::get_string(delta, "reasoning", s)) &&
             !s.empty()) {
-          emit(event::thinking_delta(ci, s));
+          emit(event::thinking_delta(ci, s, ci));
         }
-        if (dom_json::get_string(delta, "content", s) && !s.empty()) emit(event::text_delta(ci, s));
+        if (dom_json::get_string(delta, "content", s) && !s.empty()) emit(event::text_delta(ci, s, ci));
         if (dom_json::get_string(delta, "refusal", s) && !s.empty()) {
           refusal_seen = true;
-          emit(event::text_delta(ci, s));
+          emit(event::text_delta(ci, s, ci));
         }
         dom_json::array tool_calls;
         if (dom_json::get_array(delta, "tool_calls", tool_calls)) {

@@ -109,6 +109,17 @@ reassembled_thinking& reassembler::thinking_for(std::uint16_t index) {
   return t;
 }
 
+std::string& reassembler::text_for(std::uint16_t choice) {
+  if (choice == 0) return result_.text;
+  std::vector<reassembled_choice>& others = result_.other_choices;
+  const auto at = std::lower_bound(others.begin(), others.end(), choice,
+                                   [](const reassembled_choice& c, std::uint16_t v) { return c.choice < v; });
+  if (at != others.end() && at->choice == choice) return at->text;
+  reassembled_choice added;
+  added.choice = choice;
+  return others.insert(at, std::move(added))->text;
+}
+
 void reassembler::add(const event& e) {
   ++result_.events;
   switch (e.kind()) {
@@ -117,7 +128,7 @@ void reassembler::add(const event& e) {
       result_.model.assign(e.model());
       break;
     case event_kind::text_delta:
-      result_.text.append(e.text());
+      text_for(e.choice()).append(e.text());
       break;
     case event_kind::thinking_delta:
       thinking_for(e.index()).text.append(e.text());
@@ -218,6 +229,19 @@ std::string summary_json(const reassembled& result, const summary_extras& extras
   w.string(result.model);
   w.key("text");
   w.string(result.text);
+  if (!result.other_choices.empty()) {  // only with n > 1, so the fixtures' shape is kept otherwise
+    w.key("other_choices");
+    w.begin_array();
+    for (const reassembled_choice& c : result.other_choices) {
+      w.begin_object();
+      w.key("choice");
+      w.number(std::uint64_t{c.choice});
+      w.key("text");
+      w.string(c.text);
+      w.end_object();
+    }
+    w.end_array();
+  }
 
   w.key("thinking");
   w.begin_array();

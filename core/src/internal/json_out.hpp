@@ -214,7 +214,8 @@ inline bool kind_has_index(event_kind kind) noexcept {
   }
 }
 
-// Kinds that carry an OpenAI choice index (the only ones an event can be built with a choice for).
+// Kinds that always write their OpenAI choice index. The text deltas carry one too, written only when it is
+// not 0 (so n = 1 output keeps its shape).
 inline bool kind_has_choice(event_kind kind) noexcept {
   return kind == event_kind::tool_call_start || kind == event_kind::tool_args_delta ||
          kind == event_kind::tool_call_end;

@@ -93,6 +93,8 @@ struct output_block {
 }  // namespace detail
 
 // Events to OpenAI Chat Completions chunks: `data: {chat.completion.chunk}` blocks, then `data: [DONE]`.
+// Choices (n > 1): each delta goes to its event's choice(), each choice opens with its own role chunk and
+// ends with its own finish chunk; rill has one stop per message, so every choice finishes with its reason.
 // Keep-alive: a JSON chunk with an empty delta (`choices: []` once the finish chunk is out), never an SSE
 // comment, since many OpenAI clients parse every line as JSON.
 class openai_chat_encoder {
@@ -113,12 +115,15 @@ class openai_chat_encoder {
  private:
   void begin_chunk(std::string& out) const;
   void ensure_started(const event& e, std::string& out);
+  // Writes the role chunk of a choice seen for the first time (choice 0's is part of starting).
+  void ensure_choice(std::uint16_t choice, std::string& out);
   std::uint16_t tool_output_index(const event& e, bool& is_new);
 
   dialect_options options_;
   detail::response_state state_;
   bool finish_chunk_written_ = false;
   std::vector<detail::output_block> tools_;
+  std::vector<bool> choice_seen_;  // by choice index; every seen choice gets its own finish chunk
 };
 
 // Events to OpenAI Responses API events: `event: <type>` + `data: {"type":<type>,"sequence_number":n,...}`,

@@ -3,7 +3,8 @@
 //
 // The reassembler is the consumer-side counterpart of provider_decoder: add() every event of one response
 // in order (any dialect, or events from any producer), then read result(). Text and thinking are
-// concatenated, tool-call fragments are joined per (choice, index) exactly as sent, and the joined
+// concatenated (text per choice: OpenAI n > 1 and Gemini candidates), tool-call fragments are joined per
+// (choice, index) exactly as sent, and the joined
 // arguments are checked as JSON: arguments that are incomplete or invalid are kept with `arguments_valid`
 // false, never dropped. Usage events replace each other (the last is the total). An error event makes the
 // normalized stop reason `error` and the response incomplete, whatever follows.
@@ -42,10 +43,16 @@ struct reassembled_tool_call {
   bool ended = false;            // a tool_call_end arrived
 };
 
+struct reassembled_choice {
+  std::uint16_t choice = 0;
+  std::string text;
+};
+
 struct reassembled {
   std::string id;     // from message_start
   std::string model;
-  std::string text;   // all text deltas in order
+  std::string text;  // choice 0's text deltas in order (every text delta unless the request asked for n > 1)
+  std::vector<reassembled_choice> other_choices;  // the text of choices 1, 2, ..., ordered by choice
   std::vector<reassembled_thinking> thinking;     // in order of first appearance
   std::vector<reassembled_tool_call> tool_calls;  // ordered by (choice, index)
   std::optional<usage_counts> usage;              // the last usage event, if any came
@@ -70,6 +77,7 @@ class reassembler {
  private:
   reassembled_tool_call& call_for(std::uint16_t choice, std::uint16_t index);
   reassembled_thinking& thinking_for(std::uint16_t index);
+  std::string& text_for(std::uint16_t choice);
 
   reassembled result_;
   bool dirty_ = false;
