@@ -5,7 +5,9 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <cstring>
 #include <exception>
+#include <new>
 #include <stdexcept>
 
 namespace rill {
@@ -181,25 +183,33 @@ void pipeline_runner::process(const event& e, pipeline_stream& stream) noexcept 
 void pipeline_runner::append(std::size_t id, const enriched_event& en) noexcept {
   auto& b = batches_[id];
   const auto& options = p_.subs_[id]->batch;
+  // The text must outlive the stream's arena hold (and a caller's borrowed buffer): it is copied into the
+  // batch's buffer, whose growth is the only allocation here. Pointers are fixed up at hand-over, after the
+  // buffer has stopped growing.
+  std::size_t text_at = kNoText;
+  if (!en.e.text_is_inline()) {
+    text_at = b.text.size();
+    try {
+      b.text.resize(text_at + en.e.text_size());
+    } catch (const std::bad_alloc&) {  // this event is left out; the batch so far is intact
+      p_.report(id, en.e.kind(), "out of memory: the event's text could not be copied into its batch");
+      return;
+    }
+  }
   if (b.items.empty()) {
     ++pending_;
     if (options.max_delay.count() > 0) b.deadline = std::chrono::steady_clock::now() + options.max_delay;
   }
   b.items.push_back(en);  // within the reserved max_events: no allocation
-  if (en.e.text_is_inline()) {
-    b.text_at.push_back(kNoText);
-  } else {
-    // The text must outlive the stream's arena hold (and a caller's borrowed buffer): copy it into the
-    // batch's buffer. Pointers are fixed up at hand-over, after the buffer has stopped growing.
-    const auto at = static_cast<std::uint32_t>(b.text.size());
+  b.text_at.push_back(text_at);
+  if (text_at != kNoText) {
     event& copy = b.items.back().e;
     if (copy.text_is_external()) {
-      b.text.resize(at + copy.text_size());
-      copy.move_text_to_arena(b.text.data() + at);
+      copy.move_text_to_arena(b.text.data() + text_at);
     } else {
-      b.text.append(copy.text_block());
+      const std::string_view block = copy.text_block();
+      std::memcpy(b.text.data() + text_at, block.data(), block.size());
     }
-    b.text_at.push_back(at);
   }
   if (b.items.size() >= options.max_events) hand_over(id);
 }

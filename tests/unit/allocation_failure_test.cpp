@@ -1,9 +1,11 @@
 // Allocation failures on rill's rare allocating paths. A stream whose lazy first allocation of its ring
 // fails: every send, blocking ones included, returns full at once (nothing could ever wake a wait for room
 // in a ring that does not exist), and the stream works once memory is back. A manager whose handle table
-// chunk cannot be allocated: create throws std::bad_alloc and loses nothing, not even the handle index.
-// This executable replaces the aligned nothrow operator new the stream allocates its ring with, and
-// calloc (forwarding to glibc's), so that a test can make them fail.
+// chunk cannot be allocated: create throws std::bad_alloc and loses nothing, not even the handle index. A
+// pipeline batch whose text buffer cannot grow: that event is left out and reported, the batch is intact.
+// This executable replaces the aligned nothrow operator new the stream allocates its ring with, the plain
+// operator new (for allocations from a size up), and calloc (forwarding to glibc's), so that a test can
+// make them fail.
 //
 // Sanitizer builds skip it: their runtimes supply operator new and calloc themselves.
 #include <gtest/gtest.h>
@@ -21,15 +23,26 @@ TEST(AllocationFailure, SkippedUnderSanitizers) {
 #include <cstdlib>
 #include <new>
 #include <stop_token>
+#include <string>
+#include <vector>
 
 #include "rill/manager.hpp"
+#include "rill/pipeline.hpp"
 #include "rill/stream.hpp"
 
 namespace {
 // Relaxed: set and read by the test's one thread.
 std::atomic<bool> g_fail_aligned_nothrow{false};
 std::atomic<bool> g_fail_calloc{false};
+std::atomic<std::size_t> g_fail_new_from{~std::size_t{0}};  // plain operator new fails from this size up
 }  // namespace
+
+// Out of line: inlined, GCC would pair its malloc with the default operator delete's free and warn.
+[[gnu::noinline]] void* operator new(std::size_t size) {
+  if (size >= g_fail_new_from.load(std::memory_order_relaxed)) throw std::bad_alloc();
+  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  throw std::bad_alloc();
+}
 
 extern "C" void* __libc_calloc(std::size_t count, std::size_t size);  // glibc's own, which this forwards to
 extern "C" void* calloc(std::size_t count, std::size_t size) {
@@ -105,6 +118,33 @@ TEST(AllocationFailure, ManagerCreateThrowsAndKeepsTheHandleIndex) {
   rill::stream_ref found;
   ASSERT_EQ(m.get(out.handle(), found), status::ok);
   EXPECT_EQ(found.id(), "a");
+}
+
+TEST(AllocationFailure, PipelineBatchLeavesOutTheEventWhoseTextCannotBeCopied) {
+  rill::pipeline p;
+  std::vector<std::string> texts;
+  std::vector<std::string> errors;
+  const std::size_t id = p.subscribe_batch({"batch"}, {3, std::chrono::nanoseconds(0)},
+                                           [&](std::span<const rill::enriched_event> batch) {
+                                             for (const auto& en : batch) texts.emplace_back(en.e.text());
+                                           });
+  p.on_error([&](const rill::handler_error& e) { errors.emplace_back(e.what); });
+  rill::pipeline_runner runner(p);
+  rill::pipeline_stream ps;
+  const std::string first(100, 'a');
+  const std::string huge(4u << 20, 'h');
+  const std::string last(200, 'c');
+  runner.process(rill::event::text_delta(0, first), ps);
+  g_fail_new_from.store(2u << 20, std::memory_order_relaxed);  // the buffer must grow past 4 MiB for `huge`
+  runner.process(rill::event::text_delta(0, huge), ps);
+  g_fail_new_from.store(~std::size_t{0}, std::memory_order_relaxed);
+  runner.process(rill::event::text_delta(0, "inline"), ps);
+  runner.process(rill::event::text_delta(0, last), ps);  // the third batched event: hands the batch over
+  EXPECT_EQ(texts, (std::vector<std::string>{first, "inline", last}));
+  EXPECT_EQ(p.errors(id), 1u);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].find("out of memory"), std::string::npos) << errors[0];
+  EXPECT_FALSE(runner.has_pending());
 }
 
 }  // namespace

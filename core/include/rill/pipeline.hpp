@@ -278,8 +278,9 @@ class pipeline_runner {
   pipeline_runner& operator=(const pipeline_runner&) = delete;
 
   // Runs the transformers and every matching subscription for `e`, which belongs to `stream`. Never throws;
-  // allocates only when a batch's text buffer must grow (a failed allocation terminates, as in any noexcept
-  // code); reads the clock when a timed batch gets its first event. A batched event refers to `stream`'s
+  // allocates only when a batch's text buffer must grow (when that fails, the event is left out of that
+  // batch and reported to on_error and errors() as the subscription's error); reads the clock when a timed
+  // batch gets its first event. A batched event refers to `stream`'s
   // context until its batch is handed over: flush() (or poll() past the deadline) before destroying
   // `stream`, and destroy the runner, whose destructor flushes, before streams it still batches for.
   void process(const event& e, pipeline_stream& stream) noexcept;
@@ -294,11 +295,11 @@ class pipeline_runner {
  private:
   struct batch_state {
     std::vector<enriched_event> items;
-    std::vector<std::uint32_t> text_at;  // offset of the item's text in `text`, or kNoText
+    std::vector<std::size_t> text_at;  // offset of the item's text in `text`, or kNoText
     std::string text;
     time_point deadline = time_point::max();
   };
-  static constexpr std::uint32_t kNoText = ~std::uint32_t{0};
+  static constexpr std::size_t kNoText = ~std::size_t{0};
   void hand_over(std::size_t id) noexcept;
   void append(std::size_t id, const enriched_event& en) noexcept;
 
