@@ -163,6 +163,9 @@ std::size_t aggregator::model_slot(std::string_view provider, std::string_view m
   const std::size_t known = model_count_.load(std::memory_order_acquire);
   if (const std::size_t i = find(0, known); i != kAbsent) return i;
   if (known == kMaxModels) return kOverflowSlot;  // full for good (the count only grows): no lock
+  // At most kMaxModels inserts ever take this lock. std::mutex::lock cannot fail here (pthread_mutex_lock on
+  // a default mutex reports errors only for recursive, error-checking or robust mutexes), so the throw that
+  // noexcept would turn into terminate does not happen.
   std::lock_guard lock(insert_mutex_);
   // Relaxed under the mutex: only inserters write the count, and they hold this mutex.
   const std::size_t now = model_count_.load(std::memory_order_relaxed);
