@@ -292,15 +292,16 @@ void stream::note_receive_park(void* ch) noexcept {
   counters_of(ch)->receive_parks.fetch_add(1, std::memory_order_relaxed);  // a count; orders nothing
 }
 
-// Moves a slot's borrowed text into the arena. On failure the slot is left unpublished.
-status stream::prepare_text(event& slot, detail::record_arena& arena) noexcept {
+// Moves a slot's borrowed text into the arena, its record tagged with `tag` (record_arena::try_claim). On
+// failure the slot is left unpublished.
+status stream::prepare_text(event& slot, detail::record_arena& arena, std::uint32_t tag) noexcept {
   if (!slot.text_is_external()) return status::invalid;  // check_sendable let only external text through
   const std::size_t size = slot.text_size();
   if (size == 0) {
     slot.set_arena_block(nullptr, 0);  // empty long text cannot happen, but stay well-defined
     return status::ok;
   }
-  char* dest = uses_spsc_ring() ? arena.try_claim<false>(size) : arena.try_claim<true>(size);
+  char* dest = uses_spsc_ring() ? arena.try_claim<false>(size, tag) : arena.try_claim<true>(size, tag);
   if (dest == nullptr) return status::full;
   slot.move_text_to_arena(dest);
   return status::ok;
@@ -427,8 +428,8 @@ bool stream::evict_oldest(detail::mpmc_channel& ch, detail::mpmc_channel& lane) 
 // (lane_tag) from just before its event is published, with kOpenClaimTag while a send_claim holds it
 // unpublished. So the oldest record tells whether evicting from this lane can reach it. When a consumer
 // holds it (delivered), another lane's event does, or an open claim does, no eviction here frees anything,
-// and the send gives up at once instead of emptying the lane for nothing. Untagged text (borrowed text a
-// commit() moves into the arena) gives no answer: the lane is evicted as before. A lap of the lane's
+// and the send gives up at once instead of emptying the lane for nothing. Borrowed text a commit() moves
+// into the arena is tagged with the claim's lane, as a send's text is. A lap of the lane's
 // capacity in evictions bounds the rest: other producers may keep refilling the lane with events that
 // hold no text.
 char* stream::claim_text_evicting(detail::mpmc_channel& ch, detail::mpmc_channel& lane, std::size_t size,
@@ -707,7 +708,8 @@ status stream::commit(send_claim& claim) noexcept {
     } else if (size > max_text()) {
       s = status::too_large;
     } else {
-      s = prepare_text(staged, arena);
+      // Tagged with its lane as a send's text is: tagged before the publication below (claim_text_evicting).
+      s = prepare_text(staged, arena, policy_ == backpressure::drop_oldest ? lane_tag(claim.lane_) : 0);
     }
   }
   if (claim.text_ != nullptr) arena.release(claim.text_);  // reserved but unused

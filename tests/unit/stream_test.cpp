@@ -1595,6 +1595,37 @@ TEST(MpmcLanes, DropOldestLeavesItsLaneWhenAnotherLanePinsTheArena) {
   EXPECT_EQ(got, (std::vector<std::string>{"aaaaaa", "bbbbbb", "cccccc", "dddddd", "inline"}));
 }
 
+// The same with the pinning record's text moved in by commit() (borrowed, not reserved): it is tagged with
+// its lane as a send's is, so the other lane's send refuses instead of evicting its own events.
+TEST(MpmcLanes, DropOldestLeavesItsLaneWhenACommitsBorrowedTextPinsTheArena) {
+  rill::stream_options o = laned(2, 32, rill::backpressure::drop_oldest);
+  o.arena_bytes = 1024;  // four 208-byte records
+  rill::stream s(o);
+  auto text = [](char c) { return std::string(200, c); };
+  std::thread([&] {
+    const std::string a = text('a');
+    rill::send_claim claim;
+    ASSERT_EQ(s.try_claim(claim), rill::status::ok);
+    claim.slot() = rill::event::text_delta(0, a);  // borrowed: commit() copies it into the arena
+    ASSERT_EQ(s.commit(claim), rill::status::ok);
+  }).join();
+  rill::status refused = rill::status::ok;
+  std::thread([&] {  // a fresh thread: the next ordinal, the other lane
+    ASSERT_EQ(s.try_send(rill::event::text_delta(1, "inline")), rill::status::ok);
+    for (char c : {'b', 'c', 'd'})
+      ASSERT_EQ(s.try_send(rill::event::text_delta(1, text(c))), rill::status::ok);
+    refused = s.try_send(rill::event::text_delta(1, text('e')));
+  })
+      .join();
+  EXPECT_EQ(refused, rill::status::full);
+  EXPECT_EQ(s.counters().dropped, 1u) << "only the refused send";
+  std::vector<std::string> got;
+  rill::received r;
+  while (s.try_receive(r) == rill::status::ok) got.emplace_back(r->text().substr(0, 6));
+  std::sort(got.begin(), got.end());
+  EXPECT_EQ(got, (std::vector<std::string>{"aaaaaa", "bbbbbb", "cccccc", "dddddd", "inline"}));
+}
+
 TEST(MpmcLanes, DropOldestEvictsFromTheSendersLane) {
   rill::stream s(laned(2, 4, rill::backpressure::drop_oldest));  // 2 slots a lane
   std::thread([&] {

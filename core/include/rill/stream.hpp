@@ -417,7 +417,7 @@ class alignas(detail::kCacheLine) stream {
   detail::record_arena* arena_of(void* ch) const noexcept;
   counters_block* counters_of(void* ch) const noexcept;
 
-  status prepare_text(event& slot, detail::record_arena& arena) noexcept;
+  status prepare_text(event& slot, detail::record_arena& arena, std::uint32_t tag = 0) noexcept;
   status check_sendable(const event& e) const noexcept {
     if (e.validates_trivially()) [[likely]]
       return status::ok;  // one bit test and one flag test, inline
