@@ -142,6 +142,26 @@ TEST(SseDecoder, LastEventIdIsStickyAndNulIdsAreIgnored) {
   EXPECT_EQ(d.last_event_id(), "4");  // set by the id-only block; the id with a NUL was ignored
 }
 
+// Last-Event-ID names the last block that ended: an id line of a block still open, or of one the end of
+// input discards, does not count (a client resuming with it would skip that event).
+TEST(SseDecoder, LastEventIdCountsOnlyBlocksThatEnded) {
+  for (const bool flush : {false, true}) {
+    sse_decoder_options options;
+    options.flush_unterminated_at_eof = flush;
+    sse_decoder d(options);
+    std::vector<std::string> ids;
+    auto sink = [&](const sse_event& ev) { ids.emplace_back(ev.id); };
+    ASSERT_EQ(d.feed("id: 1\ndata: a\n\nid: 2\n", sink), status::ok);
+    EXPECT_EQ(d.last_event_id(), "1") << "block 2 has not ended";
+    ASSERT_EQ(d.feed("data: b", sink), status::ok);
+    ASSERT_EQ(d.finish(sink), status::ok);
+    const std::vector<std::string> want =
+        flush ? std::vector<std::string>{"1", "2"} : std::vector<std::string>{"1"};
+    EXPECT_EQ(ids, want);
+    EXPECT_EQ(d.last_event_id(), flush ? "2" : "1");
+  }
+}
+
 TEST(SseDecoder, RetryAcceptsOnlyAsciiDigits) {
   sse_decoder d;
   auto sink = [](const sse_event&) {};

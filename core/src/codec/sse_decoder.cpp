@@ -32,6 +32,7 @@ sse_decoder::sse_decoder(const sse_decoder_options& options) : options_(options)
   type_.reserve(64);
   value_.reserve(64);
   id_.reserve(64);
+  last_id_.reserve(64);
 }
 
 void sse_decoder::reset() noexcept {
@@ -55,6 +56,8 @@ void sse_decoder::reset() noexcept {
   event_offset_ = 0;
   clear_on_next_ = false;
   id_.clear();
+  last_id_.clear();
+  id_changed_ = false;
   retry_ms_ = -1;
   offset_ = 0;
   dispatched_ = 0;
@@ -213,6 +216,7 @@ void sse_decoder::take_segment(const char* p, std::size_t n, std::uint64_t at) n
 bool sse_decoder::end_line() noexcept {
   switch (line_) {
     case line_state::start:  // a blank line ends the block
+      commit_id();           // dispatched or not, as the WHATWG parser sets the last event ID string first
       if (data_lines_ == 0) {
         type_.clear();
         event_open_ = false;
@@ -235,7 +239,10 @@ bool sse_decoder::end_line() noexcept {
           ++data_lines_;
           break;
         case field::id:
-          if (!value_invalid_) id_.assign(value_);
+          if (!value_invalid_) {
+            id_.assign(value_);
+            id_changed_ = true;
+          }
           value_.clear();
           break;
         case field::retry:
@@ -253,7 +260,14 @@ bool sse_decoder::end_line() noexcept {
   return false;
 }
 
+void sse_decoder::commit_id() noexcept {
+  if (!id_changed_) return;
+  last_id_.assign(id_);
+  id_changed_ = false;
+}
+
 void sse_decoder::make_event(sse_event& out, bool truncated) noexcept {
+  commit_id();  // an event flushed at the end of input ends its block too
   out.event_type = type_;
   out.data = std::string_view(data_.data(), data_.size() - 1);  // drop the last line's '\n'
   out.id = id_;

@@ -124,8 +124,10 @@ class sse_decoder {
   // Bytes consumed so far (the stream offset of the next byte), BOM included.
   std::uint64_t bytes_consumed() const noexcept { return offset_; }
   std::uint64_t events_dispatched() const noexcept { return dispatched_; }
-  // The sticky last event id (what a client sends back as Last-Event-ID).
-  std::string_view last_event_id() const noexcept { return id_; }
+  // The last event ID string (what a client sends back as Last-Event-ID): the id in force at the last block
+  // end (blank line, or the end of input when an unterminated event is flushed). An `id:` line of a block
+  // that has not ended yet, or that the end of input discarded, does not count, as in the WHATWG parser.
+  std::string_view last_event_id() const noexcept { return last_id_; }
   // The last valid `retry` value in milliseconds, or -1 when none was sent. Saturates at INT64_MAX.
   std::int64_t retry_ms() const noexcept { return retry_ms_; }
   // After finish(): whether the input ended inside an event that had data (discarded or flushed).
@@ -195,6 +197,7 @@ class sse_decoder {
   bool append_value(const char* p, std::size_t n, std::uint64_t at) noexcept;
   void resolve_field() noexcept;
   bool end_line() noexcept;  // true when the line was blank and an event is ready
+  void commit_id() noexcept;
   void make_event(sse_event& out, bool truncated) noexcept;
   const char* find_line_end() noexcept;
   void fail(status s, const char* what, std::uint64_t at) noexcept;
@@ -232,7 +235,9 @@ class sse_decoder {
   bool clear_on_next_ = false;  // the last returned event's views point into data_/type_
 
   // stream state
-  std::string id_;
+  std::string id_;           // the last event ID buffer: set by `id:` lines, sticky across events
+  std::string last_id_;      // the last event ID string: id_ as of the last block end
+  bool id_changed_ = false;  // id_ was set since the last block end
   std::int64_t retry_ms_ = -1;
   std::uint64_t offset_ = 0;
   std::uint64_t dispatched_ = 0;
