@@ -228,6 +228,159 @@ TEST(ProviderDecoder, TextDeltasCarryTheirChoice) {
   }
 }
 
+// A Chat call whose name comes in a later fragment: its start is emitted then, before every fragment (the
+// ones that came first are held and follow it as one delta), so encoders can write its id and name. A call
+// that never gets a name emits nothing at all, and is counted as malformed.
+TEST(ProviderDecoder, ToolArgumentsNeverComeBeforeTheirStart) {
+  const auto run = rill::test::decode_with_cuts(
+      "data: "
+      "{\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"call_1\","
+      "\"function\":{\"arguments\":\"{\\\"a\\\"\"}}]}}]}\n\n"
+      "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{"
+      "\"name\":\"f\",\"arguments\":\":1\"}}]}}]}\n\n"
+      "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":1,\"function\":{"
+      "\"arguments\":\"[2]\"}}]}}]}\n\n"
+      "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{"
+      "\"arguments\":\"}\"}}]},\"finish_reason\":\"tool_calls\"}]}\n\ndata: [DONE]\n\n",
+      {}, with_dialect(provider::openai_chat));
+  ASSERT_EQ(run.result, status::ok) << run.error_message;
+  EXPECT_EQ(run.log,
+            "message_start i=0 c=0 a=0 b=0 [c] []\n"
+            "tool_call_start i=0 c=0 a=0 b=0 [call_1] [f]\n"
+            "tool_args_delta i=0 c=0 a=0 b=0 [{\"a\"]\n"
+            "tool_args_delta i=0 c=0 a=0 b=0 [:1]\n"
+            "tool_args_delta i=0 c=0 a=0 b=0 [}]\n"
+            "tool_call_end i=0 c=0 a=0 b=0\n"
+            "message_stop i=0 c=0 a=2 b=0\n"
+            "stream_complete i=0 c=0 a=0 b=0 n=5\n");
+  // Call 0's first part (an id without a name) and call 1's fragment (neither).
+  EXPECT_EQ(run.native.counters.malformed_payloads, 2u);
+  ASSERT_EQ(run.response.tool_calls.size(), 1u);
+  EXPECT_EQ(run.response.tool_calls[0].arguments_raw, "{\"a\":1}");
+}
+
+// Limits are checked before a dialect emits anything for the upstream event: a tool_use block whose id is
+// too long for an event field fails the decoder without a content_block_start left open.
+TEST(ProviderDecoder, TooLongToolIdFailsBeforeTheBlockOpens) {
+  const std::string id(70000, 'x');
+  for (const provider dialect : {provider::anthropic, provider::openai_responses}) {
+    SCOPED_TRACE(rill::codec::to_string(dialect));
+    const std::string input =
+        dialect == provider::anthropic
+            ? "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,"
+              "\"content_block\":{\"type\":\"tool_use\",\"id\":\"" +
+                  id + "\",\"name\":\"f\",\"input\":{}}}\n\n"
+            : "event: response.output_item.added\ndata: {\"type\":\"response.output_item.added\","
+              "\"output_index\":0,\"item\":{\"type\":\"function_call\",\"call_id\":\"" +
+                  id + "\",\"name\":\"f\",\"arguments\":\"\"}}\n\n";
+    const auto run = rill::test::decode_with_cuts(input, {}, with_dialect(dialect));
+    EXPECT_EQ(run.result, status::too_large);
+    EXPECT_EQ(run.log, "");
+  }
+}
+
+// Several Gemini candidates: one finishing first does not end the response; it ends when every candidate
+// seen has finished, with candidate 0's reason.
+TEST(ProviderDecoder, GeminiEndsWhenEveryCandidateHasFinished) {
+  const auto run = rill::test::decode_with_cuts(
+      "data: "
+      "{\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"a\"}]},\"index\":0},{\"content\":{\"parts\":"
+      "[{\"text\":\"B\"}]},\"index\":1,\"finishReason\":\"STOP\"}],\"responseId\":\"g\"}\n\n"
+      "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"more\"}]},\"index\":0,"
+      "\"finishReason\":\"MAX_TOKENS\"}]}\n\n",
+      {}, with_dialect(provider::gemini));
+  ASSERT_EQ(run.result, status::ok) << run.error_message;
+  EXPECT_EQ(run.log,
+            "message_start i=0 c=0 a=0 b=0 [g] []\n"
+            "text_delta i=0 c=0 a=0 b=0 [a]\n"
+            "text_delta i=1 c=1 a=0 b=0 [B]\n"
+            "text_delta i=0 c=0 a=0 b=0 [more]\n"
+            "message_stop i=0 c=0 a=3 b=0\n"
+            "stream_complete i=0 c=0 a=0 b=0 n=2\n");
+  EXPECT_EQ(run.native.stop_reason, "MAX_TOKENS");
+  EXPECT_TRUE(run.native.completed);
+}
+
+// An in-stream error ends the response: message_stop(error) follows it and nothing else, whatever the
+// upstream sends after it (counted in after_error).
+TEST(ProviderDecoder, NothingIsEmittedAfterAnInStreamError) {
+  const auto run = rill::test::decode_with_cuts(
+      "event: message_start\ndata: "
+      "{\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":\"x\"}}\n\n"
+      "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"}}\n\n"
+      "event: error\ndata: "
+      "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"busy\"}}\n\n"
+      "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":"
+      "\"text_delta\",\"text\":\"late\"}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+      {}, with_dialect(provider::anthropic));
+  ASSERT_EQ(run.result, status::ok) << run.error_message;
+  EXPECT_EQ(run.log.find("late"), std::string::npos) << run.log;
+  EXPECT_EQ(run.log.find("stream_complete"), std::string::npos) << run.log;
+  EXPECT_EQ(run.native.counters.after_error, 2u);
+  EXPECT_FALSE(run.native.completed);
+}
+
+// The terminal marker ends the response even when no stop reason came: message_stop(none), so an encoder
+// finishes it instead of leaving it looking cut off.
+TEST(ProviderDecoder, TerminalMarkerWithoutAStopReasonStillStops) {
+  const struct {
+    provider dialect;
+    std::string input;
+  } cases[] = {
+      {provider::openai_chat,
+       "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\ndata: [DONE]\n\n"},
+      {provider::anthropic,
+       "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\"}}\n\n"
+       "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(rill::codec::to_string(c.dialect));
+    const auto run = rill::test::decode_with_cuts(c.input, {}, with_dialect(c.dialect));
+    ASSERT_EQ(run.result, status::ok) << run.error_message;
+    EXPECT_NE(run.log.find("message_stop i=0 c=0 a=0 b=0\nstream_complete"), std::string::npos) << run.log;
+    EXPECT_FALSE(run.response.stop.has_value());  // none: no reason is reported
+    EXPECT_TRUE(run.native.completed);
+  }
+  // Cut off before its marker, the response still gets no stop.
+  const auto cut = rill::test::decode_with_cuts(
+      "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\n", {},
+      with_dialect(provider::openai_chat));
+  EXPECT_EQ(cut.log.find("message_stop"), std::string::npos) << cut.log;
+}
+
+// Detection: an error as the very first event is still reported, in either typed shape, with the dialect's
+// retryable codes.
+TEST(ProviderDecoder, AnErrorBeforeTheDialectIsKnownIsReported) {
+  const struct {
+    std::string input;
+    std::string code;
+    bool retryable;
+  } cases[] = {
+      {"event: error\ndata: {\"type\":\"error\",\"code\":\"rate_limit_exceeded\",\"message\":\"slow "
+       "down\"}\n\n",
+       "rate_limit_exceeded", true},
+      {"event: error\ndata: "
+       "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"busy\"}}\n\n",
+       "overloaded_error", true},
+      {"data: {\"error\":{\"code\":400,\"status\":\"INVALID_ARGUMENT\",\"message\":\"bad\"}}\n\n",
+       "INVALID_ARGUMENT", false},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.input);
+    std::vector<event> errors;
+    provider_decoder d;
+    auto sink = [&](const event& e) {
+      if (e.kind() == event_kind::error) errors.push_back(e);
+    };
+    ASSERT_EQ(d.feed(c.input, sink), status::ok);
+    ASSERT_EQ(d.finish(sink), status::ok);
+    ASSERT_EQ(errors.size(), 1u);
+    EXPECT_EQ(errors[0].error_code(), c.code);
+    EXPECT_EQ(errors[0].kind_bit(), c.retryable);
+    EXPECT_TRUE(d.summary().errored);
+  }
+}
+
 TEST(ProviderDecoder, InvalidArgumentsAreFlaggedNotDropped) {
   std::vector<event> ends;
   provider_decoder d(with_dialect(provider::anthropic));

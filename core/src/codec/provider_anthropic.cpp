@@ -13,11 +13,6 @@ stop_reason normalize_anthropic_stop(std::string_view reason) noexcept {
   return stop_reason::none;
 }
 
-bool is_retryable_anthropic(std::string_view type) noexcept {
-  return type == "overloaded_error" || type == "rate_limit_error" || type == "api_error" ||
-         type == "timeout_error";
-}
-
 }  // namespace
 
 void provider_decoder::impl::anthropic(const sse_event& ev, dom_json::element root) noexcept {
@@ -105,10 +100,7 @@ void provider_decoder::impl::anthropic(const sse_event& ev, dom_json::element ro
         call = add_call(0, bi);
         if (call == nullptr) return;  // too many calls: the decoder failed
       }
-      if (dom_json::get_string(delta, "partial_json", s) && !s.empty()) {
-        append_args(*call, s);
-        emit(event::tool_args_delta(bi, s));
-      }
+      if (dom_json::get_string(delta, "partial_json", s)) add_fragment(*call, s);
     } else if (delta_type == "thinking_delta") {
       if (dom_json::get_string(delta, "thinking", s) && !s.empty()) emit(event::thinking_delta(bi, s));
     } else if (delta_type == "signature_delta") {
@@ -137,11 +129,13 @@ void provider_decoder::impl::anthropic(const sse_event& ev, dom_json::element ro
       emit(event::content_block_start(bi, block_type::redacted_thinking,
                                       dom_json::string_or_empty(block, "data")));
     } else if (block_kind == "tool_use" || block_kind == "server_tool_use" || block_kind == "mcp_tool_use") {
-      emit(event::content_block_start(bi, block_type::tool_use));
+      const std::string_view call_id = dom_json::string_or_empty(block, "id");
+      if (!call_id_fits(call_id)) return;  // checked before anything is emitted
       tool_call* call = find_call(0, bi);
       if (call == nullptr) call = add_call(0, bi);
       if (call == nullptr) return;  // too many calls: the decoder failed
-      start_call(*call, dom_json::string_or_empty(block, "id"), dom_json::string_or_empty(block, "name"));
+      emit(event::content_block_start(bi, block_type::tool_use));
+      start_call(*call, call_id, dom_json::string_or_empty(block, "name"));
     } else {
       emit(event::content_block_start(bi, block_type::other));
     }
@@ -181,7 +175,7 @@ void provider_decoder::impl::anthropic(const sse_event& ev, dom_json::element ro
   }
   if (type == "message_stop") {
     end_open_calls();
-    if (stop_known) emit_stop();
+    emit_stop();  // the response is over: message_stop(none) when no message_delta gave a reason
     emit_complete();
     return;
   }
@@ -192,7 +186,7 @@ void provider_decoder::impl::anthropic(const sse_event& ev, dom_json::element ro
       if (!dom_json::string_or_empty(err, "type").empty()) code = dom_json::string_or_empty(err, "type");
       message = dom_json::string_or_empty(err, "message");
     }
-    emit_error(code, message, is_retryable_anthropic(code));
+    emit_error(code, message, is_retryable_error(code));
     return;
   }
   ++summary.counters.unknown_events;

@@ -122,6 +122,8 @@ void provider_decoder::impl::reset() noexcept {
   refusal_seen = false;
   pending_stop = stop_reason::none;
   gemini_usage_seen = false;
+  gemini_candidates_seen = 0;
+  gemini_candidates_finished = 0;
   gemini_last_usage = {};
   usage_fields_used = 0;
 }
@@ -258,9 +260,11 @@ status provider_decoder::impl::on_sse_event(const sse_event& ev, bool padded) no
         parsed = true;
         active = detect(ev, &root);
         dom_json::object o, err;
-        if (active == provider::unknown && root.get_object().get(o) == simdjson::SUCCESS &&
-            dom_json::get_object(o, "error", err)) {
-          generic_error(err);  // an error before anything identified the dialect
+        const bool is_object = root.get_object().get(o) == simdjson::SUCCESS;
+        if (active == provider::unknown && is_object && event_type(o, ev) == "error") {
+          typed_error(o);  // an error before anything identified the dialect
+        } else if (active == provider::unknown && is_object && dom_json::get_object(o, "error", err)) {
+          generic_error(err);
         } else if (active == provider::unknown) {
           ++summary.counters.unknown_events;
         }
@@ -270,6 +274,10 @@ status provider_decoder::impl::on_sse_event(const sse_event& ev, bool padded) no
     }
     summary.dialect = active;
     if (active == provider::unknown) return sink_status;
+  }
+  if (summary.errored) {  // an in-stream error ended the response: nothing after it is emitted
+    ++summary.counters.after_error;
+    return sink_status;
   }
 
   if (active == provider::openai_chat) {
@@ -325,19 +333,31 @@ provider_decoder::impl::tool_call* provider_decoder::impl::add_call(std::uint16_
   return &c;
 }
 
-void provider_decoder::impl::start_call(tool_call& call, std::string_view id, std::string_view name) noexcept {
-  if (call.started) return;
+bool provider_decoder::impl::call_id_fits(std::string_view id) noexcept {
+  if (id.size() <= event::kMaxLeadingFieldBytes) return true;
+  fail(status::too_large, "an upstream tool call id is longer than an event field may be (65535 bytes)",
+       event_offset);
+  return false;
+}
+
+bool provider_decoder::impl::start_call(tool_call& call, std::string_view id,
+                                        std::string_view name) noexcept {
+  if (call.started) return true;
+  if (!call_id_fits(id)) return false;
   if (!id.empty()) call.id.assign(id);
   if (name.empty()) {
     ++summary.counters.malformed_payloads;
-    return;
+    return true;
   }
   call.started = true;
-  emit(event::tool_call_start(call.index, call.id, name, call.choice));
+  if (!emit(event::tool_call_start(call.index, call.id, name, call.choice))) return false;
+  return call.args.empty() || emit(event::tool_args_delta(call.index, call.args, call.choice));
 }
 
-void provider_decoder::impl::append_args(tool_call& call, std::string_view fragment) noexcept {
+void provider_decoder::impl::add_fragment(tool_call& call, std::string_view fragment) noexcept {
+  if (fragment.empty()) return;
   call.args.append(fragment);
+  if (call.started) emit(event::tool_args_delta(call.index, fragment, call.choice));
 }
 
 bool provider_decoder::impl::args_valid(tool_call& call) noexcept {
@@ -355,6 +375,7 @@ bool provider_decoder::impl::args_valid(tool_call& call) noexcept {
 bool provider_decoder::impl::end_call(tool_call& call) noexcept {
   if (!call.open) return true;
   call.open = false;
+  if (!call.started) return true;
   const bool invalid = !args_valid(call);
   return emit(event::tool_call_end(call.index, invalid, call.choice));
 }
@@ -433,9 +454,26 @@ void provider_decoder::impl::generic_error(dom_json::object error_object) noexce
   if (code.empty()) code = dom_json::string_or_empty(error_object, "status");
   if (code.empty()) code = dom_json::string_or_empty(error_object, "code");
   std::string_view message = dom_json::string_or_empty(error_object, "message");
-  const bool retryable = code == "server_error" || code == "rate_limit_exceeded" || code == "UNAVAILABLE" ||
-                         code == "RESOURCE_EXHAUSTED" || code == "INTERNAL";
-  emit_error(code.empty() ? std::string_view("error") : code, message, retryable);
+  emit_error(code.empty() ? std::string_view("error") : code, message, is_retryable_error(code));
+}
+
+void provider_decoder::impl::typed_error(dom_json::object data) noexcept {
+  dom_json::object nested;
+  if (dom_json::get_object(data, "error", nested)) {
+    generic_error(nested);  // Anthropic: the nested object's `type` is the code
+    return;
+  }
+  std::string_view code = dom_json::string_or_empty(data, "code");  // Responses
+  emit_error(code.empty() ? std::string_view("error") : code, dom_json::string_or_empty(data, "message"),
+             is_retryable_error(code));
+}
+
+bool is_retryable_error(std::string_view code) noexcept {
+  // OpenAI (Chat and Responses), Anthropic and Gemini codes for overload, rate limits and server faults.
+  return code == "server_error" || code == "rate_limit_exceeded" || code == "overloaded" ||
+         code == "server_is_overloaded" || code == "overloaded_error" || code == "rate_limit_error" ||
+         code == "api_error" || code == "timeout_error" || code == "UNAVAILABLE" ||
+         code == "RESOURCE_EXHAUSTED" || code == "INTERNAL";
 }
 
 }  // namespace rill::codec

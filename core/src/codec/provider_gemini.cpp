@@ -28,7 +28,6 @@ void provider_decoder::impl::gemini(const sse_event& ev, dom_json::element root)
     const std::string_view model = dom_json::string_or_empty(chunk, "modelVersion");
     if (!id.empty() || !model.empty()) start_message(id, model);
   }
-  std::string_view finish;
   bool finished_here = false;
   dom_json::array candidates;
   if (dom_json::get_array(chunk, "candidates", candidates)) {
@@ -37,6 +36,8 @@ void provider_decoder::impl::gemini(const sse_event& ev, dom_json::element root)
       dom_json::object candidate;
       if (!as_object(candidate_element, candidate)) continue;
       const std::uint16_t ci = dom_json::index_or(candidate, "index", position++);
+      const std::uint64_t bit = ci < 64 ? std::uint64_t{1} << ci : 0;  // candidateCount is at most 8
+      gemini_candidates_seen |= bit;
       dom_json::object content;
       dom_json::array parts;
       if (dom_json::get_object(candidate, "content", content) && dom_json::get_array(content, "parts", parts)) {
@@ -56,13 +57,12 @@ void provider_decoder::impl::gemini(const sse_event& ev, dom_json::element root)
             tool_call* added = add_call(ci, ti);
             if (added == nullptr) return;  // too many calls: the decoder failed
             tool_call& tc = *added;
-            start_call(tc, dom_json::string_or_empty(call, "id"), dom_json::string_or_empty(call, "name"));
-            dom_json::element args;
-            if (dom_json::get(call, "args", args)) {
-              const std::string text = simdjson::to_string(args);
-              append_args(tc, text);
-              emit(event::tool_args_delta(ti, text, ci));
+            if (!start_call(tc, dom_json::string_or_empty(call, "id"),
+                            dom_json::string_or_empty(call, "name"))) {
+              return;
             }
+            dom_json::element args;
+            if (dom_json::get(call, "args", args)) add_fragment(tc, simdjson::to_string(args));
             end_call(tc);
           }
           // Gemini signs the part that follows its thinking (often the call); rill keeps it with the
@@ -72,8 +72,12 @@ void provider_decoder::impl::gemini(const sse_event& ev, dom_json::element root)
         }
       }
       std::string_view reason;
-      if (dom_json::get_string(candidate, "finishReason", reason) && !reason.empty() && (ci == 0 || !finished_here)) {
-        finish = reason;
+      if (dom_json::get_string(candidate, "finishReason", reason) && !reason.empty()) {
+        // Candidate 0's reason is the message's (rill has one stop per message); another's only until then.
+        if (ci == 0 || !stop_known)
+          set_native_stop(reason, normalize_gemini_finish(reason, tool_calls_seen != 0));
+        gemini_candidates_finished |= bit;
+        end_open_calls(ci);
         finished_here = true;
       }
     }
@@ -107,8 +111,8 @@ void provider_decoder::impl::gemini(const sse_event& ev, dom_json::element root)
       emit_usage(c);
     }
   }
-  if (finished_here) {
-    set_native_stop(finish, normalize_gemini_finish(finish, tool_calls_seen != 0));
+  // The response ends when every candidate seen has finished (one finishing early must not cut the others).
+  if (finished_here && (gemini_candidates_seen & ~gemini_candidates_finished) == 0) {
     end_open_calls();
     emit_stop();
     emit_complete();

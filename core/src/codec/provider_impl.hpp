@@ -65,6 +65,9 @@ inline std::uint16_t index_or(object o, std::string_view key, std::uint64_t fall
 }
 }  // namespace dom_json
 
+// Whether an upstream error code (any dialect's) names a fault worth retrying: overload, rate limit, server.
+bool is_retryable_error(std::string_view code) noexcept;
+
 // A typed event's `type` field; the SSE event name when the data does not repeat it.
 inline std::string_view event_type(dom_json::object o, const sse_event& ev) noexcept {
   std::string_view type;
@@ -92,6 +95,9 @@ struct provider_decoder::impl {
   bool took_error(dom_json::object chunk) noexcept;
   provider detect(const sse_event& ev, const dom_json::element* root) const noexcept;
   void generic_error(dom_json::object error_object) noexcept;
+  // An error event's data when the first event is one and no dialect is known yet: Anthropic's
+  // {"type":"error","error":{...}} or Responses' {"type":"error","code","message"}.
+  void typed_error(dom_json::object data) noexcept;
 
   // ---- shared adapter helpers (provider_decoder.cpp) ----
   struct tool_call {
@@ -100,7 +106,7 @@ struct provider_decoder::impl {
     bool open = false;
     bool started = false;  // tool_call_start emitted (it needs a name; OpenAI Chat may send it late)
     std::string id;        // the call id, kept until the start can be emitted
-    std::string args;  // the fragments so far, for the validity check at the end
+    std::string args;  // the fragments so far: held until the start, then for the validity check at the end
   };
   // Tool calls one response may open. find_call scans them, so a bound keeps hostile input (tens of
   // thousands of indexes in one chunk) from costing quadratic time; no provider sends anywhere near it.
@@ -111,11 +117,20 @@ struct provider_decoder::impl {
   tool_call* find_call(std::uint16_t choice, std::uint16_t index) noexcept;
   // nullptr, with the decoder failed (too_large), when the response already opened kMaxToolCalls calls.
   tool_call* add_call(std::uint16_t choice, std::uint16_t index) noexcept;
-  void append_args(tool_call& call, std::string_view fragment) noexcept;
-  // Emits tool_call_start once the call has a name; a start without one is counted as malformed and
-  // retried when a later fragment brings the name. `id` may be empty (then an earlier one is kept).
-  void start_call(tool_call& call, std::string_view id, std::string_view name) noexcept;
-  bool end_call(tool_call& call) noexcept;                  // emits tool_call_end(args_invalid)
+  // An argument fragment: emitted as tool_args_delta once the call has started, held until then (a
+  // consumer never sees arguments before the call's start, whose id and name encoders write first).
+  void add_fragment(tool_call& call, std::string_view fragment) noexcept;
+  // Emits tool_call_start once the call has a name, then the fragments held so far as one tool_args_delta;
+  // a start without a name is counted as malformed and retried when a later fragment brings the name. `id`
+  // may be empty (then an earlier one is kept). False, with the decoder failed (too_large), when the id is
+  // longer than an event field may be.
+  bool start_call(tool_call& call, std::string_view id, std::string_view name) noexcept;
+  // Emits tool_call_end(args_invalid) for a started call; a call that never started (no name ever came) ends
+  // without any event: its held fragments are dropped (counted as malformed when they came).
+  bool end_call(tool_call& call) noexcept;
+  // False, with the decoder failed (too_large), when `id` cannot be a tool call id (over 65535 bytes).
+  // Checked before a dialect emits anything for the upstream event, so a failure leaves nothing half-emitted.
+  bool call_id_fits(std::string_view id) noexcept;
   bool end_open_calls(int choice_filter = -1) noexcept;     // -1: every choice
   bool args_valid(tool_call& call) noexcept;
   void start_message(std::string_view id, std::string_view model) noexcept;
@@ -160,6 +175,8 @@ struct provider_decoder::impl {
   bool refusal_seen = false;
   stop_reason pending_stop = stop_reason::none;
   bool gemini_usage_seen = false;
+  std::uint64_t gemini_candidates_seen = 0;      // bit c: candidate c (< 64) has appeared
+  std::uint64_t gemini_candidates_finished = 0;  // bit c: candidate c sent its finishReason
   usage_counts gemini_last_usage;
   // Anthropic's native usage: message_start's object with message_delta's fields merged in, in order.
   std::vector<std::pair<std::string, std::string>> usage_fields;

@@ -44,11 +44,6 @@ usage_counts openai_usage(dom_json::object u, bool responses) noexcept {
   return c;
 }
 
-bool is_retryable_openai(std::string_view code) noexcept {
-  return code == "server_error" || code == "rate_limit_exceeded" || code == "overloaded" ||
-         code == "server_is_overloaded";
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------------------
@@ -99,12 +94,10 @@ void provider_decoder::impl::openai_chat(const sse_event& ev, dom_json::element 
               if (call == nullptr) return;  // too many calls: the decoder failed
               if (id.empty() && name.empty()) ++summary.counters.malformed_payloads;  // its first part never came
             }
-            if (!id.empty() || !name.empty()) start_call(*call, id, name);
+            if ((!id.empty() || !name.empty()) && !start_call(*call, id, name)) return;
             std::string_view fragment;
-            if (has_function && dom_json::get_string(function, "arguments", fragment) && !fragment.empty()) {
-              append_args(*call, fragment);
-              emit(event::tool_args_delta(ti, fragment, ci));
-            }
+            if (has_function && dom_json::get_string(function, "arguments", fragment))
+              add_fragment(*call, fragment);
           }
         }
       }
@@ -126,7 +119,7 @@ void provider_decoder::impl::openai_chat(const sse_event& ev, dom_json::element 
 
 void provider_decoder::impl::openai_chat_done() noexcept {
   end_open_calls();
-  if (stop_known) emit_stop();
+  emit_stop();  // [DONE] ends the response: message_stop(none) when no finish_reason came
   emit_complete();
 }
 
@@ -163,10 +156,7 @@ void provider_decoder::impl::openai_responses(const sse_event& ev, dom_json::ele
       call = add_call(0, oi);
       if (call == nullptr) return;  // too many calls: the decoder failed
     }
-    if (!delta.empty()) {
-      append_args(*call, delta);
-      emit(event::tool_args_delta(oi, delta));
-    }
+    add_fragment(*call, delta);
     return;
   }
   if (type == "response.reasoning_summary_text.delta" || type == "response.reasoning_text.delta") {
@@ -191,10 +181,12 @@ void provider_decoder::impl::openai_responses(const sse_event& ev, dom_json::ele
     if (item_type == "function_call") {
       tool_call* call = find_call(0, oi);
       if (added) {
-        emit(event::content_block_start(oi, block_type::tool_use));
+        const std::string_view call_id = dom_json::string_or_empty(item, "call_id");
+        if (!call_id_fits(call_id)) return;  // checked before anything is emitted
         if (call == nullptr) call = add_call(0, oi);
         if (call == nullptr) return;  // too many calls: the decoder failed
-        start_call(*call, dom_json::string_or_empty(item, "call_id"), dom_json::string_or_empty(item, "name"));
+        emit(event::content_block_start(oi, block_type::tool_use));
+        if (!start_call(*call, call_id, dom_json::string_or_empty(item, "name"))) return;
       }
       if (call == nullptr) {
         ++summary.counters.malformed_payloads;
@@ -202,10 +194,7 @@ void provider_decoder::impl::openai_responses(const sse_event& ev, dom_json::ele
       }
       // Some servers send the arguments only whole, in the item: emit them once if no delta came.
       const std::string_view whole = dom_json::string_or_empty(item, "arguments");
-      if (call->args.empty() && !whole.empty()) {
-        append_args(*call, whole);
-        emit(event::tool_args_delta(oi, whole));
-      }
+      if (call->args.empty()) add_fragment(*call, whole);
       if (!added) {
         end_call(*call);
         emit(event::content_block_stop(oi));
@@ -221,10 +210,7 @@ void provider_decoder::impl::openai_responses(const sse_event& ev, dom_json::ele
   if (type == "response.function_call_arguments.done") {
     tool_call* call = find_call(0, oi);
     const std::string_view whole = dom_json::string_or_empty(o, "arguments");
-    if (call != nullptr && call->args.empty() && !whole.empty()) {
-      append_args(*call, whole);
-      emit(event::tool_args_delta(oi, whole));
-    }
+    if (call != nullptr && call->args.empty()) add_fragment(*call, whole);
     return;
   }
   if (type == "response.created" || type == "response.in_progress" || type == "response.queued") {
@@ -261,7 +247,7 @@ void provider_decoder::impl::openai_responses(const sse_event& ev, dom_json::ele
         if (!dom_json::string_or_empty(err, "code").empty()) code = dom_json::string_or_empty(err, "code");
         message = dom_json::string_or_empty(err, "message");
       }
-      emit_error(code, message, is_retryable_openai(code));
+      emit_error(code, message, is_retryable_error(code));
       return;
     }
     stop_reason normalized = tool_calls_seen != 0 ? stop_reason::tool_use
@@ -284,7 +270,7 @@ void provider_decoder::impl::openai_responses(const sse_event& ev, dom_json::ele
     std::string_view code = dom_json::string_or_empty(err, "code");
     if (code.empty()) code = dom_json::string_or_empty(err, "type");
     emit_error(code.empty() ? std::string_view("error") : code, dom_json::string_or_empty(err, "message"),
-               is_retryable_openai(code));
+               is_retryable_error(code));
     return;
   }
   if (type.substr(0, 9) == "response.") {

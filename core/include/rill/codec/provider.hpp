@@ -63,6 +63,7 @@ struct provider_counters {
   std::uint64_t malformed_payloads = 0;  // JSON with a field of the wrong type, or a fragment without a call
   std::uint64_t keep_alives = 0;         // provider pings (also emitted as keep_alive events)
   std::uint64_t sequence_gaps = 0;       // Responses: a sequence_number that is not the previous one + 1
+  std::uint64_t after_error = 0;         // SSE events after an in-stream error: ignored (the error ended it)
 };
 
 // Provider-native facts that rill events do not carry. Owned by the decoder; valid until reset().
