@@ -73,8 +73,11 @@ void leave_overflow() noexcept {
 }
 
 bool try_advance() noexcept {
-  // [E6] acquire: this advance happens after every unlink tagged with an epoch up to `current` (their
-  // [E5] RMWs head the release sequence this load reads from).
+  // [E6] acquire: when this load reads a value written after a tag's [E5] RMW in g_epoch's modification
+  // order (every write is an RMW, so later advances' CASes continue the tag's release sequence), this
+  // advance happens after that tag's unlink. For a node tagged t that holds from the advance t+1 -> t+2 on
+  // (the CAS that wrote t+1 read the tag's value, so it follows the tag); the advance t -> t+1 may have read
+  // the t written before the tag and is not ordered after the unlink. Hence a node is freed at t+2 ([E7]).
   std::uint64_t current = g_epoch.load(std::memory_order_acquire);
   // [E4] membarrier (or a seq_cst fence, pairing with the reader's fence in light_barrier()): a reader
   // whose [E2] announcement the scan below misses runs its section's loads after this point, and so sees

@@ -208,6 +208,12 @@ struct stream_manager::reclaimer {
     if (entries_head == nullptr) entries_tail = nullptr;
   }
 
+  // Whether some retired node still waits for the epoch to advance.
+  bool waiting() const noexcept {
+    return (tables_head != nullptr && !detail::epoch::safe_to_free(tables_head->link.tag)) ||
+           (entries_head != nullptr && !detail::epoch::safe_to_free(entries_head->state.link.tag));
+  }
+
   // Outside the mutex: frees what detach_freeable() returned.
   void free_detached(shard_table* tables, managed_stream* entries) noexcept {
     std::uint64_t tables_freed = 0, entries_freed = 0;
@@ -387,8 +393,11 @@ void stream_manager::reclaim() {
   managed_stream* free_entries;
   {
     std::lock_guard lock(r.mutex);
-    reclaimer::bump(r.advance_attempts);
-    (void)detail::epoch::try_advance();
+    // A node is freed two advances after its retirement, so one call may need two to free the last burst.
+    for (int advances = 0; advances < 2 && r.waiting(); ++advances) {
+      reclaimer::bump(r.advance_attempts);
+      if (!detail::epoch::try_advance()) break;  // a reader is still in an older epoch
+    }
     r.detach_freeable(false, free_tables, free_entries);
   }
   r.free_detached(free_tables, free_entries);

@@ -103,7 +103,8 @@ multicast_stream::multicast_stream(const multicast_options& options)
     throw std::invalid_argument("rill::multicast_stream: text_bytes over 2^30");
   const std::size_t slots = detail::round_up_pow2(options.capacity + 1);
   mask_ = slots - 1;
-  refill_slack_ = slots / 16 > 1 ? slots / 16 - 1 : 0;
+  // Only a blocking producer waits for a refill: under drop every refused send is an event lost.
+  refill_slack_ = policy_ == backpressure::block && slots / 16 > 1 ? slots / 16 - 1 : 0;
   text_bytes_ =
       options.text_bytes == 0 ? 0 : detail::round_up_pow2(std::max(options.text_bytes, kMinTextBytes));
   max_subscribers_ = static_cast<std::uint32_t>(options.max_subscribers);

@@ -482,6 +482,22 @@ TEST(StreamManager, RetiredTablesAndEntriesAreEventuallyFreed) {
   EXPECT_GT(c.advance_attempts, 0u);
 }
 
+// A node is freed two epoch advances after its retirement: one reclaim() makes both when it must.
+TEST(StreamManager, OneReclaimFreesABurstWhenNoReaderIsInside) {
+  stream_manager m(small_manager(1));
+  stream_ref r;
+  for (int i = 0; i < 10; ++i) {  // under the 64 retirements after which writers advance on their own
+    ASSERT_EQ(m.create(name("b", i), r), status::ok);
+    ASSERT_EQ(m.close(name("b", i)), status::ok);
+  }
+  r.reset();
+  m.reclaim();
+  const rill::reclamation_counters c = m.reclamation();
+  EXPECT_EQ(c.entries_retired, 10u);
+  EXPECT_EQ(c.entries_reclaimed, c.entries_retired);
+  EXPECT_EQ(c.tables_reclaimed, c.tables_retired);
+}
+
 TEST(StreamManager, AReaderInsideASectionHoldsBackReclamation) {
   stream_manager m(small_manager(1));
   stream_ref r;

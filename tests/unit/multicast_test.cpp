@@ -206,6 +206,25 @@ TEST(MulticastStream, DropPolicyCountsEventsRefusedForAHolder) {
   EXPECT_EQ(s.counters().sent, 4u);
 }
 
+// Under drop, a send is refused only while a holder leaves no free slot: the refill a blocking producer
+// waits for (1/16 of the ring) would drop events for every subscriber while the ring has room.
+TEST(MulticastStream, DropPolicyDropsOnlyWhileTheRingIsFull) {
+  multicast_options o = small(1023);  // 1024 slots
+  o.policy = rill::backpressure::drop;
+  multicast_stream s(o);
+  subscription holder;
+  ASSERT_EQ(s.subscribe(holder, {slow_reader::hold, start_at::newest}), status::ok);
+  std::uint64_t sent = 0;
+  while (s.try_send(event::keep_alive()) == status::ok) ++sent;
+  EXPECT_EQ(s.counters().dropped, 1u);
+  event e;
+  for (int i = 0; i < 10; ++i) ASSERT_EQ(holder.try_receive(e), status::ok);
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(s.try_send(event::keep_alive()), status::ok) << i;
+  EXPECT_EQ(s.try_send(event::keep_alive()), status::full);
+  EXPECT_EQ(s.counters().dropped, 2u);
+  EXPECT_EQ(s.counters().sent, sent + 10);
+}
+
 TEST(MulticastStream, HoldSubscriberBlocksAWaitingProducerUntilItReads) {
   multicast_stream s(small(2));
   subscription holder;

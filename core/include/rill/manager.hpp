@@ -22,8 +22,9 @@
 //     what is buffered, then see closed); its memory goes with the last stream_ref.
 //   - Writers (create, close, cleanup, ...) copy one shard's table, never the whole index: with the default
 //     4096 shards a million streams make tables of about 250 entries.
-//   - An idle stream (never sent to) costs its entry (about 80 bytes plus the id), an index slot and a
-//     handle slot: under 256 bytes for ids up to about 70 bytes (figures in docs/design.md). With
+//   - An idle stream (never sent to) costs its entry (128 bytes in a 176-byte allocation for ids up to 56
+//     bytes, more for longer ids), an index slot and a handle slot: under 256 bytes of RSS for ids up to 56
+//     bytes (figures in docs/design.md). With
 //     manager_options::track_metrics each stream also carries a stream_metrics (about 900 bytes) in the
 //     same allocation; without it, nothing.
 //   - Metrics (track_metrics): stream_ref::metrics() is the stream's rill::stream_metrics, which its
@@ -363,8 +364,10 @@ struct stream_info {
 struct manager_options {
   // Options for streams created without their own.
   stream_options stream_defaults = {};
-  // Index shards; rounded up to a power of two, 1 to 2^20. Writers to different shards never contend; a
-  // writer copies one shard's table (about streams / shards entries). Each shard costs about 80 bytes.
+  // Index shards; rounded up to a power of two, 1 to 2^20. A writer locks and copies one shard's table
+  // (about streams / shards entries), so writers to different shards do not wait for each other there;
+  // every writer still takes the manager's retired-list lock briefly (and, every 64 retirements, one
+  // writer advances the epoch under it). Each shard costs about 80 bytes.
   std::size_t shards = 4096;
   // Give each stream the manager creates a rill::stream_metrics (stream_ref::metrics(); a snapshot in
   // stream_info::metrics). It is built with the stream, in the same allocation (about 900 bytes more per
@@ -477,9 +480,10 @@ class stream_manager {
   bool tracks_metrics() const noexcept { return track_metrics_; }
   aggregator* metrics_totals() const noexcept { return metrics_totals_; }
   std::size_t shard_count() const noexcept { return shard_mask_ + 1; }
-  // Tries to advance the epoch and frees what is safe to free. Writers do this every few dozen
-  // retirements on their own; call it after a burst of writes to give memory back sooner. Never blocks
-  // on readers (a membarrier syscall and a lock on the retired list).
+  // Advances the epoch (up to twice, as far as the oldest retired node needs) and frees what is then safe
+  // to free: with no lookup in flight on another thread, everything retired so far. Writers advance every
+  // few dozen retirements on their own; call it after a burst of writes to give memory back sooner. Never
+  // blocks on readers (a membarrier syscall per advance and a lock on the retired list).
   void reclaim();
   reclamation_counters reclamation() const noexcept;
 

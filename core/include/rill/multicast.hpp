@@ -59,7 +59,8 @@ enum class slow_reader : std::uint8_t { hold, skip, detach };
 
 // Where a new subscriber starts.
 enum class start_at : std::uint8_t {
-  newest,  // the first event sent after subscribe() returns
+  newest,  // the next event published once subscribe() has attached it (a send racing with the call may be
+           // delivered too); every event sent after subscribe() returns is
   oldest,  // the oldest event still retained
 };
 
