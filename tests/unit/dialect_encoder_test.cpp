@@ -125,6 +125,17 @@ std::int64_t num(simdjson::dom::element e) {
   return e.get_int64().get(v) ? -1 : v;
 }
 
+// A missing field reads as "<missing>" / -1 (a failed expectation, not an exception that ends the test).
+std::string str(simdjson::simdjson_result<simdjson::dom::element> e) {
+  simdjson::dom::element v;
+  return e.get(v) ? std::string("<missing>") : str(v);
+}
+
+std::int64_t num(simdjson::simdjson_result<simdjson::dom::element> e) {
+  simdjson::dom::element v;
+  return e.get(v) ? -1 : num(v);
+}
+
 // ---- OpenAI Chat ----
 
 TEST(OpenAiChatEncoder, WritesChunksByteExact) {
@@ -521,6 +532,258 @@ TEST(OpenAiResponsesEncoder, ErrorIsAnErrorEvent) {
             std::string::npos)
       << out;
   EXPECT_EQ(out.find("response.completed"), std::string::npos);
+}
+
+// ---- tool calls and ids across dialects ----
+
+// One tool call as each dialect's output shows it.
+struct written_call {
+  std::string id;
+  std::string name;
+  std::string arguments;
+};
+
+// The tool calls in Chat output, by choice and tool index, in order of their first chunk; fails the test when
+// a call's first chunk lacks its id and name (clients need them first).
+std::vector<written_call> chat_calls(const std::string& out) {
+  std::vector<written_call> calls;
+  std::map<std::pair<std::int64_t, std::int64_t>, std::size_t> position;
+  simdjson::dom::parser parser;
+  for (const sse_block& b : split_sse(out)) {
+    if (b.data == "[DONE]") continue;
+    simdjson::dom::array choices;
+    if (parse(parser, b.data)["choices"].get_array().get(choices) || choices.size() == 0) continue;
+    const auto choice = choices.at(0).value();
+    simdjson::dom::array tool_calls;
+    if (choice["delta"]["tool_calls"].get_array().get(tool_calls)) continue;
+    for (auto call : tool_calls) {
+      const auto key = std::make_pair(num(choice["index"]), num(call["index"]));
+      if (!position.count(key)) {
+        position[key] = calls.size();
+        calls.push_back({str(call["id"]), str(call["function"]["name"]), ""});
+        EXPECT_EQ(str(call["type"]), "function") << b.data;
+      }
+      std::string_view s;
+      if (!call["function"]["arguments"].get_string().get(s)) calls[position[key]].arguments += s;
+    }
+  }
+  return calls;
+}
+
+// The tool_use blocks in Anthropic output, in order.
+std::vector<written_call> anthropic_calls(const std::string& out) {
+  std::vector<written_call> calls;
+  std::map<std::int64_t, std::size_t> position;
+  simdjson::dom::parser parser;
+  for (const sse_block& b : split_sse(out)) {
+    const auto data = parse(parser, b.data);
+    if (b.event_name == "content_block_start" && str(data["content_block"]["type"]) == "tool_use") {
+      position[num(data["index"])] = calls.size();
+      calls.push_back({str(data["content_block"]["id"]), str(data["content_block"]["name"]), ""});
+    } else if (b.event_name == "content_block_delta" && str(data["delta"]["type"]) == "input_json_delta") {
+      const auto it = position.find(num(data["index"]));
+      if (it == position.end()) {
+        ADD_FAILURE() << "arguments for a block that is not a tool_use: " << b.data;
+        continue;
+      }
+      calls[it->second].arguments += str(data["delta"]["partial_json"]);
+    }
+  }
+  return calls;
+}
+
+// The function_call items of Responses output as response.completed lists them, after checking that the
+// output_item.added / .done events and the argument deltas agree with it.
+std::vector<written_call> responses_calls(const std::string& out) {
+  std::map<std::string, written_call> added, done;  // by item id
+  std::map<std::string, std::string> deltas;
+  std::vector<written_call> calls;
+  simdjson::dom::parser parser;
+  for (const sse_block& b : split_sse(out)) {
+    const auto data = parse(parser, b.data);
+    const auto item = data["item"];
+    if ((b.event_name == "response.output_item.added" || b.event_name == "response.output_item.done") &&
+        str(item["type"]) == "function_call") {
+      (b.event_name == "response.output_item.added" ? added : done)[str(item["id"])] = {
+          str(item["call_id"]), str(item["name"]), str(item["arguments"])};
+    } else if (b.event_name == "response.function_call_arguments.delta") {
+      EXPECT_TRUE(added.count(str(data["item_id"]))) << "arguments before their item: " << b.data;
+      deltas[str(data["item_id"])] += str(data["delta"]);
+    } else if (b.event_name == "response.completed") {
+      simdjson::dom::array output;
+      EXPECT_FALSE(data["response"]["output"].get_array().get(output));
+      for (auto completed : output) {
+        if (str(completed["type"]) != "function_call") continue;
+        const std::string item_id = str(completed["id"]);
+        calls.push_back({str(completed["call_id"]), str(completed["name"]), str(completed["arguments"])});
+        EXPECT_EQ(added[item_id].id, calls.back().id) << item_id;
+        EXPECT_EQ(added[item_id].name, calls.back().name) << item_id;
+        EXPECT_EQ(done[item_id].id, calls.back().id) << item_id;
+        EXPECT_EQ(done[item_id].arguments, calls.back().arguments) << item_id;
+        EXPECT_EQ(deltas[item_id], calls.back().arguments) << item_id;
+      }
+    }
+  }
+  EXPECT_EQ(added.size(), calls.size());
+  return calls;
+}
+
+void expect_calls(const std::vector<written_call>& got, const std::vector<written_call>& want,
+                  const std::string& out) {
+  ASSERT_EQ(got.size(), want.size()) << out;
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(got[i].id, want[i].id) << i << "\n" << out;
+    EXPECT_EQ(got[i].name, want[i].name) << i << "\n" << out;
+    EXPECT_EQ(got[i].arguments, want[i].arguments) << i << "\n" << out;
+  }
+}
+
+// Gemini's functionCalls have no id: each call gets one made up from the response id (only [A-Za-z0-9_-]
+// kept) and its place in the output, with the dialect's prefix, the same wherever the call's id is written
+// again.
+TEST(DialectEncoders, MakeUpAUniqueIdForEachToolCallWithoutOne) {
+  const std::vector<event> events = {
+      event::message_start("gen:7", "gemini-x"),
+      event::text_delta(0, "Checking."),
+      event::tool_call_start(0, "", "get_tide"),
+      event::tool_args_delta(0, "{\"port\":\"Brest\"}"),
+      event::tool_call_end(0),
+      event::tool_call_start(1, "", "get_weather"),
+      event::tool_args_delta(1, "{}"),
+      event::tool_call_end(1),
+      event::tool_call_start(2, "call_kept", "get_moon"),  // an id the source gave is kept
+      event::tool_call_end(2),
+      event::message_stop(stop_reason::tool_use),
+  };
+  codec::openai_chat_encoder chat;
+  std::string out = encode_all(chat, events);
+  expect_calls(chat_calls(out),
+               {{"call_gen_7_0", "get_tide", "{\"port\":\"Brest\"}"},
+                {"call_gen_7_1", "get_weather", "{}"},
+                {"call_kept", "get_moon", ""}},
+               out);
+  codec::anthropic_encoder anthropic;
+  out = encode_all(anthropic, events);
+  expect_calls(anthropic_calls(out),
+               {{"toolu_gen_7_1", "get_tide", "{\"port\":\"Brest\"}"},
+                {"toolu_gen_7_2", "get_weather", "{}"},
+                {"call_kept", "get_moon", ""}},
+               out);
+  codec::openai_responses_encoder responses;
+  out = encode_all(responses, events);
+  expect_calls(responses_calls(out),
+               {{"call_gen_7_1", "get_tide", "{\"port\":\"Brest\"}"},
+                {"call_gen_7_2", "get_weather", "{}"},
+                {"call_kept", "get_moon", ""}},
+               out);
+}
+
+// Chat tool indices restart per choice; the made-up ids still differ.
+TEST(OpenAiChatEncoder, MadeUpToolCallIdsDifferAcrossChoices) {
+  codec::openai_chat_encoder chat;
+  const std::string out =
+      encode_all(chat, {event::message_start("c1", "m"), event::tool_call_start(0, "", "f"),
+                        event::tool_call_start(0, "", "f", 1), event::message_stop(stop_reason::tool_use)});
+  EXPECT_NE(out.find(R"({"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_c1_0")"), std::string::npos)
+      << out;
+  EXPECT_NE(out.find(R"({"index":1,"delta":{"tool_calls":[{"index":0,"id":"call_c1_1")"), std::string::npos)
+      << out;
+}
+
+// Argument fragments may come before their call's start (the Chat decoder sends them so when the name arrives
+// in a later chunk): they are held and written right after the start, so the call keeps its id and name.
+// Fragments of a call whose start never comes are dropped at its end or at message_stop.
+TEST(DialectEncoders, HoldArgumentsThatComeBeforeTheirCallsStart) {
+  const std::vector<event> events = {
+      event::message_start("msg_1", "x"),
+      event::tool_args_delta(0, "{\"port\":"),
+      event::tool_args_delta(0, ""),
+      event::tool_args_delta(0, "\"Brest\""),
+      event::tool_call_start(0, "call_a", "get_tide"),
+      event::tool_args_delta(0, "}"),
+      event::tool_args_delta(1, "{\"never\":"),  // no start: dropped at its end
+      event::tool_call_end(1),
+      event::tool_args_delta(2, "{\"nor\":"),  // no start and no end: dropped at message_stop
+      event::tool_args_delta(3, "{\"late\":1}"),
+      event::tool_call_start(3, "", "get_moon"),
+      event::tool_call_end(0),
+      event::tool_call_end(3),
+      event::message_stop(stop_reason::tool_use),
+  };
+  const auto expect_no_dropped = [](const std::string& out) {
+    EXPECT_EQ(out.find("never"), std::string::npos) << out;
+    EXPECT_EQ(out.find("nor"), std::string::npos) << out;
+  };
+  codec::openai_chat_encoder chat;
+  std::string out = encode_all(chat, events);
+  expect_calls(chat_calls(out),
+               {{"call_a", "get_tide", "{\"port\":\"Brest\"}"}, {"call_msg_1_1", "get_moon", "{\"late\":1}"}},
+               out);
+  expect_no_dropped(out);
+  codec::anthropic_encoder anthropic;
+  out = encode_all(anthropic, events);
+  expect_calls(
+      anthropic_calls(out),
+      {{"call_a", "get_tide", "{\"port\":\"Brest\"}"}, {"toolu_msg_1_1", "get_moon", "{\"late\":1}"}}, out);
+  expect_no_dropped(out);
+  codec::openai_responses_encoder responses;
+  out = encode_all(responses, events);
+  expect_calls(responses_calls(out),
+               {{"call_a", "get_tide", "{\"port\":\"Brest\"}"}, {"call_msg_1_1", "get_moon", "{\"late\":1}"}},
+               out);
+  expect_no_dropped(out);
+}
+
+// A Chat keep-alive before the upstream said anything is the first chunk, so its id and model (the fallbacks)
+// are the response's: clients take them from the first chunk. A later message start does not change them.
+TEST(OpenAiChatEncoder, IdAndModelStayAsTheFirstChunkWroteThem) {
+  codec::openai_chat_encoder encoder;
+  std::string out;
+  encoder.keep_alive(out);
+  const std::string written =
+      encode_all(encoder, {event::stream_start("openai", "gpt-4o", "req_1"),
+                           event::message_start("chatcmpl-1", ""), event::text_delta(0, "Hi"),
+                           event::message_stop(stop_reason::end_turn), event::usage({1, 2, 3, 0, 0, 0})});
+  out += written;
+  const auto blocks = split_sse(out);
+  ASSERT_GE(blocks.size(), 5u) << out;
+  simdjson::dom::parser parser;
+  for (const sse_block& b : blocks) {
+    if (b.data == "[DONE]") continue;
+    const auto chunk = parse(parser, b.data);
+    EXPECT_EQ(str(chunk["id"]), "rill") << b.data;
+    EXPECT_EQ(str(chunk["model"]), "unknown") << b.data;
+  }
+}
+
+// Responses and Anthropic keep-alives write no id or model: the message start that follows them gives both.
+TEST(DialectEncoders, KeepAliveBeforeTheMessageStartLeavesItsIdAndModel) {
+  const std::vector<event> events = {event::keep_alive(), event::stream_start("openai", "gpt-4o", "req_1"),
+                                     event::message_start("resp_1", ""), event::text_delta(0, "Hi"),
+                                     event::message_stop(stop_reason::end_turn)};
+  simdjson::dom::parser parser;
+  codec::openai_responses_encoder responses;
+  std::string out;
+  responses.keep_alive(out);
+  out += encode_all(responses, events);
+  std::size_t responses_seen = 0;
+  for (const sse_block& b : split_sse(out)) {
+    const auto response = parse(parser, b.data)["response"];
+    if (response.error()) continue;
+    ++responses_seen;
+    EXPECT_EQ(str(response["id"]), "resp_1") << b.data;
+    EXPECT_EQ(str(response["model"]), "gpt-4o") << b.data;
+  }
+  EXPECT_EQ(responses_seen, 3u) << out;  // created, in_progress, completed
+  codec::anthropic_encoder anthropic;
+  out.clear();
+  anthropic.keep_alive(out);
+  out += encode_all(anthropic, events);
+  EXPECT_NE(
+      out.find(
+          R"({"type":"message_start","message":{"id":"resp_1","type":"message","role":"assistant","model":"gpt-4o",)"),
+      std::string::npos)
+      << out;
 }
 
 // ---- run-time choice ----

@@ -83,7 +83,61 @@ output_block& next_slot(std::vector<output_block>& blocks, std::size_t& count) {
   return b;
 }
 
+// Appends the id made up for a tool call the source gave none: `<prefix><response id>_<n>`, `n` unique within
+// the response, so parallel calls stay apart and clients can match their results. Only [A-Za-z0-9_-] of the
+// response id is kept (Anthropic's tool_use_id pattern), so the id needs no JSON escaping.
+void append_made_up_call_id(std::string& out, std::string_view prefix, std::string_view response_id,
+                            std::uint64_t n) {
+  out.append(prefix);
+  for (const char c : response_id) {
+    const bool kept =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+    out.push_back(kept ? c : '_');
+  }
+  out.push_back('_');
+  json_out{out}.num(n);
+}
+
+// Writes a tool call's id as a JSON string: the source's, else a made-up one (for a call written once).
+void write_call_id(std::string& out, std::string_view call_id, std::string_view prefix,
+                   std::string_view response_id, std::uint64_t n) {
+  if (!call_id.empty()) {
+    json_out{out}.str(call_id);
+    return;
+  }
+  out.push_back('"');
+  append_made_up_call_id(out, prefix, response_id, n);
+  out.push_back('"');
+}
+
 }  // namespace
+
+// ---- tool arguments that came before their call's start ----
+
+output_block* detail::held_arguments::find(const event& e) noexcept {
+  return find_live(calls_, count_, family::tool, e);
+}
+
+void detail::held_arguments::hold(const event& e) {
+  output_block* call = find(e);
+  if (call == nullptr) {
+    call = &next_slot(calls_, count_);
+    call->source_family = family::tool;
+    call->source_index = e.index();
+    call->source_choice = e.choice();
+    call->open = true;
+  }
+  call->text.append(e.text());
+}
+
+void detail::held_arguments::release(const event& e) noexcept {
+  for (std::size_t i = 0; i < count_; ++i) {
+    if (!matches(calls_[i], family::tool, e)) continue;
+    std::swap(calls_[i], calls_[count_ - 1]);  // swaps the strings: both slots keep a buffer
+    --count_;
+    return;
+  }
+}
 
 // ---- shared response state ----
 
@@ -98,11 +152,13 @@ void detail::response_state::reset() noexcept {
 
 bool detail::response_state::absorb(const event& e) noexcept {
   switch (e.kind()) {
+    // Once settled, the id and model are in the client's hands (a Chat keep-alive chunk can be the first
+    // output): a later message start must not change them mid-response.
     case event_kind::stream_start:
-      if (!started && model.empty()) model.assign(e.model());
+      if (!settled && model.empty()) model.assign(e.model());
       return true;
     case event_kind::message_start:
-      if (!started) {
+      if (!settled) {
         if (!e.message_id().empty()) id.assign(e.message_id());
         if (!e.model().empty()) model.assign(e.model());
       }
@@ -137,6 +193,7 @@ void openai_chat_encoder::reset() noexcept {
   state_.reset();
   finish_chunk_written_ = false;
   tools_.clear();
+  held_.clear();
   choice_seen_.clear();
 }
 
@@ -172,23 +229,11 @@ void openai_chat_encoder::ensure_choice(std::uint16_t choice, std::string& out) 
         "\n\n");
 }
 
-std::uint16_t openai_chat_encoder::tool_output_index(const event& e, bool& is_new) {
-  std::uint16_t same_choice = 0;
+const output_block* openai_chat_encoder::find_tool(const event& e) const noexcept {
   for (const output_block& t : tools_) {
-    if (t.source_choice != e.choice()) continue;
-    if (t.source_index == e.index()) {
-      is_new = false;
-      return t.output_index;
-    }
-    ++same_choice;
+    if (t.source_choice == e.choice() && t.source_index == e.index()) return &t;
   }
-  output_block& t = tools_.emplace_back();
-  t.source_family = family::tool;
-  t.source_index = e.index();
-  t.source_choice = e.choice();
-  t.output_index = same_choice;
-  is_new = true;
-  return same_choice;
+  return nullptr;
 }
 
 status openai_chat_encoder::encode(const event& e, std::string& out) noexcept {
@@ -226,37 +271,42 @@ status openai_chat_encoder::encode(const event& e, std::string& out) noexcept {
     }
     case event_kind::tool_call_start: {
       ensure_started(e, out);
-      bool is_new = false;
-      const std::uint16_t index = tool_output_index(e, is_new);
-      if (!is_new) return status::ok;  // a repeated start adds nothing
+      if (find_tool(e) != nullptr) return status::ok;  // a repeated start adds nothing
+      std::uint16_t same_choice = 0;
+      for (const output_block& t : tools_) same_choice += t.source_choice == e.choice();
+      output_block& tool = tools_.emplace_back();
+      tool.source_family = family::tool;
+      tool.source_index = e.index();
+      tool.source_choice = e.choice();
+      tool.output_index = same_choice;
       begin_chunk(out);
       j.raw("{\"index\":");
       j.num(e.choice());
       j.raw(",\"delta\":{\"tool_calls\":[{\"index\":");
-      j.num(index);
+      j.num(tool.output_index);
       j.raw(",\"id\":");
-      j.str(e.call_id());
+      write_call_id(out, e.call_id(), "call_", state_.id, tools_.size() - 1);  // n: unique across choices
       j.raw(",\"type\":\"function\",\"function\":{\"name\":");
       j.str(e.tool_name());
       j.raw(",\"arguments\":\"\"}}]},\"finish_reason\":null}]}\n\n");
+      if (output_block* held = held_.find(e)) {
+        write_arguments(tool, held->text, out);
+        held_.release(e);
+      }
       return status::ok;
     }
-    case event_kind::tool_args_delta: {
-      ensure_started(e, out);
-      bool is_new = false;
-      const std::uint16_t index = tool_output_index(e, is_new);
-      if (e.text().empty()) return status::ok;
-      begin_chunk(out);
-      j.raw("{\"index\":");
-      j.num(e.choice());
-      j.raw(",\"delta\":{\"tool_calls\":[{\"index\":");
-      j.num(index);
-      j.raw(",\"function\":{\"arguments\":");
-      j.str(e.text());
-      j.raw("}}]},\"finish_reason\":null}]}\n\n");
+    case event_kind::tool_args_delta:
+      if (const output_block* tool = find_tool(e)) {
+        write_arguments(*tool, e.text(), out);
+      } else {
+        held_.hold(e);  // written after the call's id and name, which clients need first
+      }
       return status::ok;
-    }
+    case event_kind::tool_call_end:
+      held_.release(e);  // the call ended without a start: a call without a name cannot be dispatched
+      return status::ok;
     case event_kind::message_stop:
+      held_.clear();
       ensure_started(e, out);
       state_.have_stop = true;
       state_.stop = e.stop();
@@ -276,6 +326,20 @@ status openai_chat_encoder::encode(const event& e, std::string& out) noexcept {
     default:
       return status::ok;  // no Chat Completions counterpart
   }
+}
+
+void openai_chat_encoder::write_arguments(const output_block& tool, std::string_view fragment,
+                                          std::string& out) const {
+  if (fragment.empty()) return;
+  json_out j{out};
+  begin_chunk(out);
+  j.raw("{\"index\":");
+  j.num(tool.source_choice);
+  j.raw(",\"delta\":{\"tool_calls\":[{\"index\":");
+  j.num(tool.output_index);
+  j.raw(",\"function\":{\"arguments\":");
+  j.str(fragment);
+  j.raw("}}]},\"finish_reason\":null}]}\n\n");
 }
 
 void openai_chat_encoder::keep_alive(std::string& out) noexcept {
@@ -325,6 +389,7 @@ void openai_responses_encoder::reset() noexcept {
   state_.reset();
   sequence_number_ = 0;
   item_count_ = 0;
+  held_.clear();
 }
 
 void openai_responses_encoder::begin_event(std::string& out, std::string_view type) {
@@ -457,8 +522,12 @@ output_block& openai_responses_encoder::open_item(family f, const event& e, std:
   item.item_id.push_back('_');
   internal::string_sink sink{item.item_id};
   internal::write_uint(sink, item.output_index);
-  if (f == family::tool && e.kind() == event_kind::tool_call_start) {
-    item.call_id.assign(e.call_id());
+  if (f == family::tool) {  // tool items open only at tool_call_start; the item keeps the id for every event
+    if (e.call_id().empty()) {
+      append_made_up_call_id(item.call_id, "call_", state_.id, item.output_index);
+    } else {
+      item.call_id.assign(e.call_id());
+    }
     item.name.assign(e.tool_name());
   }
 
@@ -517,20 +586,19 @@ status openai_responses_encoder::encode(const event& e, std::string& out) noexce
   if (e.validate() != status::ok) return status::invalid;
   if (state_.done || state_.absorb(e)) return status::ok;
   json_out j{out};
-  // Text and argument deltas: the item opens at its first delta and keeps the whole text for its `done` event;
-  // `fields` is the JSON written between the item reference and the delta string.
-  const auto delta = [&](family f, std::string_view event_type, std::string_view fields) {
-    ensure_started(e, out);
-    output_block* item = find_open(f, e);
-    if (item == nullptr) item = &open_item(f, e, out);
-    if (e.text().empty()) return;
-    item->text.append(e.text());
+  // Text and argument deltas: the item keeps the whole text for its `done` event; `fields` is the JSON
+  // written between the item reference and the delta string.
+  const auto delta = [&](output_block& item, std::string_view event_type, std::string_view fields,
+                         std::string_view text) {
+    if (text.empty()) return;
+    item.text.append(text);
     begin_event(out, event_type);
-    write_item_ref(j, *item);
+    write_item_ref(j, item);
     j.raw(fields);
-    j.str(e.text());
+    j.str(text);
     end_event(out);
   };
+  constexpr std::string_view kArgumentsDelta = "response.function_call_arguments.delta";
   switch (e.kind()) {
     case event_kind::keep_alive:
       keep_alive(out);
@@ -547,18 +615,36 @@ status openai_responses_encoder::encode(const event& e, std::string& out) noexce
       end_event(out);
       state_.done = true;
       return status::ok;
-    case event_kind::text_delta:
-      delta(family::content, "response.output_text.delta", ",\"content_index\":0,\"delta\":");
+    case event_kind::text_delta: {
+      ensure_started(e, out);  // the message item opens at its first delta
+      output_block* item = find_open(family::content, e);
+      if (item == nullptr) item = &open_item(family::content, e, out);
+      delta(*item, "response.output_text.delta", ",\"content_index\":0,\"delta\":", e.text());
       return status::ok;
-    case event_kind::tool_call_start:
+    }
+    case event_kind::tool_call_start: {
       ensure_started(e, out);
-      if (find_open(family::tool, e) == nullptr) static_cast<void>(open_item(family::tool, e, out));
+      if (find_open(family::tool, e) != nullptr) return status::ok;
+      output_block& item = open_item(family::tool, e, out);
+      if (output_block* held = held_.find(e)) {
+        delta(item, kArgumentsDelta, ",\"delta\":", held->text);
+        held_.release(e);
+      }
       return status::ok;
+    }
     case event_kind::tool_args_delta:
-      delta(family::tool, "response.function_call_arguments.delta", ",\"delta\":");
+      if (output_block* item = find_open(family::tool, e)) {
+        delta(*item, kArgumentsDelta, ",\"delta\":", e.text());
+      } else {
+        held_.hold(e);  // written after the item's call_id and name, which clients need first
+      }
       return status::ok;
     case event_kind::tool_call_end:
-      if (output_block* item = find_open(family::tool, e)) close_item(*item, out);
+      if (output_block* item = find_open(family::tool, e)) {
+        close_item(*item, out);
+      } else {
+        held_.release(e);  // the call ended without a start: a call without a name cannot be dispatched
+      }
       return status::ok;
     case event_kind::content_block_stop:
       if (output_block* item = find_open(family::content, e)) {
@@ -568,6 +654,7 @@ status openai_responses_encoder::encode(const event& e, std::string& out) noexce
       }
       return status::ok;
     case event_kind::message_stop:
+      held_.clear();
       ensure_started(e, out);
       close_all(out);
       state_.have_stop = true;
@@ -600,6 +687,7 @@ anthropic_encoder::anthropic_encoder(dialect_options options) : options_(std::mo
 void anthropic_encoder::reset() noexcept {
   state_.reset();
   block_count_ = 0;
+  held_.clear();
 }
 
 namespace {
@@ -680,15 +768,13 @@ output_block& anthropic_encoder::open_block(family f, block_type type, const eve
       j.str(e.kind() == event_kind::content_block_start ? e.block_data() : std::string_view());
       j.raw("}}\n\n");
       break;
-    case block_type::tool_use: {
-      const bool named = e.kind() == event_kind::tool_call_start;
+    case block_type::tool_use:  // opens only at tool_call_start
       j.raw(",\"content_block\":{\"type\":\"tool_use\",\"id\":");
-      j.str(named ? e.call_id() : std::string_view());
+      write_call_id(out, e.call_id(), "toolu_", state_.id, block.output_index);
       j.raw(",\"name\":");
-      j.str(named ? e.tool_name() : std::string_view());
+      j.str(e.tool_name());
       j.raw(",\"input\":{}}}\n\n");
       break;
-    }
     default:
       j.raw(",\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n");
   }
@@ -775,21 +861,32 @@ status anthropic_encoder::encode(const event& e, std::string& out) noexcept {
       ensure_started(e, out);
       delta(content_block(block_type::thinking), "signature_delta", "signature", e.text());
       return status::ok;
-    case event_kind::tool_call_start:
+    case event_kind::tool_call_start: {
       ensure_started(e, out);
-      if (find_open(family::tool, e) == nullptr) static_cast<void>(open_block(family::tool, block_type::tool_use, e, out));
-      return status::ok;
-    case event_kind::tool_args_delta: {
-      ensure_started(e, out);
-      output_block* block = find_open(family::tool, e);
-      if (block == nullptr) block = &open_block(family::tool, block_type::tool_use, e, out);
-      delta(*block, "input_json_delta", "partial_json", e.text());
+      if (find_open(family::tool, e) != nullptr) return status::ok;
+      const output_block& block = open_block(family::tool, block_type::tool_use, e, out);
+      if (output_block* held = held_.find(e)) {
+        if (!held->text.empty()) delta(block, "input_json_delta", "partial_json", held->text);
+        held_.release(e);
+      }
       return status::ok;
     }
+    case event_kind::tool_args_delta:
+      if (output_block* block = find_open(family::tool, e)) {
+        delta(*block, "input_json_delta", "partial_json", e.text());
+      } else {
+        held_.hold(e);  // written after the block's id and name, which clients need first
+      }
+      return status::ok;
     case event_kind::tool_call_end:
-      if (output_block* block = find_open(family::tool, e)) close_block(*block, out);
+      if (output_block* block = find_open(family::tool, e)) {
+        close_block(*block, out);
+      } else {
+        held_.release(e);  // the call ended without a start: a call without a name cannot be dispatched
+      }
       return status::ok;
     case event_kind::message_stop:
+      held_.clear();
       ensure_started(e, out);
       close_all(out);
       state_.have_stop = true;

@@ -1,28 +1,32 @@
-// rill/codec/dialect_encoder.hpp: rill events re-serialized in a provider's streaming dialect, so a gateway can
-// serve any upstream to any client: OpenAI Chat Completions chunks, OpenAI Responses events, Anthropic Messages
-// events. docs/wire_format.md ("Dialect encoders") has every mapping.
+// rill/codec/dialect_encoder.hpp: rill events re-serialized in a provider's streaming dialect, so a gateway
+// can serve any upstream to any client: OpenAI Chat Completions chunks, OpenAI Responses events, Anthropic
+// Messages events. docs/wire_format.md ("Dialect encoders") has every mapping.
 //
-// Each encoder is a small state machine for ONE response: it remembers the message id and model, which blocks or
-// output items are open, the tool-call index it gave each tool call, the latest usage and the stop reason. Drive
-// it with the event sequence, in order:
+// Each encoder is a small state machine for ONE response: it remembers the message id and model, which blocks
+// or output items are open, the tool-call index it gave each tool call, the latest usage and the stop reason.
+// Drive it with the event sequence, in order:
 //   for (const event& e : events) enc.encode(e, out);   // appends zero or more SSE blocks to `out`
 //   enc.keep_alive(out);                                 // whenever the client connection is idle
-//   enc.finish(out);                                     // when the upstream ends (stream_complete does it too)
-// The encoders are lenient about structure the source dialect lacks: a delta with no open block opens one, a tool
-// call's start opens its block, a new message or text block closes the blocks before it, tool indices are
-// renumbered 0, 1, 2 ... per choice in order of appearance (OpenAI clients index arrays with them).
+//   enc.finish(out);                                     // when the upstream ends (or at stream_complete)
+// The encoders are lenient about structure the source dialect lacks: a text or thinking delta with no open
+// block opens one, a tool call's start opens its block, a new message or text block closes the blocks before
+// it, tool indices are renumbered 0, 1, 2 ... per choice in order of appearance (OpenAI clients index arrays
+// with them). Argument fragments that come before their call's start are held and written right after it
+// (dropped if the call ends or the message stops first: a call without a name cannot be dispatched). The id
+// and model are fixed by the first output: a message_start or stream_start after it changes nothing.
 //
 // Guarantees: output is valid SSE with LF endings, one JSON object per data line, text escaped as in
 // rill/codec/json.hpp (invalid UTF-8 replaced by U+FFFD). Usage is never invented: it is written only when a
 // usage event arrived (the latest one wins: usage events are cumulative totals). A response that never saw
-// message_stop is left visibly incomplete (no finish_reason / [DONE], no response.completed, no message_stop), and
-// an error event is written in the dialect's error form and ends the response.
-// Not guaranteed: rill events without a counterpart in the dialect are dropped (workflow lifecycle, tool results,
-// user events; thinking for OpenAI unless asked for); ids the dialect needs and the source lacks are made up from
-// `dialect_options` and the response id.
-// Thread-safety: one encoder per response, used by one thread at a time. Never blocks; after the first responses
-// have sized their buffers, encoding allocates only when `out` must grow or a longer id / text arrives (Responses
-// keeps each item's full text, which its `.done` events repeat).
+// message_stop is left visibly incomplete (no finish_reason / [DONE], no response.completed, no
+// message_stop), and an error event is written in the dialect's error form and ends the response.
+// Not guaranteed: rill events without a counterpart in the dialect are dropped (workflow lifecycle, tool
+// results, user events; thinking for OpenAI unless asked for); ids the dialect needs and the source lacks are
+// made up from `dialect_options` and the response id (a tool call without one gets `call_<response id>_<n>`,
+// Anthropic `toolu_...`, unique in the response and the same wherever the call's id is written again).
+// Thread-safety: one encoder per response, used by one thread at a time. Never blocks; after the first
+// responses have sized their buffers, encoding allocates only when `out` must grow or a longer id / text
+// arrives (Responses keeps each item's full text, which its `.done` events repeat).
 #pragma once
 
 #include <cstdint>
@@ -59,7 +63,7 @@ struct response_state {
   std::string id;
   std::string model;
   std::int64_t created = 0;
-  bool settled = false;    // settle() ran: `created` is fixed, every later output repeats it
+  bool settled = false;    // settle() ran: id, model and `created` are fixed, every later output repeats them
   bool started = false;    // the dialect's opening bytes are written
   bool have_stop = false;  // message_stop seen
   bool done = false;       // the response is over (finished or failed): later events write nothing
@@ -68,10 +72,11 @@ struct response_state {
   usage_counts usage;
 
   void reset() noexcept;
-  // Records ids, model, usage and stop from `e`; returns true when the event was fully handled that way.
+  // Records ids and model (until settled), usage and stop from `e`; returns true when the event was fully
+  // handled that way.
   bool absorb(const event& e) noexcept;
   // Fills id, model and created from options and `e` when still empty, at the first output; later calls keep
-  // `created` as it was first written.
+  // them as they were first written.
   void settle(const event& e, const dialect_options& options);
 };
 
@@ -87,7 +92,24 @@ struct output_block {
   std::string item_id;    // Responses only
   std::string call_id;    // tool calls (Responses keeps it for the final output)
   std::string name;       // tool calls
-  std::string text;       // Responses only: accumulated text / arguments for the .done events
+  std::string text;       // Responses: accumulated text / arguments for the .done events; held fragments
+};
+
+// Argument fragments of tool calls whose tool_call_start has not arrived yet (producers may send a fragment
+// first), held until the start, which writes them right after itself.
+class held_arguments {
+ public:
+  // The fragments held for `e`'s call (its index and choice), or null.
+  output_block* find(const event& e) noexcept;
+  // Appends `e`'s fragment to its call's.
+  void hold(const event& e);
+  // Forgets `e`'s call's fragments, if any.
+  void release(const event& e) noexcept;
+  void clear() noexcept { count_ = 0; }
+
+ private:
+  std::vector<output_block> calls_;  // reused across responses: only the first count_ are live
+  std::size_t count_ = 0;
 };
 
 }  // namespace detail
@@ -96,7 +118,9 @@ struct output_block {
 // Choices (n > 1): each delta goes to its event's choice(), each choice opens with its own role chunk and
 // ends with its own finish chunk; rill has one stop per message, so every choice finishes with its reason.
 // Keep-alive: a JSON chunk with an empty delta (`choices: []` once the finish chunk is out), never an SSE
-// comment, since many OpenAI clients parse every line as JSON.
+// comment, since many OpenAI clients parse every line as JSON. One written before the upstream's first event
+// carries the fallback id and model, and so does every later chunk (clients take them from the first one): a
+// gateway that may send one sets `fallback_id` / `fallback_model`.
 class openai_chat_encoder {
  public:
   explicit openai_chat_encoder(dialect_options options = {});
@@ -117,12 +141,16 @@ class openai_chat_encoder {
   void ensure_started(const event& e, std::string& out);
   // Writes the role chunk of a choice seen for the first time (choice 0's is part of starting).
   void ensure_choice(std::uint16_t choice, std::string& out);
-  std::uint16_t tool_output_index(const event& e, bool& is_new);
+  // The started tool call `e` continues, or null.
+  const detail::output_block* find_tool(const event& e) const noexcept;
+  // Writes an argument fragment of a started tool call (an empty one: nothing).
+  void write_arguments(const detail::output_block& tool, std::string_view fragment, std::string& out) const;
 
   dialect_options options_;
   detail::response_state state_;
   bool finish_chunk_written_ = false;
-  std::vector<detail::output_block> tools_;
+  std::vector<detail::output_block> tools_;  // started tool calls, in order of their start
+  detail::held_arguments held_;
   std::vector<bool> choice_seen_;  // by choice index; every seen choice gets its own finish chunk
 };
 
@@ -159,6 +187,7 @@ class openai_responses_encoder {
   std::uint64_t sequence_number_ = 0;
   std::vector<detail::output_block> items_;  // reused across responses: only the first item_count_ are live
   std::size_t item_count_ = 0;
+  detail::held_arguments held_;
 };
 
 // Events to Anthropic Messages events: message_start, content_block_start / delta (text_delta, thinking_delta,
@@ -190,6 +219,7 @@ class anthropic_encoder {
   detail::response_state state_;
   std::vector<detail::output_block> blocks_;
   std::size_t block_count_ = 0;
+  detail::held_arguments held_;
 };
 
 // Every output rill can write, for tools that pick one at run time (`rill replay --to ...`).
