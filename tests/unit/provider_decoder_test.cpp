@@ -381,6 +381,29 @@ TEST(ProviderDecoder, AnErrorBeforeTheDialectIsKnownIsReported) {
   }
 }
 
+// Arguments are kept until their call ends (to check them as JSON): a response's total is capped, and going
+// over the cap fails the decoder instead of growing without bound.
+TEST(ProviderDecoder, ArgumentsOverTheCapFailTheDecoder) {
+  provider_decoder_options options = with_dialect(provider::anthropic);
+  options.max_argument_bytes = 100;
+  const std::string fragment(60, '1');
+  const std::string start =
+      "event: content_block_start\ndata: "
+      "{\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":"
+      "\"tool_use\",\"id\":\"t\",\"name\":\"f\",\"input\":{}}}\n\n";
+  const std::string delta =
+      "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":"
+      "{\"type\":\"input_json_delta\",\"partial_json\":\"" +
+      fragment + "\"}}\n\n";
+  const auto run = rill::test::decode_with_cuts(start + delta + delta, {}, options);
+  EXPECT_EQ(run.result, status::too_large);
+  EXPECT_NE(run.error_message.find("max_argument_bytes"), std::string::npos) << run.error_message;
+  EXPECT_EQ(run.response.tool_calls.size(), 1u);
+  EXPECT_EQ(run.response.tool_calls[0].arguments_raw, fragment);  // the first fragment, not the second
+  options.max_argument_bytes = 120;
+  EXPECT_EQ(rill::test::decode_with_cuts(start + delta + delta, {}, options).result, status::ok);
+}
+
 TEST(ProviderDecoder, InvalidArgumentsAreFlaggedNotDropped) {
   std::vector<event> ends;
   provider_decoder d(with_dialect(provider::anthropic));

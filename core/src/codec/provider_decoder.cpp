@@ -114,6 +114,7 @@ void provider_decoder::impl::reset() noexcept {
   error_text.clear();
   for (std::size_t i = 0; i < calls_used; ++i) calls[i].args.clear();
   calls_used = 0;
+  argument_bytes = 0;
   tool_calls_seen = 0;
   message_started = false;
   stop_known = false;
@@ -356,6 +357,11 @@ bool provider_decoder::impl::start_call(tool_call& call, std::string_view id,
 
 void provider_decoder::impl::add_fragment(tool_call& call, std::string_view fragment) noexcept {
   if (fragment.empty()) return;
+  if (fragment.size() > options.max_argument_bytes - argument_bytes) {
+    fail(status::too_large, "tool call arguments over max_argument_bytes in one response", event_offset);
+    return;
+  }
+  argument_bytes += fragment.size();
   call.args.append(fragment);
   if (call.started) emit(event::tool_args_delta(call.index, fragment, call.choice));
 }

@@ -167,6 +167,7 @@ struct provider_decoder::impl {
 
   std::vector<tool_call> calls;
   std::size_t calls_used = 0;
+  std::size_t argument_bytes = 0;  // every call's fragments so far, against options.max_argument_bytes
   std::uint32_t tool_calls_seen = 0;
   bool message_started = false;
   bool stop_known = false;

@@ -86,6 +86,9 @@ struct provider_decoder_options {
   sse_decoder_options sse;
   // Non-JSON data in a JSON dialect fails the decoder with status::invalid instead of being skipped.
   bool strict_json = false;
+  // Tool-call argument bytes one response may carry, all calls together: the decoder keeps every call's
+  // fragments until its end to check them as JSON. Past it the decoder fails with status::too_large.
+  std::size_t max_argument_bytes = std::size_t{16} << 20;
 };
 
 class provider_decoder {
