@@ -3,6 +3,8 @@
 // in a ring that does not exist), and the stream works once memory is back. A manager whose handle table
 // chunk cannot be allocated: create throws std::bad_alloc and loses nothing, not even the handle index. A
 // pipeline batch whose text buffer cannot grow: that event is left out and reported, the batch is intact.
+// The codecs (SSE framing, provider decoders, dialect encoders): too_large with an out-of-memory message,
+// nothing half-written, never std::terminate from their noexcept entry points.
 // This executable replaces the aligned nothrow operator new the stream allocates its ring with, the plain
 // operator new (for allocations from a size up), and calloc (forwarding to glibc's), so that a test can
 // make them fail.
@@ -26,6 +28,9 @@ TEST(AllocationFailure, SkippedUnderSanitizers) {
 #include <string>
 #include <vector>
 
+#include "rill/codec/dialect_encoder.hpp"
+#include "rill/codec/provider.hpp"
+#include "rill/codec/sse_decoder.hpp"
 #include "rill/manager.hpp"
 #include "rill/pipeline.hpp"
 #include "rill/stream.hpp"
@@ -145,6 +150,77 @@ TEST(AllocationFailure, PipelineBatchLeavesOutTheEventWhoseTextCannotBeCopied) {
   ASSERT_EQ(errors.size(), 1u);
   EXPECT_NE(errors[0].find("out of memory"), std::string::npos) << errors[0];
   EXPECT_FALSE(runner.has_pending());
+}
+
+// Plain operator new fails from `bytes` up while this lives.
+struct failing_large_allocations {
+  explicit failing_large_allocations(std::size_t bytes) {
+    g_fail_new_from.store(bytes, std::memory_order_relaxed);
+  }
+  ~failing_large_allocations() { g_fail_new_from.store(~std::size_t{0}, std::memory_order_relaxed); }
+};
+
+TEST(AllocationFailure, SseDecoderFailsTooLargeWhenItsBufferCannotGrow) {
+  rill::codec::sse_decoder d;
+  const std::string line = "data: " + std::string(3u << 20, 'x') + "\n\n";
+  std::size_t events = 0;
+  auto sink = [&](const rill::codec::sse_event&) { ++events; };
+  status s;
+  {
+    failing_large_allocations failing(2u << 20);
+    s = d.feed(line, sink);
+  }
+  EXPECT_EQ(s, status::too_large);
+  EXPECT_EQ(events, 0u);
+  EXPECT_NE(d.error_message().find("out of memory"), std::string_view::npos) << d.error_message();
+}
+
+TEST(AllocationFailure, ProviderDecoderFailsTooLargeWhenAnAdapterCannotAllocate) {
+  rill::codec::provider_decoder_options options;
+  options.dialect = rill::codec::provider::anthropic;
+  rill::codec::provider_decoder d(options);
+  std::size_t fragments = 0;
+  auto sink = [&](const rill::event& e) { fragments += e.kind() == rill::event_kind::tool_args_delta; };
+  const std::string start =
+      "event: content_block_start\ndata: "
+      "{\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":"
+      "\"tool_use\",\"id\":\"t\",\"name\":\"f\",\"input\":{}}}\n\n";
+  // 1 MiB fragments: each SSE event fits under the limit, the call's kept arguments outgrow it.
+  const std::string delta =
+      "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":"
+      "{\"type\":\"input_json_delta\",\"partial_json\":\"" +
+      std::string(1u << 20, '1') + "\"}}\n\n";
+  ASSERT_EQ(d.feed(start, sink), status::ok);
+  ASSERT_EQ(d.feed(delta, sink), status::ok);  // the buffers that hold one event grow before the limit
+  status s = status::ok;
+  {
+    failing_large_allocations failing(std::size_t{3} << 20);
+    for (int i = 0; i < 4 && s == status::ok; ++i) s = d.feed(delta, sink);
+  }
+  EXPECT_EQ(s, status::too_large);
+  // The adapter's message, not the SSE layer's: the kept arguments were what could not grow.
+  EXPECT_NE(d.error_message().find("out of memory while decoding the response"), std::string_view::npos)
+      << d.error_message();
+  EXPECT_GE(fragments, 1u);
+  EXPECT_EQ(d.feed(delta, sink), status::too_large);  // failed for good
+}
+
+TEST(AllocationFailure, DialectEncoderTakesBackWhatItWroteWhenMemoryRunsOut) {
+  const std::string text(3u << 20, 't');
+  rill::codec::anthropic_encoder encoder;
+  std::string out = "earlier bytes";
+  ASSERT_EQ(encoder.encode(rill::event::message_start("m", "x"), out), status::ok);
+  const std::string before = out;
+  status s;
+  {
+    failing_large_allocations failing(2u << 20);
+    s = encoder.encode(rill::event::text_delta(0, text), out);
+  }
+  EXPECT_EQ(s, status::too_large);
+  EXPECT_EQ(out, before);  // nothing half-written
+  EXPECT_TRUE(encoder.done());
+  ASSERT_EQ(encoder.finish(out), status::ok);
+  EXPECT_EQ(out, before);  // the response is over: nothing more
 }
 
 }  // namespace

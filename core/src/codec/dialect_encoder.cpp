@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <new>
 
 #include "internal/json_out.hpp"
 
@@ -110,6 +111,20 @@ void write_call_id(std::string& out, std::string_view call_id, std::string_view 
   out.push_back('"');
 }
 
+// Runs one encoder step; when an allocation fails, takes back what the step appended to `out`, ends the
+// response (a half-written one cannot be continued) and returns too_large. Shrinking `out` allocates nothing.
+template <class Step>
+status guarded(std::string& out, detail::response_state& state, Step&& step) noexcept {
+  const std::size_t size_before = out.size();
+  try {
+    return step();
+  } catch (const std::bad_alloc&) {
+    out.resize(size_before);
+    state.done = true;
+    return status::too_large;
+  }
+}
+
 }  // namespace
 
 // ---- tool arguments that came before their call's start ----
@@ -150,7 +165,7 @@ void detail::response_state::reset() noexcept {
   usage = {};
 }
 
-bool detail::response_state::absorb(const event& e) noexcept {
+bool detail::response_state::absorb(const event& e) {
   switch (e.kind()) {
     // Once settled, the id and model are in the client's hands (a Chat keep-alive chunk can be the first
     // output): a later message start must not change them mid-response.
@@ -237,16 +252,31 @@ const output_block* openai_chat_encoder::find_tool(const event& e) const noexcep
 }
 
 status openai_chat_encoder::encode(const event& e, std::string& out) noexcept {
+  return guarded(out, state_, [&] { return encode_event(e, out); });
+}
+
+void openai_chat_encoder::keep_alive(std::string& out) noexcept {
+  (void)guarded(out, state_, [&] {
+    write_keep_alive(out);
+    return status::ok;
+  });
+}
+
+status openai_chat_encoder::finish(std::string& out) noexcept {
+  return guarded(out, state_, [&] { return finish_response(out); });
+}
+
+status openai_chat_encoder::encode_event(const event& e, std::string& out) {
   if (e.validate() != status::ok) return status::invalid;
   if (state_.done || state_.absorb(e)) return status::ok;
   json_out j{out};
   switch (e.kind()) {
     case event_kind::keep_alive:
       if (!state_.started) state_.settle(e, options_);  // a stamped keep-alive gives `created` its time
-      keep_alive(out);
+      write_keep_alive(out);
       return status::ok;
     case event_kind::stream_complete:
-      return finish(out);
+      return finish_response(out);
     case event_kind::error:
       j.raw("data: {\"error\":{\"message\":");
       j.str(e.error_message());
@@ -342,7 +372,7 @@ void openai_chat_encoder::write_arguments(const output_block& tool, std::string_
   j.raw("}}]},\"finish_reason\":null}]}\n\n");
 }
 
-void openai_chat_encoder::keep_alive(std::string& out) noexcept {
+void openai_chat_encoder::write_keep_alive(std::string& out) {
   if (state_.done) return;
   if (!state_.started) state_.settle(event{}, options_);
   begin_chunk(out);
@@ -351,7 +381,7 @@ void openai_chat_encoder::keep_alive(std::string& out) noexcept {
                                    : std::string_view("{\"index\":0,\"delta\":{},\"finish_reason\":null}]}\n\n"));
 }
 
-status openai_chat_encoder::finish(std::string& out) noexcept {
+status openai_chat_encoder::finish_response(std::string& out) {
   if (state_.done) return status::ok;
   state_.done = true;
   if (!state_.have_stop) return status::ok;  // truncated upstream: leave the response visibly unfinished
@@ -583,6 +613,21 @@ void openai_responses_encoder::close_all(std::string& out) {
 }
 
 status openai_responses_encoder::encode(const event& e, std::string& out) noexcept {
+  return guarded(out, state_, [&] { return encode_event(e, out); });
+}
+
+void openai_responses_encoder::keep_alive(std::string& out) noexcept {
+  (void)guarded(out, state_, [&] {
+    write_keep_alive(out);
+    return status::ok;
+  });
+}
+
+status openai_responses_encoder::finish(std::string& out) noexcept {
+  return guarded(out, state_, [&] { return finish_response(out); });
+}
+
+status openai_responses_encoder::encode_event(const event& e, std::string& out) {
   if (e.validate() != status::ok) return status::invalid;
   if (state_.done || state_.absorb(e)) return status::ok;
   json_out j{out};
@@ -601,10 +646,10 @@ status openai_responses_encoder::encode(const event& e, std::string& out) noexce
   constexpr std::string_view kArgumentsDelta = "response.function_call_arguments.delta";
   switch (e.kind()) {
     case event_kind::keep_alive:
-      keep_alive(out);
+      write_keep_alive(out);
       return status::ok;
     case event_kind::stream_complete:
-      return finish(out);
+      return finish_response(out);
     case event_kind::error:
       begin_event(out, "error");
       j.raw(",\"code\":");
@@ -665,11 +710,11 @@ status openai_responses_encoder::encode(const event& e, std::string& out) noexce
   }
 }
 
-void openai_responses_encoder::keep_alive(std::string& out) noexcept {
+void openai_responses_encoder::write_keep_alive(std::string& out) {
   if (!state_.done) append_sse_keep_alive(out);
 }
 
-status openai_responses_encoder::finish(std::string& out) noexcept {
+status openai_responses_encoder::finish_response(std::string& out) {
   if (state_.done) return status::ok;
   state_.done = true;
   if (!state_.have_stop) return status::ok;  // truncated upstream: no response.completed
@@ -796,6 +841,21 @@ void anthropic_encoder::close_all(std::string& out) {
 }
 
 status anthropic_encoder::encode(const event& e, std::string& out) noexcept {
+  return guarded(out, state_, [&] { return encode_event(e, out); });
+}
+
+void anthropic_encoder::keep_alive(std::string& out) noexcept {
+  (void)guarded(out, state_, [&] {
+    write_keep_alive(out);
+    return status::ok;
+  });
+}
+
+status anthropic_encoder::finish(std::string& out) noexcept {
+  return guarded(out, state_, [&] { return finish_response(out); });
+}
+
+status anthropic_encoder::encode_event(const event& e, std::string& out) {
   if (e.validate() != status::ok) return status::invalid;
   if (state_.done || state_.absorb(e)) return status::ok;
   json_out j{out};
@@ -821,10 +881,10 @@ status anthropic_encoder::encode(const event& e, std::string& out) noexcept {
 
   switch (e.kind()) {
     case event_kind::keep_alive:
-      keep_alive(out);
+      write_keep_alive(out);
       return status::ok;
     case event_kind::stream_complete:
-      return finish(out);
+      return finish_response(out);
     case event_kind::error:
       begin_anthropic_event(j, "error");
       j.raw(",\"error\":{\"type\":");
@@ -897,11 +957,11 @@ status anthropic_encoder::encode(const event& e, std::string& out) noexcept {
   }
 }
 
-void anthropic_encoder::keep_alive(std::string& out) noexcept {
+void anthropic_encoder::write_keep_alive(std::string& out) {
   if (!state_.done) out.append("event: ping\ndata: {\"type\":\"ping\"}\n\n");
 }
 
-status anthropic_encoder::finish(std::string& out) noexcept {
+status anthropic_encoder::finish_response(std::string& out) {
   if (state_.done) return status::ok;
   state_.done = true;
   if (!state_.have_stop) return status::ok;  // truncated upstream: no message_stop

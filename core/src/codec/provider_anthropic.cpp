@@ -15,7 +15,7 @@ stop_reason normalize_anthropic_stop(std::string_view reason) noexcept {
 
 }  // namespace
 
-void provider_decoder::impl::anthropic(const sse_event& ev, dom_json::element root) noexcept {
+void provider_decoder::impl::anthropic(const sse_event& ev, dom_json::element root) {
   dom_json::object o;
   if (!as_object(root, o)) return;
   const std::string_view type = event_type(o, ev);

@@ -3,6 +3,7 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
+#include <new>
 
 #include "codec/provider_impl.hpp"
 
@@ -129,7 +130,7 @@ void provider_decoder::impl::reset() noexcept {
   usage_fields_used = 0;
 }
 
-void provider_decoder::impl::fail(status s, std::string_view what, std::uint64_t at) noexcept {
+void provider_decoder::impl::fail(status s, std::string_view what, std::uint64_t at) {
   error = s;
   error_offset = at;
   char where[48];
@@ -138,7 +139,7 @@ void provider_decoder::impl::fail(status s, std::string_view what, std::uint64_t
   if (what.find("byte offset") == std::string_view::npos) error_text.append(where);
 }
 
-bool provider_decoder::impl::emit(const event& e) noexcept {
+bool provider_decoder::impl::emit(const event& e) {
   if (sink_status != status::ok || error != status::ok) return false;
   if (!e.validates_trivially()) {
     // Built from upstream strings: one too long for an event field (a message id, a tool call id, an error
@@ -186,17 +187,25 @@ status provider_decoder::impl::finish() noexcept {
     if (s != status::ok) return s;
   }
   summary.truncated = sse.truncated();
-  // Whatever the provider left open is closed, so a consumer never waits for an end that cannot come.
-  end_open_calls();
-  if (stop_known) emit_stop();
-  if (sink_status != status::ok) {
-    fail(sink_status, "the event sink stopped decoding", sse.bytes_consumed());
-    return error;
+  try {
+    // Whatever the provider left open is closed, so a consumer never waits for an end that cannot come.
+    end_open_calls();
+    if (stop_known) emit_stop();
+    if (sink_status != status::ok) fail(sink_status, "the event sink stopped decoding", sse.bytes_consumed());
+  } catch (const std::bad_alloc&) {
+    out_of_memory(sse.bytes_consumed());
   }
-  return status::ok;
+  return error;
 }
 
-bool provider_decoder::impl::parse(const sse_event& ev, bool padded, dom_json::element& root) noexcept {
+void provider_decoder::impl::out_of_memory(std::uint64_t at) noexcept {
+  error = status::too_large;
+  error_offset = at;
+  // The constructor reserved room for this message: assigning it allocates nothing.
+  error_text.assign("out of memory while decoding the response (the decoder cannot continue)");
+}
+
+bool provider_decoder::impl::parse(const sse_event& ev, bool padded, dom_json::element& root) {
   const char* data = ev.data.data();
   if (!padded) {
     unpadded_copy.assign(ev.data);
@@ -246,6 +255,17 @@ provider provider_decoder::impl::detect(const sse_event& ev, const dom_json::ele
 }
 
 status provider_decoder::impl::on_sse_event(const sse_event& ev, bool padded) noexcept {
+  // The adapters allocate (ids, arguments, the native usage): std::bad_alloc fails the decoder here, with
+  // this event's output cut short, rather than terminate the process.
+  try {
+    return decode_event(ev, padded);
+  } catch (const std::bad_alloc&) {
+    out_of_memory(ev.offset);
+    return error;
+  }
+}
+
+status provider_decoder::impl::decode_event(const sse_event& ev, bool padded) {
   ++summary.counters.sse_events;
   event_offset = ev.offset;
   dom_json::element root;
@@ -316,7 +336,7 @@ provider_decoder::impl::tool_call* provider_decoder::impl::find_call(std::uint16
 }
 
 provider_decoder::impl::tool_call* provider_decoder::impl::add_call(std::uint16_t choice,
-                                                                    std::uint16_t index) noexcept {
+                                                                    std::uint16_t index) {
   static_assert(kMaxToolCalls == 1024, "the message below names the bound");
   if (calls_used == kMaxToolCalls) {
     fail(status::too_large, "more than 1024 tool calls in one response", event_offset);
@@ -334,15 +354,14 @@ provider_decoder::impl::tool_call* provider_decoder::impl::add_call(std::uint16_
   return &c;
 }
 
-bool provider_decoder::impl::call_id_fits(std::string_view id) noexcept {
+bool provider_decoder::impl::call_id_fits(std::string_view id) {
   if (id.size() <= event::kMaxLeadingFieldBytes) return true;
   fail(status::too_large, "an upstream tool call id is longer than an event field may be (65535 bytes)",
        event_offset);
   return false;
 }
 
-bool provider_decoder::impl::start_call(tool_call& call, std::string_view id,
-                                        std::string_view name) noexcept {
+bool provider_decoder::impl::start_call(tool_call& call, std::string_view id, std::string_view name) {
   if (call.started) return true;
   if (!call_id_fits(id)) return false;
   if (!id.empty()) call.id.assign(id);
@@ -355,7 +374,7 @@ bool provider_decoder::impl::start_call(tool_call& call, std::string_view id,
   return call.args.empty() || emit(event::tool_args_delta(call.index, call.args, call.choice));
 }
 
-void provider_decoder::impl::add_fragment(tool_call& call, std::string_view fragment) noexcept {
+void provider_decoder::impl::add_fragment(tool_call& call, std::string_view fragment) {
   if (fragment.empty()) return;
   if (fragment.size() > options.max_argument_bytes - argument_bytes) {
     fail(status::too_large, "tool call arguments over max_argument_bytes in one response", event_offset);
@@ -366,7 +385,7 @@ void provider_decoder::impl::add_fragment(tool_call& call, std::string_view frag
   if (call.started) emit(event::tool_args_delta(call.index, fragment, call.choice));
 }
 
-bool provider_decoder::impl::args_valid(tool_call& call) noexcept {
+bool provider_decoder::impl::args_valid(tool_call& call) {
   std::size_t first = 0;
   while (first < call.args.size() && is_space(call.args[first])) ++first;
   if (first == call.args.size()) return true;  // no arguments at all: the empty object
@@ -378,7 +397,7 @@ bool provider_decoder::impl::args_valid(tool_call& call) noexcept {
   return ok;
 }
 
-bool provider_decoder::impl::end_call(tool_call& call) noexcept {
+bool provider_decoder::impl::end_call(tool_call& call) {
   if (!call.open) return true;
   call.open = false;
   if (!call.started) return true;
@@ -386,7 +405,7 @@ bool provider_decoder::impl::end_call(tool_call& call) noexcept {
   return emit(event::tool_call_end(call.index, invalid, call.choice));
 }
 
-bool provider_decoder::impl::end_open_calls(int choice_filter) noexcept {
+bool provider_decoder::impl::end_open_calls(int choice_filter) {
   for (std::size_t i = 0; i < calls_used; ++i) {
     if (choice_filter >= 0 && calls[i].choice != choice_filter) continue;
     if (!end_call(calls[i])) return false;
@@ -394,7 +413,7 @@ bool provider_decoder::impl::end_open_calls(int choice_filter) noexcept {
   return true;
 }
 
-void provider_decoder::impl::start_message(std::string_view id, std::string_view model) noexcept {
+void provider_decoder::impl::start_message(std::string_view id, std::string_view model) {
   if (message_started) return;
   message_started = true;
   summary.id.assign(id);
@@ -402,28 +421,27 @@ void provider_decoder::impl::start_message(std::string_view id, std::string_view
   emit(event::message_start(summary.id, summary.model));
 }
 
-void provider_decoder::impl::set_native_stop(std::string_view native, stop_reason normalized) noexcept {
+void provider_decoder::impl::set_native_stop(std::string_view native, stop_reason normalized) {
   summary.stop_reason.assign(native);
   summary.has_stop_reason = true;
   pending_stop = normalized;
   stop_known = true;
 }
 
-bool provider_decoder::impl::emit_stop() noexcept {
+bool provider_decoder::impl::emit_stop() {
   if (stop_emitted) return true;
   stop_emitted = true;
   return emit(event::message_stop(pending_stop));
 }
 
-bool provider_decoder::impl::emit_complete() noexcept {
+bool provider_decoder::impl::emit_complete() {
   if (complete_emitted || summary.errored) return true;
   complete_emitted = true;
   summary.completed = true;
   return emit(event::stream_complete(summary.counters.sse_events, 0));
 }
 
-bool provider_decoder::impl::emit_error(std::string_view code, std::string_view message,
-                                        bool retryable) noexcept {
+bool provider_decoder::impl::emit_error(std::string_view code, std::string_view message, bool retryable) {
   summary.errored = true;
   summary.completed = false;
   if (!emit(event::error(code, message, retryable))) return false;
@@ -433,11 +451,11 @@ bool provider_decoder::impl::emit_error(std::string_view code, std::string_view 
   return emit_stop();
 }
 
-bool provider_decoder::impl::emit_usage(const usage_counts& counts) noexcept {
+bool provider_decoder::impl::emit_usage(const usage_counts& counts) {
   return emit(event::usage(counts));
 }
 
-void provider_decoder::impl::set_usage_native(dom_json::element usage) noexcept {
+void provider_decoder::impl::set_usage_native(dom_json::element usage) {
   summary.usage_native = simdjson::to_string(usage);
 }
 
@@ -447,14 +465,14 @@ bool provider_decoder::impl::as_object(dom_json::element e, dom_json::object& ou
   return false;
 }
 
-bool provider_decoder::impl::took_error(dom_json::object chunk) noexcept {
+bool provider_decoder::impl::took_error(dom_json::object chunk) {
   dom_json::object err;
   if (!dom_json::get_object(chunk, "error", err)) return false;
   generic_error(err);
   return true;
 }
 
-void provider_decoder::impl::generic_error(dom_json::object error_object) noexcept {
+void provider_decoder::impl::generic_error(dom_json::object error_object) {
   // {"error": {"type" | "status" | "code", "message"}}: OpenAI and Gemini both use this shape.
   std::string_view code = dom_json::string_or_empty(error_object, "type");
   if (code.empty()) code = dom_json::string_or_empty(error_object, "status");
@@ -463,7 +481,7 @@ void provider_decoder::impl::generic_error(dom_json::object error_object) noexce
   emit_error(code.empty() ? std::string_view("error") : code, message, is_retryable_error(code));
 }
 
-void provider_decoder::impl::typed_error(dom_json::object data) noexcept {
+void provider_decoder::impl::typed_error(dom_json::object data) {
   dom_json::object nested;
   if (dom_json::get_object(data, "error", nested)) {
     generic_error(nested);  // Anthropic: the nested object's `type` is the code

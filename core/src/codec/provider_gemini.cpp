@@ -18,7 +18,7 @@ stop_reason normalize_gemini_finish(std::string_view reason, bool had_tool_calls
 
 }  // namespace
 
-void provider_decoder::impl::gemini(const sse_event& ev, dom_json::element root) noexcept {
+void provider_decoder::impl::gemini(const sse_event& ev, dom_json::element root) {
   (void)ev;
   dom_json::object chunk;
   // The REST form without alt=sse is one JSON array; with alt=sse every event is an object.

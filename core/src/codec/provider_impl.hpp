@@ -80,24 +80,28 @@ struct provider_decoder::impl {
   // ---- plumbing (provider_decoder.cpp) ----
   status feed(std::string_view bytes) noexcept;
   status finish() noexcept;
+  // Decodes one SSE event (decode_event); std::bad_alloc fails the decoder (out_of_memory) instead.
   status on_sse_event(const sse_event& ev, bool padded) noexcept;
+  status decode_event(const sse_event& ev, bool padded);
+  // Fails the decoder with status::too_large and an out-of-memory message; allocates nothing.
+  void out_of_memory(std::uint64_t at) noexcept;
   // Acts on a step of `sse` other than need_input: records its failure, or decodes its event. Not ok: stop.
   status take_step(sse_decoder::step step, const sse_event& ev) noexcept;
   void reset() noexcept;
-  void fail(status s, std::string_view what, std::uint64_t at) noexcept;
+  void fail(status s, std::string_view what, std::uint64_t at);
   // Hands `e` to the sink; false (and nothing more is emitted) once the sink has refused an event.
-  bool emit(const event& e) noexcept;
+  bool emit(const event& e);
   // Parses the event's data; counts and skips (or, strict, fails on) non-JSON. False when skipped.
-  bool parse(const sse_event& ev, bool padded, dom_json::element& root) noexcept;
+  bool parse(const sse_event& ev, bool padded, dom_json::element& root);
   // `e` as an object; false, counted as a malformed payload, when it is anything else.
   bool as_object(dom_json::element e, dom_json::object& out) noexcept;
   // A chunk that carries an `error` object is the error alone: reported, and true so the caller stops.
-  bool took_error(dom_json::object chunk) noexcept;
+  bool took_error(dom_json::object chunk);
   provider detect(const sse_event& ev, const dom_json::element* root) const noexcept;
-  void generic_error(dom_json::object error_object) noexcept;
+  void generic_error(dom_json::object error_object);
   // An error event's data when the first event is one and no dialect is known yet: Anthropic's
   // {"type":"error","error":{...}} or Responses' {"type":"error","code","message"}.
-  void typed_error(dom_json::object data) noexcept;
+  void typed_error(dom_json::object data);
 
   // ---- shared adapter helpers (provider_decoder.cpp) ----
   struct tool_call {
@@ -116,37 +120,37 @@ struct provider_decoder::impl {
   static constexpr std::size_t kMaxUsageFields = 32;
   tool_call* find_call(std::uint16_t choice, std::uint16_t index) noexcept;
   // nullptr, with the decoder failed (too_large), when the response already opened kMaxToolCalls calls.
-  tool_call* add_call(std::uint16_t choice, std::uint16_t index) noexcept;
+  tool_call* add_call(std::uint16_t choice, std::uint16_t index);
   // An argument fragment: emitted as tool_args_delta once the call has started, held until then (a
   // consumer never sees arguments before the call's start, whose id and name encoders write first).
-  void add_fragment(tool_call& call, std::string_view fragment) noexcept;
+  void add_fragment(tool_call& call, std::string_view fragment);
   // Emits tool_call_start once the call has a name, then the fragments held so far as one tool_args_delta;
   // a start without a name is counted as malformed and retried when a later fragment brings the name. `id`
   // may be empty (then an earlier one is kept). False, with the decoder failed (too_large), when the id is
   // longer than an event field may be.
-  bool start_call(tool_call& call, std::string_view id, std::string_view name) noexcept;
+  bool start_call(tool_call& call, std::string_view id, std::string_view name);
   // Emits tool_call_end(args_invalid) for a started call; a call that never started (no name ever came) ends
   // without any event: its held fragments are dropped (counted as malformed when they came).
-  bool end_call(tool_call& call) noexcept;
+  bool end_call(tool_call& call);
   // False, with the decoder failed (too_large), when `id` cannot be a tool call id (over 65535 bytes).
   // Checked before a dialect emits anything for the upstream event, so a failure leaves nothing half-emitted.
-  bool call_id_fits(std::string_view id) noexcept;
-  bool end_open_calls(int choice_filter = -1) noexcept;     // -1: every choice
-  bool args_valid(tool_call& call) noexcept;
-  void start_message(std::string_view id, std::string_view model) noexcept;
-  void set_native_stop(std::string_view native, stop_reason normalized) noexcept;
-  bool emit_stop() noexcept;       // message_stop(pending) once
-  bool emit_complete() noexcept;   // stream_complete once, unless an error came
-  bool emit_error(std::string_view code, std::string_view message, bool retryable) noexcept;
-  bool emit_usage(const usage_counts& counts) noexcept;
-  void set_usage_native(dom_json::element usage) noexcept;
+  bool call_id_fits(std::string_view id);
+  bool end_open_calls(int choice_filter = -1);  // -1: every choice
+  bool args_valid(tool_call& call);
+  void start_message(std::string_view id, std::string_view model);
+  void set_native_stop(std::string_view native, stop_reason normalized);
+  bool emit_stop();      // message_stop(pending) once
+  bool emit_complete();  // stream_complete once, unless an error came
+  bool emit_error(std::string_view code, std::string_view message, bool retryable);
+  bool emit_usage(const usage_counts& counts);
+  void set_usage_native(dom_json::element usage);
 
   // ---- dialects ----
-  void openai_chat(const sse_event& ev, dom_json::element root) noexcept;     // provider_openai.cpp
-  void openai_chat_done() noexcept;
-  void openai_responses(const sse_event& ev, dom_json::element root) noexcept;
-  void anthropic(const sse_event& ev, dom_json::element root) noexcept;       // provider_anthropic.cpp
-  void gemini(const sse_event& ev, dom_json::element root) noexcept;          // provider_gemini.cpp
+  void openai_chat(const sse_event& ev, dom_json::element root);  // provider_openai.cpp
+  void openai_chat_done();
+  void openai_responses(const sse_event& ev, dom_json::element root);
+  void anthropic(const sse_event& ev, dom_json::element root);  // provider_anthropic.cpp
+  void gemini(const sse_event& ev, dom_json::element root);     // provider_gemini.cpp
 
   provider_decoder_options options;
   sse_decoder sse;

@@ -49,7 +49,7 @@ usage_counts openai_usage(dom_json::object u, bool responses) noexcept {
 // ---------------------------------------------------------------------------------------------------------
 // Chat Completions: data-only chunks, then `[DONE]`.
 
-void provider_decoder::impl::openai_chat(const sse_event& ev, dom_json::element root) noexcept {
+void provider_decoder::impl::openai_chat(const sse_event& ev, dom_json::element root) {
   (void)ev;
   dom_json::object chunk;
   if (!as_object(root, chunk) || took_error(chunk)) return;
@@ -117,7 +117,7 @@ void provider_decoder::impl::openai_chat(const sse_event& ev, dom_json::element 
   }
 }
 
-void provider_decoder::impl::openai_chat_done() noexcept {
+void provider_decoder::impl::openai_chat_done() {
   end_open_calls();
   emit_stop();  // [DONE] ends the response: message_stop(none) when no finish_reason came
   emit_complete();
@@ -126,7 +126,7 @@ void provider_decoder::impl::openai_chat_done() noexcept {
 // ---------------------------------------------------------------------------------------------------------
 // Responses API: typed events with a sequence number; response.completed is terminal.
 
-void provider_decoder::impl::openai_responses(const sse_event& ev, dom_json::element root) noexcept {
+void provider_decoder::impl::openai_responses(const sse_event& ev, dom_json::element root) {
   dom_json::object o;
   if (!as_object(root, o)) return;
   const std::string_view type = event_type(o, ev);

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstring>
 #include <limits>
+#include <new>
 
 namespace rill::codec {
 
@@ -104,7 +105,7 @@ const char* sse_decoder::find_line_end() noexcept {
   return std::min(next_lf_, next_cr_);
 }
 
-bool sse_decoder::append_value(const char* p, std::size_t n, std::uint64_t at) noexcept {
+bool sse_decoder::append_value(const char* p, std::size_t n, std::uint64_t at) {
   if (field_ == field::none) return true;
   if (field_ == field::retry) {
     // Parsed as it arrives: a retry value needs no buffer and so never counts against the cap.
@@ -165,7 +166,7 @@ void sse_decoder::resolve_field() noexcept {
   }
 }
 
-void sse_decoder::take_segment(const char* p, std::size_t n, std::uint64_t at) noexcept {
+void sse_decoder::take_segment(const char* p, std::size_t n, std::uint64_t at) {
   const char* const begin = p;
   while (n > 0) {
     switch (line_) {
@@ -213,7 +214,7 @@ void sse_decoder::take_segment(const char* p, std::size_t n, std::uint64_t at) n
   }
 }
 
-bool sse_decoder::end_line() noexcept {
+bool sse_decoder::end_line() {
   switch (line_) {
     case line_state::start:  // a blank line ends the block
       commit_id();           // dispatched or not, as the WHATWG parser sets the last event ID string first
@@ -260,13 +261,13 @@ bool sse_decoder::end_line() noexcept {
   return false;
 }
 
-void sse_decoder::commit_id() noexcept {
+void sse_decoder::commit_id() {
   if (!id_changed_) return;
   last_id_.assign(id_);
   id_changed_ = false;
 }
 
-void sse_decoder::make_event(sse_event& out, bool truncated) noexcept {
+void sse_decoder::make_event(sse_event& out, bool truncated) {
   commit_id();  // an event flushed at the end of input ends its block too
   out.event_type = type_;
   out.data = std::string_view(data_.data(), data_.size() - 1);  // drop the last line's '\n'
@@ -280,6 +281,24 @@ void sse_decoder::make_event(sse_event& out, bool truncated) noexcept {
 }
 
 sse_decoder::step sse_decoder::next(sse_event& out) noexcept {
+  try {
+    return next_step(out);
+  } catch (const std::bad_alloc&) {
+    fail(status::too_large, "out of memory while buffering an SSE event", offset_);
+    return step::failed;
+  }
+}
+
+sse_decoder::step sse_decoder::next_at_eof(sse_event& out) noexcept {
+  try {
+    return eof_step(out);
+  } catch (const std::bad_alloc&) {
+    fail(status::too_large, "out of memory while buffering an SSE event", offset_);
+    return step::failed;
+  }
+}
+
+sse_decoder::step sse_decoder::next_step(sse_event& out) {
   if (error_ != status::ok) return step::failed;
   if (finished_) {
     if (in_ == in_end_) return step::need_input;
@@ -347,7 +366,7 @@ sse_decoder::step sse_decoder::next(sse_event& out) noexcept {
   return step::need_input;
 }
 
-sse_decoder::step sse_decoder::next_at_eof(sse_event& out) noexcept {
+sse_decoder::step sse_decoder::eof_step(sse_event& out) {
   if (error_ != status::ok) return step::failed;
   if (finished_) return step::need_input;
   finished_ = true;

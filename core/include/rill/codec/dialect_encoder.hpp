@@ -74,7 +74,7 @@ struct response_state {
   void reset() noexcept;
   // Records ids and model (until settled), usage and stop from `e`; returns true when the event was fully
   // handled that way.
-  bool absorb(const event& e) noexcept;
+  bool absorb(const event& e);
   // Fills id, model and created from options and `e` when still empty, at the first output; later calls keep
   // them as they were first written.
   void settle(const event& e, const dialect_options& options);
@@ -124,8 +124,10 @@ class held_arguments {
 class openai_chat_encoder {
  public:
   explicit openai_chat_encoder(dialect_options options = {});
-  // Appends the chunks for `e` (often none). status::ok; status::invalid (nothing written) for an event that fails
-  // validate(). Events after the response is over are ignored.
+  // Appends the chunks for `e` (often none). status::ok; status::invalid (nothing written) for an event that
+  // fails validate(); status::too_large when memory ran out (what this call wrote is taken back, and the
+  // response is over: later calls write nothing). Events after the response is over are ignored. The same
+  // holds for keep_alive() and finish() and for the other encoders.
   status encode(const event& e, std::string& out) noexcept;
   // Appends one keep-alive chunk unless the response is over.
   void keep_alive(std::string& out) noexcept;
@@ -137,6 +139,10 @@ class openai_chat_encoder {
   bool done() const noexcept { return state_.done; }
 
  private:
+  // encode(), keep_alive() and finish() without their std::bad_alloc handler.
+  status encode_event(const event& e, std::string& out);
+  void write_keep_alive(std::string& out);
+  status finish_response(std::string& out);
   void begin_chunk(std::string& out) const;
   void ensure_started(const event& e, std::string& out);
   // Writes the role chunk of a choice seen for the first time (choice 0's is part of starting).
@@ -173,6 +179,9 @@ class openai_responses_encoder {
   bool done() const noexcept { return state_.done; }
 
  private:
+  status encode_event(const event& e, std::string& out);  // as in openai_chat_encoder
+  void write_keep_alive(std::string& out);
+  status finish_response(std::string& out);
   void begin_event(std::string& out, std::string_view type);
   void end_event(std::string& out) const;
   void ensure_started(const event& e, std::string& out);
@@ -207,6 +216,9 @@ class anthropic_encoder {
   bool done() const noexcept { return state_.done; }
 
  private:
+  status encode_event(const event& e, std::string& out);  // as in openai_chat_encoder
+  void write_keep_alive(std::string& out);
+  status finish_response(std::string& out);
   void ensure_started(const event& e, std::string& out);
   void write_usage(std::string& out) const;
   detail::output_block* find_open(detail::output_block::family family, const event& e);

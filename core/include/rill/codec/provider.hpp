@@ -102,11 +102,12 @@ class provider_decoder {
   // Decodes `bytes` and calls `sink(const rill::event&)` for each event they complete. An event's borrowed
   // (external) text is valid only during the call: copy it or send it into a stream before returning. The
   // sink returns void or rill::status; a non-ok status stops decoding and is returned. Returns ok,
-  // too_large (SSE event over the cap), invalid (strict_json and bad data), the sink's status, or closed
-  // after finish(). After a failure every call returns the same status until reset(). Never blocks. The
-  // sink runs inside noexcept code: an exception it throws terminates the process (return a status instead).
-  // Bounds on hostile input: at most 1024 tool calls per response, and no upstream field longer than an
-  // event field may be (65535 bytes for ids and names); past either, too_large.
+  // too_large (SSE event over the cap, arguments over max_argument_bytes, or memory ran out: the message
+  // says which), invalid (strict_json and bad data), the sink's status, or closed after finish(). After a
+  // failure every call returns the same status until reset(). Never blocks. The sink runs inside noexcept
+  // code: an exception it throws terminates the process, except std::bad_alloc, which fails the decoder as
+  // above (return a status instead). Bounds on hostile input: at most 1024 tool calls per response, and no
+  // upstream field longer than an event field may be (65535 bytes for ids and names); past either, too_large.
   template <class Sink>
   status feed(std::string_view bytes, Sink&& sink) {
     return feed_erased(bytes, &sink, &invoke_sink<std::remove_reference_t<Sink>>);

@@ -80,8 +80,8 @@ class sse_decoder {
   // ---- push interface ----
   // Decodes `bytes` and calls `sink(const sse_event&)` for each event completed by them, in order. The sink
   // returns void or rill::status; a non-ok status stops decoding, fails the decoder and is returned.
-  // Returns status::ok, the decoder's error (status::too_large), or status::closed after finish(). Never
-  // blocks; allocates only to grow the reusable buffers.
+  // Returns status::ok, the decoder's error (status::too_large: an event over the cap, or no memory to grow a
+  // buffer), or status::closed after finish(). Never blocks; allocates only to grow the reusable buffers.
   template <class Sink>
   status feed(std::string_view bytes, Sink&& sink) {
     set_input(bytes);
@@ -192,13 +192,17 @@ class sse_decoder {
     std::size_t capacity_ = 0;  // usable bytes; the allocation is capacity_ + kDataPadding
   };
 
+  // next() and next_at_eof() without their std::bad_alloc handler: these and the helpers below throw it
+  // when a buffer cannot grow, and the handler fails the decoder with too_large.
+  step next_step(sse_event& out);
+  step eof_step(sse_event& out);
   // Consumes `n` bytes of one line (no CR/LF among them) that start at stream offset `at`.
-  void take_segment(const char* p, std::size_t n, std::uint64_t at) noexcept;
-  bool append_value(const char* p, std::size_t n, std::uint64_t at) noexcept;
+  void take_segment(const char* p, std::size_t n, std::uint64_t at);
+  bool append_value(const char* p, std::size_t n, std::uint64_t at);
   void resolve_field() noexcept;
-  bool end_line() noexcept;  // true when the line was blank and an event is ready
-  void commit_id() noexcept;
-  void make_event(sse_event& out, bool truncated) noexcept;
+  bool end_line();  // true when the line was blank and an event is ready
+  void commit_id();
+  void make_event(sse_event& out, bool truncated);
   const char* find_line_end() noexcept;
   void fail(status s, const char* what, std::uint64_t at) noexcept;
   std::size_t pending_bytes() const noexcept { return data_.size() + type_.size() + value_.size(); }
