@@ -373,7 +373,9 @@ TEST(ProviderDecoder, AnErrorBeforeTheDialectIsKnownIsReported) {
       if (e.kind() == event_kind::error) errors.push_back(e);
     };
     ASSERT_EQ(d.feed(c.input, sink), status::ok);
+    ASSERT_EQ(d.feed(c.input, sink), status::ok);  // a second error: the first ended the response
     ASSERT_EQ(d.finish(sink), status::ok);
+    EXPECT_EQ(d.summary().counters.after_error, 1u);
     ASSERT_EQ(errors.size(), 1u);
     EXPECT_EQ(errors[0].error_code(), c.code);
     EXPECT_EQ(errors[0].kind_bit(), c.retryable);

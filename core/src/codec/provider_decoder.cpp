@@ -267,6 +267,10 @@ status provider_decoder::impl::on_sse_event(const sse_event& ev, bool padded) no
 
 status provider_decoder::impl::decode_event(const sse_event& ev, bool padded) {
   ++summary.counters.sse_events;
+  if (summary.errored) {  // an in-stream error ended the response: nothing after it is emitted
+    ++summary.counters.after_error;
+    return sink_status;
+  }
   event_offset = ev.offset;
   dom_json::element root;
   bool parsed = false;
@@ -295,10 +299,6 @@ status provider_decoder::impl::decode_event(const sse_event& ev, bool padded) {
     }
     summary.dialect = active;
     if (active == provider::unknown) return sink_status;
-  }
-  if (summary.errored) {  // an in-stream error ended the response: nothing after it is emitted
-    ++summary.counters.after_error;
-    return sink_status;
   }
 
   if (active == provider::openai_chat) {
