@@ -9,7 +9,7 @@
 #include "rill/detail/assert.hpp"
 #include "rill/detail/wait_loop.hpp"
 
-// Memory-model tags [F1]-[F17] are explained in docs/memory_model.md ("Multicast").
+// Memory-model tags [F1]-[F18] are explained in docs/memory_model.md ("Multicast").
 
 namespace rill {
 namespace {
@@ -169,6 +169,9 @@ status multicast_stream::send_until(const event& e, time_point deadline) noexcep
       spin_iterations_,
       [this]() noexcept {
         send_waits_.store(send_waits_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+      },
+      [this]() noexcept {
+        send_parks_.store(send_parks_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
       });
 }
 
@@ -181,6 +184,9 @@ status multicast_stream::send(const event& e, std::stop_token token) noexcept {
       spin_iterations_,
       [this]() noexcept {
         send_waits_.store(send_waits_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+      },
+      [this]() noexcept {
+        send_parks_.store(send_parks_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
       });
 }
 
@@ -194,6 +200,45 @@ bool multicast_stream::gate_allows(std::uint64_t seq, std::uint64_t text_end, bo
   // Every text of events >= gate_ lies at or after the gate's recorded position.
   const std::uint64_t floor = text_pos_[gate_ & mask_] & ~kHasText;
   return text_end <= floor + text_bytes_;
+}
+
+// The least gate for which gate_allows(seq, text_end, has_text, refill_slack_) holds: the cursor every
+// holder must reach before a refused send of `seq` can go ahead. It depends only on the event (its
+// sequence number and text end) and on text_pos_ of published events, so it stays the same for as long as
+// the producer retries that event (the wake-up argument of [F18] relies on it).
+std::uint64_t multicast_stream::gate_needed(std::uint64_t seq, std::uint64_t text_end,
+                                            bool has_text) const noexcept {
+  // Slots: gate_allows wants seq + slack - gate <= mask_ (refill_slack_ < mask_, so lo <= seq).
+  std::uint64_t lo = seq + refill_slack_ > mask_ ? seq + refill_slack_ - mask_ : 0;
+  // Text: a gate below seq must have its recorded position at `floor` or above. Positions never decrease
+  // from one sequence number to the next (text positions grow, and an event without text records the text
+  // head), so the text part holds from the first such sequence number on; a gate equal to seq always
+  // passes. Sequences in [lo, seq) are all still in the ring (lo >= seq - mask_), so their text_pos_ is
+  // theirs. Binary search: a refused send runs this once per attempt.
+  if (!has_text || text_end <= text_bytes_) return lo;
+  const std::uint64_t floor = text_end - text_bytes_;
+  std::uint64_t hi = seq;
+  while (lo < hi) {
+    const std::uint64_t mid = lo + (hi - lo) / 2;
+    if ((text_pos_[mid & mask_] & ~kHasText) >= floor) {
+      hi = mid;
+    } else {
+      lo = mid + 1;
+    }
+  }
+  return lo;
+}
+
+// A blocking send was refused until every holder reaches `needed`: publishes it for the holders' cursor
+// publications, which wake the parked producer only when they cross it [F18]. Stored only when it changes
+// (it is the same for every retry of one event), so the line it shares with the wait words stays put.
+void multicast_stream::post_gate_needed(std::uint64_t needed) noexcept {
+  // Under drop nobody parks; a try_send under block may be followed by a send of the same event.
+  if (policy_ != backpressure::block || needed == needed_) return;
+  needed_ = needed;
+  // [F18] relaxed: the wait loop's next announce ([W2]) and heavy barrier ([W3]) come after it in this
+  // thread, and the barrier pair orders it for a holder (see publish_cursor).
+  gate_needed_.store(needed, std::memory_order_relaxed);
 }
 
 void multicast_stream::refresh_gate(std::uint64_t seq) noexcept {
@@ -277,6 +322,9 @@ status multicast_stream::try_publish(const event& e) noexcept {
     if (!gate_allows(seq, text_end, has_text, refill_slack_)) {
       // Keep failing the cached check until a refill is free. The minimum stays a safe bound: a holder
       // that attached since the last scan may sit below the stale gate.
+      RILL_ASSERT(gate_ < gate_needed(seq, text_end, has_text),
+                  "gate_needed() must agree with gate_allows()");
+      post_gate_needed(gate_needed(seq, text_end, has_text));
       gate_ = std::min(stale, gate_);
       return status::full;
     }
@@ -284,7 +332,12 @@ status multicast_stream::try_publish(const event& e) noexcept {
   if (has_text && text_end > text_bytes_) {
     const text_retirement retired = find_text_retirement(seq, text_end - text_bytes_);
     if (retired.from > text_from_) {
-      if (!announce_text_retirement(retired.from, seq, text_end)) return status::full;
+      if (!announce_text_retirement(retired.from, seq, text_end)) {
+        // A holder attached below the text this write needs. The next attempt rescans and goes ahead once
+        // the gate allows a refill, like the refusal above: the same cursor.
+        post_gate_needed(gate_needed(seq, text_end, true));
+        return status::full;
+      }
       text_from_ = retired.from;
       // [F7] relaxed, ordered before the overwrite by the release fence [F2]; subscribers re-check it
       // after [F6].
@@ -409,6 +462,7 @@ status multicast_stream::attach(subscription& out, const subscribe_options& opti
   out.policy_ = options.policy;
   out.was_detached_ = false;
   out.cursor_ = start;
+  out.shown_cursor_ = start;
   out.missed_last_ = 0;
   out.missed_total_ = 0;
   out.received_ = 0;
@@ -448,6 +502,7 @@ multicast_counters multicast_stream::counters() const noexcept {
   c.subscribers = attached_.load(std::memory_order_relaxed);
   c.detached = detached_.load(std::memory_order_relaxed);
   c.receive_parks = receive_parks_.load(std::memory_order_relaxed);
+  c.send_parks = send_parks_.load(std::memory_order_relaxed);
   return c;
 }
 
@@ -460,6 +515,7 @@ void subscription::take(subscription& other) noexcept {
   policy_ = other.policy_;
   was_detached_ = other.was_detached_;
   cursor_ = other.cursor_;
+  shown_cursor_ = other.shown_cursor_;
   missed_last_ = other.missed_last_;
   missed_total_ = other.missed_total_;
   received_ = other.received_;
@@ -486,10 +542,25 @@ status subscription::try_receive(event& out) noexcept {
 
 void subscription::publish_cursor() noexcept {
   if (policy_ != slow_reader::hold || stream_ == nullptr) return;
+  multicast_stream& s = *stream_;
+  const std::uint64_t from = shown_cursor_;
+  shown_cursor_ = cursor_;
   // [F10] release: our reads of the events below the cursor happen before the producer (acquire [F11])
   // overwrites them.
-  stream_->entries_[entry_].cursor.store(cursor_, std::memory_order_release);
-  stream_->producer_wait_.notify_after_publish();
+  s.entries_[entry_].cursor.store(cursor_, std::memory_order_release);
+  // [F18] The publisher's half of the park handshake (parking.hpp), with gate_needed_ in the place of the
+  // waiter bit: store (above); light barrier; load. A producer refused for this holder stored the cursor it
+  // needs before it announced itself and ran its heavy barrier, so either its re-check sees this cursor, or
+  // this load sees that value (or a later one, stored only once the producer got past that event). Only
+  // the publication that moves this holder across it can let the producer go ahead; the others would wake
+  // it to fail and park again (a syscall here, a membarrier there, per event). Each holder crosses a value
+  // once, so a wait gets at most one wake-up per holder (plus attach, detach, close, stop). Relaxed, as
+  // [W4]: it only decides whether to wake; wake_all()'s CAS, after the barrier too, changes the word after
+  // the producer's announcement, so its futex_wait cannot sleep through it.
+  detail::light_barrier();
+  const std::uint64_t needed = s.gate_needed_.load(std::memory_order_relaxed);
+  if (from < needed && needed <= cursor_) [[unlikely]]
+    s.producer_wait_.wake_all();
 }
 
 status subscription::read_next(event& out) noexcept {

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -636,6 +637,231 @@ TEST(MulticastStream, DrainConsumesTheEventWhoseHandlerThrew) {
   event e;
   ASSERT_EQ(sub.try_receive(e), status::ok);
   EXPECT_EQ(e.seq(), 3u);
+}
+
+// Runs `body` on a thread and joins it however the test returns (a failed ASSERT in the test body must
+// not leave a joinable thread behind).
+class joined_thread {
+ public:
+  template <class Body>
+  explicit joined_thread(Body&& body) : thread_(std::forward<Body>(body)) {}
+  joined_thread(const joined_thread&) = delete;
+  joined_thread& operator=(const joined_thread&) = delete;
+  ~joined_thread() { join(); }
+  void join() {
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  std::thread thread_;
+};
+
+// Waits (up to 10 s) until the producer has parked `parks` times in all (counted once it has announced
+// itself: a wake-up owed from then on must reach it).
+void wait_for_producer_parks(const multicast_stream& s, std::uint64_t parks) {
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (s.counters().send_parks < parks && std::chrono::steady_clock::now() < give_up)
+    std::this_thread::yield();
+  ASSERT_GE(s.counters().send_parks, parks) << "the producer never parked";
+}
+
+// A holder a whole ring behind that reads one event at a time wakes a parked producer once per refill
+// (when its cursor reaches the one the producer needs), not once per event: each wake-up costs the reader
+// a futex syscall and the producer a membarrier and another park.
+TEST(MulticastStream, SlowHolderWakesAParkedProducerOncePerRefill) {
+  multicast_stream s(small(1023));  // 1024 slots: a refill is 64 events
+  constexpr std::uint64_t kSlots = 1024;
+  constexpr std::uint64_t kRefill = kSlots / 16;
+  constexpr std::uint64_t kRefills = 16;
+  constexpr std::uint64_t kEvents = kSlots + kRefills * kRefill;
+  subscription slow, fast;  // the fast one is past the producer's mark whenever the producer waits
+  ASSERT_EQ(s.subscribe(slow, {slow_reader::hold, start_at::newest}), status::ok);
+  ASSERT_EQ(s.subscribe(fast, {slow_reader::hold, start_at::newest}), status::ok);
+  // Deadlines instead of hangs: a lost wake-up fails the test with timeout.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  status sent = status::ok;
+  std::uint64_t sent_count = 0;
+  joined_thread producer([&] {
+    const rill::test::on_scope_exit close_stream([&] { s.close(); });
+    for (; sent_count < kEvents; ++sent_count) {
+      sent = s.send_until(event::text_delta(0, short_text(sent_count)), deadline);
+      if (sent != status::ok) return;
+    }
+  });
+  std::uint64_t fast_next = 0;
+  status fast_end = status::ok;
+  joined_thread fast_reader([&] {
+    event e;
+    while ((fast_end = fast.receive_until(e, deadline)) == status::ok && e.seq() == fast_next) ++fast_next;
+  });
+  std::uint64_t slow_next = 0;
+  event e;
+  status st;
+  while ((st = slow.receive_until(e, deadline)) == status::ok) {
+    ASSERT_EQ(e.seq(), slow_next);
+    ASSERT_EQ(e.text(), short_text(slow_next));
+    ++slow_next;
+    // Slow enough for the producer to park between two reads (a refill takes 64 of these), so the old
+    // behaviour (a wake-up per cursor publication) parks it about once per event read.
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+  producer.join();
+  fast_reader.join();
+  EXPECT_EQ(sent, status::ok);
+  EXPECT_EQ(sent_count, kEvents);
+  EXPECT_EQ(st, status::closed);
+  EXPECT_EQ(slow_next, kEvents);
+  EXPECT_EQ(fast_end, status::closed);
+  EXPECT_EQ(fast_next, kEvents);
+  // Once the ring is full, the producer waits at most once per refill (kRefills of them, plus the first
+  // wait, which may find the ring not quite full if the slow reader already read a few events). Each wait
+  // parks once: only the publication that reaches the producer's mark wakes it, and then its send goes
+  // through. 3x leaves room for spurious futex wake-ups and a wake-up that a cursor publication began just
+  // before the producer's mark moved on. The old behaviour parks about 63 times per refill (once per
+  // event the slow holder reads while the producer sleeps): about a thousand here (1,000 to 1,500 measured,
+  // also with four test processes sharing two cores), against 16 or 17 now.
+  const rill::multicast_counters c = s.counters();
+  EXPECT_GE(c.send_parks, 1u) << "the producer never parked: the test did not exercise the wake-up";
+  EXPECT_LE(c.send_parks, 3 * (kRefills + 1)) << "send_waits " << c.send_waits;
+  RecordProperty("send_parks", static_cast<int>(c.send_parks));
+  RecordProperty("send_waits", static_cast<int>(c.send_waits));
+}
+
+// A producer refused for two holders parks until the last of them crosses its mark, or leaves: the first
+// holder's crossing wakes it to find the second still behind, and the second's crossing (or its detach,
+// which wakes unconditionally, as does an attach) must reach it: a lost wake-up fails with timeout.
+TEST(MulticastStream, ProducerWaitingForSeveralHoldersGoesOnWhenTheLastCrossesOrLeaves) {
+  enum class second_holder { reads, leaves, attaches_late };
+  for (const second_holder mode :
+       {second_holder::reads, second_holder::leaves, second_holder::attaches_late}) {
+    SCOPED_TRACE(static_cast<int>(mode));
+    multicast_stream s(small(63));  // 64 slots: a refill is 4 events, so event 64 waits for event 3 read
+    subscription first, second;
+    ASSERT_EQ(s.subscribe(first, {slow_reader::hold, start_at::newest}), status::ok);
+    if (mode != second_holder::attaches_late) {
+      ASSERT_EQ(s.subscribe(second, {slow_reader::hold, start_at::newest}), status::ok);
+    }
+    for (std::uint64_t i = 0; i < 64; ++i)
+      ASSERT_EQ(s.try_send(event::text_delta(0, short_text(i))), status::ok);
+    status sent = status::ok;
+    joined_thread producer([&] {
+      sent = s.send_until(event::text_delta(0, short_text(64)),
+                          std::chrono::steady_clock::now() + std::chrono::seconds(30));
+    });
+    ASSERT_NO_FATAL_FAILURE(wait_for_producer_parks(s, 1));
+    if (mode == second_holder::attaches_late) {
+      // Attaches in the backlog (at event 1, the oldest retained), below the producer's mark (event 4):
+      // the attach wakes the producer to rescan and find it.
+      ASSERT_EQ(s.subscribe(second, {slow_reader::hold, start_at::oldest}), status::ok);
+      ASSERT_EQ(second.next_seq(), 1u);
+    }
+    event e;
+    for (std::uint64_t i = 0; i < 4; ++i) {  // the fourth read crosses the mark: a wake-up
+      ASSERT_EQ(first.try_receive(e), status::ok);
+      ASSERT_EQ(e.seq(), i);
+    }
+    if (mode != second_holder::attaches_late) {
+      // The producer wakes (or its re-check sees the crossing), finds the second holder still at event 0,
+      // and parks again: event 64 would overwrite it.
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      EXPECT_EQ(s.next_seq(), 64u) << "the second holder still needs event 0";
+    }
+    if (mode == second_holder::leaves) {
+      second.detach();
+    } else {
+      for (std::uint64_t i = second.next_seq(); i < 4; ++i) {
+        ASSERT_EQ(second.try_receive(e), status::ok);
+        ASSERT_EQ(e.seq(), i);
+      }
+    }
+    producer.join();
+    EXPECT_EQ(sent, status::ok);
+    EXPECT_EQ(s.next_seq(), 65u);
+  }
+}
+
+// Every event reaches every holder, in order and whole, while a blocking producer waits for three holders
+// reading at different speeds, for slots and for text (the text ring holds a few events' text only). A
+// lost wake-up fails with timeout rather than hanging.
+TEST(MulticastStream, HoldersAtDifferentSpeedsGetEveryEventFromAParkingProducer) {
+  multicast_options o = small(63, 1024);  // 64 slots (refills of 4), 1 KiB of text: about 8 long texts
+  o.spin_iterations = 4;                  // park early and often
+  multicast_stream s(o);
+  constexpr std::uint64_t kEvents = 3000;
+  auto text_of = [](std::uint64_t i) { return i % 3 == 0 ? long_text(i, 60 + i % 90) : short_text(i); };
+  constexpr int kHolders = 3;
+  subscription holders[kHolders];
+  for (subscription& h : holders)
+    ASSERT_EQ(s.subscribe(h, {slow_reader::hold, start_at::newest}), status::ok);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  status sent = status::ok;
+  std::uint64_t sent_count = 0;
+  joined_thread producer([&] {
+    const rill::test::on_scope_exit close_stream([&] { s.close(); });
+    for (; sent_count < kEvents; ++sent_count) {
+      sent = s.send_until(event::text_delta(0, text_of(sent_count)), deadline);
+      if (sent != status::ok) return;
+    }
+  });
+  struct result {
+    std::uint64_t next = 0;
+    std::uint64_t bad = 0;
+    status end = status::ok;
+  };
+  result results[kHolders];
+  {
+    std::vector<std::unique_ptr<joined_thread>> readers;
+    // 0: receive as fast as it can; 1: yields after each event; 2: drains batches of up to 16, sleeping a
+    // little after each batch (one cursor publication per batch, often across the producer's mark).
+    readers.push_back(std::make_unique<joined_thread>([&] {
+      event e;
+      result& r = results[0];
+      while ((r.end = holders[0].receive_until(e, deadline)) == status::ok) {
+        r.bad += e.seq() != r.next || e.text() != text_of(r.next);
+        r.next = e.seq() + 1;
+      }
+    }));
+    readers.push_back(std::make_unique<joined_thread>([&] {
+      event e;
+      result& r = results[1];
+      while ((r.end = holders[1].receive_until(e, deadline)) == status::ok) {
+        r.bad += e.seq() != r.next || e.text() != text_of(r.next);
+        r.next = e.seq() + 1;
+        std::this_thread::yield();
+      }
+    }));
+    readers.push_back(std::make_unique<joined_thread>([&] {
+      result& r = results[2];
+      auto handle = [&](const event& e, bool) {
+        r.bad += e.seq() != r.next || e.text() != text_of(r.next);
+        r.next = e.seq() + 1;
+      };
+      while (std::chrono::steady_clock::now() < deadline) {
+        status why = status::ok;
+        holders[2].try_drain(handle, 16, &why);
+        if (why == status::ok || why == status::empty) {
+          std::this_thread::sleep_for(std::chrono::microseconds(20));
+          continue;
+        }
+        r.end = why;
+        break;
+      }
+    }));
+  }  // joins the readers
+  producer.join();
+  EXPECT_EQ(sent, status::ok);
+  EXPECT_EQ(sent_count, kEvents);
+  for (int i = 0; i < kHolders; ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(results[i].end, status::closed);
+    EXPECT_EQ(results[i].next, kEvents);
+    EXPECT_EQ(results[i].bad, 0u);
+    EXPECT_EQ(holders[i].missed_total(), 0u);
+  }
+  const rill::multicast_counters c = s.counters();
+  EXPECT_GE(c.send_waits, 1u);
+  RecordProperty("send_parks", static_cast<int>(c.send_parks));
+  RecordProperty("send_waits", static_cast<int>(c.send_waits));
 }
 
 }  // namespace

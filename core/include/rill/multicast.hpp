@@ -98,6 +98,7 @@ struct multicast_counters {
   std::uint64_t dropped = 0;     // events refused under backpressure::drop while a hold subscriber lagged
   std::uint64_t send_waits = 0;  // sends that had to wait for a hold subscriber
   std::uint64_t receive_parks = 0;    // times a blocking receive went to sleep (parked) for an event
+  std::uint64_t send_parks = 0;       // times a blocking send went to sleep (parked) for a hold subscriber
   std::uint64_t oldest_retained = 0;  // sequence number of the oldest event a subscriber can still read
   std::uint32_t subscribers = 0;      // attached now
   std::uint32_t detached = 0;         // subscribers cut off under slow_reader::detach, in total
@@ -172,7 +173,8 @@ class subscription {
   status lost(std::uint64_t cursor) noexcept;
   // try_receive without publishing a hold subscriber's cursor.
   status read_next(event& out) noexcept;
-  // Publishes a hold subscriber's cursor and wakes a producer waiting for it.
+  // Publishes a hold subscriber's cursor and wakes a producer waiting for it, if this publication moved
+  // the cursor across the one the producer needs.
   void publish_cursor() noexcept;
   // Counts a park in the stream's receive_parks.
   void note_park() noexcept;
@@ -184,6 +186,7 @@ class subscription {
   slow_reader policy_ = slow_reader::skip;
   bool was_detached_ = false;  // cut off by the detach policy (as opposed to never attached)
   std::uint64_t cursor_ = 0;
+  std::uint64_t shown_cursor_ = 0;  // a hold subscriber's cursor as last stored in its entry [F18]
   std::uint64_t missed_last_ = 0;
   std::uint64_t missed_total_ = 0;
   std::uint64_t received_ = 0;
@@ -280,6 +283,8 @@ class multicast_stream {
   bool gate_allows(std::uint64_t seq, std::uint64_t text_end, bool has_text,
                    std::uint64_t slack = 0) const noexcept;
   void refresh_gate(std::uint64_t seq) noexcept;
+  std::uint64_t gate_needed(std::uint64_t seq, std::uint64_t text_end, bool has_text) const noexcept;
+  void post_gate_needed(std::uint64_t needed) noexcept;
   void admit_holders() noexcept;
   struct text_retirement {
     std::uint64_t scanned_to;  // the next text_scan_
@@ -310,6 +315,7 @@ class multicast_stream {
   std::uint64_t text_head_ = 0;  // next free text ring position (monotonic)
   std::uint64_t text_scan_ = 0;  // first sequence number whose text may still be retained
   std::uint64_t text_from_ = 0;  // producer's copy of text_retained_from_
+  std::uint64_t needed_ = 0;     // producer's copy of gate_needed_
   std::unique_ptr<std::uint64_t[]> text_pos_;  // per slot: text start position | kHasText, or text_head_
   std::unique_ptr<std::uint64_t[]> staging_;   // borrowed text gathered before it is stored
   std::atomic<std::uint64_t> dropped_{0};      // single writer (producer); relaxed: statistics only
@@ -332,6 +338,11 @@ class multicast_stream {
   std::atomic<std::uint32_t> attached_{0};      // relaxed: statistics only
   std::atomic<std::uint32_t> detached_{0};      // relaxed: statistics only
   std::atomic<std::uint64_t> receive_parks_{0};  // relaxed: statistics only (parking wrote this line anyway)
+  std::atomic<std::uint64_t> send_parks_{0};     // single writer (producer); relaxed: statistics only
+  // The cursor every holder must reach before a refused blocking send can go ahead (0: none yet); stored
+  // by the producer when it changes, before it parks. A holder's cursor publication wakes the producer
+  // only when it crosses this value [F18].
+  std::atomic<std::uint64_t> gate_needed_{0};
 };
 
 // ---- template definitions ----
