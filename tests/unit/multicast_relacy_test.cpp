@@ -19,6 +19,13 @@
 //   text         The same race for the text ring: [F17] the producer announces a text retirement, then
 //                checks the rescan bit; the holder sets the bit, then reads the announcement. Either the
 //                producer sees the holder and withdraws, or the holder starts after the retired text.
+//   wake         A producer parked behind a holder, [F18]: it stores the cursor it needs, announces itself on
+//                the wait word, runs its heavy barrier (a seq_cst fence here) and re-checks; the holder
+//                stores its cursor, runs its light barrier, loads the needed cursor and wakes the producer
+//                only when its publication crosses it. The producer must never stay asleep once the holder
+//                has reached the cursor, also with a mark left from an earlier event and across a spurious
+//                return; without the holder's barrier, with the mark stored after the producer's barrier,
+//                or with a holder that never wakes, Relacy must find it asleep.
 // Each failing variant must fail on its own assertion ("user assert failed"), nothing else.
 //
 // Sanitizer builds skip these models (relacy_model.hpp says why).
@@ -236,6 +243,82 @@ struct text : rl::test_suite<text<Kind>, 2> {
   void after() { RL_ASSERT(!retired || holder_start >= 1); }
 };
 
+enum class wake_kind { code, no_holder_barrier, mark_after_barrier, never_wakes };
+
+// The wait word of parking.hpp: bit 0 "someone may sleep", the rest a generation; park() stands for
+// futex_wait, which sleeps only while the word still holds the announced value.
+struct wait_word_model {
+  rl::atomic<std::uint32_t> word;
+  bool asleep = false;
+  std::uint32_t slept_on = 0;
+  std::uint32_t announce() { return word(RL_INFO).fetch_or(1, rl::mo_seq_cst) | 1; }  // [W2]
+  void wake_all() {                                                                   // [W5]
+    std::uint32_t old = word(RL_INFO).load(rl::mo_relaxed);
+    while (!word(RL_INFO).compare_exchange_weak(old, (old & 1) != 0 ? old + 1 : old + 2, rl::mo_acq_rel,
+                                                rl::mo_relaxed)) {
+    }
+  }
+  void park(std::uint32_t announced) {
+    std::uint32_t expected = announced;
+    if (word(RL_INFO).compare_exchange_strong(expected, announced, rl::mo_seq_cst, rl::mo_seq_cst)) {
+      asleep = true;
+      slept_on = announced;
+    }
+  }
+  bool still_asleep() { return asleep && word(RL_INFO).load(rl::mo_relaxed) == slept_on; }
+};
+
+// Thread 0: a producer refused until the holder's cursor reaches 2; it parks up to `Rounds` times (a return
+// from park() before the last round is taken as spurious). Thread 1: the holder, publishing cursors 1 and 2.
+// `Stale`: the mark starts at 1, an earlier event's.
+template <wake_kind Kind, bool Stale, int Rounds>
+struct wake : rl::test_suite<wake<Kind, Stale, Rounds>, 2> {
+  static constexpr std::uint64_t kNeeded = 2;
+  rl::atomic<std::uint64_t> cursor;
+  rl::atomic<std::uint64_t> needed;  // multicast_stream::gate_needed_
+  wait_word_model w;
+  bool went_on = false;
+
+  void before() {
+    cursor(RL_INFO).store(0, rl::mo_relaxed);
+    needed(RL_INFO).store(Stale ? 1 : 0, rl::mo_relaxed);
+    w.word(RL_INFO).store(0, rl::mo_relaxed);
+  }
+  bool recheck() { return cursor(RL_INFO).load(rl::mo_acquire) >= kNeeded; }  // [F11]
+  void thread(unsigned index) {
+    if (index == 0) {
+      if (recheck()) {
+        went_on = true;
+        return;
+      }
+      if (Kind != wake_kind::mark_after_barrier) needed(RL_INFO).store(kNeeded, rl::mo_relaxed);  // [F18]
+      for (int round = 0; round < Rounds; ++round) {
+        const std::uint32_t announced = w.announce();
+        rl::atomic_thread_fence(rl::mo_seq_cst, RL_INFO);  // heavy_barrier() [W3]
+        if (Kind == wake_kind::mark_after_barrier && round == 0)
+          needed(RL_INFO).store(kNeeded, rl::mo_relaxed);
+        if (recheck()) {
+          went_on = true;
+          return;
+        }
+        w.park(announced);
+        if (round + 1 < Rounds) w.asleep = false;  // a spurious return: announce and re-check again
+      }
+      return;
+    }
+    std::uint64_t from = 0;  // subscription::shown_cursor_
+    for (std::uint64_t to = 1; to <= kNeeded; ++to) {
+      cursor(RL_INFO).store(to, rl::mo_release);  // [F10]
+      if (Kind != wake_kind::no_holder_barrier)
+        rl::atomic_thread_fence(rl::mo_seq_cst, RL_INFO);  // [W1] + membarrier
+      const std::uint64_t n = needed(RL_INFO).load(rl::mo_relaxed);
+      if (from < n && n <= to && Kind != wake_kind::never_wakes) w.wake_all();
+      from = to;
+    }
+  }
+  void after() { RL_ASSERT(went_on || !w.still_asleep()); }
+};
+
 template <class Suite>
 void expect_holds() {
   const model_result r = check_model<Suite>();
@@ -287,6 +370,23 @@ TEST(MulticastRelacy, TextRetirementSparesAHolderStartingBeforeIt) {
 
 TEST(MulticastRelacy, WithoutTheProducersBarrierRetiredTextIsLostToAHolder) {
   expect_violation<text<text_kind::no_producer_barrier> >();
+}
+
+TEST(MulticastRelacy, AParkedProducerIsWokenWhenTheHolderCrossesItsMark) {
+  expect_holds<wake<wake_kind::code, false, 1> >();
+  expect_holds<wake<wake_kind::code, true, 2> >();  // a stale mark, and a spurious return
+}
+
+TEST(MulticastRelacy, WithoutTheHoldersBarrierAProducerSleepsThroughItsMark) {
+  expect_violation<wake<wake_kind::no_holder_barrier, false, 1> >();
+}
+
+TEST(MulticastRelacy, WithTheMarkStoredAfterTheBarrierAProducerSleepsThroughIt) {
+  expect_violation<wake<wake_kind::mark_after_barrier, false, 1> >();
+}
+
+TEST(MulticastRelacy, AHolderThatNeverWakesLeavesTheProducerAsleep) {
+  expect_violation<wake<wake_kind::never_wakes, false, 1> >();
 }
 
 }  // namespace
