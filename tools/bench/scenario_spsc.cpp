@@ -159,20 +159,19 @@ struct one_way_tally {
 template <class Queue>
 run_result one_way(Queue& q, const run_config& cfg) {
   const auto& pool = Queue::pool();
+  (void)pool_checksum_sum(pool, 0);  // builds the expected-sum table before the clock
   one_way_tally t;
   std::vector<std::function<void(const std::atomic<bool>&)>> workers;
   workers.emplace_back([&](const std::atomic<bool>& stop) {
     t.start = steady::now();
-    std::uint64_t i = 0, sum = 0;
+    std::uint64_t i = 0;
     backoff wait;
     while (!stop.load(std::memory_order_relaxed)) {  // relaxed: a time-out flag, orders nothing
       for (int k = 0; k < 256; ++k, ++i) {
-        const auto& e = pool[i & kPoolMask];
-        while (!q.try_push(e)) wait.pause();
-        sum += checksum_of(e);
+        while (!q.try_push(pool[i & kPoolMask])) wait.pause();
       }
     }
-    t.producer_sum = sum;
+    t.producer_sum = pool_checksum_sum(pool, i);
     t.produced.store(i, std::memory_order_release);  // after the last push; pairs with the consumer's load
     q.finish();
   });
@@ -279,10 +278,10 @@ struct moodycamel_cq_batch_queue {
 template <class Queue>
 run_result batched(Queue& q, const run_config& cfg) {
   const auto& pool = Queue::pool();
+  (void)pool_checksum_sum(pool, 0);  // builds the expected-sum table before the clock
   one_way_tally t;
   std::vector<std::function<void(const std::atomic<bool>&)>> workers;
   workers.emplace_back([&](const std::atomic<bool>& stop) {
-    std::uint64_t batch_sum = 0;  // every batch is one of kPoolSize / kBatch fixed pool windows
     t.start = steady::now();
     std::uint64_t i = 0;
     backoff wait;
@@ -295,11 +294,10 @@ run_result batched(Queue& q, const run_config& cfg) {
           if (n == 0) wait.pause();
           done += n;
         }
-        for (std::size_t j = 0; j < kBatch; ++j) batch_sum += checksum_of(first[j]);
         i += kBatch;
       }
     }
-    t.producer_sum = batch_sum;
+    t.producer_sum = pool_checksum_sum(pool, i);     // element k is pool entry k mod kPoolSize
     t.produced.store(i, std::memory_order_release);  // after the last push; pairs with the consumer's load
   });
   workers.emplace_back([&](const std::atomic<bool>&) {
@@ -364,10 +362,12 @@ std::function<run_result(const run_config&)> round_trip_case(Args... args) {
       std::uint64_t k = 0;
       while (true) {
         if (const auto* e = there->try_pop()) {
+          while (!back->try_push(*e)) rill::detail::cpu_relax();
+          // Verified after the echo is on its way, outside the trip ping times (as ping checks the reply
+          // after its clock read); `e` stays valid until the next try_pop.
           if (!Queue::in_order(*e, k) || checksum_of(*e) != checksum_of(pool[k & kPoolMask])) [[unlikely]] {
             failure.fail(describe_mismatch(k));
           }
-          while (!back->try_push(*e)) rill::detail::cpu_relax();
           ++k;
         } else if (done.load(std::memory_order_acquire)) {  // acquire: pairs with the ping's release
           break;

@@ -1,6 +1,8 @@
 #include "workload.hpp"
 
 #include <array>
+#include <cstdlib>
+#include <cstring>
 
 namespace rill_bench {
 
@@ -17,6 +19,8 @@ const std::vector<rill::event>& rill_pool() {
     v.reserve(kPoolSize);
     for (std::size_t i = 0; i < kPoolSize; ++i) {
       v.push_back(rill::event::text_delta(static_cast<std::uint16_t>(i), token_text(i)));
+      // checksum_of hashes the event's own words: text outside them would go unchecked.
+      if (!v.back().text_is_inline()) std::abort();
     }
     return v;
   }();
@@ -33,6 +37,13 @@ const std::vector<bench_item>& item_pool() {
       x ^= x << 17;
       v[i].seq = i;
       v[i].value = x;
+      // Every word checksum_of reads holds pool-specific bytes, as a rill event's text words do.
+      v[i].producer = x * 0xd6e8feb86659fd93u;
+      v[i].stamp = x * 0xc4ceb9fe1a85ec53u;
+      for (std::size_t w = 0; w < sizeof v[i].pad; w += 8) {
+        const std::uint64_t word = x * (0xff51afd7ed558ccdu + 2 * w);
+        std::memcpy(v[i].pad + w, &word, sizeof word);
+      }
     }
     return v;
   }();
