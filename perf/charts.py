@@ -5,6 +5,8 @@
 
 Writes one chart per throughput scenario (median with min..max bars, per implementation), the latency
 percentiles of ping_pong_rtt, blocking_handoff and llm_replay, and lookup cost against stream count.
+A row that kept runs from another vCPU placement (JSON off_placement > 0) is marked in its label, since
+its median mixes placements; a null percentile (p99.9 of runs under 1000 samples) is left out of its chart.
 Only the standard library and the gnuplot binary are used.
 """
 import json
@@ -23,12 +25,36 @@ def case_name(result):
     return result["scenario"] + params
 
 
+def placement_mark(result):
+    """A note for a row whose runs came from more than one vCPU placement ('' for the others).
+
+    Results written before the placement fields existed have none, and are not marked."""
+    off, runs = result.get("off_placement") or 0, result.get("runs") or 0
+    if off == 0:
+        return ""
+    if off >= runs:
+        return f" [all {runs} runs off placement]"
+    return f" [mixed placements: {off}/{runs} runs off]"
+
+
 def impl_label(result):
     label = result["impl"]
     for key in IMPL_PARAMS:
         if key in result["params"]:
             label += f" ({key}={result['params'][key]})"
-    return label
+    return label + placement_mark(result)
+
+
+def num(value, scale=1.0):
+    """A data-file number; gnuplot reads NaN as undefined and leaves the point out."""
+    return "NaN" if value is None else f"{value / scale:.6g}"
+
+
+def placement_note(rows):
+    """A title line when a chart shows a row whose median mixes placements."""
+    if any(placement_mark(r) for r in rows):
+        return "\\n[bracketed]: runs kept from another vCPU placement (the median mixes placements)"
+    return ""
 
 
 def plot(script, data_files, workdir):
@@ -58,13 +84,13 @@ def main():
             # Throughput (operations per second): median with the min..max range of the runs.
             if all(r["events_per_sec"] is not None for r in rows) and scenario not in ("ping_pong_rtt", "blocking_handoff"):
                 data = "".join(
-                    f"{i} \"{impl_label(r)}\" {r['events_per_sec'] / 1e6:.6g} {r['min'] / 1e6:.6g} {r['max'] / 1e6:.6g}\n"
+                    f"{i} \"{impl_label(r)}\" {num(r['events_per_sec'], 1e6)} {num(r['min'], 1e6)} {num(r['max'], 1e6)}\n"
                     for i, r in enumerate(rows))
                 png = os.path.join(out_dir, f"{slug}.png")
                 plot(f"""
 set terminal pngcairo size 900,420 noenhanced
 set output '{png}'
-set title "{name}: millions of operations per second (median, min..max)\\n{subtitle}"
+set title "{name}: millions of operations per second (median, min..max)\\n{subtitle}{placement_note(rows)}"
 set style fill solid 0.6
 set boxwidth 0.6
 set yrange [0:*]
@@ -75,14 +101,21 @@ plot 'data' using 1:3:xtic(2) with boxes notitle, '' using 1:3:4:5 with yerrorba
                 written.append(png)
             # Latency percentiles, where the runs measured them.
             if any(r["p50_ns"] is not None for r in rows):
+                latency_rows = [r for r in rows if r["p50_ns"] is not None]
+                # A percentile null in every row (p99.9 of blocking_handoff's short runs) has no bars.
+                columns = [(field, title) for field, title in (("p50_ns", "p50"), ("p99_ns", "p99"), ("p999_ns", "p99.9"))
+                           if any(r[field] is not None for r in latency_rows)]
                 data = "".join(
-                    f"\"{impl_label(r)}\" {r['p50_ns']:.6g} {r['p99_ns']:.6g} {r['p999_ns']:.6g}\n"
-                    for r in rows if r["p50_ns"] is not None)
+                    f"\"{impl_label(r)}\" " + " ".join(num(r[field]) for field, _ in columns) + "\n"
+                    for r in latency_rows)
+                bars = ", ".join(
+                    ("'data' using 2:xtic(1)" if i == 0 else f"'' using {i + 2}") + f" title '{title}'"
+                    for i, (_, title) in enumerate(columns))
                 png = os.path.join(out_dir, f"{slug}_latency.png")
                 plot(f"""
 set terminal pngcairo size 900,420 noenhanced
 set output '{png}'
-set title "{name}: latency percentiles (ns, log scale; medians of the runs)\\n{subtitle}"
+set title "{name}: latency percentiles (ns, log scale; medians of the runs)\\n{subtitle}{placement_note(latency_rows)}"
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.7
@@ -90,20 +123,23 @@ set logscale y
 set key outside right top
 set grid ytics
 set xtics rotate by -20
-plot 'data' using 2:xtic(1) title 'p50', '' using 3 title 'p99', '' using 4 title 'p99.9'
+plot {bars}
 """, {"data": data}, work)
                 written.append(png)
         # Lookup cost against stream count (ns per lookup = 1e9 / lookups per second).
         lookups = [r for r in doc["results"] if r["scenario"] == "manager_lookup"]
         if lookups:
-            series = {}
+            series, mixed = {}, set()
             for r in lookups:
                 key = f"{r['impl']} churn={str(r['params'].get('churn')).lower()}"
                 series.setdefault(key, []).append((r["params"]["streams"], 1e9 / r["events_per_sec"]))
+                if placement_mark(r):
+                    mixed.add(key)
             data_files, plots = {}, []
             for i, (key, points) in enumerate(sorted(series.items())):
                 data_files[f"s{i}"] = "".join(f"{n} {ns:.6g}\n" for n, ns in sorted(points))
-                plots.append(f"'s{i}' using 1:2 with linespoints title '{key}'")
+                title = key + (" [placements mixed]" if key in mixed else "")
+                plots.append(f"'s{i}' using 1:2 with linespoints title '{title}'")
             png = os.path.join(out_dir, "manager_lookup_cost.png")
             plot(f"""
 set terminal pngcairo size 900,420 noenhanced

@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <thread>
 
 #include "rill/clock.hpp"
@@ -255,6 +256,7 @@ void run_result::set_latency(const latency_histogram& h) {
   p99_ns = h.percentile(0.99);
   p999_ns = h.percentile(0.999);
   max_ns = h.max();
+  latency_samples = h.count();
 }
 
 double median_of(std::vector<double> v) {
@@ -273,6 +275,15 @@ std::optional<double> median_field(const std::vector<run_result>& runs, std::opt
   }
   if (v.empty()) return std::nullopt;
   return median_of(std::move(v));
+}
+
+std::optional<double> max_field(const std::vector<run_result>& runs,
+                                std::optional<double> run_result::*field) {
+  std::optional<double> high;
+  for (const auto& r : runs) {
+    if (r.*field) high = std::max(high.value_or(*(r.*field)), *(r.*field));
+  }
+  return high;
 }
 
 double primary_of(const run_result& r, metric m) {
@@ -300,7 +311,10 @@ std::vector<impl_summary> run_interleaved(const scenario_case& sc, const run_con
   std::string title = sc.scenario;
   for (const auto& [k, v] : sc.params) title += " " + k + "=" + v;
   std::vector<int> retaken(n, 0), off_placement(n, 0);
-  const double home_ns = sc.one_thread || cfg.retakes == 0 ? 0 : home_placement_ns(cfg);
+  // Every two-thread table has a home placement and flags runs from another, whatever --retakes says
+  // (--retakes 0 only keeps such runs instead of running them again).
+  const std::optional<double> home_ns =
+      sc.one_thread ? std::nullopt : std::optional<double>(home_placement_ns(cfg));
   for (int rep = 0; rep < cfg.repetitions; ++rep) {
     for (std::size_t i = 0; i < n; ++i) {
       const impl_case& ic = sc.impls[i];
@@ -309,7 +323,7 @@ std::vector<impl_summary> run_interleaved(const scenario_case& sc, const run_con
         const double c2c_before = probe_c2c_ns(cfg.c2c_rounds);
         run_result r = ic.run(cfg);
         const double c2c_after = probe_c2c_ns(cfg.c2c_rounds);
-        const bool home = home_ns == 0 || (in_band(home_ns, c2c_before) && in_band(home_ns, c2c_after));
+        const bool home = !home_ns || (in_band(*home_ns, c2c_before) && in_band(*home_ns, c2c_after));
         const bool again = !home && attempt < cfg.retakes && g_placement_spent < cfg.placement_budget;
         const char* mark = home ? "" : again ? "  (another placement: again)" : "  (another placement: kept)";
         std::fprintf(stderr, "  %-40s run %d/%d  %-28s primary %12.1f  c2c %5.0f/%5.0f ns%s\n", title.c_str(),
@@ -317,7 +331,7 @@ std::vector<impl_summary> run_interleaved(const scenario_case& sc, const run_con
                      c2c_after, mark);
         if (again) {
           ++retaken[i];
-          wait_for_home_placement(cfg, home_ns);
+          wait_for_home_placement(cfg, *home_ns);
           g_placement_spent += steady::now() - attempt_start;
           continue;
         }
@@ -340,18 +354,30 @@ std::vector<impl_summary> run_interleaved(const scenario_case& sc, const run_con
     s.params.insert(s.params.end(), ic.params.begin(), ic.params.end());
     s.primary = sc.primary;
     s.runs = static_cast<int>(runs[i].size());
-    s.home_c2c_ns = home_ns;
-    s.retaken = retaken[i];
-    s.off_placement = off_placement[i];
+    if (home_ns) {
+      s.home_c2c_ns = home_ns;
+      s.retaken = retaken[i];
+      s.off_placement = off_placement[i];
+    }
     s.events_per_sec = median_field(runs[i], &run_result::events_per_sec);
     s.bytes_per_sec = median_field(runs[i], &run_result::bytes_per_sec);
     s.p50_ns = median_field(runs[i], &run_result::p50_ns);
     s.p99_ns = median_field(runs[i], &run_result::p99_ns);
     s.p999_ns = median_field(runs[i], &run_result::p999_ns);
-    s.max_ns = median_field(runs[i], &run_result::max_ns);
+    // The maximum is the largest sample of all the kept runs, not a median of the runs' maxima.
+    s.max_ns = max_field(runs[i], &run_result::max_ns);
+    if (s.p50_ns) {
+      std::uint64_t fewest = std::numeric_limits<std::uint64_t>::max();
+      for (const auto& r : runs[i]) fewest = std::min(fewest, r.latency_samples);
+      s.latency_samples_per_run = static_cast<double>(fewest);
+      // A percentile from fewer samples than it needs is the run's top sample or near it (max_ns says that).
+      if (fewest < kMinSamplesP99) s.p99_ns.reset();
+      if (fewest < kMinSamplesP999) s.p999_ns.reset();
+    }
     s.bytes = median_field(runs[i], &run_result::bytes);
     s.lag_events = median_field(runs[i], &run_result::lag_events);
     s.empty_polls_per_batch = median_field(runs[i], &run_result::empty_polls_per_batch);
+    s.churn_ops_per_sec = median_field(runs[i], &run_result::churn_ops_per_sec);
     std::vector<double> primary;
     for (const auto& r : runs[i]) primary.push_back(primary_of(r, sc.primary));
     s.primary_median = median_of(primary);

@@ -27,7 +27,8 @@ struct run_config {
   // Each table measures one vCPU placement, its home: the median of five core-to-core probes taken as the
   // table starts. A run whose probe before or after falls outside [home / kPlacementBand, home *
   // kPlacementBand] ran on another placement; it is run again once a probe reads the home placement
-  // again (idle pauses of 250 ms, at most 10 s), up to `retakes` times (0: keep every run).
+  // again (idle pauses of 250 ms, at most 10 s), up to `retakes` times (0: keep every run). Runs kept
+  // from another placement are counted either way (impl_summary::off_placement).
   int retakes = 3;
   // Wall time the whole process may spend on runs it discards and on waiting for the placement; once it
   // is spent, runs from another placement are kept (and counted as such).
@@ -132,13 +133,23 @@ struct run_result {
   std::optional<double> events_per_sec;  // events (or operations) per second
   std::optional<double> bytes_per_sec;
   std::optional<double> p50_ns, p99_ns, p999_ns, max_ns;
+  std::uint64_t latency_samples = 0;     // samples behind the percentiles above (set_latency)
   std::optional<double> bytes;           // bytes per buffered event / per stream
   std::optional<double> lag_events;      // fanout: the slowest subscriber's largest backlog (events)
   // spsc_batch_throughput: the consumer's polls that found the queue empty, per 64 events it took (under
   // kBacklogEmptyPolls: the backlog regime).
   std::optional<double> empty_polls_per_batch;
+  // manager_lookup with churn: the writer's create + close pairs per second during the run.
+  std::optional<double> churn_ops_per_sec;
   void set_latency(const latency_histogram& h);
 };
+
+// A run's percentile q is kept only when the run took at least 1 / (1 - q) samples (100 for p99, 1000
+// for p99.9): below that the "percentile" is the run's largest sample or close to it, which max_ns
+// already reports. A row whose runs took fewer (blocking_handoff: 100-300 hand-offs per run) shows it as
+// null ("-").
+inline constexpr std::uint64_t kMinSamplesP99 = 100;
+inline constexpr std::uint64_t kMinSamplesP999 = 1000;
 
 // A batch run whose consumer found the queue empty fewer times than this per 64 events ran in the backlog
 // regime (the consumer almost never waits), else caught up (docs/benchmarking.md, "Batches, measured per
@@ -169,19 +180,25 @@ struct impl_summary {
   std::string scenario, impl, label;
   param_list params;  // scenario params followed by the impl's own
   metric primary = metric::throughput;
+  // p50_ns, p99_ns, p999_ns: medians of the runs' own percentiles (p99 and p999 null when a run took too
+  // few samples: kMinSamplesP99, kMinSamplesP999); max_ns: the largest sample of all the kept runs.
   std::optional<double> events_per_sec, min, max, bytes_per_sec, p50_ns, p99_ns, p999_ns, max_ns, bytes,
-      lag_events, empty_polls_per_batch;
+      lag_events, empty_polls_per_batch, churn_ops_per_sec;
+  std::optional<double> latency_samples_per_run;  // the fewest latency samples one kept run took
   int runs = 0;
-  double home_c2c_ns = 0;  // the table's home placement (0: not checked: one thread, or --retakes 0)
-  int retaken = 0;        // runs done again because their probes showed another vCPU placement
-  int off_placement = 0;  // runs kept although their probes showed another placement (re-takes used up)
+  // Placement of a two-thread table (all empty for one-thread tables, which are not checked).
+  std::optional<double> home_c2c_ns;  // the table's home placement (median of five probes at its start)
+  std::optional<int> retaken;         // runs done again because their probes showed another vCPU placement
+  std::optional<int> off_placement;   // runs kept although their probes showed another placement
+                                      // (re-takes used up, placement budget spent, or --retakes 0)
   double c2c_ns_before = 0, c2c_ns_after = 0;
   double primary_median = 0, primary_min = 0, primary_max = 0;
 };
 
 // Runs every implementation of `sc` `cfg.repetitions` times, interleaved (A B C A B C ...), probing the
-// core-to-core latency before and after each run; a run outside the home placement is run again when the
-// placement is back (up to cfg.retakes times) unless the scenario is one_thread. Prints progress to stderr.
+// core-to-core latency before and after each run. Unless the scenario is one_thread, a run outside the
+// home placement is run again when the placement is back (up to cfg.retakes times) and counted as
+// off_placement when kept (re-takes used up, or --retakes 0). Prints progress to stderr.
 std::vector<impl_summary> run_interleaved(const scenario_case& sc, const run_config& cfg);
 
 // ---- measurements in a process of their own ---------------------------------------------------------

@@ -17,6 +17,11 @@
 #include "harness.hpp"
 #include "rill/clock.hpp"
 
+// RILL_BENCH_GIT_SHA: the commit the binary was built from (`git describe --dirty`), written at build time
+// by tools/cmake/RillBenchGitSha.cmake ("unknown" when built without it or without git).
+#if __has_include("rill_bench_git_sha.hpp")
+#include "rill_bench_git_sha.hpp"
+#endif
 #ifndef RILL_BENCH_GIT_SHA
 #define RILL_BENCH_GIT_SHA "unknown"
 #endif
@@ -90,7 +95,7 @@ double advantage(const impl_summary& rill, const impl_summary& peer) {
                                         : peer.primary_median / rill.primary_median;
 }
 
-void print_table(const scenario_case& sc, const std::vector<impl_summary>& rows) {
+void print_table(const scenario_case& sc, const std::vector<impl_summary>& rows, const run_config& cfg) {
   std::string title = sc.scenario;
   for (const auto& [k, v] : sc.params) title += " " + k + "=" + v;
   const char* what = sc.primary == metric::throughput  ? "throughput"
@@ -106,8 +111,8 @@ void print_table(const scenario_case& sc, const std::vector<impl_summary>& rows)
     if (is_headline(r)) headline = &r;
     else if (is_rill(r) && variant == nullptr) variant = &r;
   }
-  // Latency columns wherever the runs measured latency (medians over runs); the median/min/max columns
-  // are the primary metric's.
+  // Latency columns wherever the runs measured latency (p50/p99/p99.9: medians of the runs' own
+  // percentiles; max: the largest sample of all runs); the median/min/max columns are the primary metric's.
   const bool latency = std::any_of(rows.begin(), rows.end(), [](const impl_summary& r) { return r.p50_ns.has_value(); });
   const bool extra_p50 = latency && sc.primary != metric::latency;
   std::printf("   %-30s %12s %12s %12s", "impl", "median", "min", "max");
@@ -118,6 +123,9 @@ void print_table(const scenario_case& sc, const std::vector<impl_summary>& rows)
   const bool empty_polls = std::any_of(
       rows.begin(), rows.end(), [](const impl_summary& r) { return r.empty_polls_per_batch.has_value(); });
   if (empty_polls) std::printf(" %11s", "empty/batch");
+  const bool churn = std::any_of(rows.begin(), rows.end(),
+                                 [](const impl_summary& r) { return r.churn_ops_per_sec.has_value(); });
+  if (churn) std::printf(" %12s", "churn");
   std::printf(" %9s", "c2c ns");
   if (headline != nullptr) std::printf(" %10s", "rill x");
   if (variant != nullptr) std::printf(" %14s", (variant->label.substr(variant->impl.size()) + " x").c_str());
@@ -134,6 +142,11 @@ void print_table(const scenario_case& sc, const std::vector<impl_summary>& rows)
     if (empty_polls) {
       std::printf(" %11s", r.empty_polls_per_batch ? fmt("%.1f", *r.empty_polls_per_batch).c_str() : "-");
     }
+    if (churn) {
+      std::printf(" %12s", r.churn_ops_per_sec
+                               ? format_primary(metric::throughput, *r.churn_ops_per_sec).c_str()
+                               : "-");
+    }
     std::printf(" %4.0f/%-4.0f", r.c2c_ns_before, r.c2c_ns_after);
     if (headline != nullptr) {
       std::printf(" %10s", is_rill(r) ? "-" : fmt("%.2fx", advantage(*headline, r)).c_str());
@@ -147,19 +160,33 @@ void print_table(const scenario_case& sc, const std::vector<impl_summary>& rows)
     std::printf("   (rill x: rill's advantage over the row, >1 = rill better; %s)\n",
                 higher_is_better(sc.primary) ? "rill / peer" : "peer / rill");
   }
+  if (latency) {
+    std::printf(
+        "   (p50/p99/p99.9: medians of the runs' own percentiles, \"-\" where a run took under %llu "
+        "samples for p99.9; max: the largest sample of all runs)\n",
+        static_cast<unsigned long long>(kMinSamplesP999));
+  }
+  if (churn) std::printf("   (churn: the writer's create + close pairs/s on cpu1, median of the runs)\n");
   int retaken = 0, off_placement = 0;
   for (const auto& r : rows) {
-    retaken += r.retaken;
-    off_placement += r.off_placement;
+    retaken += r.retaken.value_or(0);
+    off_placement += r.off_placement.value_or(0);
   }
+  const double home = rows.empty() ? 0 : rows.front().home_c2c_ns.value_or(0);
   if (retaken != 0) {
-    const double home = rows.front().home_c2c_ns;
     std::printf("   (%d run(s) done again: core-to-core probes outside this table's %.0f-%.0f ns)\n", retaken,
                 home / kPlacementBand, home * kPlacementBand);
   }
   if (off_placement != 0) {
-    std::printf("   (%d run(s) kept from another vCPU placement after every re-take: read with care)\n",
-                off_placement);
+    if (cfg.retakes == 0) {
+      std::printf(
+          "   (%d run(s) kept from another vCPU placement, probes outside %.0f-%.0f ns (--retakes 0): "
+          "read with care)\n",
+          off_placement, home / kPlacementBand, home * kPlacementBand);
+    } else {
+      std::printf("   (%d run(s) kept from another vCPU placement after every re-take: read with care)\n",
+                  off_placement);
+    }
   }
 }
 
@@ -240,7 +267,7 @@ target_tally print_targets(const std::vector<impl_summary>& all) {
     const double a = advantage(*rill, *peer);
     // A median over runs from two vCPU placements compares nothing (the c2c_floor row of one placement
     // against a rill row of another once read 2.2x "met"): such a line is shown but not judged.
-    const int elsewhere = rill->off_placement + peer->off_placement;
+    const int elsewhere = rill->off_placement.value_or(0) + peer->off_placement.value_or(0);
     if (elsewhere != 0) {
       ++tally.unjudged;
       std::printf("   %-58s %-22s %6.2fx (need >= %.2fx)  not judged: %d run(s) from another placement\n",
@@ -255,7 +282,7 @@ target_tally print_targets(const std::vector<impl_summary>& all) {
   // The same line, counted as no target: a row the tables show beside a target row.
   auto inform = [&](const char* what, const impl_summary* rill, const impl_summary* peer) {
     if (rill == nullptr || peer == nullptr) return;
-    const int elsewhere = rill->off_placement + peer->off_placement;
+    const int elsewhere = rill->off_placement.value_or(0) + peer->off_placement.value_or(0);
     std::printf("   %-58s %-22s %6.2fx (not a target row%s)\n", what, rill->label.c_str(),
                 advantage(*rill, *peer), elsewhere != 0 ? "; runs from another placement" : "");
   };
@@ -359,6 +386,10 @@ std::string json_number(std::optional<double> v) {
   return buf;
 }
 
+std::string json_int(std::optional<int> v) {
+  return v ? std::to_string(*v) : "null";
+}
+
 // Parameter values are numbers or booleans where they look like one, strings otherwise.
 std::string json_param(const std::string& v) {
   if (v == "true" || v == "false") return v;
@@ -386,7 +417,11 @@ void write_json(const std::string& path, const machine_info& m, const std::vecto
       << ", \"bytes\": " << json_number(s.bytes) << ", \"max_lag_events\": " << json_number(s.lag_events)
       << ", \"consumer_empty_polls_per_batch\": " << json_number(s.empty_polls_per_batch)
       << ", \"runs\": " << s.runs << ", \"c2c_ns_before\": " << json_number(s.c2c_ns_before)
-      << ", \"c2c_ns_after\": " << json_number(s.c2c_ns_after) << "}";
+      << ", \"c2c_ns_after\": " << json_number(s.c2c_ns_after)
+      << ", \"home_c2c_ns\": " << json_number(s.home_c2c_ns) << ", \"retaken\": " << json_int(s.retaken)
+      << ", \"off_placement\": " << json_int(s.off_placement)
+      << ", \"latency_samples_per_run\": " << json_number(s.latency_samples_per_run)
+      << ", \"churn_ops_per_sec\": " << json_number(s.churn_ops_per_sec) << "}";
   }
   o << "\n]}\n";
   std::ofstream f(path);
@@ -406,7 +441,8 @@ void usage(const std::vector<scenario_entry>& scenarios) {
       "  --runs N     interleaved repetitions per implementation (default 5, at least 5 recommended)\n"
       "  --run-ms MS  time budget of one timed run (default 250, quick 50)\n"
       "  --retakes N  how often a run is done again when its core-to-core probes show another vCPU\n"
-      "               placement than at the start of its table (default 3; 0 keeps every run)\n"
+      "               placement than at the start of its table (default 3; 0 keeps every run, such\n"
+      "               runs still counted and their tables marked)\n"
       "  --child NAME ARG  used by rill-bench itself: one measurement in a fresh process\n"
       "               (memory_idle_stream's runs)\n"
       "scenarios:");
@@ -504,8 +540,10 @@ int main(int argc, char** argv) {
               probe_c2c_ns(cfg.c2c_rounds));
   std::printf(
       "vCPU placement: each two-thread table keeps to the placement it starts in (c2c within %.1fx of "
-      "its probes at the start); a run from another is done again, up to %d times\n",
-      kPlacementBand, cfg.retakes);
+      "its probes at the start); a run from another is %s\n",
+      kPlacementBand,
+      cfg.retakes == 0 ? "kept and counted (--retakes 0)"
+                       : ("done again, up to " + std::to_string(cfg.retakes) + " times").c_str());
   if (machine.cores < 4) {
     std::printf("note: a %u-CPU machine is noisy (other work, vCPU placement); compare ratios, not absolutes\n",
                 machine.cores);
@@ -526,7 +564,7 @@ int main(int argc, char** argv) {
           if (sc.impls.empty()) continue;
         }
         auto rows = run_interleaved(sc, cfg);
-        print_table(sc, rows);
+        print_table(sc, rows, cfg);
         std::fflush(stdout);
         all.insert(all.end(), rows.begin(), rows.end());
       }

@@ -2,10 +2,12 @@
 #include <malloc.h>
 
 #include <any>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <shared_mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 
 #include "harness.hpp"
@@ -115,10 +117,41 @@ constexpr std::size_t kScripts = 64;
 constexpr std::size_t kReplayCapacity = 64;
 constexpr std::size_t kReplayArena = 16384;
 
+// Every byte of a text block: the length, and the bytes read as words that together cover all of them (the
+// last overlapping), each multiplied by an odd constant of its own position, so a changed byte changes the
+// hash and a moved one almost surely does. The multiplies are independent of each other: about a cycle per
+// 8 bytes, the same work for both implementations (each hands the consumer a view of the bytes it received).
+std::uint64_t text_hash(std::string_view text) noexcept {
+  const char* p = text.data();
+  const std::size_t n = text.size();
+  auto word = [](const char* at) {
+    std::uint64_t w;
+    std::memcpy(&w, at, sizeof w);
+    return w;
+  };
+  std::uint64_t h = std::uint64_t{n} * 0x9e3779b97f4a7c15u;
+  if (n >= 8) {
+    std::size_t i = 0;
+    for (; i + 8 < n; i += 8) h ^= word(p + i) * (0xff51afd7ed558ccdu + 2 * i);
+    h ^= word(p + n - 8) * 0xc2b2ae3d27d4eb4fu;
+  } else if (n >= 4) {
+    std::uint32_t head, tail;
+    std::memcpy(&head, p, sizeof head);
+    std::memcpy(&tail, p + n - 4, sizeof tail);
+    h ^= ((std::uint64_t{head} << 32) | tail) * 0xc2b2ae3d27d4eb4fu;
+  } else if (n != 0) {
+    const auto byte = [&](std::size_t i) { return std::uint64_t{static_cast<unsigned char>(p[i])}; };
+    h ^= ((byte(0) << 16) | (byte(n / 2) << 8) | byte(n - 1)) * 0xc2b2ae3d27d4eb4fu;
+  }
+  return h;
+}
+
+// One event of a script and what the consumer must receive for it: the kind, the text size and the hash of
+// the whole text block (all fields back to back), computed once when the scripts are built.
 struct script_step {
   rill::event event;
   std::size_t text_size;
-  char first_char;
+  std::uint64_t text_hash;
 };
 
 struct rng {
@@ -179,8 +212,10 @@ const std::vector<std::vector<script_step>>& scripts() {
       events.push_back(rill::event::usage(usage));
       events.push_back(rill::event::message_stop(tool ? rill::stop_reason::tool_use : rill::stop_reason::end_turn));
       for (const auto& e : events) {
-        const std::string_view block = e.text_block();
-        out[s].push_back({e, e.text_size(), block.empty() ? '\0' : block.front()});
+        std::string block;  // every field, as a received event's text block holds them
+        for (std::size_t f = 0; f < e.field_count(); ++f) block += e.field(f);
+        if (block.size() != e.text_size()) throw verification_error("llm_replay: script text size");
+        out[s].push_back({e, e.text_size(), text_hash(block)});
       }
     }
     return out;
@@ -200,8 +235,9 @@ struct cursor {
   }
 };
 
-bool matches(const script_step& want, rill::event_kind kind, std::size_t size, char first) noexcept {
-  return kind == want.event.kind() && size == want.text_size && (size == 0 || first == want.first_char);
+// Kind, size and every byte of the text (its hash against the script's).
+bool matches(const script_step& want, rill::event_kind kind, std::string_view text) noexcept {
+  return kind == want.event.kind() && text.size() == want.text_size && text_hash(text) == want.text_hash;
 }
 
 // The peer's element: the replaced design's owned copy of an event.
@@ -262,18 +298,21 @@ run_result replay(Channels& channels, std::size_t streams, const run_config& cfg
       for (std::size_t s = 0; s < streams; ++s) {
         if (done[s]) continue;
         cursor& c = receiver[s];
-        const auto handle = [&](rill::event_kind kind, std::uint64_t seq, std::size_t size, char first,
+        // Verifies after reading the clock: a sample ends when the event is in the consumer's hands, before
+        // its bytes are hashed (a later event of the same drain waits for the hashes before it, alike in
+        // both implementations; the hashing is in the rate).
+        const auto handle = [&](rill::event_kind kind, std::uint64_t seq, std::string_view text,
                                 std::uint64_t stamp) {
           const std::uint64_t now = tsc();
           // rdtsc is not ordered after the loads before it, and the vCPUs' counters may differ by a few
           // ticks: a read can precede the producer's stamp. Such a sample counts as 0, not as 2^64 ticks.
           const std::uint64_t ticks = now > stamp ? now - stamp : 0;
           histogram.add(static_cast<std::uint64_t>(static_cast<double>(ticks) * tick_ns));
-          if (seq != c.seq || !matches(c.step(), kind, size, first)) [[unlikely]] {
+          if (seq != c.seq || !matches(c.step(), kind, text)) [[unlikely]] {
             failure.fail("stream " + std::to_string(s) + " event " + std::to_string(c.seq) + " wrong");
           }
           ++got.events;
-          got.bytes += size;
+          got.bytes += text.size();
           c.advance();
         };
         const std::size_t n = channels.drain(s, handle);
@@ -324,11 +363,7 @@ struct rill_channels {
   template <class Handle>
   std::size_t drain(std::size_t s, const Handle& handle) {
     return list[s]->try_drain(
-        [&](const rill::event& e, bool) {
-          const std::string_view block = e.text_block();
-          handle(e.kind(), e.seq(), block.size(), block.empty() ? '\0' : block.front(), e.timestamp());
-        },
-        64);
+        [&](const rill::event& e, bool) { handle(e.kind(), e.seq(), e.text_block(), e.timestamp()); }, 64);
   }
   // True once the stream is closed and drained. Closing happens-before [C3], so one more drain is exact.
   template <class Handle>
@@ -359,7 +394,7 @@ struct mutex_deque_channels {
     const std::size_t n = list[s]->try_pop_many(buffer, 64);
     for (std::size_t i = 0; i < n; ++i) {
       const owned_item& it = buffer[i];
-      handle(it.kind, it.seq, it.text.size(), it.text.empty() ? '\0' : it.text.front(), it.stamp);
+      handle(it.kind, it.seq, std::string_view(it.text), it.stamp);
     }
     return n;
   }
@@ -406,8 +441,10 @@ std::vector<scenario_entry> replay_scenarios() {
                      scenario_case sc{"llm_replay", {{"streams", std::to_string(streams)}}, metric::throughput, {}, ""};
                      sc.impls = {{"rill", {}, replay_case<rill_channels>(streams)},
                                  {"mutex_deque", {}, replay_case<mutex_deque_channels>(streams)}};
-                     sc.note = "one producer (cpu0) round-robin over the streams, one consumer (cpu1) draining "
-                               "64 per visit; latency = consumer rdtsc - stamp taken at send (rill stamping=tsc)";
+                     sc.note =
+                         "one producer (cpu0) round-robin over the streams, one consumer (cpu1) draining "
+                         "64 per visit and hashing every text byte; latency = consumer rdtsc (read before "
+                         "the hash) - stamp taken at send (rill stamping=tsc)";
                      cases.push_back(std::move(sc));
                    }
                    return cases;
