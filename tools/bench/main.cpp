@@ -260,7 +260,11 @@ target_tally print_targets(const std::vector<impl_summary>& all) {
     std::printf("   ~8 KB per stream               (memory_idle_stream not run: it needs rill::stream_manager)\n");
   }
 
-  std::printf("\n== Issue 4 targets (ratios within this run)\n");
+  std::printf(
+      "\n== Issue 4 targets (ratios within this run; one-way judged on rill[layout=padded], the layout for one "
+      "event per call over large rings, with the packed default's ratios beside it; MPMC on "
+      "rill_mpmc[lanes=2], one lane per producer as moodycamel_cq's tokens give each a sub-queue; the rest "
+      "on the default rows)\n");
   target_tally tally;
   auto check = [&](const char* what, const impl_summary* rill, const impl_summary* peer, double need) {
     if (rill == nullptr || peer == nullptr) return;
