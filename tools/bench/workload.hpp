@@ -59,22 +59,24 @@ inline std::uint64_t element_word(const void* element, std::size_t i) noexcept {
   std::memcpy(&w, static_cast<const unsigned char*>(element) + 8 * i, sizeof w);
   return w;
 }
-inline constexpr std::uint64_t kWordMix[6] = {0x9e3779b97f4a7c15u, 0xc2b2ae3d27d4eb4fu, 0x165667b19e3779f9u,
-                                              0xd6e8feb86659fd93u, 0xff51afd7ed558ccdu, 0xc4ceb9fe1a85ec53u};
+// The six words, each multiplied by its own odd constant (a bijection, so a changed word changes the sum).
+inline std::uint64_t mix_words(std::uint64_t w0, std::uint64_t w1, std::uint64_t w2, std::uint64_t w3,
+                               std::uint64_t w4, std::uint64_t w5) noexcept {
+  return (w0 * 0x9e3779b97f4a7c15u) ^ (w1 * 0xc2b2ae3d27d4eb4fu) ^ (w2 * 0x165667b19e3779f9u) ^
+         (w3 * 0xd6e8feb86659fd93u) ^ (w4 * 0xff51afd7ed558ccdu) ^ (w5 * 0xc4ceb9fe1a85ec53u);
+}
 inline std::uint64_t checksum_of(const rill::event& e) noexcept {
   static_assert(sizeof(rill::event) == 64 && rill::event::kSeqOffset == 8 &&
                 rill::event::kTimestampOffset == 16);
   constexpr std::uint64_t kClockBits = std::uint64_t{rill::event::kClockMask}
                                        << (8 * rill::event::kFlagsOffset);
-  return ((element_word(&e, 0) & ~kClockBits) * kWordMix[0]) ^ (element_word(&e, 3) * kWordMix[1]) ^
-         (element_word(&e, 4) * kWordMix[2]) ^ (element_word(&e, 5) * kWordMix[3]) ^
-         (element_word(&e, 6) * kWordMix[4]) ^ (element_word(&e, 7) * kWordMix[5]);
+  return mix_words(element_word(&e, 0) & ~kClockBits, element_word(&e, 3), element_word(&e, 4),
+                   element_word(&e, 5), element_word(&e, 6), element_word(&e, 7));
 }
 inline std::uint64_t checksum_of(const bench_item& item) noexcept {
   static_assert(offsetof(bench_item, seq) == 0);
-  return (element_word(&item, 1) * kWordMix[0]) ^ (element_word(&item, 2) * kWordMix[1]) ^
-         (element_word(&item, 3) * kWordMix[2]) ^ (element_word(&item, 4) * kWordMix[3]) ^
-         (element_word(&item, 5) * kWordMix[4]) ^ (element_word(&item, 6) * kWordMix[5]);
+  return mix_words(element_word(&item, 1), element_word(&item, 2), element_word(&item, 3),
+                   element_word(&item, 4), element_word(&item, 5), element_word(&item, 6));
 }
 
 // The sum of checksum_of over the first `n` elements a sender takes from `pool` (element k is pool entry

@@ -145,13 +145,13 @@ void detail::held_arguments::hold(const event& e) {
   call->text.append(e.text());
 }
 
+void detail::held_arguments::release(output_block& held) noexcept {
+  std::swap(held, calls_[count_ - 1]);  // swaps the strings: both slots keep a buffer
+  --count_;
+}
+
 void detail::held_arguments::release(const event& e) noexcept {
-  for (std::size_t i = 0; i < count_; ++i) {
-    if (!matches(calls_[i], family::tool, e)) continue;
-    std::swap(calls_[i], calls_[count_ - 1]);  // swaps the strings: both slots keep a buffer
-    --count_;
-    return;
-  }
+  if (output_block* held = find(e)) release(*held);
 }
 
 // ---- shared response state ----
@@ -321,7 +321,7 @@ status openai_chat_encoder::encode_event(const event& e, std::string& out) {
       j.raw(",\"arguments\":\"\"}}]},\"finish_reason\":null}]}\n\n");
       if (output_block* held = held_.find(e)) {
         write_arguments(tool, held->text, out);
-        held_.release(e);
+        held_.release(*held);
       }
       return status::ok;
     }
@@ -673,7 +673,7 @@ status openai_responses_encoder::encode_event(const event& e, std::string& out) 
       output_block& item = open_item(family::tool, e, out);
       if (output_block* held = held_.find(e)) {
         delta(item, kArgumentsDelta, ",\"delta\":", held->text);
-        held_.release(e);
+        held_.release(*held);
       }
       return status::ok;
     }
@@ -927,7 +927,7 @@ status anthropic_encoder::encode_event(const event& e, std::string& out) {
       const output_block& block = open_block(family::tool, block_type::tool_use, e, out);
       if (output_block* held = held_.find(e)) {
         if (!held->text.empty()) delta(block, "input_json_delta", "partial_json", held->text);
-        held_.release(e);
+        held_.release(*held);
       }
       return status::ok;
     }

@@ -268,7 +268,6 @@ void sse_decoder::commit_id() {
 }
 
 void sse_decoder::make_event(sse_event& out, bool truncated) {
-  commit_id();  // an event flushed at the end of input ends its block too
   out.event_type = type_;
   out.data = std::string_view(data_.data(), data_.size() - 1);  // drop the last line's '\n'
   out.id = id_;
@@ -394,6 +393,7 @@ sse_decoder::step sse_decoder::eof_step(sse_event& out) {
   }
   if (data_lines_ == 0) return step::need_input;
   truncated_ = true;
+  commit_id();  // an event flushed at the end of input ends its block too
   make_event(out, true);
   return step::event_ready;
 }

@@ -105,6 +105,8 @@ class held_arguments {
   void hold(const event& e);
   // Forgets `e`'s call's fragments, if any.
   void release(const event& e) noexcept;
+  // Forgets the fragments find() returned (the reference is then invalid).
+  void release(output_block& held) noexcept;
   void clear() noexcept { count_ = 0; }
 
  private:
