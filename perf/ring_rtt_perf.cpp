@@ -241,8 +241,8 @@ class channel_block {
   }
   bool try_send(const rill::event& e) noexcept {
     const std::uint64_t position = channel_->next_sequence();
-    if (!channel_->has_room(position)) return false;
     rill::event* const slot = channel_->producer_slot(position);
+    if (!rill::detail::spsc_channel::is_free(slot)) return false;
     rill::detail::spsc_channel::fill(slot, e);
     channel_->publish(slot, position);
     return true;
@@ -252,7 +252,7 @@ class channel_block {
     rill::event* const slot = channel_->consumer_slot(position);
     if (!rill::detail::spsc_channel::is_published(slot, position)) return false;
     out = *slot;
-    channel_->pop_one(position);
+    channel_->pop_one(slot, position);
     return true;
   }
 

@@ -194,12 +194,13 @@ class mutex_deque {
   bool closed_ = false;
 };
 
-// The floor of rill's SPSC design: a bounded ring of 64-byte slots, each published by its own sequence
-// word, the producer keeping a cached copy of the consumer's index, each side reading only its own line
-// (and the slots), and nothing else: no stream state, validation or received holder. It carries the first
-// 56 bytes of a 64-byte T (the slot's sequence word takes the rest), as a rill event carries 56 bytes
-// besides the sequence word that publishes it. Its slots are packed or padded as rill::slot_layout says
-// (padded: each slot on its own 128-byte line pair). One producer thread, one consumer thread.
+// The floor of rill's SPSC design: a bounded ring of 64-byte slots whose sequence words say whose turn
+// each slot is (the position once published, kFree once taken: rill::detail::spsc_channel), each side
+// polling only the slots and storing only its own index line, and nothing else: no stream state,
+// validation or received holder. It carries the first 56 bytes of a 64-byte T (the slot's sequence word
+// takes the rest), as a rill event carries 56 bytes besides the sequence word that publishes it. Its slots
+// are packed or padded as rill::slot_layout says (padded: each slot on its own 128-byte line pair). One
+// producer thread, one consumer thread.
 template <class T>
 class floor_ring {
   static_assert(sizeof(T) == 64 && std::is_trivially_copyable_v<T>);
@@ -216,12 +217,9 @@ class floor_ring {
 
   // Producer. False when the ring is full.
   bool try_push(const T& item) noexcept {
-    if (tail_ - cached_head_ > mask_) {
-      // Acquire: pairs with try_pop's release of head_; the consumer finished reading the slot.
-      cached_head_ = head_.load(std::memory_order_acquire);
-      if (tail_ - cached_head_ > mask_) return false;
-    }
     slot& s = slots_[(tail_ & mask_) * spacing_];
+    // Acquire: pairs with try_pop's release of kFree; the consumer finished reading the slot.
+    if (s.seq.load(std::memory_order_acquire) != kFree) return false;
     std::memcpy(s.bytes, &item, sizeof(s.bytes));
     s.seq.store(tail_, std::memory_order_release);  // publishes the bytes; pairs with try_pop's acquire
     ++tail_;
@@ -233,17 +231,18 @@ class floor_ring {
     slot& s = consumer_slots_[(head & consumer_mask_) * consumer_spacing_];
     if (s.seq.load(std::memory_order_acquire) != head) return false;  // pairs with try_push's release
     std::memcpy(static_cast<void*>(&out), s.bytes, sizeof(s.bytes));
-    // Release: the slot is read before the producer, acquiring head_, writes it again.
-    head_.store(head + 1, std::memory_order_release);
+    // Release: the slot is read before the producer, acquiring kFree, writes it again.
+    s.seq.store(kFree, std::memory_order_release);
+    head_.store(head + 1, std::memory_order_relaxed);  // a position for depth() only: it orders nothing
     return true;
   }
   // Producer's view of how many items the ring holds (a sample: relaxed, it orders nothing).
   std::size_t depth() const noexcept { return tail_ - head_.load(std::memory_order_relaxed); }
 
  private:
+  static constexpr std::uint64_t kFree = ~std::uint64_t{0};  // no position has this value
   struct alignas(64) slot {
-    // No position has this value: nothing starts published.
-    std::atomic<std::uint64_t> seq{~std::uint64_t{0}};
+    std::atomic<std::uint64_t> seq{kFree};
     unsigned char bytes[56] = {};
   };
   static_assert(sizeof(slot) == 64);
@@ -252,7 +251,6 @@ class floor_ring {
   const std::unique_ptr<slot[]> slots_;
   // Producer line.
   alignas(rill::detail::kFalseSharingRange) std::uint64_t tail_ = 0;
-  std::uint64_t cached_head_ = 0;
   const std::uint64_t mask_;
   // Consumer line, with its own copy of the ring's shape.
   alignas(rill::detail::kFalseSharingRange) std::atomic<std::uint64_t> head_{0};

@@ -591,8 +591,8 @@ inline status stream::try_send(const event& e) noexcept {
     if (void* ch = channel(); ch != nullptr) [[likely]] {
       auto& c = *static_cast<detail::spsc_channel*>(ch);
       const std::uint64_t position = c.next_sequence();
-      if (c.has_room(position)) [[likely]] {
-        event* const slot = c.producer_slot(position);
+      event* const slot = c.producer_slot(position);
+      if (detail::spsc_channel::is_free(slot)) [[likely]] {
         detail::spsc_channel::fill(slot, e);  // every byte but the sequence word, which publish() writes
         if ((state & (kCoarseStampState | kTscStampState)) != 0) [[unlikely]] stamp_from_state(*slot, state);
         c.publish(slot, position);
@@ -629,7 +629,7 @@ inline status stream::try_receive_once(received& out) noexcept {
     event* const slot = c.consumer_slot(position);
     if (!detail::spsc_channel::is_published(slot, position)) return status::empty;
     out.event_ = *slot;
-    c.pop_one(position);
+    c.pop_one(slot, position);
   } else if (!take_mpmc(*static_cast<detail::mpmc_channel*>(ch), out.event_)) {
     return status::empty;
   }

@@ -1,14 +1,21 @@
 // rill/detail/spsc_channel.hpp: one producer, one consumer ring of events plus its payload arena.
 // Installed, not for users (rill::stream wraps it).
 //
-// Each slot publishes itself: the producer writes a slot's bytes, then stores its sequence number (the
-// event's own seq word, event::kSeqOffset) with release; the consumer at position h acquires that word and
-// takes the slot when it reads h. So the consumer never reads the producer's index line: one cache-line
-// transfer per event (the slot) instead of two (tail, then slot) when the ring runs near-empty. The
-// producer still owns `tail_` (its position, for snapshots) and keeps a cached copy of the consumer's
-// `head_`, reloaded (acquire) only when the ring looks full. Producer fields, consumer fields and the arena
-// sit on separate 128-byte lines. Slots are 64-byte events, 64-byte aligned, either packed (one after the
-// other) or padded (one to each 128-byte line pair, the pair's other line unused: slot_ring).
+// Each slot's sequence word (the event's own seq word, event::kSeqOffset) says whose turn the slot is: it
+// holds `p` once the event of position p is published there, and kFree once the consumer has taken it (or
+// before the first lap). The producer at position p acquires the word and writes the slot when it reads
+// kFree, then stores p with release; the consumer at position h acquires the word and takes the slot when
+// it reads h, copies it out, then stores kFree with release. The word of a slot only ever alternates
+// between kFree and the position of the slot's next event, and each side moves it one way, so kFree needs
+// no lap number. Neither side polls the other's index line: each event moves its own slot's line between
+// the cores and nothing else. A producer that checked room against the consumer's index
+// instead re-read that line once per event whenever the ring ran full, and every re-read cost the consumer
+// a transfer of the line it stores on each event: a full ring then stayed full at a fraction of the
+// consumer's own rate (docs/design.md, "Free marks"). The consumer still stores its position in `head_`
+// (after the mark) for snapshots and for a batch send's room check, which reads it once per batch; the
+// producer owns `tail_`. Producer fields, consumer fields and the arena sit on separate 128-byte lines.
+// Slots are 64-byte events, 64-byte aligned, either packed (one after the other) or padded (one to each
+// 128-byte line pair, the pair's other line unused: slot_ring).
 //
 // Because a consumer may poll a slot's sequence word while the producer writes that slot, the producer must
 // never write the word but through publish(): fill() copies an event's other 56 bytes, and nothing hands
@@ -55,19 +62,19 @@ struct slot_ring {
 
 class spsc_channel {
  public:
-  // A sequence word no position ever has: every slot starts with it (seq h appears only once published).
-  static constexpr std::uint64_t kUnpublished = ~std::uint64_t{0};
+  // The sequence word of a slot that holds no event the consumer has yet to take. No position has it.
+  static constexpr std::uint64_t kFree = ~std::uint64_t{0};
 
   // `ring`: its slots (slot_ring::bytes_for(capacity, spacing_log2) bytes, 64-byte aligned); `arena_memory`:
   // zeroed bytes (or null when arena_bytes is 0). `room_waiters`: where producers blocked on a full arena
-  // park (null when no producer ever blocks). Writes every slot's sequence word (kUnpublished); the channel
-  // is published to other threads afterwards.
+  // park (null when no producer ever blocks). Marks every slot kFree; the channel is published to other
+  // threads afterwards.
   spsc_channel(const slot_ring& ring, char* arena_memory, std::size_t arena_bytes,
                wait_word* room_waiters) noexcept
       : ring_(ring), consumer_ring_(ring) {
     for (std::size_t i = 0; i < ring.capacity(); ++i) {
       // Before the channel is shared: ordered for both sides by the pointer's publication ([C2]/[C1]).
-      seq_word(ring.at(i)).store(kUnpublished, std::memory_order_relaxed);
+      seq_word(ring.at(i)).store(kFree, std::memory_order_relaxed);
     }
     if (arena_memory != nullptr) arena_.init(arena_memory, arena_bytes, room_waiters);
   }
@@ -83,19 +90,17 @@ class spsc_channel {
   // As above, also giving the slot's position (its sequence number) for publish(slot, position).
   event* try_reserve(std::uint64_t& position) noexcept {
     position = next_sequence();
-    return has_room(position) ? producer_slot(position) : nullptr;
+    event* const slot = producer_slot(position);
+    return is_free(slot) ? slot : nullptr;
   }
-  // The parts of try_reserve, for a caller that tests room without a pointer (one branch fewer): whether the
-  // slot for `position` (next_sequence()) is free, and that slot.
-  bool has_room(std::uint64_t position) noexcept {
-    if (position - cached_head_ > ring_.mask) {
-      // [S2] acquire: pairs with [S3]; the consumer finished reading the slot before it moved head_.
-      cached_head_ = head_.load(std::memory_order_acquire);
-      return position - cached_head_ <= ring_.mask;
-    }
-    return true;
-  }
+  // The parts of try_reserve, for a caller that tests room without a pointer (one branch fewer): the slot
+  // for `position` (next_sequence()), and whether it is free (the consumer took the event a lap before).
   event* producer_slot(std::uint64_t position) const noexcept { return ring_.at(position); }
+  static bool is_free(event* slot) noexcept {
+    // [S2] acquire: pairs with [S6]; the consumer finished reading the slot's previous event before it
+    // marked the slot free. The load also brings in the line the send is about to write.
+    return seq_word(slot).load(std::memory_order_acquire) == kFree;
+  }
   // Copies every byte of `src` into `slot` but the sequence word (publish() writes that one).
   static void fill(event* slot, const event& src) noexcept {
     constexpr std::size_t seq_end = event::kSeqOffset + sizeof(std::uint64_t);
@@ -126,13 +131,18 @@ class spsc_channel {
     const std::uint64_t tail = tail_.load(std::memory_order_relaxed);  // own index
     tail_.store(tail + count, std::memory_order_relaxed);              // [S5]
   }
-  // Free slots from the producer's point of view (reloads head_ when the cache says fewer than `wanted`).
+  // Slots free for a batch from the producer's point of view: the positions below head_ + capacity, so at
+  // least those the consumer had freed when it last moved head_ (reloaded when the cached copy says fewer
+  // than `wanted`). Single sends go by the slots' marks and may have run ahead of the last head_ this sees,
+  // so the count saturates at 0.
   std::size_t free_slots(std::size_t wanted) noexcept {
     const std::uint64_t tail = tail_.load(std::memory_order_relaxed);  // own index
-    std::size_t free = ring_.capacity() - static_cast<std::size_t>(tail - cached_head_);
+    std::size_t free = free_behind(tail, cached_head_);
     if (free < wanted) {
-      cached_head_ = head_.load(std::memory_order_acquire);  // [S2]
-      free = ring_.capacity() - static_cast<std::size_t>(tail - cached_head_);
+      // [S2'] acquire: pairs with [S3]; the consumer marked every slot below head_ free ([S6]) and finished
+      // reading them before it moved head_.
+      cached_head_ = head_.load(std::memory_order_acquire);
+      free = free_behind(tail, cached_head_);
     }
     return free;
   }
@@ -172,14 +182,17 @@ class spsc_channel {
     std::memcpy(static_cast<void*>(to + before_end), consumer_ring_.base,
                 (count - before_end) * sizeof(event));
   }
-  // Frees the slot at `position` (consumer_position() when it was taken).
-  void pop_one(std::uint64_t position) noexcept {
+  // Frees `slot`, which held the event of `position` (consumer_position() when it was taken).
+  void pop_one(event* slot, std::uint64_t position) noexcept {
+    mark_free(slot);
     head_.store(position + 1, std::memory_order_release);  // [S3] as in pop()
   }
   // Frees the `count` oldest slots.
   void pop(std::size_t count = 1) noexcept {
     const std::uint64_t head = head_.load(std::memory_order_relaxed);  // own index
-    // [S3] release: our reads of the slots happen before the producer reuses them; pairs with [S2].
+    for (std::size_t i = 0; i < count; ++i) mark_free(consumer_ring_.at(head + i));
+    // [S3] release: our reads of the slots, and their marks, happen before a batch send that acquires this
+    // ([S2']) writes them again; pairs with [S2'].
     head_.store(head + count, std::memory_order_release);
   }
 
@@ -198,11 +211,22 @@ class spsc_channel {
         *reinterpret_cast<std::uint64_t*>(reinterpret_cast<unsigned char*>(slot) + event::kSeqOffset));
   }
   static_assert(event::kSeqOffset % std::atomic_ref<std::uint64_t>::required_alignment == 0);
+  // Marks a slot the consumer has finished reading free.
+  static void mark_free(event* slot) noexcept {
+    // [S6] release: our reads of the slot happen before the producer, acquiring this mark ([S2]), writes
+    // the slot again.
+    seq_word(slot).store(kFree, std::memory_order_release);
+  }
+  // Slots free below head + capacity for a producer at `tail`; 0 when tail has run past that.
+  std::size_t free_behind(std::uint64_t tail, std::uint64_t head) const noexcept {
+    const std::uint64_t used = tail - head;
+    return used >= ring_.capacity() ? 0 : ring_.capacity() - static_cast<std::size_t>(used);
+  }
   static_assert(std::atomic_ref<std::uint64_t>::is_always_lock_free);
 
   // Producer line: written by the producer only (plus the immutable ring geometry it uses).
   alignas(kFalseSharingRange) std::atomic<std::uint64_t> tail_{0};
-  std::uint64_t cached_head_ = 0;
+  std::uint64_t cached_head_ = 0;  // the batch send's copy of head_ (free_slots)
   const slot_ring ring_;
   // Consumer line: its own copy of the immutable geometry, so it never reads the producer's line.
   alignas(kFalseSharingRange) std::atomic<std::uint64_t> head_{0};
