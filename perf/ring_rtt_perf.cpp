@@ -219,8 +219,8 @@ trip_ns ring_round_trip(std::uint64_t trips, std::size_t lines, std::size_t stri
       });
 }
 
-// rill's SPSC ring without the stream: detail::spsc_channel used directly (its room check against a cached
-// head, its position word, fill() and publish()), the channel object followed by its slots in one block as
+// rill's SPSC ring without the stream: detail::spsc_channel used directly (its room check on the slot's
+// free mark, its position word, fill() and publish()), the channel object followed by its slots in one block as
 // rill::stream allocates them. Between the bare ring and the rill rows: what the bounded ring's own
 // bookkeeping costs, apart from the stream's API (validation, the closed check, the wake-up checks).
 class channel_block {
