@@ -11,11 +11,11 @@
 // the cores and nothing else. A producer that checked room against the consumer's index
 // instead re-read that line once per event whenever the ring ran full, and every re-read cost the consumer
 // a transfer of the line it stores on each event: a full ring then stayed full at a fraction of the
-// consumer's own rate (docs/design.md, "Free marks"). The consumer still stores its position in `head_`
-// (after the mark) for snapshots and for a batch send's room check, which reads it once per batch; the
-// producer owns `tail_`. Producer fields, consumer fields and the arena sit on separate 128-byte lines.
-// Slots are 64-byte events, 64-byte aligned, either packed (one after the other) or padded (one to each
-// 128-byte line pair, the pair's other line unused: slot_ring).
+// consumer's own rate (docs/design.md, "Free marks"). A batch send finds its room from the marks too
+// (free_slots). The consumer still stores its position in `head_`, and the producer in `tail_`, as
+// snapshots for counters; neither orders anything. Producer fields, consumer fields and the arena sit on
+// separate 128-byte lines. Slots are 64-byte events, 64-byte aligned, either packed (one after the other) or
+// padded (one to each 128-byte line pair, the pair's other line unused: slot_ring).
 //
 // Because a consumer may poll a slot's sequence word while the producer writes that slot, the producer must
 // never write the word but through publish(): fill() copies an event's other 56 bytes, and nothing hands
@@ -131,20 +131,22 @@ class spsc_channel {
     const std::uint64_t tail = tail_.load(std::memory_order_relaxed);  // own index
     tail_.store(tail + count, std::memory_order_relaxed);              // [S5]
   }
-  // Slots free for a batch from the producer's point of view: the positions below head_ + capacity, so at
-  // least those the consumer had freed when it last moved head_ (reloaded when the cached copy says fewer
-  // than `wanted`). Single sends go by the slots' marks and may have run ahead of the last head_ this sees,
-  // so the count saturates at 0.
-  std::size_t free_slots(std::size_t wanted) noexcept {
-    const std::uint64_t tail = tail_.load(std::memory_order_relaxed);  // own index
-    std::size_t free = free_behind(tail, cached_head_);
-    if (free < wanted) {
-      // [S2'] acquire: pairs with [S3]; the consumer marked every slot below head_ free ([S6]) and finished
-      // reading them before it moved head_.
-      cached_head_ = head_.load(std::memory_order_acquire);
-      free = free_behind(tail, cached_head_);
+  // Producer: how many slots from next_sequence() on are free, at most `limit` (a batch send's room). A slot
+  // found free means every slot before it is free too: the consumer frees slots in order, and the acquire
+  // of a later slot's mark makes the earlier marks, and the reads before them, happen before. So a few
+  // loads suffice: the last slot wanted, the first, then halves in between. The count may be lower than
+  // what is free by the time it returns, never higher. Reads only slots the batch is about to write.
+  std::size_t free_slots(std::size_t limit) const noexcept {
+    const std::uint64_t tail = next_sequence();
+    limit = std::min(limit, ring_.capacity());
+    if (limit == 0 || !is_free(ring_.at(tail))) return 0;
+    if (is_free(ring_.at(tail + limit - 1))) return limit;
+    std::size_t known_free = 1, known_not_free = limit;  // counts: slot tail + n - 1 seen free / not free
+    while (known_not_free - known_free > 1) {
+      const std::size_t middle = known_free + (known_not_free - known_free) / 2;
+      (is_free(ring_.at(tail + middle - 1)) ? known_free : known_not_free) = middle;
     }
-    return free;
+    return known_free;
   }
 
   // ---- consumer ----
@@ -185,15 +187,14 @@ class spsc_channel {
   // Frees `slot`, which held the event of `position` (consumer_position() when it was taken).
   void pop_one(event* slot, std::uint64_t position) noexcept {
     mark_free(slot);
-    head_.store(position + 1, std::memory_order_release);  // [S3] as in pop()
+    head_.store(position + 1, std::memory_order_relaxed);  // [S3] as in pop()
   }
   // Frees the `count` oldest slots.
   void pop(std::size_t count = 1) noexcept {
     const std::uint64_t head = head_.load(std::memory_order_relaxed);  // own index
     for (std::size_t i = 0; i < count; ++i) mark_free(consumer_ring_.at(head + i));
-    // [S3] release: our reads of the slots, and their marks, happen before a batch send that acquires this
-    // ([S2']) writes them again; pairs with [S2'].
-    head_.store(head + count, std::memory_order_release);
+    // [S3] relaxed: a position snapshot for consumed(); it orders nothing, the marks free the slots.
+    head_.store(head + count, std::memory_order_relaxed);
   }
 
   // ---- either side, approximate ----
@@ -217,16 +218,11 @@ class spsc_channel {
     // the slot again.
     seq_word(slot).store(kFree, std::memory_order_release);
   }
-  // Slots free below head + capacity for a producer at `tail`; 0 when tail has run past that.
-  std::size_t free_behind(std::uint64_t tail, std::uint64_t head) const noexcept {
-    const std::uint64_t used = tail - head;
-    return used >= ring_.capacity() ? 0 : ring_.capacity() - static_cast<std::size_t>(used);
-  }
+
   static_assert(std::atomic_ref<std::uint64_t>::is_always_lock_free);
 
   // Producer line: written by the producer only (plus the immutable ring geometry it uses).
   alignas(kFalseSharingRange) std::atomic<std::uint64_t> tail_{0};
-  std::uint64_t cached_head_ = 0;  // the batch send's copy of head_ (free_slots)
   const slot_ring ring_;
   // Consumer line: its own copy of the immutable geometry, so it never reads the producer's line.
   alignas(kFalseSharingRange) std::atomic<std::uint64_t> head_{0};
