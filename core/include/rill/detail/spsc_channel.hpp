@@ -138,13 +138,14 @@ class spsc_channel {
   // what is free by the time it returns, never higher. Reads only slots the batch is about to write.
   std::size_t free_slots(std::size_t limit) const noexcept {
     const std::uint64_t tail = next_sequence();
-    limit = std::min(limit, ring_.capacity());
-    if (limit == 0 || !is_free(ring_.at(tail))) return 0;
-    if (is_free(ring_.at(tail + limit - 1))) return limit;
+    const slot_ring ring = ring_;  // in registers: each acquire below would force a reload
+    limit = std::min(limit, ring.capacity());
+    if (limit == 0 || !is_free(ring.at(tail))) return 0;
+    if (is_free(ring.at(tail + limit - 1))) return limit;
     std::size_t known_free = 1, known_not_free = limit;  // counts: slot tail + n - 1 seen free / not free
     while (known_not_free - known_free > 1) {
       const std::size_t middle = known_free + (known_not_free - known_free) / 2;
-      (is_free(ring_.at(tail + middle - 1)) ? known_free : known_not_free) = middle;
+      (is_free(ring.at(tail + middle - 1)) ? known_free : known_not_free) = middle;
     }
     return known_free;
   }
@@ -163,9 +164,10 @@ class spsc_channel {
   // Number of published events visible to the consumer, at most `limit` (reads their sequence words).
   std::size_t available(std::size_t limit) noexcept {
     const std::uint64_t head = head_.load(std::memory_order_relaxed);  // own index
+    const slot_ring ring = consumer_ring_;  // in registers: each acquire below would force a reload
     std::size_t n = 0;
     while (n < limit) {
-      event* slot = consumer_ring_.at(head + n);
+      event* slot = ring.at(head + n);
       if (seq_word(slot).load(std::memory_order_acquire) != head + n) break;  // [S4] as in is_published
       ++n;
     }
@@ -192,7 +194,8 @@ class spsc_channel {
   // Frees the `count` oldest slots.
   void pop(std::size_t count = 1) noexcept {
     const std::uint64_t head = head_.load(std::memory_order_relaxed);  // own index
-    for (std::size_t i = 0; i < count; ++i) mark_free(consumer_ring_.at(head + i));
+    const slot_ring ring = consumer_ring_;  // in registers: each release store would force a reload
+    for (std::size_t i = 0; i < count; ++i) mark_free(ring.at(head + i));
     // [S3] relaxed: a position snapshot for consumed(); it orders nothing, the marks free the slots.
     head_.store(head + count, std::memory_order_relaxed);
   }
