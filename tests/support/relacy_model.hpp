@@ -1,6 +1,6 @@
 // Test support: Relacy (Debian relacy-dev) included with its warnings quieted, and a runner that model-checks
-// one suite with the full-search scheduler and keeps Relacy's report. Include only where
-// RILL_SANITIZER_BUILD is not defined (relacy.hpp replaces the global operator new and delete).
+// one suite (with the full-search scheduler unless told otherwise) and keeps Relacy's report. Include only
+// where RILL_SANITIZER_BUILD is not defined (relacy.hpp replaces the global operator new and delete).
 #pragma once
 
 #include <cstdint>
@@ -55,13 +55,15 @@ struct model_result {
   std::string log;
 };
 
-// Runs a suite under Relacy's exhaustive (full search) scheduler; Relacy's report goes to `log`.
+// Runs a suite under Relacy's exhaustive (full search) scheduler, or another one (`iterations`: how many
+// executions a random search runs); Relacy's report goes to `log`.
 template <class Suite>
-model_result check_model() {
+model_result check_model(rl::scheduler_type_e search = rl::sched_full, rl::iteration_t iterations = 1000) {
   fixed_log log;
   std::ostream out(&log);
   rl::test_params params;
-  params.search_type = rl::sched_full;
+  params.search_type = search;
+  params.iteration_count = iterations;
   params.output_stream = &out;
   params.progress_stream = &out;
   rl::simulate<Suite>(params);
