@@ -6,20 +6,20 @@
 // two payload words (rl::var, derived from the position, so a torn or stale copy shows). Slots start kFree.
 //   try_send at p         [S2] acquire slot p's word: not kFree -> full; else write the payload, then [S1]
 //                         store p (release).
-//   try_send_batch of n   room = free_behind(tail, head), head the cached copy of head_, reloaded ([S2']
-//                         acquire) when it gives fewer than n; 0 once tail - head >= capacity (single sends
-//                         go by the marks and may run ahead of any head_ the producer saw). Slots tail + 1 to
+//   try_send_batch of n   room = free_slots(n): [S2] acquire the first slot's word (not kFree -> 0), then
+//                         the last one wanted (kFree -> n), then halves in between; the room is up to the
+//                         furthest slot read kFree (it vouches for the slots before it). Slots tail + 1 to
 //                         tail + room - 1 are written whole, sequence word included ([S1'],
 //                         write_unpolled_slots: relaxed stores here), then slot tail's payload, then its [S1]
 //                         release, last.
 //   try_receive at h      [S4] acquire slot h's word: not h -> empty; else copy the payload, then [S6] store
-//                         kFree (release), then [S3] head_ = h + 1 (release).
+//                         kFree (release).
 //   try_receive_batch,    [S4] for h, h + 1, ... up to n, stopping at the first not yet published; copy them
-//   try_drain of n        all, then [S6] each, then [S3] head_ = h + count.
+//   try_drain of n        all, then [S6] each, in ascending order.
 // A batch's vector stores write a sequence word as plain memory; `seq_bytes` is that word seen as plain data:
 // the batch writes it, and every poll reads it and every mark writes it, so Relacy reports a batch store not
-// ordered with a poll or a mark of the same slot. tail_ ([S5]) is left out: nothing orders through it, and
-// each atomic access adds a scheduling point to the search.
+// ordered with a poll or a mark of the same slot. head_ ([S3]) and tail_ ([S5]) are left out: they are
+// snapshots nothing orders through, and each atomic access adds a scheduling point to the search.
 //
 // Each thread runs its operations in turn until every event went through or an attempt is refused. A refused
 // attempt changes nothing the other thread reads, and the full search also runs the thread later, when the
@@ -36,14 +36,19 @@
 //   long_run       capacity 2, 8 events as in mixed, 12 retries on each side; a random search of 10^6
 //                  executions (rl::sched_random, whose loads also read two stores back): a full search of a
 //                  run this long does not finish in any reasonable time
-// Variants, on `mixed`; each must fail on its own report, and the tests check where Relacy stopped:
+//   lap_of_batches capacity 4, 8 events; sends: batches of 4; receives: batches of 2; 8 retries on each side
+//                  (the second batch send has to land between two of the consumer's marks); random search,
+//                  10^6 executions
+// Variants, on `mixed` unless they say otherwise; each must fail on its own report, and the tests check where
+// Relacy stopped:
 //   relaxed_mark        [S6] relaxed: a single send that acquires kFree does not see the consumer's copy end
 //                       -> data race on the payload, in the producer's fill
-//   head_before_mark    [S3] before [S6]: a batch takes a slot whose mark is still to come, and the late mark
-//                       erases the event the batch published there -> its word is kFree at the end (lost)
-//   unsaturated_room    free_behind without the saturation: with single sends more than a lap past the cached
-//                       head, the room underflows and a batch overwrites events not yet received
-//                       -> data race on a sequence word's plain bytes, in the consumer's poll
+//   descending_marks    on lap_of_batches, under the random search: a batch receive marks its slots last to
+//                       first, so a batch send that reads its last slot free takes an earlier one whose mark
+//                       is still to come -> data race on that sequence word's plain bytes, in the batch
+//                       send's whole-slot write (the late mark would erase the event published there)
+//   first_slot_vouches  free_slots trusts the first slot for the whole batch: the batch overwrites events not
+//                       yet received -> data race on a sequence word's plain bytes, in the consumer's poll
 //   relaxed_room_check  [S2] relaxed -> data race on the payload, in the producer's fill
 //
 // Sanitizer builds skip these models (relacy_model.hpp says why).
@@ -82,7 +87,7 @@ constexpr std::uint64_t payload_b(std::uint64_t position) {
   return ~position;
 }
 
-enum class ring_kind { code, relaxed_mark, head_before_mark, unsaturated_room, relaxed_room_check };
+enum class ring_kind { code, relaxed_mark, descending_marks, first_slot_vouches, relaxed_room_check };
 
 // A run of the ring: its capacity, the number of events, the producer's operations in turn (1: try_send;
 // n > 1: a batch of up to n), the consumer's (1: try_receive; n > 1: a batch receive of up to n), and how
@@ -127,6 +132,16 @@ struct long_run {
   static constexpr std::size_t kRetries = 12;
 };
 
+// Two batch receives of 2 free a lap's 4 slots, and a batch send of 4 takes them: the send's last slot is
+// marked by the second receive, which the descending_marks variant marks before the slot ahead of it.
+struct lap_of_batches {
+  static constexpr std::uint64_t kCapacity = 4;
+  static constexpr std::uint64_t kEvents = 8;
+  static constexpr std::array<std::uint64_t, 2> kSends{4, 4};
+  static constexpr std::array<std::uint64_t, 2> kReceives{2, 2};
+  static constexpr std::size_t kRetries = 8;  // the second batch send must land between two marks
+};
+
 // Thread 0 is the producer, thread 1 the consumer.
 template <ring_kind Kind, class Shape>
 struct ring : rl::test_suite<ring<Kind, Shape>, 2> {
@@ -140,7 +155,6 @@ struct ring : rl::test_suite<ring<Kind, Shape>, 2> {
     rl::var<std::uint64_t> b;
   };
   slot slots[kCapacity];
-  rl::atomic<std::uint64_t> head_;
   std::uint64_t sent = 0;      // thread 0's tail at the end
   std::uint64_t received = 0;  // thread 1's head at the end
 
@@ -153,7 +167,6 @@ struct ring : rl::test_suite<ring<Kind, Shape>, 2> {
       s.a(RL_INFO) = 0;
       s.b(RL_INFO) = 0;
     }
-    head_(RL_INFO).store(0, rl::mo_relaxed);
   }
 
   void thread(unsigned index) {
@@ -168,13 +181,12 @@ struct ring : rl::test_suite<ring<Kind, Shape>, 2> {
 
   void produce() {
     std::uint64_t tail = 0;
-    std::uint64_t cached_head = 0;  // spsc_channel::cached_head_
     std::size_t op = 0;
     std::size_t refused = 0;
     while (tail < kEvents) {
       const std::uint64_t size = Shape::kSends[op];
       const std::uint64_t n =
-          size == 1 ? try_send(tail) : try_send_batch(tail, std::min(size, kEvents - tail), cached_head);
+          size == 1 ? try_send(tail) : try_send_batch(tail, std::min(size, kEvents - tail));
       if (n == 0) {
         if (refused++ == Shape::kRetries) break;
         continue;  // full: the same operation again
@@ -191,29 +203,34 @@ struct ring : rl::test_suite<ring<Kind, Shape>, 2> {
     s.b(RL_INFO) = payload_b(position);
   }
 
-  std::uint64_t try_send(std::uint64_t position) {
-    slot& s = at(position);
+  bool is_free(std::uint64_t position) {
     constexpr rl::memory_order check =
         Kind == ring_kind::relaxed_room_check ? rl::mo_relaxed : rl::mo_acquire;
-    if (s.seq(RL_INFO).load(check) != kFree) return 0;  // [S2]
+    return at(position).seq(RL_INFO).load(check) == kFree;  // [S2]
+  }
+
+  std::uint64_t try_send(std::uint64_t position) {
+    slot& s = at(position);
+    if (!is_free(position)) return 0;
     fill(s, position);
     s.seq(RL_INFO).store(position, rl::mo_release);  // [S1]
     return 1;
   }
 
-  static std::uint64_t free_behind(std::uint64_t tail, std::uint64_t head) {
-    const std::uint64_t used = tail - head;
-    if (Kind == ring_kind::unsaturated_room) return kCapacity - used;
-    return used >= kCapacity ? 0 : kCapacity - used;
+  // free_slots(): up to the furthest slot read free, searching the last wanted, then halves in between.
+  std::uint64_t free_slots(std::uint64_t tail, std::uint64_t wanted) {
+    if (!is_free(tail)) return 0;
+    if (Kind == ring_kind::first_slot_vouches || is_free(tail + wanted - 1)) return wanted;
+    std::uint64_t known_free = 1, known_not_free = wanted;
+    while (known_not_free - known_free > 1) {
+      const std::uint64_t middle = known_free + (known_not_free - known_free) / 2;
+      (is_free(tail + middle - 1) ? known_free : known_not_free) = middle;
+    }
+    return known_free;
   }
 
-  std::uint64_t try_send_batch(std::uint64_t tail, std::uint64_t wanted, std::uint64_t& cached_head) {
-    std::uint64_t free = free_behind(tail, cached_head);  // free_slots()
-    if (free < wanted) {
-      cached_head = head_(RL_INFO).load(rl::mo_acquire);  // [S2']
-      free = free_behind(tail, cached_head);
-    }
-    const std::uint64_t room = std::min(wanted, free);
+  std::uint64_t try_send_batch(std::uint64_t tail, std::uint64_t wanted) {
+    const std::uint64_t room = free_slots(tail, wanted);
     if (room == 0) return 0;
     for (std::uint64_t i = 1; i < room; ++i) {  // [S1'] write_unpolled_slots: no one polls these yet
       slot& s = at(tail + i);
@@ -270,11 +287,11 @@ struct ring : rl::test_suite<ring<Kind, Shape>, 2> {
     s.seq(RL_INFO).store(kFree, Kind == ring_kind::relaxed_mark ? rl::mo_relaxed : rl::mo_release);  // [S6]
   }
 
-  // pop_one() / pop().
+  // pop_one() / pop(): in ascending order, so a later slot's mark vouches for the earlier ones.
   void pop(std::uint64_t head, std::uint64_t count) {
-    if (Kind == ring_kind::head_before_mark) head_(RL_INFO).store(head + count, rl::mo_release);
-    for (std::uint64_t i = 0; i < count; ++i) mark_free(head + i);
-    if (Kind != ring_kind::head_before_mark) head_(RL_INFO).store(head + count, rl::mo_release);  // [S3]
+    for (std::uint64_t i = 0; i < count; ++i) {
+      mark_free(Kind == ring_kind::descending_marks ? head + count - 1 - i : head + i);
+    }
   }
 
   std::uint64_t try_receive(std::uint64_t head) {
@@ -329,8 +346,9 @@ void expect_holds(rl::scheduler_type_e search = rl::sched_full, rl::iteration_t 
 
 // `where`: Relacy's report of the failure, "<what> ..., in <function>", in the execution history it prints.
 template <class Suite>
-void expect_violation(rl::test_result_e result, const std::string& where) {
-  const model_result r = check_model<Suite>();
+void expect_violation(rl::test_result_e result, const std::string& where,
+                      rl::scheduler_type_e search = rl::sched_full, rl::iteration_t iterations = 1000) {
+  const model_result r = check_model<Suite>(search, iterations);
   EXPECT_EQ(r.result, result) << r.log;
   EXPECT_NE(r.log.find(where), std::string::npos) << r.log;
 }
@@ -351,6 +369,10 @@ TEST(SpscRelacy, RetriesAfterFullAndEmptyDeliverEveryEventOnceInOrder) {
   expect_holds<ring<ring_kind::code, retries> >();
 }
 
+TEST(SpscRelacy, ALapOfBatchesDeliversEveryEventOnceInOrderUnderRandomSearch) {
+  expect_holds<ring<ring_kind::code, lap_of_batches> >(rl::sched_random, 1000000);
+}
+
 TEST(SpscRelacy, LongRunDeliversEveryEventOnceInOrderUnderRandomSearch) {
   expect_holds<ring<ring_kind::code, long_run> >(rl::sched_random, 1000000);
 }
@@ -360,14 +382,15 @@ TEST(SpscRelacy, WithARelaxedFreeMarkASingleSendRacesTheConsumersCopy) {
                                                           "DATA RACE (data race detected), in fill");
 }
 
-TEST(SpscRelacy, WithHeadStoredBeforeTheMarkALateMarkErasesABatchsEvent) {
-  expect_violation<ring<ring_kind::head_before_mark, mixed> >(rl::test_result_user_assert_failed,
-                                                              "(assertion: slot_holds(seq, last))");
+TEST(SpscRelacy, WithMarksInDescendingOrderABatchSendRacesAMarkStillToCome) {
+  expect_violation<ring<ring_kind::descending_marks, lap_of_batches> >(
+      rl::test_result_data_race, "DATA RACE (data race detected), in try_send_batch", rl::sched_random,
+      1000000);
 }
 
-TEST(SpscRelacy, WithoutSaturationABatchOverwritesEventsNotYetReceived) {
-  expect_violation<ring<ring_kind::unsaturated_room, mixed> >(rl::test_result_data_race,
-                                                              "DATA RACE (data race detected), in published");
+TEST(SpscRelacy, WhenTheFirstSlotVouchesForTheBatchItOverwritesEventsNotYetReceived) {
+  expect_violation<ring<ring_kind::first_slot_vouches, mixed> >(
+      rl::test_result_data_race, "DATA RACE (data race detected), in published");
 }
 
 TEST(SpscRelacy, WithARelaxedRoomCheckASingleSendRacesTheConsumersCopy) {
