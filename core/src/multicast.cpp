@@ -392,13 +392,26 @@ status multicast_stream::resume(subscription& out, std::uint64_t last_seen, cons
                                 std::uint64_t* oldest) {
   const std::uint64_t want = last_seen + 1;
   out.detach();
-  if (want == 0 || want > next_seq()) return status::invalid;
+  if (want == 0 || !sent(last_seen)) return status::invalid;
   const std::uint64_t first = oldest_retained();
   if (want < first) {
     if (oldest != nullptr) *oldest = first;
     return status::not_retained;
   }
   return attach(out, options, want, start_mode::exact, oldest);
+}
+
+bool multicast_stream::sent(std::uint64_t seq) const noexcept {
+  // [F4] acquire. A caller that received event seq read its slot's version ([F5] pairs with [F3]), which
+  // the producer stored after publishing seq - 1 ([F4]), so this load returns at least seq; but [F4] for seq
+  // itself comes after [F3] and may not be visible yet.
+  const std::uint64_t published = published_.load(std::memory_order_acquire);
+  if (seq != published) return seq < published;
+  // [F5] acquire (only the value is used). Version seq, or a later one, says seq was published. The marker
+  // says a send is writing this slot: seq itself, past every point where a send can fail, or a later
+  // event, after seq was published. An older version, or kSlotNever, says seq is not sent yet.
+  const std::uint64_t version = slot_words(seq)[kSeqWord].load(std::memory_order_acquire);
+  return version == kSlotWriting || (version != kSlotNever && version >= seq);
 }
 
 std::uint64_t multicast_stream::retained_from(std::uint64_t published,

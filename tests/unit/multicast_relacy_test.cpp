@@ -1,4 +1,4 @@
-// Relacy models of the two protocols behind rill::multicast_stream (multicast.cpp; docs/memory_model.md
+// Relacy models of the protocols behind rill::multicast_stream (multicast.cpp; docs/memory_model.md
 // "Multicast"). ThreadSanitizer cannot check them: every shared word is an atomic (so it sees no race) and it
 // does not model fences, which are what make the protocols correct. Relacy explores every interleaving and
 // every value each load may read under the C++ memory model.
@@ -26,6 +26,12 @@
 //                has reached the cursor, also with a mark left from an earlier event and across a spurious
 //                return; without the holder's barrier, with the mark stored after the producer's barrier,
 //                or with a holder that never wakes, Relacy must find it asleep.
+//   resume       A subscriber that has just received an event asks whether it was sent, as resume() does
+//                with its last_seen (multicast_stream::sent()): the producer stores the slot's version [F3]
+//                before `published_` [F4], so `published_` may still equal that sequence number; the slot
+//                then decides, and the rewrite marker counts as sent. A sequence number never sent must
+//                never count. Variants that trust `published_` alone, or read the marker as "not sent",
+//                must fail.
 // Each failing variant must fail on its own assertion ("user assert failed"), nothing else.
 //
 // Sanitizer builds skip these models (relacy_model.hpp says why).
@@ -319,6 +325,46 @@ struct wake : rl::test_suite<wake<Kind, Stale, Rounds>, 2> {
   void after() { RL_ASSERT(went_on || !w.still_asleep()); }
 };
 
+enum class resume_kind { code, published_only, marker_means_unsent };
+
+// A ring of one slot. Thread 0 sends events 0 and 1 (1 overwrites 0); thread 1 receives whichever its slot
+// shows, then checks that it counts as sent, and that event 2 (never sent) does not.
+template <resume_kind Kind>
+struct resume : rl::test_suite<resume<Kind>, 2> {
+  static constexpr std::uint64_t kNever = ~std::uint64_t{0};  // multicast_stream::kSlotNever
+  rl::atomic<std::uint64_t> version;
+  rl::atomic<std::uint64_t> published;
+
+  void before() {
+    version(RL_INFO).store(kNever, rl::mo_relaxed);
+    published(RL_INFO).store(0, rl::mo_relaxed);
+  }
+
+  void thread(unsigned index) {
+    if (index == 0) {
+      for (std::uint64_t seq = 0; seq <= 1; ++seq) {
+        version(RL_INFO).store(kWriting, rl::mo_relaxed);   // [F1]
+        rl::atomic_thread_fence(rl::mo_release, RL_INFO);   // [F2]
+        version(RL_INFO).store(seq, rl::mo_release);        // [F3]
+        published(RL_INFO).store(seq + 1, rl::mo_release);  // [F4]
+      }
+      return;
+    }
+    const std::uint64_t received = version(RL_INFO).load(rl::mo_acquire);  // [F5]
+    if (received <= 1) RL_ASSERT(sent(received));
+    RL_ASSERT(!sent(2));
+  }
+
+  // multicast_stream::sent()
+  bool sent(std::uint64_t seq) {
+    const std::uint64_t p = published(RL_INFO).load(rl::mo_acquire);  // [F4]
+    if (seq != p || Kind == resume_kind::published_only) return seq < p;
+    const std::uint64_t v = version(RL_INFO).load(rl::mo_acquire);  // [F5]
+    if (v == kWriting) return Kind != resume_kind::marker_means_unsent;
+    return v != kNever && v >= seq;
+  }
+};
+
 template <class Suite>
 void expect_holds() {
   const model_result r = check_model<Suite>();
@@ -387,6 +433,18 @@ TEST(MulticastRelacy, WithTheMarkStoredAfterTheBarrierAProducerSleepsThroughIt) 
 
 TEST(MulticastRelacy, AHolderThatNeverWakesLeavesTheProducerAsleep) {
   expect_violation<wake<wake_kind::never_wakes, false, 1> >();
+}
+
+TEST(MulticastRelacy, AReceivedEventCountsAsSentForResume) {
+  expect_holds<resume<resume_kind::code> >();
+}
+
+TEST(MulticastRelacy, TrustingPublishedAloneRefusesAReceivedEvent) {
+  expect_violation<resume<resume_kind::published_only> >();
+}
+
+TEST(MulticastRelacy, ReadingTheMarkerAsUnsentRefusesAReceivedEvent) {
+  expect_violation<resume<resume_kind::marker_means_unsent> >();
 }
 
 }  // namespace

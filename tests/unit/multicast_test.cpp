@@ -419,6 +419,11 @@ TEST(MulticastStream, ResumeOutsideRetentionSaysWhatIsOldest) {
   EXPECT_EQ(s.resume(sub, 50), status::invalid);  // event 51 does not exist yet
   EXPECT_FALSE(sub.attached()) << "a failed resume leaves the subscription detached";
   EXPECT_EQ(s.resume(sub, ~std::uint64_t{0}), status::invalid);
+  multicast_stream fresh(small(16));  // nothing sent: event 0's slot was never written
+  EXPECT_EQ(fresh.resume(sub, 0), status::invalid);
+  EXPECT_EQ(fresh.try_send(event::text_delta(0, "x")), status::ok);
+  EXPECT_EQ(fresh.resume(sub, 0), status::ok);
+  EXPECT_EQ(fresh.resume(sub, 1), status::invalid);
   ASSERT_EQ(s.resume(sub, 30), status::ok);
   EXPECT_EQ(s.resume(sub, 10), status::not_retained);
   EXPECT_FALSE(sub.attached());

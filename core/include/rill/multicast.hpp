@@ -250,7 +250,8 @@ class multicast_stream {
   std::size_t capacity() const noexcept { return mask_; }
   std::size_t text_capacity() const noexcept { return text_bytes_; }
   backpressure policy() const noexcept { return policy_; }
-  // The sequence number the next send gets (= events sent).
+  // The sequence number the next send gets (= events sent). It trails, briefly, a subscriber that has
+  // just received the newest event: [F4] is stored after the event's slot is published.
   std::uint64_t next_seq() const noexcept { return published_.load(std::memory_order_acquire); }  // [F4]
   // Sequence number of the oldest event still readable (a snapshot while the producer runs). Counts as
   // gone the events whose text a send in progress is overwriting; rarely, such a send then finds a new
@@ -292,6 +293,9 @@ class multicast_stream {
   };
   text_retirement find_text_retirement(std::uint64_t seq, std::uint64_t reclaimed) const noexcept;
   bool announce_text_retirement(std::uint64_t from, std::uint64_t seq, std::uint64_t text_end) noexcept;
+  // Whether event seq has been sent, or is being sent and can no longer fail: resume()'s check. Unlike
+  // seq < next_seq(), it holds as soon as a subscriber can have received seq.
+  bool sent(std::uint64_t seq) const noexcept;
   std::uint64_t retained_from(std::uint64_t published, std::uint64_t text_from) const noexcept;
   status attach(subscription& out, const subscribe_options& options, std::uint64_t start, start_mode mode,
                 std::uint64_t* oldest);
