@@ -729,6 +729,44 @@ TEST_P(StreamContract, DrainHandsOverInPlaceWithEndOfBatchOnTheLast) {
   expect_quiescent_invariant(s);
 }
 
+// A drain with more waiting than it may take (it then loads the next batch's slots ahead), one that
+// takes the whole ring, and one with no limit: exact counts, order and end-of-batch marks across the wrap.
+TEST_P(StreamContract, DrainTakesExactlyItsLimitFromAFullRingAcrossTheWrap) {
+  constexpr std::size_t capacity = 16;  // one producer's room (a laned stream has `lanes` times this)
+  stream s(options(capacity));
+  std::uint64_t sent = 0, next = 0;
+  auto fill = [&] {  // exactly to the brim: drop_oldest would evict past it
+    while (sent - next < capacity)
+      ASSERT_EQ(s.try_send(event::text_delta(0, std::to_string(sent++))), status::ok);
+  };
+  auto drain = [&](std::size_t limit) {
+    std::vector<bool> ends;
+    const std::size_t n = s.try_drain(
+        [&](const event& e, bool end_of_batch) {
+          EXPECT_EQ(e.text(), std::to_string(next));
+          ++next;
+          ends.push_back(end_of_batch);
+        },
+        limit);
+    EXPECT_EQ(ends.size(), n);
+    for (std::size_t i = 0; i < ends.size(); ++i) EXPECT_EQ(ends[i], i + 1 == ends.size()) << i;
+    return n;
+  };
+  fill();
+  EXPECT_EQ(drain(5), 5u);
+  EXPECT_EQ(drain(std::numeric_limits<std::size_t>::max()), capacity - 5);
+  for (int lap = 0; lap < 3; ++lap) {
+    fill();  // the ring wraps
+    EXPECT_EQ(drain(3), 3u);
+    EXPECT_EQ(drain(capacity), capacity - 3);
+  }
+  fill();
+  EXPECT_EQ(drain(capacity), capacity);
+  EXPECT_EQ(drain(1), 0u);
+  EXPECT_EQ(next, sent);
+  expect_quiescent_invariant(s);
+}
+
 TEST_P(StreamContract, DrainConsumesWhatWasHandledWhenTheHandlerThrows) {
   stream s(options(16));
   for (int i = 0; i < 5; ++i) ASSERT_EQ(s.try_send(event::text_delta(0, std::to_string(i))), status::ok);

@@ -683,13 +683,21 @@ std::size_t stream::try_drain(Handler&& handler, std::size_t max_events) {
   std::size_t handled = 0;
   if (uses_spsc_ring()) {
     auto& c = *static_cast<detail::spsc_channel*>(ch);
-    const std::size_t n = c.available(max_events);
-    if (n == 0) return 0;
+    // One slot past the batch says whether more is waiting. Then the consumer is behind, and each event
+    // handed over starts the load of the next batch's slot at the same offset: those lines arrive while
+    // the handler works rather than stalling the next call (a consumer reading a backlog in batches is
+    // otherwise bound by one batch's misses, then one batch's handling, in turn). A consumer that keeps
+    // pace finds that slot empty and loads nothing ahead: its lines are the ones the producer writes next.
+    const std::size_t seen = c.available(max_events == SIZE_MAX ? max_events : max_events + 1);
+    if (seen == 0) return 0;
+    const bool behind = seen > max_events;
+    const std::size_t n = behind ? max_events : seen;
     const std::uint64_t head = c.consumer_position();
     event* slot = nullptr;
     try {
       for (; handled < n; ++handled) {
         slot = c.consumer_slot(head + handled);
+        if (behind) c.prefetch(head + n + handled);
         handler(static_cast<const event&>(*slot), handled + 1 == n);
         if (slot->text_is_in_arena()) [[unlikely]] {
           release_text(*slot);
