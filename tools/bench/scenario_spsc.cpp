@@ -243,7 +243,8 @@ struct boost_spsc_batch_queue {
 };
 
 // The same queue consumed in place (consume_all hands over each element in its slot, as rill's try_drain
-// does) instead of copied out: the two consumers differ in when the ring lines are read, which the table shows.
+// does, but takes everything published rather than 64 per call) instead of copied out: the two consumers
+// differ in when the ring lines are read, which the table shows.
 struct boost_spsc_in_place_batch_queue : boost_spsc_batch_queue {
   template <class Handler>
   std::size_t pop_many(Handler&& handle) {
@@ -626,7 +627,8 @@ std::vector<scenario_entry> spsc_scenarios() {
                    sc.note =
                        "64 per call: rill try_send_batch + try_drain ([consume=copy_out]: "
                        "try_receive_batch), "
-                       "boost push/pop ranges ([consume=in_place]: consume_all), moodycamel bulk calls with "
+                       "boost push/pop ranges ([consume=in_place]: consume_all, which takes all that is "
+                       "published), moodycamel bulk calls with "
                        "tokens; events/s; empty/batch: the consumer's polls that found the queue empty, per "
                        "64 events (under 1: the backlog regime, else caught up)";
                    return std::vector<scenario_case>{sc};
