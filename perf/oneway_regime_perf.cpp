@@ -4,17 +4,21 @@
 //
 // The spsc_throughput workload (64-byte elements, one per call, producer on cpu0, consumer on cpu1),
 // instrumented: the consumer counts the polls that found the ring empty, the producer counts the pushes
-// that found it full and samples the ring's depth every 4096 elements. Two rows, interleaved round by round,
+// that found it full and samples the ring's depth every 4096 elements. The rows, interleaved round by round,
 // each on a queue built for the run:
 //   rill      rill::stream (SPSC) try_send + try_receive, packed slots (the default)
 //   rill_pad  the same with slot_layout::padded (each slot on its own 128-byte line pair)
 //   boost     boost::lockfree::spsc_queue push + pop
+//   rwq       moodycamel::ReaderWriterQueue try_enqueue + try_dequeue (blocks of slots; it never allocates
+//             after construction here)
 //   bare      rill_bench::floor_ring: the ring rill's SPSC stream is built on (slots published by their own
 //             sequence words) and nothing else, packed: the floor under rill's row
 //   bare_pad  the same, padded: the floor under rill_pad
 // Per run it prints the rate, empty polls and full pushes per 1000 elements and the mean depth; per row, the
 // median, minimum and maximum rate over the rounds kept. Rounds whose core-to-core probes differ by more
 // than 1.5x are left out. docs/benchmarking.md ("One-way regimes") has what it showed.
+#include <readerwriterqueue/readerwriterqueue.h>
+
 #include <algorithm>
 #include <atomic>
 #include <boost/lockfree/spsc_queue.hpp>
@@ -154,6 +158,15 @@ run_figures boost_run(std::chrono::milliseconds budget, std::size_t capacity) {
       [&] { return capacity - q->write_available(); });
 }
 
+run_figures rwq_run(std::chrono::milliseconds budget, std::size_t capacity) {
+  auto q = std::make_unique<moodycamel::ReaderWriterQueue<item>>(capacity);
+  item scratch{};
+  rill_bench::prefault([&] { return q->try_enqueue(scratch); }, [&] { return q->try_dequeue(scratch); });
+  return item_queue_run(
+      budget, [&](const item& e) { return q->try_enqueue(e); }, [&](item& e) { return q->try_dequeue(e); },
+      [&] { return q->size_approx(); });
+}
+
 run_figures bare_run(std::chrono::milliseconds budget, std::size_t capacity, rill::slot_layout layout) {
   auto q = std::make_unique<rill_bench::floor_ring<item>>(capacity, layout);
   return item_queue_run(
@@ -181,6 +194,7 @@ int main(int argc, char** argv) {
   rows.emplace_back("rill", [capacity](auto b) { return rill_run(b, capacity, slot_layout::packed); });
   rows.emplace_back("rill_pad", [capacity](auto b) { return rill_run(b, capacity, slot_layout::padded); });
   rows.emplace_back("boost", [capacity](auto b) { return boost_run(b, capacity); });
+  rows.emplace_back("rwq", [capacity](auto b) { return rwq_run(b, capacity); });
   rows.emplace_back("bare", [capacity](auto b) { return bare_run(b, capacity, slot_layout::packed); });
   rows.emplace_back("bare_pad", [capacity](auto b) { return bare_run(b, capacity, slot_layout::padded); });
 
