@@ -911,6 +911,21 @@ TEST_P(StreamContract, BatchWithInlineTextOnlyHoldsNoArenaText) {
   EXPECT_EQ(batch.events()[0].text(), "short");
 }
 
+TEST_P(StreamContract, BatchWhoseLastEventAloneHasArenaTextHoldsIt) {
+  stream s(options(8, 2048));
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(s.try_send(event::text_delta(0, "short")), status::ok);
+  ASSERT_EQ(s.try_send(event::text_delta(0, long_text(300, 'z'))), status::ok);
+  received_batch batch(4);
+  ASSERT_EQ(s.try_receive_batch(batch), status::ok);
+  ASSERT_EQ(batch.size(), 4u);
+  EXPECT_TRUE(batch.holds_arena_text()) << "the one arena record is found wherever it sits in the batch";
+  EXPECT_EQ(batch[3].text(), long_text(300, 'z'));
+  EXPECT_GT(s.approx_arena_used(), 300u);
+  batch.reset();
+  EXPECT_EQ(s.approx_arena_used(), 0u) << "reset released the record";
+  expect_quiescent_invariant(s);
+}
+
 TEST_P(StreamContract, MovedBatchKeepsItsTextAndTheSourceIsRefused) {
   stream s(options(8, 2048));
   ASSERT_EQ(s.try_send(event::text_delta(0, long_text(200, 3))), status::ok);

@@ -666,12 +666,11 @@ inline status stream::try_receive_batch_once(received_batch& out) noexcept {
     if (n == 0) return status::empty;
   }
   out.size_ = n;
-  for (std::size_t i = 0; i < n; ++i) {
-    if (to[i].text_is_in_arena()) [[unlikely]] {
-      out.owner_ = this;
-      break;
-    }
-  }
+  // The batch owns arena text if any event carries some: one OR over the flag bytes, no branch per event
+  // (a loop that stopped at the first such event made copy-out drains of inline text 3-10% slower).
+  std::uint8_t flags = 0;
+  for (std::size_t i = 0; i < n; ++i) flags |= to[i].flags();
+  if ((flags & event::kFlagArenaText) != 0) out.owner_ = this;
   after_consume();
   return status::ok;
 }
