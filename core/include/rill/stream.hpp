@@ -86,10 +86,12 @@ std::string_view to_string(backpressure p) noexcept;
 //     Cores that fetch lines in 128-byte pairs (adjacent-line prefetch) then never pull a slot's neighbour
 //     in with it. In a packed ring larger than the L2 cache, a consumer just behind its producer pulls in
 //     the line of the slot the producer writes next, and each such slot then costs the producer a transfer
-//     from the consumer's core. Choose padded for one event per call over large rings; keep packed for
-//     batches (padded fetches twice the lines) and for small rings (no gain). On rill's reference VM, at
-//     65536 slots: one event per call 161-195 M events/s padded against 82-112 M packed; batches of 64
-//     287-304 M padded against 402-472 M packed (docs/design.md, "Slot layout").
+//     from the consumer's core. Padding pays only where a consumer runs just behind its producer: on an AMD
+//     EPYC VM, at 65536 slots, one event per call ran at 161-195 M events/s padded against 82-112 M packed.
+//     Where the ring runs deep instead (an Intel Xeon VM: the consumer the slower side) packed was faster,
+//     117-200 against 94-159 M. Keep packed for batches (padded fetches twice the lines: 287-304 against
+//     402-472 M on the EPYC) and for small rings (no gain); measure before choosing padded (docs/design.md,
+//     "Slot layout"; docs/benchmarking.md).
 enum class slot_layout : std::uint8_t { packed, padded };
 std::string_view to_string(slot_layout l) noexcept;
 
