@@ -870,6 +870,35 @@ TEST_P(StreamContract, BatchReceiveCopiesOutInOrderAndFreesTheSlotsAtOnce) {
   expect_quiescent_invariant(s);
 }
 
+TEST_P(StreamContract, BatchReceiveTakesExactlyItsCapacityFromAFullRingAcrossTheWrap) {
+  constexpr std::size_t capacity = 16;  // one producer's room (a laned stream has `lanes` times this)
+  stream s(options(capacity));
+  std::uint64_t sent = 0, next = 0;
+  auto fill = [&] {  // exactly to the brim: drop_oldest would evict past it
+    while (sent - next < capacity)
+      ASSERT_EQ(s.try_send(event::text_delta(0, std::to_string(sent++))), status::ok);
+  };
+  auto receive = [&](received_batch& batch) -> std::size_t {
+    if (s.try_receive_batch(batch) != status::ok) return 0;
+    for (const event& e : batch) EXPECT_EQ(e.text(), std::to_string(next++));
+    return batch.size();
+  };
+  received_batch five(5), whole(capacity), three(3), one(1);
+  fill();
+  EXPECT_EQ(receive(five), 5u) << "more is published than the batch holds: it takes its capacity";
+  EXPECT_EQ(receive(whole), capacity - 5);
+  for (int lap = 0; lap < 3; ++lap) {
+    fill();  // the ring wraps
+    EXPECT_EQ(receive(three), 3u);
+    EXPECT_EQ(receive(whole), capacity - 3);
+  }
+  fill();
+  EXPECT_EQ(receive(whole), capacity);
+  EXPECT_EQ(receive(one), 0u);
+  EXPECT_EQ(next, sent);
+  expect_quiescent_invariant(s);
+}
+
 TEST_P(StreamContract, BatchReceiveHoldsArenaTextUntilReleased) {
   stream s(options(8, 2048));
   for (int i = 0; i < 3; ++i) {

@@ -658,10 +658,18 @@ inline status stream::try_receive_batch_once(received_batch& out) noexcept {
   std::size_t n = 0;
   if (uses_spsc_ring()) [[likely]] {
     auto& c = *static_cast<detail::spsc_channel*>(ch);
-    n = c.available(out.capacity_);
-    if (n == 0) return status::empty;
+    // As in try_drain: one slot past the batch says whether the consumer is behind. Then the next batch's
+    // slots start loading now, while the caller works on this one, instead of stalling its next call.
+    const std::size_t seen = c.available(out.capacity_ + 1);
+    if (seen == 0) return status::empty;
+    const bool behind = seen > out.capacity_;
+    n = behind ? out.capacity_ : seen;
     c.copy_out(to, n);
     c.pop(n);
+    if (behind) {
+      const std::uint64_t next = c.consumer_position();
+      for (std::size_t i = 0; i < n; ++i) c.prefetch(next + i);
+    }
   } else {
     auto& c = *static_cast<detail::mpmc_channel*>(ch);
     while (n < out.capacity_ && take_mpmc(c, to[n])) ++n;
