@@ -729,42 +729,53 @@ TEST_P(StreamContract, DrainHandsOverInPlaceWithEndOfBatchOnTheLast) {
   expect_quiescent_invariant(s);
 }
 
+// Fills a ring of `capacity` slots to the brim with text deltas "0", "1", ... (drop_oldest would evict past
+// it) and empties it through `take(limit, next)`, which takes at most `limit` events, checks each against
+// `next` (the count taken so far, which it advances) and returns how many it took: 5 of a full ring (more
+// is waiting than it may take), then `rest_limit` for the rest; three laps that wrap the ring, 3 then the
+// rest; a whole ring; then nothing.
+template <class Take>
+void take_exact_limits_across_the_wrap(stream& s, std::size_t capacity, std::size_t rest_limit, Take take) {
+  std::uint64_t sent = 0, next = 0;
+  auto fill = [&] {
+    while (sent - next < capacity)
+      ASSERT_EQ(s.try_send(event::text_delta(0, std::to_string(sent++))), status::ok);
+  };
+  fill();
+  EXPECT_EQ(take(5, next), 5u);
+  EXPECT_EQ(take(rest_limit, next), capacity - 5);
+  for (int lap = 0; lap < 3; ++lap) {
+    fill();  // the ring wraps
+    EXPECT_EQ(take(3, next), 3u);
+    EXPECT_EQ(take(capacity, next), capacity - 3);
+  }
+  fill();
+  EXPECT_EQ(take(capacity, next), capacity);
+  EXPECT_EQ(take(1, next), 0u);
+  EXPECT_EQ(next, sent);
+  expect_quiescent_invariant(s);
+}
+
 // A drain with more waiting than it may take (it then loads the next batch's slots ahead), one that
 // takes the whole ring, and one with no limit: exact counts, order and end-of-batch marks across the wrap.
 TEST_P(StreamContract, DrainTakesExactlyItsLimitFromAFullRingAcrossTheWrap) {
   constexpr std::size_t capacity = 16;  // one producer's room (a laned stream has `lanes` times this)
   stream s(options(capacity));
-  std::uint64_t sent = 0, next = 0;
-  auto fill = [&] {  // exactly to the brim: drop_oldest would evict past it
-    while (sent - next < capacity)
-      ASSERT_EQ(s.try_send(event::text_delta(0, std::to_string(sent++))), status::ok);
-  };
-  auto drain = [&](std::size_t limit) {
-    std::vector<bool> ends;
-    const std::size_t n = s.try_drain(
-        [&](const event& e, bool end_of_batch) {
-          EXPECT_EQ(e.text(), std::to_string(next));
-          ++next;
-          ends.push_back(end_of_batch);
-        },
-        limit);
-    EXPECT_EQ(ends.size(), n);
-    for (std::size_t i = 0; i < ends.size(); ++i) EXPECT_EQ(ends[i], i + 1 == ends.size()) << i;
-    return n;
-  };
-  fill();
-  EXPECT_EQ(drain(5), 5u);
-  EXPECT_EQ(drain(std::numeric_limits<std::size_t>::max()), capacity - 5);
-  for (int lap = 0; lap < 3; ++lap) {
-    fill();  // the ring wraps
-    EXPECT_EQ(drain(3), 3u);
-    EXPECT_EQ(drain(capacity), capacity - 3);
-  }
-  fill();
-  EXPECT_EQ(drain(capacity), capacity);
-  EXPECT_EQ(drain(1), 0u);
-  EXPECT_EQ(next, sent);
-  expect_quiescent_invariant(s);
+  take_exact_limits_across_the_wrap(s, capacity, std::numeric_limits<std::size_t>::max(),
+                                    [&](std::size_t limit, std::uint64_t& next) {
+                                      std::vector<bool> ends;
+                                      const std::size_t n = s.try_drain(
+                                          [&](const event& e, bool end_of_batch) {
+                                            EXPECT_EQ(e.text(), std::to_string(next));
+                                            ++next;
+                                            ends.push_back(end_of_batch);
+                                          },
+                                          limit);
+                                      EXPECT_EQ(ends.size(), n);
+                                      for (std::size_t i = 0; i < ends.size(); ++i)
+                                        EXPECT_EQ(ends[i], i + 1 == ends.size()) << i;
+                                      return n;
+                                    });
 }
 
 TEST_P(StreamContract, DrainConsumesWhatWasHandledWhenTheHandlerThrows) {
@@ -870,33 +881,17 @@ TEST_P(StreamContract, BatchReceiveCopiesOutInOrderAndFreesTheSlotsAtOnce) {
   expect_quiescent_invariant(s);
 }
 
+// The same for batch receives: a batch takes its capacity when more is waiting (and then loads the next
+// batch's slots ahead), exact counts and order across the wrap.
 TEST_P(StreamContract, BatchReceiveTakesExactlyItsCapacityFromAFullRingAcrossTheWrap) {
   constexpr std::size_t capacity = 16;  // one producer's room (a laned stream has `lanes` times this)
   stream s(options(capacity));
-  std::uint64_t sent = 0, next = 0;
-  auto fill = [&] {  // exactly to the brim: drop_oldest would evict past it
-    while (sent - next < capacity)
-      ASSERT_EQ(s.try_send(event::text_delta(0, std::to_string(sent++))), status::ok);
-  };
-  auto receive = [&](received_batch& batch) -> std::size_t {
-    if (s.try_receive_batch(batch) != status::ok) return 0;
+  take_exact_limits_across_the_wrap(s, capacity, capacity, [&](std::size_t limit, std::uint64_t& next) {
+    received_batch batch(limit);
+    if (s.try_receive_batch(batch) != status::ok) return std::size_t{0};
     for (const event& e : batch) EXPECT_EQ(e.text(), std::to_string(next++));
     return batch.size();
-  };
-  received_batch five(5), whole(capacity), three(3), one(1);
-  fill();
-  EXPECT_EQ(receive(five), 5u) << "more is published than the batch holds: it takes its capacity";
-  EXPECT_EQ(receive(whole), capacity - 5);
-  for (int lap = 0; lap < 3; ++lap) {
-    fill();  // the ring wraps
-    EXPECT_EQ(receive(three), 3u);
-    EXPECT_EQ(receive(whole), capacity - 3);
-  }
-  fill();
-  EXPECT_EQ(receive(whole), capacity);
-  EXPECT_EQ(receive(one), 0u);
-  EXPECT_EQ(next, sent);
-  expect_quiescent_invariant(s);
+  });
 }
 
 TEST_P(StreamContract, BatchReceiveHoldsArenaTextUntilReleased) {
