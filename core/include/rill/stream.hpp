@@ -658,12 +658,11 @@ inline status stream::try_receive_batch_once(received_batch& out) noexcept {
   std::size_t n = 0;
   if (uses_spsc_ring()) [[likely]] {
     auto& c = *static_cast<detail::spsc_channel*>(ch);
-    // As in try_drain: one slot past the batch says whether the consumer is behind. Then the next batch's
-    // slots start loading now, while the caller works on this one, instead of stalling its next call.
-    const std::size_t seen = c.available(out.capacity_ + 1);
-    if (seen == 0) return status::empty;
-    const bool behind = seen > out.capacity_;
-    n = behind ? out.capacity_ : seen;
+    // As in try_drain: when the consumer is behind, the next batch's slots start loading now, while the
+    // caller works on this one, instead of stalling its next call.
+    bool behind;
+    n = c.available(out.capacity_, behind);
+    if (n == 0) return status::empty;
     c.copy_out(to, n);
     c.pop(n);
     if (behind) {
@@ -692,15 +691,14 @@ std::size_t stream::try_drain(Handler&& handler, std::size_t max_events) {
   std::size_t handled = 0;
   if (uses_spsc_ring()) {
     auto& c = *static_cast<detail::spsc_channel*>(ch);
-    // One slot past the batch says whether more is waiting. Then the consumer is behind, and each event
-    // handed over starts the load of the next batch's slot at the same offset: those lines arrive while
+    // When more is waiting than the batch takes, the consumer is behind (available(limit, behind)): each
+    // event handed over starts the load of the next batch's slot at the same offset: those lines arrive while
     // the handler works rather than stalling the next call (a consumer reading a backlog in batches is
     // otherwise bound by one batch's misses, then one batch's handling, in turn). A consumer that keeps
     // pace finds that slot empty and loads nothing ahead: its lines are the ones the producer writes next.
-    const std::size_t seen = c.available(max_events == SIZE_MAX ? max_events : max_events + 1);
-    if (seen == 0) return 0;
-    const bool behind = seen > max_events;
-    const std::size_t n = behind ? max_events : seen;
+    bool behind;
+    const std::size_t n = c.available(max_events, behind);
+    if (n == 0) return 0;
     const std::uint64_t head = c.consumer_position();
     event* slot = nullptr;
     try {

@@ -173,6 +173,15 @@ class spsc_channel {
     }
     return n;
   }
+  // As available(limit), and says whether the consumer is behind: one more event is published past the
+  // ones counted (it reads one sequence word past `limit`, the one its next poll reads anyway). A consumer
+  // that is behind loads its next run ahead (prefetch); one that keeps pace must not, as those slots are
+  // the ones its producer writes next.
+  std::size_t available(std::size_t limit, bool& behind) noexcept {
+    const std::size_t seen = available(limit == SIZE_MAX ? limit : limit + 1);
+    behind = seen > limit;
+    return behind ? limit : seen;
+  }
   // Asks the core to start loading the slot of `position`, so that it is in cache when the consumer gets
   // there. A hint: it reads nothing a C++ load would, orders nothing, and never faults.
   void prefetch(std::uint64_t position) const noexcept {
