@@ -164,6 +164,15 @@ void drop_index_reference(managed_stream* entry) noexcept {
 struct stream_manager::shard_writer {
   std::mutex mutex;                          // serializes this shard's writers
   std::vector<std::uint32_t> free_handles;   // handle indices released by this shard, reused by it
+  // The next handle generation, under the mutex. Per shard, as the indices it reuses are: a handle comes
+  // back only after 2^32 creates in its shard. Never 0, so that no handle is 0.
+  std::uint32_t next_generation = 1;
+
+  std::uint32_t take_generation() noexcept {
+    const std::uint32_t generation = next_generation++;
+    if (next_generation == 0) next_generation = 1;
+    return generation;
+  }
 };
 
 // ---- retired objects, freed once the epoch has advanced twice past their tag ----
@@ -348,6 +357,9 @@ void stream_manager::release_handle(shard_writer& writer, std::uint64_t handle) 
 // ---- reclamation ----
 
 void stream_manager::retire(shard_table* table, managed_stream* const* entries, std::size_t count) {
+  // A create into an empty shard replaces no table and no entry. Earlier retirements wait for the next
+  // call that retires something, or for reclaim().
+  if (table == nullptr && count == 0) return;
   reclaimer& r = *reclaimer_;
   shard_table* free_tables;
   managed_stream* free_entries;
@@ -474,8 +486,6 @@ status stream_manager::create_or_get(std::string_view id, const stream_options& 
       if (entry != nullptr) detail::destroy_managed_stream(entry);
     }
   } owner{entry};
-  std::uint32_t generation = next_generation_.fetch_add(1, std::memory_order_relaxed);  // a number only
-  if (generation == 0) generation = next_generation_.fetch_add(1, std::memory_order_relaxed);
 
   const std::size_t s = shard_of(hash);
   shard_writer& writer = writers_[s];
@@ -510,7 +520,7 @@ status stream_manager::create_or_get(std::string_view id, const stream_options& 
     throw;
   }
   if (track_metrics_) entry->construct_metrics(metrics_totals_);  // noexcept; the aggregator counts a start
-  entry->handle = (std::uint64_t{generation} << 32) | index;
+  entry->handle = (std::uint64_t{writer.take_generation()} << 32) | index;
   entry->refs.store(2, std::memory_order_relaxed);  // the index's and `out`'s; not yet shared
   set_handle(index, entry);
   // Counted before the entry is visible, under the shard's lock: whoever removes it (after taking the lock)

@@ -309,6 +309,26 @@ TEST(StreamManager, HandlesFindStreamsAndGoStaleOnClose) {
   EXPECT_EQ(m.get(h, found), status::not_found);
 }
 
+// Generations are counted per shard: many shards hand out the same generation, and one shard reuses its
+// freed indices. Every handle must still name one stream only.
+TEST(StreamManager, HandlesStayUniqueAcrossShardsAndReusedIndices) {
+  stream_manager m(small_manager(64));
+  std::set<std::uint64_t> seen;
+  std::vector<rill::stream_handle> stale;
+  stream_ref r, found;
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 0; i < 200; ++i) {
+      ASSERT_EQ(m.create(name("u", i), r), status::ok);
+      EXPECT_TRUE(seen.insert(r.handle().value).second) << "handle given twice: " << name("u", i);
+      ASSERT_EQ(m.get(r.handle(), found), status::ok);
+      EXPECT_EQ(found.get(), r.get());
+      stale.push_back(r.handle());
+    }
+    for (int i = 0; i < 200; ++i) ASSERT_EQ(m.close(name("u", i)), status::ok);  // frees every index
+  }
+  for (const rill::stream_handle h : stale) EXPECT_EQ(m.get(h, found), status::not_found);
+}
+
 TEST(StreamManager, ListAndCountAgree) {
   stream_manager m(small_manager(8));
   std::set<std::string> expected;

@@ -40,8 +40,7 @@
 //   - Memory of closed streams and old tables is reclaimed in batches, after every thread that could still
 //     read them has left its read section; a thread stuck inside visit()'s callback delays it (for every
 //     manager in the process).
-//   - Handles: a handle is never reused for another stream until 2^32 create calls were made on the manager
-//     (failed creates and lost get_or_create races use up a generation too).
+//   - Handles: a handle is never reused for another stream until 2^32 streams were created in its shard.
 //
 // Every member function is safe to call from any thread at the same time as any other, except the
 // constructor and destructor. Blocking classes are given per function: "wait-free" (bounded steps, no lock),
@@ -532,7 +531,6 @@ class stream_manager {
   std::unique_ptr<shard_writer[]> writers_;                      // writers only
   std::atomic<std::atomic<detail::managed_stream*>*> handle_chunks_[kHandleChunks] = {};
   std::atomic<std::uint32_t> next_handle_index_{0};
-  std::atomic<std::uint32_t> next_generation_{1};
   std::atomic<std::size_t> live_count_{0};
   struct reclaimer;
   std::unique_ptr<reclaimer> reclaimer_;
