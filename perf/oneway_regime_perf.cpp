@@ -1,6 +1,6 @@
 // oneway_regime_perf: why spsc_throughput moves two- to three-fold between runs of one queue.
 //
-//   oneway_regime_perf [--rounds N] [--run-ms MS] [--capacity N]
+//   oneway_regime_perf [--rounds N] [--run-ms MS] [--capacity N] [--work N]
 //
 // The spsc_throughput workload (64-byte elements, one per call, producer on cpu0, consumer on cpu1),
 // instrumented: the consumer counts the polls that found the ring empty, the producer counts the pushes
@@ -8,6 +8,8 @@
 // each on a queue built for the run:
 //   rill      rill::stream (SPSC) try_send + try_receive, packed slots (the default)
 //   rill_pad  the same with slot_layout::padded (each slot on its own 128-byte line pair)
+//   rill_rr1  rill with stream_options::resume_room 1: a refused producer takes each slot as soon as it is
+//             freed (the default waits for capacity / 16 of them)
 //   boost     boost::lockfree::spsc_queue push + pop
 //   rwq       moodycamel::ReaderWriterQueue try_enqueue + try_dequeue (blocks of slots; it never allocates
 //             after construction here)
@@ -16,7 +18,9 @@
 //   bare_pad  the same, padded: the floor under rill_pad
 // Per run it prints the rate, empty polls and full pushes per 1000 elements and the mean depth; per row, the
 // median, minimum and maximum rate over the rounds kept. Rounds whose core-to-core probes differ by more
-// than 1.5x are left out. docs/benchmarking.md ("One-way regimes") has what it showed.
+// than 1.5x are left out. `--work N` makes the consumer do N dependent multiply-adds per element, so that
+// it is the slower side and every queue runs full. docs/benchmarking.md ("One-way regimes", "Resume room")
+// has what it showed.
 #include <readerwriterqueue/readerwriterqueue.h>
 
 #include <algorithm>
@@ -45,6 +49,17 @@ constexpr const char* kProgram = "oneway_regime_perf";
 
 constexpr std::size_t kPool = 1024;  // element k is pool entry k mod 1024
 constexpr std::uint64_t kDepthSampleEvery = 4096;
+
+std::uint64_t g_consumer_work = 0;  // --work; set before any run
+
+// The consumer's work per element (--work): a chain of dependent multiply-adds seeded by the element, its
+// result kept where the compiler cannot drop it.
+void consumer_work(std::uint64_t index) {
+  static thread_local std::uint64_t chain = 1;
+  [[maybe_unused]] static volatile std::uint64_t sink;
+  for (std::uint64_t i = 0; i < g_consumer_work; ++i) chain = chain * 6364136223846793005ull + index;
+  sink = chain;
+}
 
 struct alignas(64) item {
   std::uint64_t index;
@@ -81,7 +96,13 @@ run_figures timed_run(std::chrono::milliseconds budget, Push push, Pop pop, Dept
         }
         return sent;
       },
-      [&](auto& check) -> std::size_t { return pop(check) ? 1 : 0; });
+      [&](auto& check) -> std::size_t {
+        auto check_and_work = [&](std::uint64_t index) {
+          check(index);
+          consumer_work(index);
+        };
+        return pop(check_and_work) ? 1 : 0;
+      });
   const double thousands = static_cast<double>(run.received) / 1000.0;
   run_figures f;
   f.events_per_sec = static_cast<double>(run.received) / run.seconds;
@@ -110,10 +131,12 @@ const std::vector<item>& item_pool() {
   return pool;
 }
 
-run_figures rill_run(std::chrono::milliseconds budget, std::size_t capacity, rill::slot_layout layout) {
+run_figures rill_run(std::chrono::milliseconds budget, std::size_t capacity, rill::slot_layout layout,
+                     std::size_t resume_room = 0) {
   rill::stream_options o;
   o.capacity = capacity;
   o.layout = layout;
+  o.resume_room = resume_room;
   o.allocate_on_first_send = false;  // as rill-bench: the ring is built before the run
   auto s = std::make_unique<rill::stream>(o);
   struct alignas(rill::detail::kFalseSharingRange) consumer_slot {
@@ -181,9 +204,12 @@ using row = rill_perf::measured_row<run_figures>;
 int main(int argc, char** argv) {
   std::uint64_t rounds = 10, run_ms = 250;
   std::uint64_t capacity = 65536;  // rill-bench's spsc_throughput capacity
-  rill_perf::parse_count_flags(kProgram, "oneway_regime_perf [--rounds N] [--run-ms MS] [--capacity N]", argc,
-                               argv,
-                               {{"--rounds", &rounds}, {"--run-ms", &run_ms}, {"--capacity", &capacity}});
+  rill_perf::parse_count_flags(
+      kProgram, "oneway_regime_perf [--rounds N] [--run-ms MS] [--capacity N] [--work N]", argc, argv,
+      {{"--rounds", &rounds},
+       {"--run-ms", &run_ms},
+       {"--capacity", &capacity},
+       {"--work", &g_consumer_work}});
   const std::chrono::milliseconds budget{run_ms};
   if ((capacity & (capacity - 1)) != 0 || capacity < 2 || capacity > (std::size_t{1} << 24)) {
     std::fprintf(stderr, "%s: --capacity must be a power of two from 2 to 2^24\n", kProgram);
@@ -193,13 +219,17 @@ int main(int argc, char** argv) {
   using rill::slot_layout;
   rows.emplace_back("rill", [capacity](auto b) { return rill_run(b, capacity, slot_layout::packed); });
   rows.emplace_back("rill_pad", [capacity](auto b) { return rill_run(b, capacity, slot_layout::padded); });
+  rows.emplace_back("rill_rr1", [capacity](auto b) { return rill_run(b, capacity, slot_layout::packed, 1); });
   rows.emplace_back("boost", [capacity](auto b) { return boost_run(b, capacity); });
   rows.emplace_back("rwq", [capacity](auto b) { return rwq_run(b, capacity); });
   rows.emplace_back("bare", [capacity](auto b) { return bare_run(b, capacity, slot_layout::packed); });
   rows.emplace_back("bare_pad", [capacity](auto b) { return bare_run(b, capacity, slot_layout::padded); });
 
-  std::printf("oneway_regime_perf: %llu rounds, %lld ms a run, one per call, capacity %zu, cpu0 -> cpu1\n",
-              static_cast<unsigned long long>(rounds), static_cast<long long>(budget.count()), capacity);
+  std::printf(
+      "oneway_regime_perf: %llu rounds, %lld ms a run, one per call, capacity %zu, consumer work %llu, "
+      "cpu0 -> cpu1\n",
+      static_cast<unsigned long long>(rounds), static_cast<long long>(budget.count()), capacity,
+      static_cast<unsigned long long>(g_consumer_work));
   std::printf("per run: M events/s / empty polls per 1k / full pushes per 1k / mean depth\n");
   const std::uint64_t skipped = rill_perf::run_rows(rows, rounds, budget, [&](const run_figures& f) {
     std::printf("%5.1f/%5.1f/%5.2f/%6.0f", f.events_per_sec / 1e6, f.empty_polls_per_k, f.full_pushes_per_k,

@@ -56,6 +56,18 @@ std::uint8_t slot_spacing_log2_for(const stream_options& options) {
   throw std::invalid_argument("rill::stream: unknown slot layout");
 }
 
+// log2 of the slots a refused SPSC producer waits for (stream_options::resume_room); 0 (one slot, refill at
+// once) where the option does not apply. `capacity`: the normalized capacity.
+std::uint8_t resume_room_log2_for(const stream_options& options, std::size_t capacity) {
+  if (options.resume_room > capacity) {
+    throw std::invalid_argument("rill::stream: resume_room above the capacity");
+  }
+  if (!spsc_ring_for(options.kind, options.policy) || options.policy != backpressure::block) return 0;
+  const std::size_t room = options.resume_room != 0 ? std::bit_floor(options.resume_room)
+                                                    : std::max<std::size_t>(1, capacity / 16);
+  return static_cast<std::uint8_t>(log2_of(room));
+}
+
 std::size_t normalized_arena(std::size_t requested) {
   if (requested == 0) return 0;
   if (requested > (std::size_t{1} << 31)) throw std::invalid_argument("rill::stream: arena above 2 GiB");
@@ -207,6 +219,7 @@ stream::stream(const stream_options& options)
           log2_of(std::max(normalized_capacity(options.capacity), 2 * normalized_lanes(options))))),
       lanes_log2_(static_cast<std::uint8_t>(log2_of(normalized_lanes(options)))),
       slot_spacing_log2_(slot_spacing_log2_for(options)),
+      resume_room_log2_(resume_room_log2_for(options, std::size_t{1} << capacity_log2_)),
       arena_bytes_(static_cast<std::uint32_t>(normalized_arena(options.arena_bytes))),
       spin_iterations_(options.spin_iterations) {
   static_assert(sizeof(counters_block) == kCountersBytes);
@@ -247,7 +260,8 @@ void* stream::allocate_channel() noexcept {
   void* ch;
   if (spsc_ring) {
     const detail::slot_ring ring(slots, capacity, slot_spacing_log2_);
-    ch = new (base + layout.channel_offset) detail::spsc_channel(ring, arena, arena_bytes_, room_waiters);
+    ch = new (base + layout.channel_offset)
+        detail::spsc_channel(ring, arena, arena_bytes_, room_waiters, std::size_t{1} << resume_room_log2_);
   } else {
     // Lane 0 holds the arena and the lane count; each lane gets an equal share of slots and turns.
     auto* turns = reinterpret_cast<std::atomic<std::uint64_t>*>(base + layout.turns_offset);
@@ -507,6 +521,12 @@ bool stream::take_mpmc(detail::mpmc_channel& ch, event& out) noexcept {
     }
   }
   return false;
+}
+
+bool stream::producer_may_resume() const noexcept {
+  void* ch = channel();
+  if (ch == nullptr || !uses_spsc_ring()) return true;  // MPMC rings refill at once
+  return static_cast<const detail::spsc_channel*>(ch)->resume_room_may_be_free();
 }
 
 void stream::release_text(const event& e) noexcept {

@@ -531,6 +531,75 @@ TEST(StreamStress, BlockingCallsWithRandomTimeoutsLoseNothing) {
               static_cast<unsigned long long>(timeouts.load(std::memory_order_relaxed)));
 }
 
+// An SPSC ring of 16 slots that makes a refused producer wait for 4 free (stream_options::resume_room),
+// with blocking calls that time out at random, single sends and batches, single receives and batches: the
+// producer parks and is woken for its resume room again and again. Every event that was sent arrives once,
+// in order, and nothing else does.
+TEST(StreamStress, SpscResumeRoomWithRandomTimeoutsLosesNothing) {
+  const std::uint64_t rounds = scaled(400'000, 4'000);
+  stream_options o;
+  o.capacity = 16;
+  o.resume_room = 4;
+  o.spin_iterations = 16;  // park often
+  stream s(o);
+  ASSERT_EQ(s.resume_room(), 4u);
+  std::uint64_t sent = 0, sent_sum = 0, timeouts = 0;  // the producer's; read after join()
+  std::thread producer([&] {
+    const rill::test::on_scope_exit close_stream([&] { s.close(); });
+    std::mt19937_64 rng(7);
+    std::vector<event> batch;
+    for (std::uint64_t round = 0; round < rounds; ++round) {
+      if (round % 4 == 3) {
+        batch.clear();
+        for (std::uint64_t k = 0; k < 1 + rng() % 6; ++k)
+          batch.push_back(event::stream_complete(mix(sent + k), 0));
+        const std::size_t taken = s.try_send_batch(batch);
+        for (std::size_t k = 0; k < taken; ++k) sent_sum += mix(sent + k);
+        sent += taken;
+        continue;
+      }
+      const status st =
+          s.send_for(event::stream_complete(mix(sent), 0), std::chrono::microseconds(rng() % 100));
+      if (st == status::ok) {
+        sent_sum += mix(sent);
+        ++sent;
+      } else {
+        ASSERT_EQ(st, status::timeout);
+        ++timeouts;
+      }
+    }
+  });
+  std::mt19937_64 rng(11);
+  std::uint64_t received_count = 0, received_sum = 0, mismatches = 0;
+  received r;
+  received_batch batch(5);
+  auto take = [&](const event& e) {
+    if (e.total_chunks() != mix(received_count) || e.seq() != received_count) ++mismatches;
+    received_sum += e.total_chunks();
+    ++received_count;
+  };
+  while (true) {
+    if (rng() % 5 == 0) {
+      const status st = s.try_receive_batch(batch);
+      if (st == status::closed) break;
+      for (const event& e : batch) take(e);
+      continue;
+    }
+    const status st = s.receive_for(r, std::chrono::microseconds(rng() % 150));
+    if (st == status::closed) break;
+    if (st == status::timeout || st == status::empty) continue;
+    ASSERT_EQ(st, status::ok);
+    take(*r);
+  }
+  producer.join();
+  EXPECT_EQ(mismatches, 0u);
+  EXPECT_EQ(received_count, sent);
+  EXPECT_EQ(received_sum, sent_sum);
+  std::printf("resume room: %llu sent, %llu timed out, %llu send waits\n",
+              static_cast<unsigned long long>(sent), static_cast<unsigned long long>(timeouts),
+              static_cast<unsigned long long>(s.counters().send_waits));
+}
+
 // Eight blocking producers fan in through an MPMC stream of capacity 2: far more threads than cores, so
 // nearly every call parks; parking must let every thread finish.
 TEST(StreamStress, OversubscribedBlockingThreadsAllFinish) {

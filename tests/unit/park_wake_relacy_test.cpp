@@ -1,8 +1,9 @@
 // Relacy models of rill's park/wake handshake (parking.hpp, stream.hpp wait_for(), stream.cpp close()).
 //
 // The handshake is a store-then-load race (Dekker), docs/memory_model.md "Streams" [W1]-[W5]:
-//   publisher: store the data ([S1]/[M2]/[S3]/[M4])  ; light_barrier() [W1]  ; load the word [W4]: bit 0 -> wake
-//   parker:    fetch_or(word, bit 0) [W2]             ; heavy_barrier() [W3] ; re-check the data -> else futex_wait
+//   publisher: store the data ([S1]/[M2]/[S3]/[M4])  ; light_barrier() [W1]  ; load the word [W4]: bit 0 ->
+//   wake parker:    fetch_or(word, bit 0) [W2]             ; heavy_barrier() [W3] ; re-check the data -> else
+//   futex_wait
 // Each suite runs one publisher (or closer) and one parker once, with Relacy's full-search scheduler: every
 // interleaving and every value each load may read under the C++ memory model. The final-state check is the
 // lost wake-up: the parker went to sleep, the word never changed after its announcement (so no FUTEX_WAKE
@@ -36,6 +37,12 @@
 //                          wake_all() RMW; parker re-checks closed_ relaxed ([C5]),
 //                          no barrier                                                 -> no lost wake-up
 //   close_conditional      a closer that wakes only if it sees bit 0, no fences        -> lost wake-up found
+//   resume_room            a producer refused on a full ring of 2 waits for both slots (resume room 2);
+//                          the consumer frees them one by one, each time fenced, and wakes only when
+//                          the room looks free by its head and the producer's tail snapshot, which it
+//                          may read stale ([S7], [W6])                                 -> no lost wake-up
+//   resume_room_early_test as resume_room, but the consumer tests the room with its head from before
+//                          the free it just made                                      -> lost wake-up found
 // A suite expected to fail must fail with Relacy's "user assert failed" (the lost wake-up), nothing else.
 //
 // Sanitizer builds (RILL_SANITIZER_BUILD) skip these tests: relacy.hpp replaces the global operator new and
@@ -200,6 +207,61 @@ struct close_race : rl::test_suite<close_race<Unconditional>, 2> {
   void after() { RL_ASSERT(!(w.still_asleep() && !saw_closed)); }
 };
 
+// The resume room's wake-up (stream::notify_producers): ring of 2 slots, resume room 2. The producer (thread
+// 1) has sent positions 0 and 1 and was refused at 2: it waits for the slot of position 3 (tail + room - 1),
+// which vouches for both. The consumer (thread 0) takes position 0, then 1, marking each slot free.
+template <bool TestsWithHeadBeforeTheFree>
+struct resume_room_race : rl::test_suite<resume_room_race<TestsWithHeadBeforeTheFree>, 2> {
+  static constexpr std::uint64_t kCapacity = 2, kRoom = 2, kFree = ~std::uint64_t{0};
+  rl::atomic<std::uint64_t> slot_word[2];  // sequence words: the position published there, or kFree
+  rl::atomic<std::uint64_t> tail;          // spsc_channel::tail_, a relaxed snapshot ([S5])
+  wait_word_model w;
+  bool got_room = false;
+
+  void before() {
+    slot_word[0](RL_INFO).store(0, rl::mo_relaxed);
+    slot_word[1](RL_INFO).store(1, rl::mo_relaxed);
+    tail(RL_INFO).store(0, rl::mo_relaxed);  // the producer stores 2 as it starts: the consumer may read 0
+    w.reset();
+  }
+
+  void thread(unsigned index) {
+    if (index == 0) {
+      consume();
+    } else {
+      wait_for_room();
+    }
+  }
+
+  // try_receive, twice: mark the slot free ([S6]), then notify_producers(): fence, [W6], the room test.
+  void consume() {
+    for (std::uint64_t head = 0; head < 2; ++head) {
+      slot_word[head % kCapacity](RL_INFO).store(kFree, rl::mo_release);       // [S6]
+      rl::atomic_thread_fence(rl::mo_seq_cst, RL_INFO);                        // [W1']
+      if ((w.word(RL_INFO).load(rl::mo_relaxed) & kWaiterBit) == 0) continue;  // [W6]
+      const std::uint64_t head_now = TestsWithHeadBeforeTheFree ? head : head + 1;
+      const std::uint64_t tail_seen = tail(RL_INFO).load(rl::mo_relaxed);  // [S7]
+      if (tail_seen - head_now + (kRoom - 1) < kCapacity) w.wake_all();    // resume_room_may_be_free()
+    }
+  }
+
+  // The refused producer in send(): its tail stored, then one round of wait_for: announce, barrier,
+  // re-check (the room's last slot, [S2]), park.
+  void wait_for_room() {
+    tail(RL_INFO).store(2, rl::mo_relaxed);                      // [S5], from its last publish
+    const std::uint32_t announced = w.announce(rl::mo_seq_cst);  // [W2]
+    rl::atomic_thread_fence(rl::mo_seq_cst, RL_INFO);            // [W3']
+    if (slot_word[(2 + kRoom - 1) % kCapacity](RL_INFO).load(rl::mo_acquire) == kFree) {
+      got_room = true;
+      return;
+    }
+    w.park(announced);
+  }
+
+  // The consumer always frees both slots: a producer still asleep at the end lost its wake-up.
+  void after() { RL_ASSERT(!(w.still_asleep() && !got_room)); }
+};
+
 using rill::test::check_model;
 using rill::test::model_result;
 
@@ -245,6 +307,14 @@ TEST(ParkWakeRelacy, CloseWakesAParkerWithoutBarriers) {
 
 TEST(ParkWakeRelacy, ConditionalWakeOnCloseWouldLoseAWakeUp) {
   expect_lost_wake_up<close_race<false>>();
+}
+
+TEST(ParkWakeRelacy, ResumeRoomWakeNeverLosesAWakeUp) {
+  expect_no_lost_wake_up<resume_room_race<false> >();
+}
+
+TEST(ParkWakeRelacy, ResumeRoomTestedBeforeTheFreeLosesAWakeUp) {
+  expect_lost_wake_up<resume_room_race<true> >();
 }
 
 }  // namespace

@@ -24,11 +24,11 @@ using rill::detail::spsc_channel;
 // A channel over its own slots (no arena), as rill::stream lays one out: the slots 64-byte aligned.
 class channel_fixture {
  public:
-  channel_fixture(std::size_t capacity, unsigned spacing_log2)
+  channel_fixture(std::size_t capacity, unsigned spacing_log2, std::size_t resume_room = 1)
       : slots_(static_cast<event*>(::operator new (slot_ring::bytes_for(capacity, spacing_log2),
                                                    std::align_val_t{rill::detail::kCacheLine}))),
-        channel_(
-            std::make_unique<spsc_channel>(slot_ring(slots_, capacity, spacing_log2), nullptr, 0, nullptr)) {}
+        channel_(std::make_unique<spsc_channel>(slot_ring(slots_, capacity, spacing_log2), nullptr, 0,
+                                                nullptr, resume_room)) {}
   ~channel_fixture() {
     channel_.reset();
     ::operator delete (slots_, std::align_val_t{rill::detail::kCacheLine});
@@ -142,6 +142,57 @@ TEST_P(SpscChannelWords, PopOfABatchMarksEverySlotItTook) {
   }
   EXPECT_EQ(c.free_slots(8), 5u);
   EXPECT_EQ(c.available(8), 3u);
+}
+
+// A producer refused for a full ring polls only the last slot of its resume room, and both send paths
+// (one event, a batch's room) go on once that slot is free: then the whole room is.
+TEST_P(SpscChannelWords, RefusedProducerGoesOnOnlyWithItsResumeRoomFree) {
+  channel_fixture f(8, GetParam(), 4);
+  spsc_channel& c = f.channel();
+  std::uint16_t next_sent = 0;
+  int next_received = 0;
+  for (; next_sent < 8; ++next_sent) ASSERT_TRUE(f.send(next_sent));
+  EXPECT_FALSE(c.resuming());
+  EXPECT_FALSE(f.send(next_sent)) << "full";
+  EXPECT_TRUE(c.resuming());
+  for (int freed = 1; freed < 4; ++freed) {
+    ASSERT_EQ(f.receive(), next_received++);
+    EXPECT_FALSE(c.resume_room_may_be_free()) << freed << " freed";
+    EXPECT_FALSE(f.send(next_sent)) << freed << " slots free, the resume room is 4";
+    EXPECT_EQ(c.free_slots(8), 0u) << freed << " slots free, the resume room is 4";
+  }
+  ASSERT_EQ(f.receive(), next_received++);
+  EXPECT_TRUE(c.resume_room_may_be_free());
+  EXPECT_EQ(c.free_slots(8), 4u) << "the room is free: a batch sees all of it";
+  EXPECT_FALSE(c.resuming());
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(f.send(next_sent++)) << "sends go on into the freed room";
+  EXPECT_FALSE(f.send(next_sent)) << "full again";
+  // The batch path starts the wait too.
+  for (int i = 0; i < 8; ++i) ASSERT_EQ(f.receive(), next_received++);
+  EXPECT_TRUE(c.resume_room_may_be_free());
+  ASSERT_EQ(c.free_slots(8), 8u);
+  for (int i = 0; i < 8; ++i) ASSERT_TRUE(f.send(next_sent++));
+  EXPECT_EQ(c.free_slots(8), 0u);
+  EXPECT_TRUE(c.resuming());
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(f.receive(), next_received++);
+  EXPECT_FALSE(f.send(next_sent));
+  ASSERT_EQ(f.receive(), next_received++);
+  EXPECT_TRUE(f.send(next_sent++));
+  while (f.receive() == next_received) ++next_received;
+  EXPECT_EQ(next_received, next_sent) << "every event arrived once, in order";
+}
+
+// A resume room of 1: a refused producer takes the next slot freed, as before.
+TEST_P(SpscChannelWords, ResumeRoomOfOneRefillsAtOnce) {
+  channel_fixture f(4, GetParam(), 1);
+  spsc_channel& c = f.channel();
+  for (std::uint16_t i = 0; i < 4; ++i) ASSERT_TRUE(f.send(i));
+  EXPECT_FALSE(f.send(4));
+  EXPECT_FALSE(c.resuming());
+  EXPECT_FALSE(c.resume_room_may_be_free());
+  ASSERT_EQ(f.receive(), 0);
+  EXPECT_TRUE(c.resume_room_may_be_free());
+  EXPECT_TRUE(f.send(4));
 }
 
 INSTANTIATE_TEST_SUITE_P(Layouts, SpscChannelWords, ::testing::Values(0u, 1u),

@@ -67,6 +67,16 @@ class wait_word {
     // [W4] relaxed is enough: the barrier above orders this load after the publishing store.
     if (word_.load(std::memory_order_relaxed) & kWaiterBit) [[unlikely]] wake_all();
   }
+  // As notify_after_publish(), for a publisher whose progress may not yet be what a sleeper waits for:
+  // wakes only when `worth_waking()` (called only when someone announced) says it is. A sleeper must then
+  // be sure to be woken by a later publish: worth_waking() must err towards true.
+  template <class WorthWaking>
+  void notify_after_publish_if(WorthWaking&& worth_waking) noexcept {
+    light_barrier();
+    // [W4] as in notify_after_publish().
+    if ((word_.load(std::memory_order_relaxed) & kWaiterBit) && worth_waking()) [[unlikely]]
+      wake_all();
+  }
   // Clears the waiter bit, bumps the generation and wakes every sleeper (a syscall). Used by close() and
   // cancellation too.
   void wake_all() noexcept;

@@ -17,6 +17,13 @@
 // separate 128-byte lines. Slots are 64-byte events, 64-byte aligned, either packed (one after the other) or
 // padded (one to each 128-byte line pair, the pair's other line unused: slot_ring).
 //
+// Resume room: once a send finds the ring full, the producer does not take the next freed slot but waits
+// until `resume_room` slots are free (it polls the last of them, which tells the same by the argument in
+// free_slots), then sends on as usual. A producer that refilled each slot as soon as the consumer freed it
+// would work right behind the consumer, in the lines it just touched, and a full ring then drained at a
+// fraction of the consumer's own rate; with room to move the two sides meet once per resume_room events
+// (docs/design.md, "Resume room"). A resume room of 1 is a channel that refills at once.
+//
 // Because a consumer may poll a slot's sequence word while the producer writes that slot, the producer must
 // never write the word but through publish(): fill() copies an event's other 56 bytes, and nothing hands
 // out a ring slot for the caller to build in (rill::stream's try_claim stages the event in the claim). The
@@ -69,9 +76,10 @@ class spsc_channel {
   // zeroed bytes (or null when arena_bytes is 0). `room_waiters`: where producers blocked on a full arena
   // park (null when no producer ever blocks). Marks every slot kFree; the channel is published to other
   // threads afterwards.
-  spsc_channel(const slot_ring& ring, char* arena_memory, std::size_t arena_bytes,
-               wait_word* room_waiters) noexcept
-      : ring_(ring), consumer_ring_(ring) {
+  // `resume_room`: 1 to the capacity (see the file comment).
+  spsc_channel(const slot_ring& ring, char* arena_memory, std::size_t arena_bytes, wait_word* room_waiters,
+               std::size_t resume_room = 1) noexcept
+      : ring_(ring), resume_probe_(resume_room - 1), consumer_ring_(ring) {
     for (std::size_t i = 0; i < ring.capacity(); ++i) {
       // Before the channel is shared: ordered for both sides by the pointer's publication ([C2]/[C1]).
       seq_word(ring.at(i)).store(kFree, std::memory_order_relaxed);
@@ -81,8 +89,9 @@ class spsc_channel {
 
   // ---- producer ----
 
-  // Returns the slot for the next event, or nullptr when the ring is full. Does not publish. Fill it only
-  // through fill() (and event setters other than set_seq), never by assigning a whole event.
+  // Returns the slot for the next event, or nullptr when the ring is full, or when it was full and does not
+  // yet have the resume room free. Does not publish. Fill it only through fill() (and event setters other
+  // than set_seq), never by assigning a whole event.
   event* try_reserve() noexcept {
     std::uint64_t position;
     return try_reserve(position);
@@ -91,11 +100,19 @@ class spsc_channel {
   event* try_reserve(std::uint64_t& position) noexcept {
     position = next_sequence();
     event* const slot = producer_slot(position);
-    return is_free(slot) ? slot : nullptr;
+    if (resuming()) [[unlikely]]
+      return resume_room_free(position) ? slot : nullptr;
+    if (is_free(slot)) [[likely]]
+      return slot;
+    note_full();
+    return nullptr;
   }
   // The parts of try_reserve, for a caller that tests room without a pointer (one branch fewer): the slot
   // for `position` (next_sequence()), and whether it is free (the consumer took the event a lap before).
+  // Such a caller tests resuming() first and leaves that case to try_reserve().
   event* producer_slot(std::uint64_t position) const noexcept { return ring_.at(position); }
+  // True after a send found the ring full, until the resume room is free.
+  bool resuming() const noexcept { return resume_probe_now_ != 0; }
   static bool is_free(event* slot) noexcept {
     // [S2] acquire: pairs with [S6]; the consumer finished reading the slot's previous event before it
     // marked the slot free. The load also brings in the line the send is about to write.
@@ -136,11 +153,18 @@ class spsc_channel {
   // of a later slot's mark makes the earlier marks, and the reads before them, happen before. So a few
   // loads suffice: the first slot wanted, the last, then halves in between. The count may be lower than
   // what is free by the time it returns, never higher. Reads only slots the batch is about to write.
-  std::size_t free_slots(std::size_t limit) const noexcept {
+  // While resuming() it returns 0 until the resume room is free; a call that finds no room starts that.
+  std::size_t free_slots(std::size_t limit) noexcept {
     const std::uint64_t tail = next_sequence();
     const slot_ring ring = ring_;  // in registers: each acquire below would force a reload
     limit = std::min(limit, ring.capacity());
-    if (limit == 0 || !is_free(ring.at(tail))) return 0;
+    if (limit == 0) return 0;
+    if (resuming()) [[unlikely]] {
+      if (!resume_room_free(tail)) return 0;
+    } else if (!is_free(ring.at(tail))) {
+      note_full();
+      return 0;
+    }
     if (is_free(ring.at(tail + limit - 1))) return limit;
     std::size_t known_free = 1, known_not_free = limit;  // counts: slot tail + n - 1 seen free / not free
     while (known_not_free - known_free > 1) {
@@ -200,6 +224,14 @@ class spsc_channel {
     std::memcpy(static_cast<void*>(to + before_end), consumer_ring_.base,
                 (count - before_end) * sizeof(event));
   }
+  // Consumer, when a producer may be parked for room: whether the resume room is free now (so a producer
+  // waiting for it can go on). Errs only towards true: `tail_` is the producer's last stored position or an
+  // older one, which counts fewer events buffered; a producer woken too early parks again.
+  bool resume_room_may_be_free() const noexcept {
+    const std::uint64_t tail = tail_.load(std::memory_order_relaxed);  // [S7] a snapshot; see above
+    const std::uint64_t head = head_.load(std::memory_order_relaxed);  // own index
+    return tail - head + resume_probe_ < consumer_ring_.capacity();
+  }
   // Frees `slot`, which held the event of `position` (consumer_position() when it was taken).
   void pop_one(event* slot, std::uint64_t position) noexcept {
     mark_free(slot);
@@ -238,9 +270,22 @@ class spsc_channel {
 
   static_assert(std::atomic_ref<std::uint64_t>::is_always_lock_free);
 
+  // Producer: a send found slot next_sequence() taken. From now on poll the resume room's last slot.
+  void note_full() noexcept { resume_probe_now_ = resume_probe_; }
+  // Producer, resuming: whether the `resume_room` slots from `tail` on are free. The last one's mark says it
+  // for all of them, as in free_slots; its acquire ([S2]) orders the consumer's reads of every earlier slot
+  // before our writes. Ends the wait when they are.
+  bool resume_room_free(std::uint64_t tail) noexcept {
+    if (!is_free(ring_.at(tail + resume_probe_now_))) return false;
+    resume_probe_now_ = 0;
+    return true;
+  }
+
   // Producer line: written by the producer only (plus the immutable ring geometry it uses).
   alignas(kFalseSharingRange) std::atomic<std::uint64_t> tail_{0};
   const slot_ring ring_;
+  const std::uint64_t resume_probe_;    // resume room - 1: how far past the tail a resuming producer polls
+  std::uint64_t resume_probe_now_ = 0;  // resume_probe_ while resuming, else 0
   // Consumer line: its own copy of the immutable geometry, so it never reads the producer's line.
   alignas(kFalseSharingRange) std::atomic<std::uint64_t> head_{0};
   const slot_ring consumer_ring_;
