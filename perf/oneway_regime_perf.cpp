@@ -52,13 +52,17 @@ constexpr std::uint64_t kDepthSampleEvery = 4096;
 
 std::uint64_t g_consumer_work = 0;  // --work; set before any run
 
-// The consumer's work per element (--work): a chain of dependent multiply-adds seeded by the element, its
-// result kept where the compiler cannot drop it.
+// The consumer's work per element (--work): a chain of dependent multiply-adds, carried from element to
+// element in a thread_local (never a shared line: a static the consumer stored to on every element could
+// share a line with the pools the producer reads). The empty asm keeps the compiler from folding the chain.
+thread_local std::uint64_t t_work_chain = 1;
 void consumer_work(std::uint64_t index) {
-  static thread_local std::uint64_t chain = 1;
-  [[maybe_unused]] static volatile std::uint64_t sink;
-  for (std::uint64_t i = 0; i < g_consumer_work; ++i) chain = chain * 6364136223846793005ull + index;
-  sink = chain;
+  std::uint64_t chain = t_work_chain;
+  for (std::uint64_t i = 0; i < g_consumer_work; ++i) {
+    chain = chain * 6364136223846793005ull + index;
+    asm volatile("" : "+r"(chain));
+  }
+  t_work_chain = chain;
 }
 
 struct alignas(64) item {
@@ -99,7 +103,7 @@ run_figures timed_run(std::chrono::milliseconds budget, Push push, Pop pop, Dept
       [&](auto& check) -> std::size_t {
         auto check_and_work = [&](std::uint64_t index) {
           check(index);
-          consumer_work(index);
+          if (g_consumer_work != 0) consumer_work(index);
         };
         return pop(check_and_work) ? 1 : 0;
       });

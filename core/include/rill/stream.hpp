@@ -138,7 +138,8 @@ struct stream_options {
   // is invalid (std::invalid_argument). 1 refills each slot as soon as it is freed, as a Go channel does:
   // a producer faster than its consumer then works right behind it, in the lines the consumer just
   // touched, and a full ring drains at a fraction of the consumer's own rate (65536 slots, a consumer with
-  // a little work per event: 28 M events/s at 1 against 83-87 M at 4096, docs/design.md "Resume room").
+  // a little work per event: 27-32 M events/s at 1 against 51-67 M at the default, 4096; docs/design.md,
+  // "Resume room").
   // A blocked send is woken once the room is there, not at every receive. No event is lost or reordered.
   // Other streams ignore it (drop refuses only while the ring is full; MPMC rings refill at once).
   std::size_t resume_room = 0;
