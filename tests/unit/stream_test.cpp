@@ -145,14 +145,27 @@ TEST(StreamLayout, LargePaddedRingDeliversEveryPathInOrder) {
   EXPECT_EQ(s.try_receive(one), status::empty);
 }
 
-// Waits (10 s at most) until `s` counts a send that had to wait, so a test that then cancels or closes
-// exercises the wake-up of a waiting sender, not a send that had not started waiting. The count comes
-// just before the sender parks; the caller's short sleep after this makes the park itself most likely.
-void wait_for_a_waiting_send(const stream& s) {
+// Waits (10 s at most) until `s` counts `waits` sends that had to wait, so a test that then cancels, closes
+// or makes room exercises the wake-up of a waiting sender, not a send that had not started waiting. The
+// count comes just before the sender parks; the caller's short sleep after this makes the park itself most
+// likely. False (and a failure recorded) if the count never came.
+bool wait_for_a_waiting_send(const stream& s, std::uint64_t waits = 1) {
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (s.counters().send_waits == 0 && std::chrono::steady_clock::now() < give_up)
+  while (s.counters().send_waits < waits && std::chrono::steady_clock::now() < give_up)
     std::this_thread::yield();
-  EXPECT_GT(s.counters().send_waits, 0u) << "the sender never waited";
+  EXPECT_GE(s.counters().send_waits, waits) << "the sender never waited";
+  return s.counters().send_waits >= waits;
+}
+
+// Waits (10 s at most) for a producer thread to store the result of its blocking send in `result` (with
+// release; status::empty until then), and returns it: status::empty if the send never returned.
+status wait_for_send_result(const std::atomic<status>& result) {
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  // Acquire: pairs with the producer's release, a test handshake.
+  while (result.load(std::memory_order_acquire) == status::empty &&
+         std::chrono::steady_clock::now() < give_up)
+    std::this_thread::yield();
+  return result.load(std::memory_order_acquire);  // acquire: as above
 }
 
 // Waits (up to 10 s) until receivers have parked `parks` times. A receiver counted has announced itself,
@@ -326,18 +339,11 @@ TEST_P(StreamContract, BlockedSendGoesOnOnceItsResumeRoomIsFree) {
     // Release: pairs with the acquires below; a test handshake.
     late_send.store(s.send(event::text_delta(0, "64")), std::memory_order_release);
   });
-  const auto give_up = std::chrono::steady_clock::now() + 10s;
-  while (s.counters().send_waits < 2 && std::chrono::steady_clock::now() < give_up) std::this_thread::yield();
-  ASSERT_EQ(s.counters().send_waits, 2u) << "the producer never waited for room";
-  std::this_thread::sleep_for(20ms);  // most likely parked by now; if not, the test passes without testing
-  ASSERT_EQ(s.try_receive(r), status::ok);  // the 8th free slot
-  const auto wake_by = std::chrono::steady_clock::now() + 10s;
-  while (late_send.load(std::memory_order_acquire) == status::empty &&  // acquire: pairs with the release
-         std::chrono::steady_clock::now() < wake_by) {
-    std::this_thread::yield();
+  if (wait_for_a_waiting_send(s, 2)) {  // the timed-out send_for, then the producer's
+    std::this_thread::sleep_for(20ms);  // most likely parked by now; if not, the test passes without testing
+    ASSERT_EQ(s.try_receive(r), status::ok);  // the 8th free slot
+    EXPECT_EQ(wait_for_send_result(late_send), status::ok) << "the waiting producer was not woken";
   }
-  // acquire: pairs with the producer's release (the thread may still run).
-  EXPECT_EQ(late_send.load(std::memory_order_acquire), status::ok) << "the waiting producer was not woken";
   s.close();  // releases a producer that was never woken (its send returns closed)
   producer.join();
   int next = 8;
@@ -896,20 +902,12 @@ TEST_P(StreamContract, DrainThatThrowsStillWakesABlockedProducer) {
     // Release: pairs with the acquires below; a test handshake.
     last_send.store(s.send(event::text_delta(0, "last")), std::memory_order_release);
   });
-  const auto give_up = std::chrono::steady_clock::now() + 10s;
-  while (s.counters().send_waits == 0 && std::chrono::steady_clock::now() < give_up)
-    std::this_thread::yield();
-  ASSERT_GT(s.counters().send_waits, 0u) << "the producer never waited for room";
-  std::this_thread::sleep_for(20ms);  // most likely parked by now; if not, the test passes without testing
-  EXPECT_THROW(s.try_drain([](const event&, bool) { throw std::runtime_error("handler failed"); }, 8),
-               std::runtime_error);
-  const auto wake_by = std::chrono::steady_clock::now() + 10s;
-  while (last_send.load(std::memory_order_acquire) == status::empty &&  // acquire: pairs with the release
-         std::chrono::steady_clock::now() < wake_by) {
-    std::this_thread::yield();
+  if (wait_for_a_waiting_send(s)) {
+    std::this_thread::sleep_for(20ms);  // most likely parked by now; if not, the test passes without testing
+    EXPECT_THROW(s.try_drain([](const event&, bool) { throw std::runtime_error("handler failed"); }, 8),
+                 std::runtime_error);
+    EXPECT_EQ(wait_for_send_result(last_send), status::ok) << "the waiting producer was not woken";
   }
-  // acquire: pairs with the producer's release (the thread may still run).
-  EXPECT_EQ(last_send.load(std::memory_order_acquire), status::ok) << "the waiting producer was not woken";
   s.close();  // releases a producer that was never woken (its send returns closed)
   producer.join();
 }
@@ -1107,11 +1105,7 @@ TEST_P(StreamContract, BatchReceiveWakesABlockedProducer) {
     for (int i = 0; i < kEvents; ++i) ASSERT_EQ(s.send(event::text_delta(0, std::to_string(i))), status::ok);
   });
   // Receive only once the producer waits for room, so the batch receive is what must wake it.
-  const auto give_up = std::chrono::steady_clock::now() + 10s;
-  while (s.counters().send_waits == 0 && std::chrono::steady_clock::now() < give_up) {
-    std::this_thread::yield();
-  }
-  ASSERT_GT(s.counters().send_waits, 0u) << "the producer never filled the ring";
+  wait_for_a_waiting_send(s);
   received_batch batch(3);
   int next = 0;
   while (s.receive_batch(batch) == status::ok) {
