@@ -134,14 +134,14 @@ struct stream_options {
   slot_layout layout = slot_layout::packed;
   // SPSC streams under backpressure::block: once a send finds the ring full, sends go on only when this
   // many slots are free again (until then try_send and try_send_batch return full and send() waits).
-  // Rounded down to a power of two; 0, the default, is capacity / 16 (at least 1); more than the capacity
-  // is invalid (std::invalid_argument). 1 refills each slot as soon as it is freed, as a Go channel does:
-  // a producer faster than its consumer then works right behind it, in the lines the consumer just
-  // touched, and a full ring drains at a fraction of the consumer's own rate (65536 slots, a consumer with
-  // a little work per event: 27-32 M events/s at 1 against 51-67 M at the default, 4096; docs/design.md,
-  // "Resume room").
-  // A blocked send is woken once the room is there, not at every receive. No event is lost or reordered.
-  // Other streams ignore it (drop refuses only while the ring is full; MPMC rings refill at once).
+  // Rounded down to a power of two; 0, the default, is capacity / 16 (at least 1); more than the rounded
+  // capacity is invalid (std::invalid_argument), for every stream. 1 refills each slot as soon as it is
+  // freed, as a Go channel does: a producer faster than its consumer then works right behind it, in the
+  // lines the consumer just touched, and a full ring drains at a fraction of the consumer's own rate (65536
+  // slots, a consumer with a little work per event: 27-32 M events/s at 1 against 51-67 M at the default,
+  // 4096; docs/design.md, "Resume room"). A blocked send is woken once the room is there, not at every
+  // receive. No event is lost or reordered. Other streams ignore it (drop refuses only while the ring is
+  // full; MPMC rings refill at once).
   std::size_t resume_room = 0;
 };
 
