@@ -62,7 +62,7 @@ std::uint8_t resume_room_log2_for(const stream_options& options, std::size_t cap
   if (options.resume_room > capacity) {
     throw std::invalid_argument("rill::stream: resume_room above the capacity");
   }
-  if (!spsc_ring_for(options.kind, options.policy) || options.policy != backpressure::block) return 0;
+  if (options.kind != flavour::spsc || options.policy != backpressure::block) return 0;
   const std::size_t room = options.resume_room != 0 ? std::bit_floor(options.resume_room)
                                                     : std::max<std::size_t>(1, capacity / 16);
   return static_cast<std::uint8_t>(log2_of(room));
@@ -261,7 +261,7 @@ void* stream::allocate_channel() noexcept {
   if (spsc_ring) {
     const detail::slot_ring ring(slots, capacity, slot_spacing_log2_);
     ch = new (base + layout.channel_offset)
-        detail::spsc_channel(ring, arena, arena_bytes_, room_waiters, std::size_t{1} << resume_room_log2_);
+        detail::spsc_channel(ring, arena, arena_bytes_, room_waiters, resume_room());
   } else {
     // Lane 0 holds the arena and the lane count; each lane gets an equal share of slots and turns.
     auto* turns = reinterpret_cast<std::atomic<std::uint64_t>*>(base + layout.turns_offset);

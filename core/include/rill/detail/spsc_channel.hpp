@@ -99,13 +99,7 @@ class spsc_channel {
   // As above, also giving the slot's position (its sequence number) for publish(slot, position).
   event* try_reserve(std::uint64_t& position) noexcept {
     position = next_sequence();
-    event* const slot = producer_slot(position);
-    if (resuming()) [[unlikely]]
-      return resume_room_free(position) ? slot : nullptr;
-    if (is_free(slot)) [[likely]]
-      return slot;
-    note_full();
-    return nullptr;
+    return may_write(position) ? producer_slot(position) : nullptr;
   }
   // The parts of try_reserve, for a caller that tests room without a pointer (one branch fewer): the slot
   // for `position` (next_sequence()), and whether it is free (the consumer took the event a lap before).
@@ -158,13 +152,7 @@ class spsc_channel {
     const std::uint64_t tail = next_sequence();
     const slot_ring ring = ring_;  // in registers: each acquire below would force a reload
     limit = std::min(limit, ring.capacity());
-    if (limit == 0) return 0;
-    if (resuming()) [[unlikely]] {
-      if (!resume_room_free(tail)) return 0;
-    } else if (!is_free(ring.at(tail))) {
-      note_full();
-      return 0;
-    }
+    if (limit == 0 || !may_write(tail)) return 0;
     if (is_free(ring.at(tail + limit - 1))) return limit;
     std::size_t known_free = 1, known_not_free = limit;  // counts: slot tail + n - 1 seen free / not free
     while (known_not_free - known_free > 1) {
@@ -270,15 +258,20 @@ class spsc_channel {
 
   static_assert(std::atomic_ref<std::uint64_t>::is_always_lock_free);
 
-  // Producer: a send found slot next_sequence() taken. From now on poll the resume room's last slot.
-  void note_full() noexcept { resume_probe_now_ = resume_probe_; }
-  // Producer, resuming: whether the `resume_room` slots from `tail` on are free. The last one's mark says it
-  // for all of them, as in free_slots; its acquire ([S2]) orders the consumer's reads of every earlier slot
-  // before our writes. Ends the wait when they are.
-  bool resume_room_free(std::uint64_t tail) noexcept {
-    if (!is_free(ring_.at(tail + resume_probe_now_))) return false;
-    resume_probe_now_ = 0;
-    return true;
+  // Producer: whether the slot of `tail` (next_sequence()) may be written now. Not resuming: whether it is
+  // free; when it is not, from now on poll the resume room's last slot. Resuming: whether the `resume_room`
+  // slots from `tail` on are free; the last one's mark says it for all of them, as in free_slots, and its
+  // acquire ([S2]) orders the consumer's reads of every earlier slot before our writes. Ends the wait then.
+  bool may_write(std::uint64_t tail) noexcept {
+    if (resuming()) [[unlikely]] {
+      if (!is_free(ring_.at(tail + resume_probe_now_))) return false;
+      resume_probe_now_ = 0;
+      return true;
+    }
+    if (is_free(ring_.at(tail))) [[likely]]
+      return true;
+    resume_probe_now_ = resume_probe_;
+    return false;
   }
 
   // Producer line: written by the producer only (plus the immutable ring geometry it uses).
