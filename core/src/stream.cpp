@@ -160,6 +160,10 @@ void backoff(std::uint32_t attempt) noexcept {
   }
 }
 
+// The most events a batch send claims with one CAS on an MPMC tail: bounds its scan of the batch for events
+// that need no checks, so a batch that keeps meeting a full ring under drop is not scanned over and over.
+constexpr std::size_t kMaxRunClaim = 64;
+
 // drop_oldest gives up evicting after this many back-offs (64 pauses, then yields): the oldest slot may
 // be this very thread's own open claim (MPMC allows a send while a claim is open), which no wait frees.
 constexpr std::uint32_t kMaxEvictionBackoffs = 64 + 1024;
@@ -483,10 +487,16 @@ std::uint32_t rotation_of(const detail::mpmc_channel& ch) noexcept {
   return static_cast<std::uint32_t>(consumed >> kEventsPerRotationLog2);
 }
 
-bool stream::take_mpmc(detail::mpmc_channel& ch, event& out) noexcept {
+std::size_t stream::take_mpmc(detail::mpmc_channel& ch, event* out, std::size_t max) noexcept {
+  // A single receive gets its own copy of the loops below with max fixed at 1.
+  return max == 1 ? take_mpmc_up_to(ch, out, 1) : take_mpmc_up_to(ch, out, max);
+}
+
+[[gnu::always_inline]] inline std::size_t stream::take_mpmc_up_to(detail::mpmc_channel& ch, event* out,
+                                                                  std::size_t max) noexcept {
   const std::uint32_t lanes = ch.lanes();
   lane_affinity* me = nullptr;
-  std::uint32_t first = 0;
+  std::uint32_t first_lane = 0;
   if (lanes > 1) {
     me = &t_lane_affinity;
     if (!me->has_consumer_ordinal) {
@@ -495,32 +505,40 @@ bool stream::take_mpmc(detail::mpmc_channel& ch, event& out) noexcept {
       me->consumer_rotation = rotation_of(ch);
       me->takes_until_rotation = kTakesPerRotationCheck;
     }
-    first = me->consumer_ordinal + me->consumer_rotation;
+    first_lane = me->consumer_ordinal + me->consumer_rotation;
   }
-  for (std::uint32_t step = 0; step < lanes; ++step) {
-    detail::mpmc_channel& lane = ch.lane((first + step) & (lanes - 1));
-    std::uint64_t ticket;
-    while (const event* slot = lane.try_take(ticket)) {
-      out = *slot;
-      // A drop_oldest producer that finds the arena full asks whether a consumer holds its oldest record.
-      // Marked before the slot is freed, which narrows the moment in which a producer sees neither.
-      if (policy_ == backpressure::drop_oldest && out.text_is_in_arena()) [[unlikely]] {
-        if (const char* text = out.text_block().data(); text != nullptr) ch.arena().mark_delivered(text);
+  std::size_t n = 0;
+  for (std::uint32_t step = 0; step < lanes && n < max; ++step) {
+    detail::mpmc_channel& lane = ch.lane((first_lane + step) & (lanes - 1));
+    std::uint64_t first;
+    for (std::size_t run; n < max && (run = lane.try_take_run(first, max - n)) != 0;) {
+      for (std::uint64_t ticket = first; ticket != first + run; ++ticket) {
+        event& e = out[n];
+        e = *lane.slot_of(ticket);
+        // A drop_oldest producer that finds the arena full asks whether a consumer holds its oldest record.
+        // Marked before the slot is freed, which narrows the moment in which a producer sees neither.
+        if (policy_ == backpressure::drop_oldest && e.text_is_in_arena()) [[unlikely]] {
+          if (const char* text = e.text_block().data(); text != nullptr) ch.arena().mark_delivered(text);
+        }
+        lane.release_slot(ticket);
+        if (e.kind() == event_kind::none) [[unlikely]] {
+          counters_of(&ch)->voids_taken.fetch_add(1, std::memory_order_relaxed);  // a count; orders nothing
+          after_consume();  // a void slot (failed commit or abort) is skipped, but its room is real
+          continue;
+        }
+        ++n;
       }
-      lane.release_slot(ticket);
-      if (out.kind() == event_kind::none) [[unlikely]] {
-        counters_of(&ch)->voids_taken.fetch_add(1, std::memory_order_relaxed);  // a count; orders nothing
-        after_consume();  // a void slot (failed commit or abort) is skipped, but its room is real
-        continue;
-      }
-      if (me != nullptr && --me->takes_until_rotation == 0) {
-        me->consumer_rotation = rotation_of(ch);
-        me->takes_until_rotation = kTakesPerRotationCheck;
-      }
-      return true;
     }
   }
-  return false;
+  if (me != nullptr && n != 0) {
+    if (me->takes_until_rotation <= n) {
+      me->consumer_rotation = rotation_of(ch);
+      me->takes_until_rotation = kTakesPerRotationCheck;
+    } else {
+      me->takes_until_rotation -= static_cast<std::uint32_t>(n);
+    }
+  }
+  return n;
 }
 
 bool stream::producer_may_resume() const noexcept {
@@ -612,6 +630,39 @@ std::size_t stream::try_send_batch(std::span<const event> events, status* why) n
       // Under drop the rest of the batch is dropped, each one counted.
       for (; done < events.size(); ++done) note_dropped(ch);
     }
+  } else if (policy_ != backpressure::drop_oldest) {
+    // MPMC under block or drop: a run of events that need no checks beyond their kind and no arena goes in
+    // with one claim on the tail (try_claim_run); any other event, and one that meets a full ring, takes
+    // try_send_once's path, exactly as a single send would.
+    auto& c = *static_cast<detail::mpmc_channel*>(ch);
+    detail::mpmc_channel& lane = producer_lane(c);
+    bool dropped = false;
+    while (done < events.size()) {
+      std::size_t plain = 0;
+      const std::size_t scan = std::min(events.size() - done, kMaxRunClaim);
+      while (plain < scan && events[done + plain].validates_trivially()) ++plain;
+      std::uint64_t first;
+      if (const std::size_t run = plain == 0 ? 0 : lane.try_claim_run(first, plain); run != 0) {
+        for (std::size_t i = 0; i < run; ++i) {
+          event* const slot = lane.slot_of(first + i);
+          *slot = events[done + i];
+          stamp(*slot, now);
+          lane.publish(slot, first + i);
+        }
+        done += run;
+        consumers_.notify_after_publish();
+        continue;
+      }
+      s = try_send_once(events[done], now);
+      if (s == status::full && policy_ == backpressure::drop) {  // dropped, counted by try_send_once
+        dropped = true;
+        ++done;
+        continue;
+      }
+      if (s != status::ok) break;
+      ++done;
+    }
+    if (s == status::ok && dropped) s = status::full;  // as on the SPSC ring
   } else {
     bool dropped = false;
     for (; done < events.size(); ++done) {

@@ -362,6 +362,10 @@ TEST(StreamStress, MpmcFourBatchingProducersTwoConsumersBlock) {
   run_mpmc(backpressure::block, scaled(1'000'000, 5'000), 1, consumer_kind::one_at_a_time,
            producer_kind::batches);
 }
+// One ring: the producers' run claims contend on one tail, the consumers' run takes on one head.
+TEST(StreamStress, MpmcFourBatchingProducersTwoBatchConsumersBlock) {
+  run_mpmc(backpressure::block, scaled(1'000'000, 5'000), 1, consumer_kind::batches, producer_kind::batches);
+}
 TEST(StreamStress, MpmcFourLanesFourBatchingProducersTwoBatchConsumersBlock) {
   run_mpmc(backpressure::block, scaled(1'000'000, 5'000), 4, consumer_kind::batches, producer_kind::batches);
 }

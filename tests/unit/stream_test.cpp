@@ -1213,6 +1213,29 @@ TEST_P(StreamContract, RefusedEventInABatchLeavesNothingVisibleBehindIt) {
   EXPECT_EQ(r->seq(), 13u);
 }
 
+TEST_P(StreamContract, BatchReceiveSkipsAbortedAndFailedClaimsBetweenEvents) {
+  stream s(options(8, 2048));
+  rill::send_claim claim;
+  ASSERT_EQ(s.try_send(event::text_delta(0, "a")), status::ok);
+  ASSERT_EQ(s.try_claim(claim), status::ok);
+  s.abort(claim);
+  ASSERT_EQ(s.try_send(event::text_delta(1, "b")), status::ok);
+  ASSERT_EQ(s.try_claim(claim, 100), status::ok);
+  ::new (&claim.slot()) event();  // kind none: invalid
+  EXPECT_EQ(s.commit(claim), status::invalid);
+  ASSERT_EQ(s.try_send(event::text_delta(2, "c")), status::ok);
+  received_batch batch(8);
+  ASSERT_EQ(s.try_receive_batch(batch), status::ok);
+  ASSERT_EQ(batch.size(), 3u);
+  EXPECT_EQ(batch[0].text(), "a");
+  EXPECT_EQ(batch[1].text(), "b");
+  EXPECT_EQ(batch[2].text(), "c");
+  batch.reset();
+  EXPECT_EQ(s.try_receive_batch(batch), status::empty);
+  EXPECT_EQ(s.approx_arena_used(), 0u);
+  expect_quiescent_invariant(s);
+}
+
 TEST_P(StreamContract, FailedCommitAndAbortDeliverNothing) {
   stream s(options(8, 2048));
   rill::send_claim claim;

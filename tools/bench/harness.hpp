@@ -233,7 +233,7 @@ struct scenario_entry {
 };
 std::vector<scenario_entry> spsc_scenarios();    // spsc_throughput, spsc_batch_throughput, ping_pong_rtt,
                                                  // blocking_handoff
-std::vector<scenario_entry> mpmc_scenarios();    // mpmc_throughput
+std::vector<scenario_entry> mpmc_scenarios();    // mpmc_throughput, mpmc_batch_throughput
 std::vector<scenario_entry> replay_scenarios();  // memory_buffered_event, llm_replay
 std::vector<scenario_entry> manager_scenarios(); // manager_lookup, create_close, memory_idle_stream
 std::vector<child_measurement> manager_child_measurements();  // what memory_idle_stream runs in a child

@@ -331,6 +331,12 @@ target_tally print_targets(const std::vector<impl_summary>& all) {
       check((std::string("mpmc_throughput 2p") + consumers + "c vs moodycamel_cq").c_str(),
             find(all, "mpmc_throughput", rill, p), find(all, "mpmc_throughput", "moodycamel_cq", p), 1.0);
     }
+    for (const char* consumers : {"1", "2"}) {
+      const param_list p = {{"producers", "2"}, {"consumers", consumers}};
+      inform((std::string("mpmc_batch_throughput 2p") + consumers + "c vs moodycamel_cq bulk").c_str(),
+             find(all, "mpmc_batch_throughput", rill, p),
+             find(all, "mpmc_batch_throughput", "moodycamel_cq", p));
+    }
   }
   for (const char* streams : {"1000000", "1000"}) {
     const param_list p = {{"streams", streams}, {"churn", "true"}};

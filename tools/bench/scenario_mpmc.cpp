@@ -1,9 +1,11 @@
 // Several producers and consumers on one queue: mpmc_throughput.
-#include <boost/lockfree/queue.hpp>
 #include <concurrentqueue/concurrentqueue.h>
 
+#include <array>
+#include <boost/lockfree/queue.hpp>
 #include <cstring>
 #include <memory>
+#include <span>
 #include <string>
 #include <thread>
 
@@ -15,6 +17,7 @@ namespace rill_bench {
 namespace {
 
 constexpr std::size_t kCapacity = 65536;
+constexpr std::size_t kMaxRun = 64;  // mpmc_batch_throughput's events per call
 
 // Per-producer FIFO check: each consumer must see any one producer's sequence numbers strictly increasing.
 struct order_tracker {
@@ -52,8 +55,18 @@ struct rill_mpmc_queue {
       message.set_timestamp(rill::clock_kind::none, seq);
       return q.stream.try_send(message) == rill::status::ok;
     }
+    // mpmc_batch_throughput: `count` events numbered seq, seq + 1, ... in one try_send_batch; how many went
+    // in.
+    std::size_t try_push_run(std::uint64_t id, std::uint64_t seq, std::size_t count) noexcept {
+      if (run[0].kind() == rill::event_kind::none) [[unlikely]] {  // the first push builds them
+        for (rill::event& e : run) e = rill::event::user(static_cast<std::uint16_t>(id), {});
+      }
+      for (std::size_t i = 0; i < count; ++i) run[i].set_timestamp(rill::clock_kind::none, seq + i);
+      return q.stream.try_send_batch(std::span<const rill::event>(run.data(), count));
+    }
     rill_mpmc_queue& q;
     rill::event message;  // default-constructed (kind none) until the first push
+    std::array<rill::event, kMaxRun> run;
   };
   struct consumer {
     explicit consumer(rill_mpmc_queue& queue_ref) : q(queue_ref) {}
@@ -63,8 +76,17 @@ struct rill_mpmc_queue {
       seq = slot->timestamp();
       return true;
     }
+    // mpmc_batch_throughput: up to kMaxRun events copied out by one try_receive_batch, each passed to
+    // take(id, seq); how many.
+    template <class Take>
+    std::size_t try_pop_run(Take&& take) noexcept {
+      if (q.stream.try_receive_batch(batch) != rill::status::ok) return 0;
+      for (const rill::event& e : batch) take(e.user_code(), e.timestamp());
+      return batch.size();
+    }
     rill_mpmc_queue& q;
     alignas(rill::detail::kFalseSharingRange) rill::received slot;  // consumer-written: off the producer's lines
+    rill::received_batch batch{kMaxRun};
   };
   void finish() noexcept {}
   rill::stream stream;
@@ -80,8 +102,17 @@ struct moodycamel_cq_queue {
       item.seq = seq;
       return q.queue.try_enqueue(token, item);
     }
+    // Bulk enqueue with the token: all `count` or none (moodycamel's bulk calls do not split).
+    std::size_t try_push_run(std::uint64_t id, std::uint64_t seq, std::size_t count) noexcept {
+      for (std::size_t i = 0; i < count; ++i) {
+        run[i].producer = id;
+        run[i].seq = seq + i;
+      }
+      return q.queue.try_enqueue_bulk(token, run.begin(), count) ? count : 0;
+    }
     moodycamel_cq_queue& q;
     moodycamel::ProducerToken token;
+    std::array<bench_item, kMaxRun> run;
   };
   struct consumer {
     explicit consumer(moodycamel_cq_queue& queue_ref) : q(queue_ref), token(queue_ref.queue) {}
@@ -94,9 +125,18 @@ struct moodycamel_cq_queue {
       seq = slot.seq;
       return true;
     }
+    // Bulk dequeue with the token, then without it when the token's sub-queue looked empty (as try_pop).
+    template <class Take>
+    std::size_t try_pop_run(Take&& take) noexcept {
+      std::size_t n = q.queue.try_dequeue_bulk(token, run.begin(), kMaxRun);
+      if (n == 0) n = q.queue.try_dequeue_bulk(run.begin(), kMaxRun);
+      for (std::size_t i = 0; i < n; ++i) take(run[i].producer, run[i].seq);
+      return n;
+    }
     moodycamel_cq_queue& q;
     moodycamel::ConsumerToken token;
     alignas(rill::detail::kFalseSharingRange) bench_item slot;  // consumer-written: off the producer's lines
+    std::array<bench_item, kMaxRun> run;
   };
   void finish() noexcept {}
   moodycamel::ConcurrentQueue<bench_item> queue{kCapacity};
@@ -156,8 +196,10 @@ struct mutex_deque_mpmc_queue {
   mutex_deque<bench_item> queue{kCapacity};
 };
 
-template <class Queue, class... Args>
-std::function<run_result(const run_config&)> mpmc_case(std::size_t producers, std::size_t consumers, Args... args) {
+// Batched: mpmc_batch_throughput, kMaxRun events per call (try_push_run / try_pop_run); else one per call.
+template <class Queue, bool Batched = false, class... Args>
+std::function<run_result(const run_config&)> mpmc_case(std::size_t producers, std::size_t consumers,
+                                                       Args... args) {
   return [=](const run_config& cfg) {
     auto q = std::make_unique<Queue>(args...);
     std::vector<std::uint64_t> sent(producers, 0);
@@ -185,6 +227,19 @@ std::function<run_result(const run_config&)> mpmc_case(std::size_t producers, st
         bool stopped = false;
         // relaxed: a time-out flag, orders nothing.
         while (!stopped && !stop.load(std::memory_order_relaxed)) {
+          if constexpr (Batched) {
+            std::size_t pushed;
+            while ((pushed = handle.try_push_run(p, seq, kMaxRun)) == 0) {
+              if (stop.load(std::memory_order_relaxed)) {  // relaxed: a time-out flag, orders nothing
+                stopped = true;
+                break;
+              }
+              wait.pause();
+            }
+            seq += pushed;
+            wait.reset();
+            continue;
+          }
           for (int k = 0; k < 64; ++k, ++seq) {
             while (!handle.try_push(p, seq)) {
               if (stop.load(std::memory_order_relaxed)) {  // relaxed: a time-out flag, orders nothing
@@ -220,15 +275,24 @@ std::function<run_result(const run_config&)> mpmc_case(std::size_t producers, st
           received[c] += n;
           n = 0;
         };
+        auto accept = [&](std::uint64_t id, std::uint64_t seq) {
+          if (Queue::kChecksOrder ? !order.accept(id, seq) : id >= producers) [[unlikely]] {
+            failure.fail("producer " + std::to_string(id) + " element " + std::to_string(seq) +
+                         " arrived out of order");
+          }
+          sum += seq * 31 + id;
+          if ((++n & 1023) == 0) flush();
+        };
         while (true) {
-          std::uint64_t id = 0, seq = 0;
-          if (handle.try_pop(id, seq)) {
-            if (Queue::kChecksOrder ? !order.accept(id, seq) : id >= producers) [[unlikely]] {
-              failure.fail("producer " + std::to_string(id) + " element " + std::to_string(seq) +
-                           " arrived out of order");
-            }
-            sum += seq * 31 + id;
-            if ((++n & 1023) == 0) flush();
+          bool took;
+          if constexpr (Batched) {
+            took = handle.try_pop_run(accept) != 0;
+          } else {
+            std::uint64_t id = 0, seq = 0;
+            took = handle.try_pop(id, seq);
+            if (took) accept(id, seq);
+          }
+          if (took) {
             wait.reset();
           } else {
             flush();
@@ -302,6 +366,33 @@ std::vector<scenario_entry> mpmc_scenarios() {
                    }
                    return cases;
                  }});
+  out.push_back(
+      {"mpmc_batch_throughput", [](const run_config&) {
+         std::vector<scenario_case> cases;
+         for (const auto& [producers, consumers] : {std::pair<std::size_t, std::size_t>{2, 1}, {2, 2}}) {
+           scenario_case sc{"mpmc_batch_throughput",
+                            {{"producers", std::to_string(producers)},
+                             {"consumers", std::to_string(consumers)},
+                             {"batch", std::to_string(kMaxRun)}},
+                            metric::throughput,
+                            {},
+                            ""};
+           const auto lanes = static_cast<std::uint32_t>(producers);
+           sc.impls = {
+               {"rill_mpmc", {}, mpmc_case<rill_mpmc_queue, true>(producers, consumers, std::uint32_t{1})},
+               {"moodycamel_cq", {}, mpmc_case<moodycamel_cq_queue, true>(producers, consumers)},
+               {"rill_mpmc",
+                {{"lanes", std::to_string(lanes)}},
+                mpmc_case<rill_mpmc_queue, true>(producers, consumers, lanes)},
+           };
+           sc.note =
+               "64 per call: rill try_send_batch + try_receive_batch (one tail or head claim per run "
+               "of tickets), moodycamel try_enqueue_bulk + try_dequeue_bulk with tokens (all or "
+               "nothing per enqueue); threads and checks as mpmc_throughput; events/s";
+           cases.push_back(std::move(sc));
+         }
+         return cases;
+       }});
   return out;
 }
 

@@ -315,7 +315,9 @@ class alignas(detail::kCacheLine) stream {
   // how many were handled: sent, or dropped by policy; `*why` gets the status that stopped it (ok when all
   // went). Under drop the whole batch counts as handled and `*why` is full when any event was dropped
   // (SPSC drops the rest of the batch from the first that found no room; MPMC tries each event). One
-  // clock read per call.
+  // clock read per call. MPMC (block and drop): consecutive events that need no validation beyond their
+  // kind and carry inline text are claimed as runs of tickets, one CAS for up to 64 (fewer when the ring
+  // has less room), and each run's events are consecutive in the ring's ticket order.
   [[nodiscard]] std::size_t try_send_batch(std::span<const event> events, status* why = nullptr) noexcept;
   // Sends all events, waiting for room per policy. ok, closed, too_large or invalid (the events before the
   // failing one were sent; `*sent` says how many); full as send() returns it.
@@ -356,7 +358,8 @@ class alignas(detail::kCacheLine) stream {
   // frees their slots before returning, so producers can refill them while the caller works on the copies
   // (try_drain holds them until its handler returns). Never blocks. ok (out holds at least one event),
   // empty, closed once the stream is closed and drained, or invalid for a moved-from batch (capacity 0);
-  // out is empty unless ok.
+  // out is empty unless ok. MPMC: takes runs of published tickets, one CAS each, from this consumer's lane
+  // first, then from the others.
   status try_receive_batch(received_batch& out) noexcept;
   // Waits for at least one event, then as try_receive_batch. ok, closed or invalid.
   status receive_batch(received_batch& out) noexcept { return receive_batch_until(out, time_point::max()); }
@@ -490,9 +493,11 @@ class alignas(detail::kCacheLine) stream {
   // `tag` is the text's arena tag while it is not yet published.
   char* claim_text_evicting(detail::mpmc_channel& ch, detail::mpmc_channel& lane, std::size_t size,
                             std::uint32_t tag) noexcept;
-  // Takes the next event (void slots skipped) from this thread's lane, else from the others; copies it
-  // into `out` and frees its slot. False when every lane looked empty.
-  bool take_mpmc(detail::mpmc_channel& ch, event& out) noexcept;
+  // Takes up to `max` (at least 1) events, void slots skipped, from this thread's lane, then from the
+  // others, each run of published tickets with one claim; copies them to `out[0..)` and frees their slots.
+  // Returns how many (0: every lane looked empty).
+  std::size_t take_mpmc(detail::mpmc_channel& ch, event* out, std::size_t max) noexcept;
+  std::size_t take_mpmc_up_to(detail::mpmc_channel& ch, event* out, std::size_t max) noexcept;
   void destroy_channel(void* ch) noexcept;
   status try_receive_once(received& out) noexcept;
   status try_receive_batch_once(received_batch& out) noexcept;
@@ -656,7 +661,7 @@ inline status stream::try_receive_once(received& out) noexcept {
     if (!detail::spsc_channel::is_published(slot, position)) return status::empty;
     out.event_ = *slot;
     c.pop_one(slot, position);
-  } else if (!take_mpmc(*static_cast<detail::mpmc_channel*>(ch), out.event_)) {
+  } else if (take_mpmc(*static_cast<detail::mpmc_channel*>(ch), &out.event_, 1) == 0) {
     return status::empty;
   }
   if (out.event_.text_is_in_arena()) out.owner_ = this;
@@ -695,7 +700,7 @@ inline status stream::try_receive_batch_once(received_batch& out) noexcept {
     }
   } else {
     auto& c = *static_cast<detail::mpmc_channel*>(ch);
-    while (n < out.capacity_ && take_mpmc(c, to[n])) ++n;
+    n = take_mpmc(c, to, out.capacity_);
     if (n == 0) return status::empty;
   }
   out.size_ = n;
@@ -776,7 +781,7 @@ std::size_t stream::try_drain_mpmc(detail::mpmc_channel& c, Handler& handler, st
   };
   while (handled < max_events) {
     event next;
-    const bool more = handled + (have_pending ? 1 : 0) < max_events && take_mpmc(c, next);
+    const bool more = handled + (have_pending ? 1 : 0) < max_events && take_mpmc(c, &next, 1) != 0;
     taken += more ? 1 : 0;
     if (have_pending) {
       struct drop_ahead {

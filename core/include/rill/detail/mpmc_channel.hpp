@@ -5,7 +5,9 @@
 // on the tail) waits for nothing, it owns slot t % capacity once turn == t, writes the event, and sets
 // turn = t + 1; the consumer that wins ticket t at the head (CAS) reads it once turn == t + 1 and sets
 // turn = t + capacity, handing the slot to the producer of ticket t + capacity. Tickets are claimed in
-// order, so each producer's events keep their order for every consumer.
+// order, so each producer's events keep their order for every consumer. Batches claim a run of consecutive
+// tickets with one CAS, after checking each run slot's turn (try_claim_run, try_take_run): a thread then
+// contends for the tail or head once per run, not once per event.
 //
 // Progress: lock-free claims (a failed CAS means another thread claimed). A consumer at ticket t sees the
 // ring as empty until the producer of t publishes, even if later tickets are published: a producer
@@ -49,19 +51,33 @@ class mpmc_channel {
 
   // Claims the next ticket and returns its slot, or nullptr when the ring is full.
   event* try_claim(std::uint64_t& ticket) noexcept {
-    std::uint64_t tail = tail_.load(std::memory_order_relaxed);  // [M0] a guess; the turn check decides
+    return try_claim_run(ticket, 1) != 0 ? slot_of(ticket) : nullptr;
+  }
+  // Claims up to `max` (at least 1) consecutive tickets whose slots are free with one CAS on the tail, so
+  // producers of a batch contend once per run rather than once per event. Returns how many (0: full at the
+  // tail), the first in `first_ticket`; each is then filled and published (publish) like a single claim,
+  // in ticket order, since consumers stop at the first unpublished ticket.
+  std::size_t try_claim_run(std::uint64_t& first_ticket, std::size_t max) noexcept {
+    std::uint64_t tail = tail_.load(std::memory_order_relaxed);  // [M0] a guess; the turn checks decide
     while (true) {
-      // [M1] acquire: pairs with [M4]; the consumer that freed this slot finished reading it.
-      const std::uint64_t turn = turns_[turn_index(tail)].load(std::memory_order_acquire);
-      const auto diff = static_cast<std::int64_t>(turn - tail);
-      if (diff == 0) {
-        // [M0'] relaxed CAS: the slot's ownership is already acquired through its turn ([M1]).
-        if (tail_.compare_exchange_weak(tail, tail + 1, std::memory_order_relaxed, std::memory_order_relaxed)) {
-          ticket = tail;
-          return &slots_[tail & mask_];
+      std::size_t n = 0;
+      std::int64_t diff = 0;
+      for (; n < max; ++n) {
+        // [M1] acquire: pairs with [M4]; the consumer that freed this slot finished reading it. A turn
+        // equal to its ticket stays so until that ticket is claimed: the CAS below fails if any was.
+        const std::uint64_t turn = turns_[turn_index(tail + n)].load(std::memory_order_acquire);
+        diff = static_cast<std::int64_t>(turn - (tail + n));
+        if (diff != 0) break;
+      }
+      if (n != 0) {
+        // [M0'] relaxed CAS: the slots' ownership is already acquired through their turns ([M1]).
+        if (tail_.compare_exchange_weak(tail, tail + n, std::memory_order_relaxed,
+                                        std::memory_order_relaxed)) {
+          first_ticket = tail;
+          return n;
         }
       } else if (diff < 0) {
-        return nullptr;  // the slot still holds the event of ticket tail - capacity: full
+        return 0;  // the slot still holds the event of ticket tail - capacity: full
       } else {
         tail = tail_.load(std::memory_order_relaxed);  // [M0] again: another producer took this ticket
       }
@@ -78,24 +94,39 @@ class mpmc_channel {
 
   // Claims the oldest published event; returns its slot (owned until release_slot) or nullptr when none.
   event* try_take(std::uint64_t& ticket) noexcept {
-    std::uint64_t head = head_.load(std::memory_order_relaxed);  // [M5] a guess; the turn check decides
+    return try_take_run(ticket, 1) != 0 ? slot_of(ticket) : nullptr;
+  }
+  // Claims up to `max` (at least 1) consecutive published events, oldest first, with one CAS on the head;
+  // returns how many (0: none published at the head), the first in `first_ticket`. Each slot is owned until
+  // its release_slot.
+  std::size_t try_take_run(std::uint64_t& first_ticket, std::size_t max) noexcept {
+    std::uint64_t head = head_.load(std::memory_order_relaxed);  // [M5] a guess; the turn checks decide
     while (true) {
-      // [M3] acquire: pairs with [M2]; the slot's bytes are visible.
-      const std::uint64_t turn = turns_[turn_index(head)].load(std::memory_order_acquire);
-      const auto diff = static_cast<std::int64_t>(turn - (head + 1));
-      if (diff == 0) {
-        // [M5'] relaxed CAS: ownership comes from the turn ([M3]).
-        if (head_.compare_exchange_weak(head, head + 1, std::memory_order_relaxed, std::memory_order_relaxed)) {
-          ticket = head;
-          return &slots_[head & mask_];
+      std::size_t n = 0;
+      std::int64_t diff = 0;
+      for (; n < max; ++n) {
+        // [M3] acquire: pairs with [M2]; the slot's bytes are visible. A published turn stays so until
+        // its ticket is taken: the CAS below fails if any was.
+        const std::uint64_t turn = turns_[turn_index(head + n)].load(std::memory_order_acquire);
+        diff = static_cast<std::int64_t>(turn - (head + n + 1));
+        if (diff != 0) break;
+      }
+      if (n != 0) {
+        // [M5'] relaxed CAS: ownership comes from the turns ([M3]).
+        if (head_.compare_exchange_weak(head, head + n, std::memory_order_relaxed,
+                                        std::memory_order_relaxed)) {
+          first_ticket = head;
+          return n;
         }
       } else if (diff < 0) {
-        return nullptr;  // the producer of this ticket has not published yet: empty from here
+        return 0;  // the producer of this ticket has not published yet: empty from here
       } else {
         head = head_.load(std::memory_order_relaxed);  // [M5] again: another consumer took it
       }
     }
   }
+  // The slot of a claimed or taken ticket.
+  event* slot_of(std::uint64_t ticket) noexcept { return &slots_[ticket & mask_]; }
   // Hands the slot of `ticket` to the producer of ticket + capacity.
   void release_slot(std::uint64_t ticket) noexcept {
     // [M4] release: our reads of the slot happen before its next producer writes it; pairs with [M1].
