@@ -3,6 +3,8 @@
 // where RILL_SANITIZER_BUILD is not defined (relacy.hpp replaces the global operator new and delete).
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <cstdint>
 #include <ostream>
 #include <streambuf>
@@ -72,6 +74,24 @@ model_result check_model(rl::scheduler_type_e search = rl::sched_full, rl::itera
   r.iterations = params.stop_iteration;
   r.log = log.text();
   return r;
+}
+
+// Passing models explore more than one execution, or the model did not branch. `iterations`: for a random
+// search.
+template <class Suite>
+void expect_holds(rl::scheduler_type_e search = rl::sched_full, rl::iteration_t iterations = 1000) {
+  const model_result r = check_model<Suite>(search, iterations);
+  EXPECT_EQ(r.result, rl::test_result_success) << r.log;
+  EXPECT_GT(r.iterations, 1u) << r.log;
+}
+
+// `where`: Relacy's report of the failure, "<what> ..., in <function>", in the execution history it prints.
+template <class Suite>
+void expect_violation(rl::test_result_e result, const std::string& where,
+                      rl::scheduler_type_e search = rl::sched_full, rl::iteration_t iterations = 1000) {
+  const model_result r = check_model<Suite>(search, iterations);
+  EXPECT_EQ(r.result, result) << r.log;
+  EXPECT_NE(r.log.find(where), std::string::npos) << r.log;
 }
 
 }  // namespace rill::test

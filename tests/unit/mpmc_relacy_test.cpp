@@ -36,14 +36,13 @@ TEST(MpmcRelacy, SkippedUnderSanitizers) {
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <string>
 
 #include "relacy_model.hpp"
 
 namespace {
 
-using rill::test::check_model;
-using rill::test::model_result;
+using rill::test::expect_holds;
+using rill::test::expect_violation;
 
 enum class run_kind { code, first_turn_vouches, relaxed_turns };
 
@@ -252,21 +251,6 @@ struct ring : rl::test_suite<ring<Kind, Shape>, 2 + Shape::kConsumers> {
     RL_ASSERT(t == total_sent);
   }
 };
-
-template <class Suite>
-void expect_holds(rl::scheduler_type_e search = rl::sched_full, rl::iteration_t iterations = 1000) {
-  const model_result r = check_model<Suite>(search, iterations);
-  EXPECT_EQ(r.result, rl::test_result_success) << r.log;
-  EXPECT_GT(r.iterations, 1u) << r.log;
-}
-
-template <class Suite>
-void expect_violation(rl::test_result_e result, const std::string& where,
-                      rl::scheduler_type_e search = rl::sched_full, rl::iteration_t iterations = 1000) {
-  const model_result r = check_model<Suite>(search, iterations);
-  EXPECT_EQ(r.result, result) << r.log;
-  EXPECT_NE(r.log.find(where), std::string::npos) << r.log;
-}
 
 TEST(MpmcRelacy, RunClaimsOfTwoProducersReachOneConsumerOnceAndInOrderUnderRandomSearch) {
   expect_holds<ring<run_kind::code, two_producers_one_consumer> >(rl::sched_random, 300000);

@@ -68,14 +68,13 @@ TEST(SpscRelacy, SkippedUnderSanitizers) {
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <string>
 
 #include "relacy_model.hpp"
 
 namespace {
 
-using rill::test::check_model;
-using rill::test::model_result;
+using rill::test::expect_holds;
+using rill::test::expect_violation;
 
 constexpr std::uint64_t kFree = ~std::uint64_t{0};  // spsc_channel::kFree
 
@@ -334,24 +333,6 @@ struct ring : rl::test_suite<ring<Kind, Shape>, 2> {
     }
   }
 };
-
-// Passing models explore more than one execution, or the model did not branch. `iterations`: for a random
-// search.
-template <class Suite>
-void expect_holds(rl::scheduler_type_e search = rl::sched_full, rl::iteration_t iterations = 1000) {
-  const model_result r = check_model<Suite>(search, iterations);
-  EXPECT_EQ(r.result, rl::test_result_success) << r.log;
-  EXPECT_GT(r.iterations, 1u) << r.log;
-}
-
-// `where`: Relacy's report of the failure, "<what> ..., in <function>", in the execution history it prints.
-template <class Suite>
-void expect_violation(rl::test_result_e result, const std::string& where,
-                      rl::scheduler_type_e search = rl::sched_full, rl::iteration_t iterations = 1000) {
-  const model_result r = check_model<Suite>(search, iterations);
-  EXPECT_EQ(r.result, result) << r.log;
-  EXPECT_NE(r.log.find(where), std::string::npos) << r.log;
-}
 
 TEST(SpscRelacy, MixedSendsAndReceivesDeliverEveryEventOnceInOrder) {
   expect_holds<ring<ring_kind::code, mixed> >();
