@@ -29,8 +29,8 @@
 // Not guaranteed
 //   - Fairness between blocked producers or consumers; approx_size() and counters are snapshots while
 //     threads run.
-//   - MPMC: a producer preempted between claiming a slot and publishing it holds back consumers (they see
-//     its lane as empty past that slot) until it runs again.
+//   - MPMC: a producer preempted between claiming a slot (or a batch's run of slots) and publishing it holds
+//     back consumers (they see its lane as empty past that slot) until it runs again.
 //   - MPMC with lanes: any order across producers; a producer's room is its lane's share of the capacity.
 //   - SPSC under backpressure::block: that a send finds room as soon as one slot is free. After a send was
 //     refused for a full ring, sends wait until stream_options::resume_room slots are free (capacity / 16
