@@ -497,6 +497,7 @@ class alignas(detail::kCacheLine) stream {
   // others, each run of published tickets with one claim; copies them to `out[0..)` and frees their slots.
   // Returns how many (0: every lane looked empty).
   std::size_t take_mpmc(detail::mpmc_channel& ch, event* out, std::size_t max) noexcept;
+  // take_mpmc's body, inlined twice: with max fixed at 1 for single receives, and for any max.
   std::size_t take_mpmc_up_to(detail::mpmc_channel& ch, event* out, std::size_t max) noexcept;
   void destroy_channel(void* ch) noexcept;
   status try_receive_once(received& out) noexcept;

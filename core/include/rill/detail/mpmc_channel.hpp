@@ -58,30 +58,8 @@ class mpmc_channel {
   // tail), the first in `first_ticket`; each is then filled and published (publish) like a single claim,
   // in ticket order, since consumers stop at the first unpublished ticket.
   std::size_t try_claim_run(std::uint64_t& first_ticket, std::size_t max) noexcept {
-    std::uint64_t tail = tail_.load(std::memory_order_relaxed);  // [M0] a guess; the turn checks decide
-    while (true) {
-      std::size_t n = 0;
-      std::int64_t diff = 0;
-      for (; n < max; ++n) {
-        // [M1] acquire: pairs with [M4]; the consumer that freed this slot finished reading it. A turn
-        // equal to its ticket stays so until that ticket is claimed: the CAS below fails if any was.
-        const std::uint64_t turn = turns_[turn_index(tail + n)].load(std::memory_order_acquire);
-        diff = static_cast<std::int64_t>(turn - (tail + n));
-        if (diff != 0) break;
-      }
-      if (n != 0) {
-        // [M0'] relaxed CAS: the slots' ownership is already acquired through their turns ([M1]).
-        if (tail_.compare_exchange_weak(tail, tail + n, std::memory_order_relaxed,
-                                        std::memory_order_relaxed)) {
-          first_ticket = tail;
-          return n;
-        }
-      } else if (diff < 0) {
-        return 0;  // the slot still holds the event of ticket tail - capacity: full
-      } else {
-        tail = tail_.load(std::memory_order_relaxed);  // [M0] again: another producer took this ticket
-      }
-    }
+    // Free for ticket t: turn == t ([M0] [M1] [M0']).
+    return claim_run(tail_, 0, first_ticket, max);
   }
   // Publishes the slot of `ticket`, stamping its sequence number.
   void publish(event* slot, std::uint64_t ticket) noexcept {
@@ -100,30 +78,8 @@ class mpmc_channel {
   // returns how many (0: none published at the head), the first in `first_ticket`. Each slot is owned until
   // its release_slot.
   std::size_t try_take_run(std::uint64_t& first_ticket, std::size_t max) noexcept {
-    std::uint64_t head = head_.load(std::memory_order_relaxed);  // [M5] a guess; the turn checks decide
-    while (true) {
-      std::size_t n = 0;
-      std::int64_t diff = 0;
-      for (; n < max; ++n) {
-        // [M3] acquire: pairs with [M2]; the slot's bytes are visible. A published turn stays so until
-        // its ticket is taken: the CAS below fails if any was.
-        const std::uint64_t turn = turns_[turn_index(head + n)].load(std::memory_order_acquire);
-        diff = static_cast<std::int64_t>(turn - (head + n + 1));
-        if (diff != 0) break;
-      }
-      if (n != 0) {
-        // [M5'] relaxed CAS: ownership comes from the turns ([M3]).
-        if (head_.compare_exchange_weak(head, head + n, std::memory_order_relaxed,
-                                        std::memory_order_relaxed)) {
-          first_ticket = head;
-          return n;
-        }
-      } else if (diff < 0) {
-        return 0;  // the producer of this ticket has not published yet: empty from here
-      } else {
-        head = head_.load(std::memory_order_relaxed);  // [M5] again: another consumer took it
-      }
-    }
+    // Published for ticket t: turn == t + 1 ([M5] [M3] [M5']).
+    return claim_run(head_, 1, first_ticket, max);
   }
   // The slot of a claimed or taken ticket.
   event* slot_of(std::uint64_t ticket) noexcept { return &slots_[ticket & mask_]; }
@@ -148,6 +104,37 @@ class mpmc_channel {
   const mpmc_channel& lane(std::uint32_t i) const noexcept { return this[i]; }
 
  private:
+  // Both sides' claim: moves `index` (tail_ or head_) past up to `max` consecutive tickets t whose turns read
+  // t + `ready` (0: free for a producer, 1: published for a consumer); how many, the first in `first_ticket`.
+  // 0 when the ticket at `index` is not ready yet (full, or empty from here).
+  std::size_t claim_run(std::atomic<std::uint64_t>& index, std::uint64_t ready, std::uint64_t& first_ticket,
+                        std::size_t max) noexcept {
+    std::uint64_t at = index.load(std::memory_order_relaxed);  // [M0]/[M5] a guess; the turn checks decide
+    while (true) {
+      std::size_t n = 0;
+      std::int64_t diff = 0;
+      for (; n < max; ++n) {
+        // [M1]/[M3] acquire: pairs with [M4] (the consumer that freed the slot finished reading it) or [M2]
+        // (the producer's bytes are visible). A ready turn stays so until its ticket is claimed or taken,
+        // which only the CAS below does: it fails if any of these was.
+        const std::uint64_t turn = turns_[turn_index(at + n)].load(std::memory_order_acquire);
+        diff = static_cast<std::int64_t>(turn - (at + n + ready));
+        if (diff != 0) break;
+      }
+      if (n != 0) {
+        // [M0']/[M5'] relaxed CAS: ownership of the slots comes from their turns ([M1]/[M3]).
+        if (index.compare_exchange_weak(at, at + n, std::memory_order_relaxed, std::memory_order_relaxed)) {
+          first_ticket = at;
+          return n;
+        }
+      } else if (diff < 0) {
+        return 0;  // the turn is a lap behind (full) or not yet published (empty from here)
+      } else {
+        at = index.load(std::memory_order_relaxed);  // [M0]/[M5] again: another thread took this ticket
+      }
+    }
+  }
+
   // Turns are 8 bytes, 16 to a 128-byte pair of lines. Stored in ticket order, consecutive tickets (claimed
   // by different producers, taken by different consumers at the same moment) would share a line; instead
   // ticket i's turn lives at (i mod groups) * 16 + i / groups, with groups = capacity / 16, so consecutive
