@@ -1,5 +1,5 @@
 // Relacy models of rill's MPMC ring (detail/mpmc_channel.hpp): Vyukov's bounded queue with the run claims
-// batches use (try_claim_run, try_take_run), docs/memory_model.md "Streams" [M0]-[M5'].
+// batches use (try_claim_run, try_take_run: claim_run), docs/memory_model.md "Streams" [M0]-[M5'].
 //
 // A producer claims a run of consecutive tickets with one CAS on the tail after reading each run slot's
 // turn (acquire, [M1]) equal to its ticket; it writes each slot and publishes it by storing turn = ticket + 1
@@ -115,49 +115,54 @@ struct ring : rl::test_suite<ring<Kind, Shape>, 2 + Shape::kConsumers> {
     }
   }
 
-  // ---- producer ----
+  // ---- both sides ----
 
-  rl::memory_order turn_order() const {
-    return Kind == run_kind::relaxed_turns ? rl::mo_relaxed : rl::mo_acquire;
-  }
-
-  // try_claim_run(): 0 when the ring is full at the tail, or when the retries run out.
-  std::uint64_t try_claim_run(std::uint64_t& first, std::uint64_t max) {
-    std::uint64_t t = tail(RL_INFO).load(rl::mo_relaxed);  // [M0]
+  // mpmc_channel::claim_run(), both sides: moves `index` past up to `max` tickets whose turns read ticket +
+  // `ready` (0: free, the producers' tail; 1: published, the consumers' head). 0 when the ticket at `index`
+  // is not ready, or when the retries run out. The broken variants change only the producers' claim.
+  std::uint64_t claim_run(rl::atomic<std::uint64_t>& index, std::uint64_t ready, std::uint64_t& first,
+                          std::uint64_t max) {
+    const bool producer = ready == 0;
+    const rl::memory_order order =
+        producer && Kind == run_kind::relaxed_turns ? rl::mo_relaxed : rl::mo_acquire;
+    std::uint64_t at = index(RL_INFO).load(rl::mo_relaxed);  // [M0] / [M5]
     for (std::size_t attempt = 0; attempt <= Shape::kRetries; ++attempt) {
       std::uint64_t n = 0;
-      bool full = false;
+      bool not_ready = false;
       for (; n < max; ++n) {
-        const std::uint64_t turn = turns[(t + n) % kCapacity](RL_INFO).load(turn_order());  // [M1]
-        if (turn != t + n) {
-          full = turn < t + n;
+        const std::uint64_t turn = turns[(at + n) % kCapacity](RL_INFO).load(order);  // [M1] / [M3]
+        if (turn != at + n + ready) {
+          not_ready = turn < at + n + ready;
           break;
         }
-        if (Kind == run_kind::first_turn_vouches) {
+        if (producer && Kind == run_kind::first_turn_vouches) {
           n = max;
           break;
         }
       }
       if (n != 0) {
-        if (tail(RL_INFO).compare_exchange_weak(t, t + n, rl::mo_relaxed, rl::mo_relaxed)) {  // [M0']
-          first = t;
+        if (index(RL_INFO).compare_exchange_weak(at, at + n, rl::mo_relaxed,
+                                                 rl::mo_relaxed)) {  // [M0'], [M5']
+          first = at;
           return n;
         }
-      } else if (full) {
+      } else if (not_ready) {
         return 0;
       } else {
-        t = tail(RL_INFO).load(rl::mo_relaxed);  // [M0]
+        at = index(RL_INFO).load(rl::mo_relaxed);  // [M0] / [M5]
       }
     }
     return 0;
   }
+
+  // ---- producer ----
 
   void produce(unsigned p) {
     const std::uint64_t events = Shape::kSends[p];
     std::uint64_t done = 0;
     for (std::size_t refused = 0; done < events && refused <= Shape::kRetries;) {
       std::uint64_t first = 0;
-      const std::uint64_t run = try_claim_run(first, events - done);
+      const std::uint64_t run = claim_run(tail, 0, first, events - done);
       if (run == 0) {
         ++refused;
         continue;
@@ -175,38 +180,11 @@ struct ring : rl::test_suite<ring<Kind, Shape>, 2 + Shape::kConsumers> {
 
   // ---- consumer ----
 
-  // try_take_run(): 0 when nothing is published at the head, or when the retries run out.
-  std::uint64_t try_take_run(std::uint64_t& first, std::uint64_t max) {
-    std::uint64_t h = head(RL_INFO).load(rl::mo_relaxed);  // [M5]
-    for (std::size_t attempt = 0; attempt <= Shape::kRetries; ++attempt) {
-      std::uint64_t n = 0;
-      bool empty = false;
-      for (; n < max; ++n) {
-        const std::uint64_t turn = turns[(h + n) % kCapacity](RL_INFO).load(rl::mo_acquire);  // [M3]
-        if (turn != h + n + 1) {
-          empty = turn < h + n + 1;
-          break;
-        }
-      }
-      if (n != 0) {
-        if (head(RL_INFO).compare_exchange_weak(h, h + n, rl::mo_relaxed, rl::mo_relaxed)) {  // [M5']
-          first = h;
-          return n;
-        }
-      } else if (empty) {
-        return 0;
-      } else {
-        h = head(RL_INFO).load(rl::mo_relaxed);  // [M5]
-      }
-    }
-    return 0;
-  }
-
   void consume() {
     std::uint64_t next[kProducers] = {};  // this consumer's next expected index floor, per producer
     for (std::size_t refused = 0; refused <= Shape::kRetries;) {
       std::uint64_t first = 0;
-      const std::uint64_t run = try_take_run(first, Shape::kTakeRun);
+      const std::uint64_t run = claim_run(head, 1, first, Shape::kTakeRun);
       if (run == 0) {
         ++refused;
         continue;
